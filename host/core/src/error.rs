@@ -1,0 +1,216 @@
+//! The API error catalogue: stable machine codes, their HTTP status and title.
+//!
+//! Known Lerian codes (PIX-0000…0008, 0112, 0113, 0219, 0404, 0407) keep their published meaning;
+//! codes from PIX-0009 upward that Lerian does not publish are ours and stay stable once shipped.
+//! Business codes of the spec (e.g. `OPERATIONS_SUM_MISMATCH`) are plain strings.
+
+use serde::Serialize;
+
+/// Every error the API can answer with. `code()`, `status()` and `title()` are the wire contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Internal,
+    MissingHeader,
+    InvalidHeader,
+    MissingField,
+    InvalidField,
+    InvalidFieldType,
+    UnexpectedField,
+    MissingPathParameter,
+    InvalidPathParameter,
+    Unauthorized,
+    Forbidden,
+    RouteNotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RequestTimeout,
+    ServiceUnavailable,
+    RateLimited,
+    IdempotencyInFlight,
+    IdempotencyKeyReuse,
+    ResourceNotFound,
+    AccountNotFound,
+    EntryNotFound,
+    ClaimNotFound,
+    InvalidInfractionId,
+    InvalidTransferQuery,
+    TransferNotFound,
+    InvalidPurpose,
+    OperationsSumMismatch,
+    DuplicateAccountAlias,
+    AccountAliasNotInOriginalTransaction,
+    OriginalTransactionNotFound,
+}
+
+impl ErrorCode {
+    /// Every variant, for documentation and exhaustive tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::Internal,
+        Self::MissingHeader,
+        Self::InvalidHeader,
+        Self::MissingField,
+        Self::InvalidField,
+        Self::InvalidFieldType,
+        Self::UnexpectedField,
+        Self::MissingPathParameter,
+        Self::InvalidPathParameter,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::RouteNotFound,
+        Self::MethodNotAllowed,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RequestTimeout,
+        Self::ServiceUnavailable,
+        Self::RateLimited,
+        Self::IdempotencyInFlight,
+        Self::IdempotencyKeyReuse,
+        Self::ResourceNotFound,
+        Self::AccountNotFound,
+        Self::EntryNotFound,
+        Self::ClaimNotFound,
+        Self::InvalidInfractionId,
+        Self::InvalidTransferQuery,
+        Self::TransferNotFound,
+        Self::InvalidPurpose,
+        Self::OperationsSumMismatch,
+        Self::DuplicateAccountAlias,
+        Self::AccountAliasNotInOriginalTransaction,
+        Self::OriginalTransactionNotFound,
+    ];
+
+    /// (code, HTTP status, title): one table so the three can never drift apart.
+    const fn spec(self) -> (&'static str, u16, &'static str) {
+        match self {
+            Self::Internal => ("PIX-0000", 500, "Internal Server Error"),
+            Self::MissingHeader => ("PIX-0001", 400, "Missing Headers in Request"),
+            Self::InvalidHeader => ("PIX-0002", 400, "Invalid Header Value"),
+            Self::MissingField => ("PIX-0003", 400, "Missing Fields in Request"),
+            Self::InvalidField => ("PIX-0004", 400, "Invalid Field Values in Request"),
+            Self::InvalidFieldType => ("PIX-0005", 400, "Invalid Field Type in Request"),
+            Self::UnexpectedField => ("PIX-0006", 400, "Unexpected Fields in Request"),
+            Self::MissingPathParameter => ("PIX-0007", 400, "Missing Path Parameters in Request"),
+            Self::InvalidPathParameter => ("PIX-0008", 400, "Invalid Path Parameter"),
+            Self::Unauthorized => ("PIX-0009", 401, "Unauthorized"),
+            Self::Forbidden => ("PIX-0010", 403, "Forbidden"),
+            Self::RouteNotFound => ("PIX-0011", 404, "Route Not Found"),
+            Self::MethodNotAllowed => ("PIX-0012", 405, "Method Not Allowed"),
+            Self::PayloadTooLarge => ("PIX-0013", 413, "Payload Too Large"),
+            Self::UnsupportedMediaType => ("PIX-0014", 415, "Unsupported Media Type"),
+            Self::RequestTimeout => ("PIX-0015", 503, "Request Timed Out"),
+            Self::ServiceUnavailable => ("PIX-0016", 503, "Service Unavailable"),
+            Self::RateLimited => ("PIX-0017", 429, "Too Many Requests"),
+            Self::IdempotencyInFlight => ("PIX-0018", 409, "Idempotent Request In Flight"),
+            Self::IdempotencyKeyReuse => ("IDEMPOTENCY_KEY_REUSE", 422, "Idempotency Key Reused"),
+            Self::ResourceNotFound => ("PIX-0019", 404, "Resource Not Found"),
+            Self::AccountNotFound => ("PIX-0020", 404, "Account Not Found"),
+            Self::EntryNotFound => ("PIX-0112", 404, "Entry Not Found"),
+            Self::ClaimNotFound => ("PIX-0113", 404, "Claim Not Found"),
+            Self::InvalidInfractionId => ("PIX-0219", 400, "Invalid Infraction Report Id"),
+            Self::InvalidTransferQuery => ("PIX-0404", 400, "Invalid Transfer Query"),
+            Self::TransferNotFound => ("PIX-0407", 404, "Transfer Not Found"),
+            Self::InvalidPurpose => ("PIX-0429", 400, "Unsupported Transfer Purpose"),
+            Self::OperationsSumMismatch => {
+                ("OPERATIONS_SUM_MISMATCH", 400, "Operations Sum Mismatch")
+            }
+            Self::DuplicateAccountAlias => {
+                ("DUPLICATE_ACCOUNT_ALIAS", 400, "Duplicate Account Alias")
+            }
+            Self::AccountAliasNotInOriginalTransaction => (
+                "ACCOUNT_ALIAS_NOT_IN_ORIGINAL_TRANSACTION",
+                422,
+                "Account Alias Not In Original Transaction",
+            ),
+            Self::OriginalTransactionNotFound => (
+                "ORIGINAL_TRANSACTION_NOT_FOUND",
+                422,
+                "Original Transaction Not Found",
+            ),
+        }
+    }
+
+    pub const fn code(self) -> &'static str {
+        self.spec().0
+    }
+
+    pub const fn status(self) -> u16 {
+        self.spec().1
+    }
+
+    pub const fn title(self) -> &'static str {
+        self.spec().2
+    }
+}
+
+/// An error meant for the API client: a catalogue code plus a human message.
+///
+/// The message must never contain internals (SQL, stack traces, secrets); 5xx messages are generic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.code())]
+pub struct PixError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl PixError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A generic 500: the cause is logged by the caller, never shown.
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            "an unexpected error occurred; it has been logged",
+        )
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code.code().to_owned(),
+            title: self.code.title().to_owned(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+/// The wire shape `{"code":"PIX-xxxx","title":"…","message":"…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub title: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_statuses_are_errors() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.code()), "duplicate code {}", code.code());
+            assert!((400..600).contains(&code.status()), "{code:?}");
+            assert!(!code.title().is_empty());
+        }
+    }
+
+    #[test]
+    fn published_lerian_codes_keep_their_meaning() {
+        assert_eq!(ErrorCode::Internal.code(), "PIX-0000");
+        assert_eq!(ErrorCode::InvalidFieldType.code(), "PIX-0005");
+        assert_eq!(
+            ErrorCode::InvalidTransferQuery.status(),
+            400,
+            "PIX-0404 is a validation error"
+        );
+        assert_eq!(ErrorCode::TransferNotFound.status(), 404);
+        assert_eq!(ErrorCode::IdempotencyKeyReuse.status(), 422);
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure Pix domain: money, identifiers, documents, Pix keys and the API error catalogue.
+//! No I/O, no async: everything here is deterministic and unit-testable.
+
+pub mod clock;
+pub mod document;
+pub mod error;
+pub mod ids;
+pub mod mask;
+pub mod money;
+pub mod pix_key;
+
+mod serde_str;

@@ -1,0 +1,171 @@
+//! Application state and the router: every route, its auth, and the middleware stack.
+
+use std::sync::Arc;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
+use axum::routing::get;
+use axum::{BoxError, Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use pix_core::clock::Clock;
+use pix_core::error::ErrorCode;
+use pix_store::Store;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::config::Config;
+use crate::error::{ApiError, ensure_json_errors, panic_response};
+use crate::{auth, idempotency, routes, telemetry};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: PrometheusHandle,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "pix-host", description = "Pix indirect participant through BTG, with Midaz and CRM, and WebAssembly policies."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "Health", description = "Liveness, readiness and metrics"),
+        (name = "Webhooks", description = "Where a tenant receives its events"),
+        (name = "Admin", description = "Operator endpoints (admin credential)"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("tenant_token", bearer());
+        components.add_security_scheme("admin_token", bearer());
+    }
+}
+
+/// Routes by who may call them; auth is layered on in [`router`].
+struct Areas {
+    public: OpenApiRouter<AppState>,
+    tenant: OpenApiRouter<AppState>,
+    admin: OpenApiRouter<AppState>,
+}
+
+fn areas() -> Areas {
+    Areas {
+        public: routes::health::routes(),
+        tenant: routes::webhook_endpoints::routes(),
+        admin: routes::admin::routes(),
+    }
+}
+
+fn documented(areas: Areas) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(areas.public)
+        .merge(areas.tenant)
+        .merge(areas.admin)
+}
+
+/// The OpenAPI document of every route (also served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented(areas()).split_for_parts().1
+}
+
+/// Only `/health`, `/readyz` and `/metrics`: what a workers-only process exposes for probes.
+pub fn health_router(state: AppState) -> Router {
+    let (router, _) = routes::health::routes().split_for_parts();
+    router
+        .layer(from_fn(telemetry::track_http))
+        .with_state(state)
+}
+
+pub fn router(state: AppState) -> Router {
+    let Areas {
+        public,
+        tenant,
+        admin,
+    } = areas();
+    // route_layer: unmatched paths get a 404, not a 401.
+    let tenant = tenant
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_tenant));
+    let admin = admin.route_layer(from_fn_with_state(state.clone(), auth::require_admin));
+    let (api, doc) = documented(Areas {
+        public,
+        tenant,
+        admin,
+    })
+    .split_for_parts();
+    let doc_json = serde_json::to_value(&doc).unwrap_or_default();
+    let api = api
+        .merge(Scalar::with_url("/docs", doc))
+        .route("/openapi.json", get(move || async move { Json(doc_json) }))
+        .fallback(|| async {
+            ApiError::new(ErrorCode::RouteNotFound, "no route matches this path")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this route does not accept this method",
+            )
+        });
+    with_edge_layers(api, &state.config).with_state(state)
+}
+
+/// The middleware every request passes through, outermost first: request id, trace span,
+/// metrics, JSON errors, panic guard, timeout, body limit, load shedding. Public so tests can
+/// put the same stack around routes of their own.
+pub fn with_edge_layers<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    config: &Config,
+) -> Router<S> {
+    router.layer(from_fn(telemetry::track_http)).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("http", request_id = %id, method = %req.method(),
+                        path = %req.uri().path(), tenant = tracing::field::Empty)
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(map_response(ensure_json_errors))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                config.request_timeout(),
+            ))
+            .layer(DefaultBodyLimit::max(config.server.body_limit_bytes))
+            // Excess load fails fast with 503 instead of queueing without bound.
+            .layer(HandleErrorLayer::new(|_: BoxError| async {
+                StatusCode::SERVICE_UNAVAILABLE
+            }))
+            .layer(LoadShedLayer::new())
+            // Global: Router::layer clones the stack per route, and the clones share this.
+            .layer(GlobalConcurrencyLimitLayer::new(
+                config.server.max_concurrent_requests,
+            )),
+    )
+}

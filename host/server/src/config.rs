@@ -1,0 +1,320 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `PIX_*` environment
+//! variables (`PIX_SERVER__LISTEN=0.0.0.0:4014`, `__` separating sections). Validated at start:
+//! a bad value stops the process with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the embedded database and the demo file.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub idempotency: IdempotencyConfig,
+    pub workers: WorkerConfig,
+    /// Seed a demo tenant and print its credentials when the database has no tenant.
+    pub demo: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub request_timeout_ms: u64,
+    pub body_limit_bytes: usize,
+    /// Requests served at once before new ones are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// How long shutdown waits for in-flight requests and jobs.
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; empty means SQLite under `data_dir`.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,pix_server=debug`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// Retention when the client sends no `X-TTL`.
+    pub default_ttl_secs: u64,
+    /// Smallest retention honoured, whatever `X-TTL` says: a retry just after a tiny TTL would
+    /// otherwise run the operation twice.
+    pub min_ttl_secs: u64,
+    pub max_ttl_secs: u64,
+    /// How long a claimed key counts as in flight before another request may take it over.
+    pub lock_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub concurrency: usize,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 4014)),
+                request_timeout_ms: 30_000,
+                body_limit_bytes: 1024 * 1024,
+                max_concurrent_requests: 1024,
+                shutdown_grace_ms: 20_000,
+            },
+            database: DatabaseConfig {
+                url: String::new(),
+                max_connections: 16,
+                acquire_timeout_ms: 5_000,
+                statement_timeout_ms: 10_000,
+            },
+            log: LogConfig {
+                format: LogFormat::Pretty,
+                filter: "info".into(),
+            },
+            idempotency: IdempotencyConfig {
+                default_ttl_secs: 24 * 3600,
+                min_ttl_secs: 60,
+                max_ttl_secs: 7 * 24 * 3600,
+                lock_secs: 60,
+            },
+            workers: WorkerConfig {
+                concurrency: 8,
+                poll_interval_ms: 250,
+                lease_secs: 60,
+                retry_base_ms: 1_000,
+                retry_cap_ms: 15 * 60 * 1000,
+            },
+            demo: true,
+        }
+    }
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults ← `file` ← environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(
+                Env::prefixed("PIX_")
+                    .split("__")
+                    .ignore(&["test_database_url"]),
+            )
+            .extract()
+            .map_err(|e| ConfigError(figment_message(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, problem: &str| Err(ConfigError(format!("{key}: {problem}")));
+        let url = &self.database.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return fail(
+                "database.url",
+                "must start with sqlite: or postgres: (or be empty for the embedded default)",
+            );
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections", "must be at least 1");
+        }
+        if self.server.request_timeout_ms == 0 {
+            return fail("server.request_timeout_ms", "must be greater than 0");
+        }
+        if self.database.acquire_timeout_ms + self.database.statement_timeout_ms
+            >= self.server.request_timeout_ms
+        {
+            return fail(
+                "database.statement_timeout_ms",
+                "acquire + statement timeouts must stay below server.request_timeout_ms",
+            );
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return fail("server.body_limit_bytes", "must be at least 1024");
+        }
+        if self.server.max_concurrent_requests == 0 {
+            return fail("server.max_concurrent_requests", "must be at least 1");
+        }
+        let idem = &self.idempotency;
+        if idem.min_ttl_secs == 0 || idem.min_ttl_secs > idem.max_ttl_secs {
+            return fail(
+                "idempotency.min_ttl_secs",
+                "must be between 1 and idempotency.max_ttl_secs",
+            );
+        }
+        if !(idem.min_ttl_secs..=idem.max_ttl_secs).contains(&idem.default_ttl_secs) {
+            return fail(
+                "idempotency.default_ttl_secs",
+                "must lie between min_ttl_secs and max_ttl_secs",
+            );
+        }
+        if idem.lock_secs == 0 {
+            return fail("idempotency.lock_secs", "must be greater than 0");
+        }
+        let w = &self.workers;
+        if w.concurrency == 0 {
+            return fail("workers.concurrency", "must be at least 1");
+        }
+        if w.lease_secs == 0 || w.poll_interval_ms == 0 {
+            return fail(
+                "workers.lease_secs",
+                "lease and poll interval must be greater than 0",
+            );
+        }
+        if w.retry_base_ms == 0 || w.retry_base_ms > w.retry_cap_ms {
+            return fail(
+                "workers.retry_base_ms",
+                "must be between 1 and workers.retry_cap_ms",
+            );
+        }
+        if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
+            return fail("log.filter", &e.to_string());
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one or SQLite under `data_dir`.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("pix-host.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.database.url.is_empty()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.request_timeout_ms)
+    }
+}
+
+/// figment errors already name the key ("for key `server.listen`"); keep only that, never values.
+fn figment_message(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let kind = e.kind.to_string();
+            if key.is_empty() {
+                kind
+            } else {
+                format!("{key}: {kind}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(c.is_embedded());
+        assert!(c.database_url().starts_with("sqlite://data"));
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pix.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&file)).unwrap().server.listen.port(),
+            9999
+        );
+
+        std::fs::write(&file, "[server]\nlisten = \"not an address\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+
+        std::fs::write(&file, "[server]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+
+        std::fs::write(&file, "[database]\nurl = \"mysql://x\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn cross_field_rules_are_enforced() {
+        let mut c = Config::default();
+        c.idempotency.default_ttl_secs = 10;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("idempotency.default_ttl_secs")
+        );
+        let mut c = Config::default();
+        c.database.statement_timeout_ms = 60_000;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("statement_timeout_ms")
+        );
+        let mut c = Config::default();
+        c.log.filter = "[[[".into();
+        assert!(c.validate().unwrap_err().to_string().contains("log.filter"));
+    }
+}

@@ -1,0 +1,15 @@
+//! pix-host's HTTP server, workers and command line. The request pipeline reads top-down:
+//! request id → trace → JSON errors → panic guard → timeout → body limit → load shedding →
+//! auth (`auth`) → idempotency (`idempotency`) → handler (`routes`) → response.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod routes;
+pub mod telemetry;
+pub mod worker;

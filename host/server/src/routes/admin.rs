@@ -1,0 +1,175 @@
+//! Operator endpoints under `/v1/admin` (admin credential only): tenants and their credentials.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use pix_core::error::ErrorCode;
+use pix_core::ids::Ispb;
+use pix_store::tenants::{NewTenant, Tenant};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::ErrorResponse;
+use crate::app::AppState;
+use crate::auth::CurrentAdmin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppPath};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant, list_tenants))
+        .routes(routes!(issue_tenant_token))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateTenant {
+    /// Unique, human-readable name of the institution.
+    #[schema(example = "Banco Exemplo")]
+    pub name: String,
+    /// The institution's ISPB (8 digits); payments to it are intra-PSP.
+    #[schema(example = "12345678")]
+    pub ispb: String,
+    pub midaz_organization_id: Option<String>,
+    pub midaz_ledger_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    pub id: Uuid,
+    pub name: String,
+    pub ispb: String,
+    pub midaz_organization_id: Option<String>,
+    pub midaz_ledger_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        TenantView {
+            id: t.id,
+            name: t.name,
+            ispb: t.ispb,
+            midaz_organization_id: t.midaz_organization_id,
+            midaz_ledger_id: t.midaz_ledger_id,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A bearer token, shown once: only its hash is kept.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedCredential {
+    pub credential_id: Uuid,
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTenant {
+    pub tenant: TenantView,
+    pub credential: IssuedCredential,
+}
+
+/// Create a tenant (institution) and its first API credential.
+#[utoipa::path(post, path = "/v1/admin/tenants", tag = "Admin", request_body = CreateTenant,
+    security(("admin_token" = [])),
+    responses((status = 201, body = CreatedTenant), (status = 400, body = ErrorResponse),
+               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+async fn create_tenant(
+    State(state): State<AppState>,
+    admin: CurrentAdmin,
+    AppJson(body): AppJson<CreateTenant>,
+) -> ApiResult<(StatusCode, Json<CreatedTenant>)> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "name: 1 to 100 characters",
+        ));
+    }
+    let ispb = Ispb::parse(&body.ispb)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("ispb: {e}")))?;
+    let now = state.clock.now();
+    let tenant = state
+        .store
+        .create_tenant(
+            NewTenant {
+                name: name.to_owned(),
+                ispb: ispb.as_str().to_owned(),
+                midaz_organization_id: body.midaz_organization_id,
+                midaz_ledger_id: body.midaz_ledger_id,
+                settings: serde_json::json!({}),
+            },
+            now,
+        )
+        .await?;
+    let issued = state
+        .store
+        .issue_token(Some(tenant.id), "initial", now)
+        .await?;
+    tracing::info!(tenant = %tenant.id, admin = %admin.credential_id, "tenant created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedTenant {
+            tenant: tenant.into(),
+            credential: IssuedCredential {
+                credential_id: issued.credential_id,
+                token: issued.token,
+            },
+        }),
+    ))
+}
+
+/// List every tenant.
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "Admin", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<TenantView>), (status = 401, body = ErrorResponse),
+               (status = 403, body = ErrorResponse)))]
+async fn list_tenants(
+    State(state): State<AppState>,
+    _: CurrentAdmin,
+) -> ApiResult<Json<Vec<TenantView>>> {
+    Ok(Json(
+        state
+            .store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(TenantView::from)
+            .collect(),
+    ))
+}
+
+/// Issue another API credential for a tenant (e.g. for rotation).
+#[utoipa::path(post, path = "/v1/admin/tenants/{id}/credentials", tag = "Admin",
+    params(("id" = Uuid, Path)), security(("admin_token" = [])),
+    responses((status = 201, body = IssuedCredential), (status = 404, body = ErrorResponse)))]
+async fn issue_tenant_token(
+    State(state): State<AppState>,
+    _: CurrentAdmin,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<IssuedCredential>)> {
+    if state.store.tenant(id).await?.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::ResourceNotFound,
+            "tenant not found",
+        ));
+    }
+    let issued = state
+        .store
+        .issue_token(Some(id), "api", state.clock.now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedCredential {
+            credential_id: issued.credential_id,
+            token: issued.token,
+        }),
+    ))
+}

@@ -1,0 +1,86 @@
+//! Persistence for pix-host: one repository API over SQLite (the embedded default) and
+//! PostgreSQL (production). Every tenant-owned query takes the tenant id; there is no
+//! repository method that can read another tenant's rows.
+
+pub mod db;
+pub mod idempotency;
+pub mod jobs;
+pub mod tenants;
+#[cfg(feature = "test-util")]
+pub mod testing;
+pub mod webhook_endpoints;
+
+pub use db::{Backend, Db, DbOptions, Tx};
+
+/// Storage failures. Callers map `NotFound`/`Conflict` to 4xx and everything else to a logged 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The repositories, over a shared pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    pub async fn connect(url: &str, options: &DbOptions) -> StoreResult<Store> {
+        Ok(Store {
+            db: Db::connect(url, options).await?,
+        })
+    }
+
+    pub fn new(db: Db) -> Store {
+        Store { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        Ok(self.db.migrate().await?)
+    }
+
+    /// Ready means reachable and fully migrated; the error says which of the two failed.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.db
+            .ping()
+            .await
+            .map_err(|e| format!("database unreachable: {e}"))?;
+        let pending = self
+            .db
+            .pending_migrations()
+            .await
+            .map_err(|e| format!("cannot read migrations: {e}"))?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("migrations not applied: {pending:?}"))
+        }
+    }
+
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(self.db.begin().await?)
+    }
+}
+
+pub(crate) fn parse_uuid(s: &str) -> StoreResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("bad uuid {s:?}: {e}")))
+}

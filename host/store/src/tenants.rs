@@ -1,0 +1,234 @@
+//! Tenants (institutions) and their API credentials.
+//!
+//! A bearer token is shown once, when created; only its SHA-256 is stored, so a leaked database
+//! does not leak usable credentials.
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{Store, StoreError, StoreResult, on_pool, parse_uuid};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub ispb: String,
+    pub midaz_organization_id: Option<String>,
+    pub midaz_ledger_id: Option<String>,
+    /// Integration settings and policy bindings; grows with later features.
+    pub settings: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub name: String,
+    pub ispb: String,
+    pub midaz_organization_id: Option<String>,
+    pub midaz_ledger_id: Option<String>,
+    pub settings: serde_json::Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: String,
+    name: String,
+    ispb: String,
+    midaz_organization_id: Option<String>,
+    midaz_ledger_id: Option<String>,
+    settings: Json<serde_json::Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = StoreError;
+    fn try_from(r: TenantRow) -> StoreResult<Tenant> {
+        Ok(Tenant {
+            id: parse_uuid(&r.id)?,
+            name: r.name,
+            ispb: r.ispb,
+            midaz_organization_id: r.midaz_organization_id,
+            midaz_ledger_id: r.midaz_ledger_id,
+            settings: r.settings.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Who a valid bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Tenant {
+        tenant_id: Uuid,
+        credential_id: Uuid,
+    },
+    Admin {
+        credential_id: Uuid,
+    },
+}
+
+/// A freshly issued credential: the only moment the plain token exists.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub credential_id: Uuid,
+    pub token: String,
+}
+
+const TENANT_COLUMNS: &str =
+    "id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at, updated_at";
+
+/// Tokens are 32 random bytes, hex-encoded behind a prefix that says what they are for.
+fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Store {
+    pub async fn create_tenant(&self, new: NewTenant, now: DateTime<Utc>) -> StoreResult<Tenant> {
+        let id = pix_core::ids::new_id();
+        on_pool!(self.db(), pool => {
+            sqlx::query(
+                "INSERT INTO tenants (id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(id.to_string())
+            .bind(&new.name)
+            .bind(&new.ispb)
+            .bind(&new.midaz_organization_id)
+            .bind(&new.midaz_ledger_id)
+            .bind(Json(&new.settings))
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
+                StoreError::Conflict(format!("a tenant named {:?} already exists", new.name))
+            } else {
+                e.into()
+            }
+        })?;
+        self.tenant(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn tenant(&self, id: Uuid) -> StoreResult<Option<Tenant>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+        let row: Option<TenantRow> = on_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id.to_string()).fetch_optional(pool).await
+        })?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1");
+        let row: Option<TenantRow> = on_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(name).fetch_optional(pool).await
+        })?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    pub async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id");
+        let rows: Vec<TenantRow> = on_pool!(self.db(), pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await)?;
+        rows.into_iter().map(Tenant::try_from).collect()
+    }
+
+    /// Issues a bearer token for `tenant` (or an admin token when `tenant` is `None`).
+    pub async fn issue_token(
+        &self,
+        tenant: Option<Uuid>,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<IssuedToken> {
+        let (role, prefix) = match tenant {
+            Some(_) => ("tenant", "pix"),
+            None => ("admin", "pixadm"),
+        };
+        let token = new_token(prefix);
+        let credential_id = pix_core::ids::new_id();
+        on_pool!(self.db(), pool => {
+            sqlx::query(
+                "INSERT INTO api_credentials (id, tenant_id, role, token_sha256, label, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(credential_id.to_string())
+            .bind(tenant.map(|t| t.to_string()))
+            .bind(role)
+            .bind(token_sha256(&token))
+            .bind(label)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(IssuedToken {
+            credential_id,
+            token,
+        })
+    }
+
+    /// Resolves a presented bearer token; revoked and unknown tokens resolve to `None`.
+    pub async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>> {
+        let row: Option<(String, Option<String>, String)> = on_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT id, tenant_id, role FROM api_credentials
+                 WHERE token_sha256 = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_sha256(token))
+            .fetch_optional(pool)
+            .await
+        })?;
+        let Some((id, tenant_id, role)) = row else {
+            return Ok(None);
+        };
+        let credential_id = parse_uuid(&id)?;
+        Ok(Some(match (role.as_str(), tenant_id) {
+            ("tenant", Some(t)) => Principal::Tenant {
+                tenant_id: parse_uuid(&t)?,
+                credential_id,
+            },
+            ("admin", None) => Principal::Admin { credential_id },
+            (other, _) => return Err(StoreError::Corrupt(format!("credential role {other:?}"))),
+        }))
+    }
+
+    /// Revokes a credential. Scoped: a tenant can only revoke its own (`tenant` = its id).
+    pub async fn revoke_token(
+        &self,
+        tenant: Option<Uuid>,
+        credential_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let done = on_pool!(self.db(), pool => {
+            sqlx::query(
+                "UPDATE api_credentials SET revoked_at = $1
+                 WHERE id = $2 AND revoked_at IS NULL
+                   AND (tenant_id = $3 OR ($3 IS NULL AND tenant_id IS NULL))",
+            )
+            .bind(now)
+            .bind(credential_id.to_string())
+            .bind(tenant.map(|t| t.to_string()))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+}
