@@ -98,7 +98,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => ("PIX-0012", 405, "Method Not Allowed"),
             Self::PayloadTooLarge => ("PIX-0013", 413, "Payload Too Large"),
             Self::UnsupportedMediaType => ("PIX-0014", 415, "Unsupported Media Type"),
-            Self::RequestTimeout => ("PIX-0015", 503, "Request Timed Out"),
+            Self::RequestTimeout => ("PIX-0015", 504, "Request Timed Out"),
             Self::ServiceUnavailable => ("PIX-0016", 503, "Service Unavailable"),
             Self::RateLimited => ("PIX-0017", 429, "Too Many Requests"),
             Self::IdempotencyInFlight => ("PIX-0018", 409, "Idempotent Request In Flight"),

@@ -153,8 +153,9 @@ pub fn with_edge_layers<S: Clone + Send + Sync + 'static>(
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(map_response(ensure_json_errors))
             .layer(CatchPanicLayer::custom(panic_response))
+            // 504, so an exceeded budget is told apart from load shedding's 503.
             .layer(TimeoutLayer::with_status_code(
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::GATEWAY_TIMEOUT,
                 config.request_timeout(),
             ))
             .layer(DefaultBodyLimit::max(config.server.body_limit_bytes))

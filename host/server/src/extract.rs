@@ -68,9 +68,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 format!("missing field: {}", join(&path, &field)),
             )
         } else if let Some(field) = backticked(&text, "unknown field `") {
+            // Here the path already ends at the unknown field itself.
+            let named = if path.is_empty() || path == "." {
+                field
+            } else {
+                path
+            };
             (
                 ErrorCode::UnexpectedField,
-                format!("unexpected field: {}", join(&path, &field)),
+                format!("unexpected field: {named}"),
             )
         } else if text.starts_with("invalid type") {
             (

@@ -27,12 +27,12 @@ pub const REPLAYED_HEADER: &str = "x-idempotency-replayed";
 const NOT_REPLAYED: &[&str] = &["x-request-id", "date", "content-length", REPLAYED_HEADER];
 
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match run(&state, req, next).await {
-        Ok(response) | Err(response) => response,
-    }
+    run(&state, req, next)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Response> {
+async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, ApiError> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(next.run(req).await);
     }
@@ -50,9 +50,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         .extensions()
         .get::<CurrentTenant>()
         .map(|t| t.0.id)
-        .ok_or_else(|| {
-            ApiError::internal("idempotency layer runs before authentication").into_response()
-        })?;
+        .ok_or_else(|| ApiError::internal("idempotency layer runs before authentication"))?;
 
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, state.config.server.body_limit_bytes)
@@ -78,7 +76,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         .store
         .idempotency_claim(tenant, &key, &fingerprint, lock, ttl, state.clock.now())
         .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+        .map_err(ApiError::from)?;
     match claim {
         Claim::Proceed => {}
         Claim::Replay(stored) => return Ok(replay(stored)),
@@ -86,12 +84,13 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
             let mut response = reject(
                 ErrorCode::IdempotencyInFlight,
                 "a request with this X-Idempotency key is still being processed",
-            );
+            )
+            .into_response();
             let secs = retry_after.as_secs().max(1).to_string();
             if let Ok(v) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            return Err(response);
+            return Ok(response);
         }
         Claim::Mismatch => {
             return Err(reject(
@@ -107,7 +106,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Res
         Ok(b) => b,
         Err(e) => {
             let _ = state.store.idempotency_release(tenant, &key).await;
-            return Err(ApiError::internal(format!("reading response body: {e}")).into_response());
+            return Err(ApiError::internal(format!("reading response body: {e}")));
         }
     };
     let status = parts.status;
@@ -161,7 +160,7 @@ fn replay(stored: StoredResponse) -> Response {
     response
 }
 
-fn ttl(state: &AppState, headers: &HeaderMap) -> Result<Duration, Response> {
+fn ttl(state: &AppState, headers: &HeaderMap) -> Result<Duration, ApiError> {
     let c = &state.config.idempotency;
     let secs = match header_str(headers, TTL_HEADER)? {
         None => c.default_ttl_secs,
@@ -177,7 +176,7 @@ fn ttl(state: &AppState, headers: &HeaderMap) -> Result<Duration, Response> {
     ))
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> Result<Option<String>, Response> {
+fn header_str(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
     headers
         .get(name)
         .map(|v| {
@@ -191,6 +190,6 @@ fn header_str(headers: &HeaderMap, name: &str) -> Result<Option<String>, Respons
         .transpose()
 }
 
-fn reject(code: ErrorCode, message: &str) -> Response {
-    ApiError::new(code, message).into_response()
+fn reject(code: ErrorCode, message: &str) -> ApiError {
+    ApiError::new(code, message)
 }

@@ -1,0 +1,155 @@
+//! The `pix-host` binary as a newcomer runs it: no configuration, an empty directory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pix-host");
+
+fn pix_host(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("PIX_CONFIG")
+        .env("PIX_SERVER__LISTEN", "127.0.0.1:0")
+        .env("PIX_LOG__FILTER", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts `serve` and returns the child with the URL it printed.
+fn start(dir: &std::path::Path) -> (Child, String) {
+    let mut child = pix_host(dir).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut url = None;
+    let mut printed = String::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.strip_prefix("pix-host listening on ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no URL printed; stdout was:\n{printed}"));
+    (child, url)
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("pix-host did not stop on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url) = start(dir.path());
+    let demo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json")).unwrap()).unwrap();
+    assert!(
+        dir.path().join("data/pix-host.db").exists(),
+        "SQLite under ./data"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/demo.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "demo tokens are private to the owner");
+    }
+    let client = reqwest::Client::new();
+    let token = demo["tenantToken"].as_str().unwrap();
+    let list = client
+        .get(format!("{url}/v1/webhooks/endpoints"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let ready = client.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let tenants = client
+        .get(format!("{url}/v1/admin/tenants"))
+        .bearer_auth(demo["adminToken"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tenants.json::<serde_json::Value>().await.unwrap()[0]["ispb"],
+        "12345678"
+    );
+    assert!(terminate(child).success(), "graceful exit on SIGTERM");
+
+    // A restart keeps the same demo and its tokens.
+    let (child, url) = start(dir.path());
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json")).unwrap()).unwrap();
+    assert_eq!(again["tenantToken"], demo["tenantToken"]);
+    let list = client
+        .get(format!("{url}/v1/webhooks/endpoints"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    assert!(terminate(child).success());
+}
+
+#[test]
+fn a_bad_setting_exits_non_zero_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pix_host(dir.path())
+        .env("PIX_WORKERS__CONCURRENCY", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("workers.concurrency"), "{stderr}");
+
+    let out = pix_host(dir.path())
+        .env("PIX_SERVER__LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
+
+    let out = pix_host(dir.path())
+        .args(["--config", "missing.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn migrate_and_admin_token_work_on_the_embedded_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pix_host(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied (sqlite)"));
+    let out = pix_host(dir.path()).arg("admin-token").output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .starts_with("pixadm_")
+    );
+}
