@@ -28,7 +28,10 @@ struct Harness {
 }
 
 async fn harness(config: Config) -> Harness {
-    let db = TestStore::sqlite().await;
+    harness_on(TestStore::sqlite().await, config).await
+}
+
+async fn harness_on(db: TestStore, config: Config) -> Harness {
     let now = chrono::Utc::now();
     let tenant = db
         .create_tenant(
@@ -108,8 +111,18 @@ async fn json(response: reqwest::Response) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_in_flight_is_refused_and_the_handler_runs_once() {
-    let h = harness(Config::default()).await;
+async fn sqlite_a_key_in_flight_is_refused_and_the_handler_runs_once() {
+    in_flight_is_refused(harness(Config::default()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_key_in_flight_is_refused_and_the_handler_runs_once() {
+    if let Some(db) = TestStore::postgres().await {
+        in_flight_is_refused(harness_on(db, Config::default()).await).await;
+    }
+}
+
+async fn in_flight_is_refused(h: Harness) {
     let client = reqwest::Client::new();
     let send = || {
         client

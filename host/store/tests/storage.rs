@@ -61,6 +61,20 @@ async fn migrations_applied_and_ready(db: &TestStore) {
     db.migrate().await.unwrap();
 }
 
+#[tokio::test]
+async fn an_unmigrated_database_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let store = pix_store::Store::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(store.db().pending_migrations().await.unwrap(), vec![1]);
+    let reason = store.readiness().await.unwrap_err();
+    assert!(reason.contains("migrations not applied"), "{reason}");
+    store.migrate().await.unwrap();
+    store.readiness().await.unwrap();
+}
+
 async fn tenants_round_trip_and_names_are_unique(db: &TestStore) {
     let id = tenant(db, "acme").await;
     let got = db.tenant(id).await.unwrap().unwrap();
