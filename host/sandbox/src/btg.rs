@@ -1,0 +1,1832 @@
+//! BTG simulator: OAuth2 token, DICT (a directory that also holds other participants' keys,
+//! claims with time-driven transitions, MED objects, statistics, CID files, funds recoveries) and
+//! SPI (payments, reversals, trck.002 reports), emitting signed webhooks. Contract: docs/integrations.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json};
+use base64_decode::decode_basic;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::ledger::parse_amount;
+use crate::sim::{ApiError, bearer};
+
+/// Amount cents that make a payment fail (pacs.002 `AC03`), e.g. `10.13`.
+pub const REJECT_CENTS: i64 = 13;
+/// Amount cents that leave a payment PROCESSING forever (exercises unblock/reconciliation).
+pub const STUCK_CENTS: i64 = 66;
+
+pub(crate) fn btg_err(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    ApiError(status, json!({"code": code, "message": message.into()}))
+}
+
+fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
+    btg_err(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+fn not_found(code: &str) -> ApiError {
+    btg_err(StatusCode::NOT_FOUND, code, "not found")
+}
+
+/// A key in the simulated DICT.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub key: String,
+    pub key_type: String,
+    pub account: Value,
+    pub owner: Value,
+    pub request_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub ownership_at: DateTime<Utc>,
+}
+
+impl DirEntry {
+    fn participant(&self) -> &str {
+        self.account["participant"].as_str().unwrap_or_default()
+    }
+
+    fn json(&self) -> Value {
+        json!({"key": self.key, "keyType": self.key_type, "account": self.account, "owner": self.owner,
+               "creationDate": self.created_at, "keyOwnershipDate": self.ownership_at})
+    }
+
+    /// DICT CID: HMAC-SHA256(requestId bytes, attributes joined by `&`).
+    fn cid(&self) -> String {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let attrs = [
+            self.key_type.clone(),
+            self.key.clone(),
+            s(&self.owner["taxIdNumber"]),
+            s(&self.owner["name"]),
+            s(&self.owner["tradeName"]),
+            s(&self.account["participant"]),
+            s(&self.account["branch"]),
+            s(&self.account["number"]),
+            s(&self.account["type"]),
+        ];
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.request_id.as_bytes()).expect("any key length");
+        mac.update(attrs.join("&").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// What the simulated other participant does with claims we open against its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DonorBehaviour {
+    /// Acknowledges after 1 h and confirms after 1 day (simulated time).
+    Confirm,
+    /// Acknowledges after 1 h and cancels after 1 day.
+    Cancel,
+    /// Never answers: at the end of the resolution period ownership claims are confirmed and
+    /// portability claims lapse (DEFAULT_OPERATION).
+    Ignore,
+}
+
+#[derive(Clone, Debug)]
+struct ClaimRec {
+    id: String,
+    claim_type: String,
+    key: String,
+    key_type: String,
+    status: String,
+    claimer_participant: String,
+    donor_participant: String,
+    claimer_account: Value,
+    claimer: Value,
+    created_at: DateTime<Utc>,
+    resolution_end: DateTime<Utc>,
+    completion_end: Option<DateTime<Utc>>,
+    last_modified: DateTime<Utc>,
+    cancelled_by: Option<String>,
+    cancel_reason: Option<String>,
+    confirm_reason: Option<String>,
+}
+
+impl ClaimRec {
+    fn json(&self) -> Value {
+        json!({"id": self.id, "type": self.claim_type, "key": self.key, "keyType": self.key_type,
+               "status": self.status, "claimerParticipant": self.claimer_participant,
+               "donorParticipant": self.donor_participant, "claimerAccount": self.claimer_account,
+               "claimer": self.claimer, "resolutionPeriodEnd": self.resolution_end,
+               "completionPeriodEnd": self.completion_end, "lastModified": self.last_modified,
+               "cancelledBy": self.cancelled_by, "cancelReason": self.cancel_reason,
+               "confirmReason": self.confirm_reason})
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Outbound,
+    Inbound,
+}
+
+#[derive(Clone, Debug)]
+struct PaymentRec {
+    id: String,
+    e2e: String,
+    amount: i64,
+    status: &'static str,
+    direction: Direction,
+    settle_at: Option<DateTime<Utc>>,
+    settled_at: Option<DateTime<Utc>>,
+    rejection: Option<(&'static str, &'static str)>,
+    debtor: Value,
+    creditor: Value,
+    returned: i64,
+}
+
+impl PaymentRec {
+    fn json(&self) -> Value {
+        json!({"id": self.id, "endToEndId": self.e2e, "status": self.status,
+               "amount": money(self.amount), "rejectionCode": self.rejection.map(|r| r.0),
+               "rejectionReason": self.rejection.map(|r| r.1), "settledAt": self.settled_at})
+    }
+}
+
+#[derive(Clone, Debug)]
+struct ReversalRec {
+    id: String,
+    rtr: String,
+    original: String,
+    amount: i64,
+    reason: String,
+    status: &'static str,
+    settle_at: Option<DateTime<Utc>>,
+    settled_at: Option<DateTime<Utc>>,
+}
+
+impl ReversalRec {
+    fn json(&self) -> Value {
+        json!({"id": self.id, "returnEndToEndId": self.rtr, "originalEndToEndId": self.original,
+               "amount": money(self.amount), "reason": self.reason, "status": self.status,
+               "rejectionCode": null, "settledAt": self.settled_at})
+    }
+}
+
+/// Two-place decimal string, as BTG sends amounts.
+fn money(centavos: i64) -> String {
+    format!("{}.{:02}", centavos / 100, centavos % 100)
+}
+
+/// A record whose status moves on its own with simulated time.
+#[derive(Clone, Debug)]
+struct Timed {
+    v: Value,
+    steps: Vec<(DateTime<Utc>, Value)>,
+    event: &'static str,
+}
+
+/// BTG state.
+#[derive(Default)]
+pub struct BtgState {
+    directory: BTreeMap<String, DirEntry>,
+    claims: BTreeMap<String, ClaimRec>,
+    payments: BTreeMap<String, PaymentRec>,
+    reversals: BTreeMap<String, ReversalRec>,
+    fraud_markers: BTreeMap<String, Value>,
+    infractions: BTreeMap<String, Timed>,
+    refunds: BTreeMap<String, Timed>,
+    recoveries: BTreeMap<String, Timed>,
+    cid_files: BTreeMap<String, Timed>,
+    reports: BTreeMap<String, Timed>,
+    idempotency: HashMap<String, (u16, Bytes)>,
+    settlements_by_key: HashMap<String, u64>,
+    donor_behaviour: Option<DonorBehaviour>,
+}
+
+mod base64_decode {
+    use base64::Engine;
+
+    /// Decodes `Basic base64(id:secret)`.
+    pub fn decode_basic(header: &str) -> Option<(String, String)> {
+        let raw = header.strip_prefix("Basic ")?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (id, secret) = text.split_once(':')?;
+        Some((id.to_owned(), secret.to_owned()))
+    }
+}
+
+/// Router for the BTG simulator.
+pub fn router(state: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/oauth2/token", post(token))
+        .route("/health", get(|| async { "healthy" }))
+        .route("/dict/entries", post(create_entry))
+        .route(
+            "/dict/entries/{key}",
+            get(get_entry).put(update_entry).delete(delete_entry),
+        )
+        .route("/dict/keys/check", post(check_keys))
+        .route("/dict/keys/{key}", get(lookup_key))
+        .route("/dict/claims", post(create_claim).get(list_claims))
+        .route("/dict/claims/{id}", get(get_claim))
+        .route("/dict/claims/{id}/{action}", post(claim_action))
+        .route(
+            "/dict/fraud-markers",
+            post(create_fraud_marker).get(list_fraud_markers),
+        )
+        .route("/dict/fraud-markers/{id}/cancel", post(cancel_fraud_marker))
+        .route("/dict/infraction-reports", post(create_infraction))
+        .route("/dict/infraction-reports/{id}", get(get_infraction))
+        .route(
+            "/dict/infraction-reports/{id}/{action}",
+            post(infraction_action),
+        )
+        .route("/dict/refunds", post(create_refund))
+        .route("/dict/refunds/{id}", get(get_refund))
+        .route("/dict/refunds/{id}/{action}", post(refund_action))
+        .route("/dict/statistics/keys/{key}", get(key_statistics))
+        .route("/dict/statistics/persons/{tax_id}", get(person_statistics))
+        .route("/dict/cid-files", post(create_cid_file))
+        .route("/dict/cid-files/{id}", get(get_cid_file))
+        .route("/dict/funds-recoveries", post(create_recovery))
+        .route("/dict/funds-recoveries/{id}", get(get_recovery))
+        .route("/dict/funds-recoveries/{id}/cancel", post(cancel_recovery))
+        .route(
+            "/dict/funds-recoveries/{id}/tracking-graph",
+            get(tracking_graph),
+        )
+        .route("/pix/payments", post(create_payment))
+        .route("/pix/payments/{e2e}", get(get_payment))
+        .route("/pix/payments/{e2e}/reversals", post(create_reversal))
+        .route("/pix/payments/{e2e}/reversals/{rtr}", get(get_reversal))
+        .route("/pix/internal-transactions-reports", post(create_report))
+        .route("/pix/internal-transactions-reports/{id}", get(get_report))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+        .with_state(state)
+}
+
+async fn require_token(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path != "/oauth2/token" && path != "/health" {
+        let ok = bearer(request.headers()).is_some_and(|t| {
+            s.sim
+                .btg_tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(t)
+        });
+        if !ok {
+            return btg_err(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "missing or invalid bearer token",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Replays the stored response of a POST whose `x-idempotency-key` was already answered 2xx.
+async fn idempotency(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let key = (request.method() == axum::http::Method::POST)
+        .then(|| request.headers().get("x-idempotency-key"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("{}|{k}", request.uri().path()));
+    let Some(key) = key else {
+        return next.run(request).await;
+    };
+    if let Some((status, body)) = s.btg().idempotency.get(&key).cloned() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        return (
+            status,
+            [
+                ("content-type", "application/json"),
+                ("x-idempotency-replayed", "true"),
+            ],
+            body,
+        )
+            .into_response();
+    }
+    let response = next.run(request).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    s.btg()
+        .idempotency
+        .insert(key, (parts.status.as_u16(), bytes.clone()));
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn token(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let creds = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(decode_basic);
+    let expected = &s.config.btg_credentials;
+    let valid = creds
+        .is_some_and(|(id, secret)| id == expected.client_id && secret == expected.client_secret);
+    if !valid || form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let token = s.sim.token();
+    s.sim
+        .btg_tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(token.clone());
+    Json(
+        json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                "scope": form.get("scope").cloned().unwrap_or_default()}),
+    )
+    .into_response()
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn body(bytes: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()))
+}
+
+fn created(v: Value) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+fn accepted(v: Value) -> ApiResult {
+    Ok((StatusCode::ACCEPTED, Json(v)).into_response())
+}
+
+fn ok(v: Value) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    v[name].as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+        btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            format!("{name} is required"),
+        )
+    })
+}
+
+fn valid_key(key_type: &str, key: &str) -> bool {
+    let digits = |n: usize| key.len() == n && key.bytes().all(|b| b.is_ascii_digit());
+    match key_type {
+        "CPF" => digits(11),
+        "CNPJ" => key.len() == 14 && key.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "PHONE" => {
+            key.starts_with('+')
+                && (3..=16).contains(&key.len())
+                && key[1..].bytes().all(|b| b.is_ascii_digit())
+        }
+        "EMAIL" => key.len() <= 77 && key.contains('@') && key == key.to_lowercase(),
+        "EVP" => Uuid::parse_str(key).is_ok(),
+        _ => false,
+    }
+}
+
+impl Shared {
+    pub(crate) fn btg(&self) -> std::sync::MutexGuard<'_, BtgState> {
+        self.btg.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ispb(&self) -> &str {
+        &self.config.ispb
+    }
+
+    /// An EndToEndId `E|D` + ISPB + yyyyMMddHHmm + 11 alphanumerics.
+    pub fn end_to_end_id(&self, prefix: char, ispb: &str) -> String {
+        format!(
+            "{prefix}{ispb}{}{}",
+            self.sim.clock.now().format("%Y%m%d%H%M"),
+            self.sim.alnum(11)
+        )
+    }
+
+    /// Registers a key for any participant (used by the seed and the control API).
+    pub fn dict_register(
+        &self,
+        key_type: &str,
+        key: Option<&str>,
+        account: Value,
+        owner: Value,
+    ) -> Result<Value, ApiError> {
+        let key = match key {
+            Some(k) => k.to_owned(),
+            None if key_type == "EVP" => self.sim.uuid().to_string(),
+            None => {
+                return Err(btg_err(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    "key is required",
+                ));
+            }
+        };
+        if !valid_key(key_type, &key) {
+            return Err(btg_err(
+                StatusCode::BAD_REQUEST,
+                "INVALID_KEY",
+                format!("invalid {key_type} key"),
+            ));
+        }
+        if (key_type == "CPF" || key_type == "CNPJ")
+            && owner["taxIdNumber"].as_str() != Some(key.as_str())
+        {
+            return Err(unprocessable(
+                "ENTRY_KEY_OWNER_MISMATCH",
+                "a CPF/CNPJ key must be the owner's document",
+            ));
+        }
+        let request_id = self.sim.uuid();
+        let now = self.sim.clock.now();
+        let mut st = self.btg();
+        if let Some(existing) = st.directory.get(&key) {
+            let code =
+                if existing.participant() == account["participant"].as_str().unwrap_or_default() {
+                    "ENTRY_ALREADY_EXISTS"
+                } else {
+                    "ENTRY_KEY_OWNED_BY_DIFFERENT_PARTICIPANT"
+                };
+            return Err(btg_err(
+                StatusCode::CONFLICT,
+                code,
+                "the key already has an entry",
+            ));
+        }
+        let same_account = st
+            .directory
+            .values()
+            .filter(|e| {
+                e.account["participant"] == account["participant"]
+                    && e.account["number"] == account["number"]
+                    && e.account["branch"] == account["branch"]
+            })
+            .count();
+        let limit = if owner["type"] == "LEGAL_PERSON" {
+            20
+        } else {
+            5
+        };
+        if same_account >= limit {
+            return Err(unprocessable(
+                "ENTRY_LIMIT_EXCEEDED",
+                "too many keys for this account",
+            ));
+        }
+        let entry = DirEntry {
+            key: key.clone(),
+            key_type: key_type.to_owned(),
+            account,
+            owner,
+            request_id,
+            created_at: now,
+            ownership_at: now,
+        };
+        let v = entry.json();
+        st.directory.insert(key, entry);
+        Ok(v)
+    }
+
+    /// A Pix from another bank to one of our keys or accounts (control API).
+    pub fn btg_inbound_payment(&self, req: &Value) -> Result<Value, ApiError> {
+        let amount = parse_amount(&req["amount"])
+            .filter(|a| *a > 0)
+            .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be positive"))?;
+        let creditor = match req["key"].as_str() {
+            Some(key) => {
+                let st = self.btg();
+                let e = st
+                    .directory
+                    .get(key)
+                    .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+                if e.participant() != self.ispb() {
+                    return Err(unprocessable(
+                        "KEY_NOT_OURS",
+                        "the key belongs to another participant",
+                    ));
+                }
+                json!({"ispb": self.ispb(), "branch": e.account["branch"], "account": e.account["number"],
+                       "accountType": e.account["type"], "taxId": e.owner["taxIdNumber"],
+                       "name": e.owner["name"], "key": key})
+            }
+            None => {
+                let mut c = req["creditor"].clone();
+                if !c.is_object() {
+                    return Err(btg_err(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_REQUEST",
+                        "key or creditor is required",
+                    ));
+                }
+                c["ispb"] = json!(self.ispb());
+                c
+            }
+        };
+        let debtor_ispb = req["debtorIspb"].as_str().unwrap_or("87654321").to_owned();
+        let mut debtor = if req["debtor"].is_object() {
+            req["debtor"].clone()
+        } else {
+            json!({"branch": "0001", "account": "99887766", "accountType": "CACC",
+                   "taxId": "11144477735", "name": "Pagador Externo"})
+        };
+        debtor["ispb"] = json!(debtor_ispb);
+        let e2e = self.end_to_end_id('E', &debtor_ispb);
+        let now = self.sim.clock.now();
+        let data = json!({"endToEndId": e2e, "amount": money(amount), "debtor": debtor, "creditor": creditor,
+            "remittanceInformation": req["remittanceInformation"], "txid": req["txid"],
+            "initiationType": req["initiationType"].as_str().unwrap_or("DICT"), "settledAt": now});
+        let id = self.sim.uuid().to_string();
+        let mut st = self.btg();
+        if let Some(k) = creditor["key"].as_str() {
+            *st.settlements_by_key.entry(k.to_owned()).or_default() += 1;
+        }
+        st.payments.insert(
+            e2e.clone(),
+            PaymentRec {
+                id,
+                e2e,
+                amount,
+                status: "CONFIRMED",
+                direction: Direction::Inbound,
+                settle_at: None,
+                settled_at: Some(now),
+                rejection: None,
+                debtor,
+                creditor,
+                returned: 0,
+            },
+        );
+        drop(st);
+        self.webhooks.emit("PIX_PAYMENT_INBOUND", data.clone());
+        Ok(data)
+    }
+
+    /// A reversal by the receiving bank of one of our confirmed cash-outs (control API).
+    pub fn btg_inbound_reversal(&self, req: &Value) -> Result<Value, ApiError> {
+        let original = str_field(req, "originalEndToEndId")?.to_owned();
+        let now = self.sim.clock.now();
+        let rtr_id = self.sim.uuid().to_string();
+        let mut st = self.btg();
+        let p = st
+            .payments
+            .get_mut(&original)
+            .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+        if p.direction != Direction::Outbound || p.status != "CONFIRMED" {
+            return Err(unprocessable(
+                "PAYMENT_NOT_REVERSIBLE",
+                "only confirmed outgoing payments can be returned to us",
+            ));
+        }
+        let amount = match req.get("amount") {
+            Some(a) if !a.is_null() => {
+                parse_amount(a).ok_or_else(|| unprocessable("INVALID_AMOUNT", "bad amount"))?
+            }
+            _ => p.amount - p.returned,
+        };
+        if amount <= 0 || amount > p.amount - p.returned {
+            return Err(unprocessable(
+                "REVERSAL_AMOUNT_EXCEEDED",
+                "amount exceeds what can be returned",
+            ));
+        }
+        p.returned += amount;
+        let creditor_ispb = p.creditor["ispb"].as_str().unwrap_or("00000000").to_owned();
+        drop(st);
+        let rtr = ReversalRec {
+            id: rtr_id,
+            rtr: self.end_to_end_id('D', &creditor_ispb),
+            original,
+            amount,
+            reason: req["reason"].as_str().unwrap_or("MD06").to_owned(),
+            status: "CONFIRMED",
+            settle_at: None,
+            settled_at: Some(now),
+        };
+        let data = rtr.json();
+        self.btg().reversals.insert(rtr.rtr.clone(), rtr);
+        self.webhooks.emit("PIX_REVERSAL_INBOUND", data.clone());
+        Ok(data)
+    }
+
+    /// Another participant claims one of our keys (control API).
+    pub fn btg_claim_against_us(&self, req: &Value) -> Result<Value, ApiError> {
+        let key = str_field(req, "key")?;
+        let claim_type = req["type"].as_str().unwrap_or("PORTABILITY");
+        let claimer_ispb = req["claimerParticipant"]
+            .as_str()
+            .unwrap_or("87654321")
+            .to_owned();
+        let entry = self
+            .btg()
+            .directory
+            .get(key)
+            .cloned()
+            .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+        if entry.participant() != self.ispb() {
+            return Err(unprocessable(
+                "KEY_NOT_OURS",
+                "the key belongs to another participant",
+            ));
+        }
+        let account = if req["claimerAccount"].is_object() {
+            req["claimerAccount"].clone()
+        } else {
+            json!({"participant": claimer_ispb, "branch": "0001", "number": "55443322", "type": "CACC"})
+        };
+        let claimer = if req["claimer"].is_object() {
+            req["claimer"].clone()
+        } else {
+            entry.owner.clone()
+        };
+        self.open_claim(
+            claim_type,
+            &entry,
+            &claimer_ispb,
+            self.ispb(),
+            account,
+            claimer,
+        )
+    }
+
+    fn open_claim(
+        &self,
+        claim_type: &str,
+        entry: &DirEntry,
+        claimer_ispb: &str,
+        donor_ispb: &str,
+        account: Value,
+        claimer: Value,
+    ) -> Result<Value, ApiError> {
+        let allowed = match claim_type {
+            "OWNERSHIP" => entry.key_type == "PHONE",
+            "PORTABILITY" => entry.key_type != "EVP",
+            _ => false,
+        };
+        if !allowed {
+            return Err(unprocessable(
+                "INVALID_CLAIM_TYPE",
+                format!("{claim_type} is not allowed for {} keys", entry.key_type),
+            ));
+        }
+        let now = self.sim.clock.now();
+        let id = self.sim.uuid().to_string();
+        let mut st = self.btg();
+        if st
+            .claims
+            .values()
+            .any(|c| c.key == entry.key && !matches!(c.status.as_str(), "CANCELLED" | "COMPLETED"))
+        {
+            return Err(btg_err(
+                StatusCode::CONFLICT,
+                "CLAIM_ALREADY_OPEN",
+                "the key already has an open claim",
+            ));
+        }
+        let claim = ClaimRec {
+            id: id.clone(),
+            claim_type: claim_type.to_owned(),
+            key: entry.key.clone(),
+            key_type: entry.key_type.clone(),
+            status: "OPEN".into(),
+            claimer_participant: claimer_ispb.to_owned(),
+            donor_participant: donor_ispb.to_owned(),
+            claimer_account: account,
+            claimer,
+            created_at: now,
+            resolution_end: now + Duration::days(7),
+            completion_end: (claim_type == "OWNERSHIP").then(|| now + Duration::days(14)),
+            last_modified: now,
+            cancelled_by: None,
+            cancel_reason: None,
+            confirm_reason: None,
+        };
+        let v = claim.json();
+        st.claims.insert(id, claim);
+        drop(st);
+        self.webhooks.emit("DICT_CLAIM", v.clone());
+        Ok(v)
+    }
+
+    /// An infraction report filed against one of our payments by another participant.
+    pub fn btg_infraction_against_us(&self, req: &Value) -> Result<Value, ApiError> {
+        let e2e = str_field(req, "endToEndId")?;
+        let reporter = req["reporterParticipant"].as_str().unwrap_or("87654321");
+        let v = self.new_infraction(
+            e2e,
+            req["reason"].as_str().unwrap_or("REFUND_REQUEST"),
+            req["situationType"].as_str(),
+            reporter,
+            self.ispb(),
+            false,
+        )?;
+        self.webhooks.emit("INFRACTION_REPORT_V2", v.clone());
+        Ok(v)
+    }
+
+    fn new_infraction(
+        &self,
+        e2e: &str,
+        reason: &str,
+        situation: Option<&str>,
+        reporter: &str,
+        counterparty: &str,
+        auto: bool,
+    ) -> Result<Value, ApiError> {
+        if !self.btg().payments.contains_key(e2e) {
+            return Err(not_found("PAYMENT_NOT_FOUND"));
+        }
+        let now = self.sim.clock.now();
+        let id = self.sim.uuid().to_string();
+        let v = json!({"id": id, "endToEndId": e2e, "reason": reason, "situationType": situation,
+            "status": "OPEN", "reporterParticipant": reporter, "counterpartyParticipant": counterparty,
+            "analysisResult": null, "analysisDetails": null, "createdAt": now, "updatedAt": now});
+        // Reports we file are answered by the simulated counterparty.
+        let steps = if auto {
+            vec![
+                (now + Duration::hours(1), json!({"status": "ACKNOWLEDGED"})),
+                (
+                    now + Duration::days(1),
+                    json!({"status": "CLOSED", "analysisResult": "AGREED", "analysisDetails": "confirmed by the counterparty"}),
+                ),
+            ]
+        } else {
+            Vec::new()
+        };
+        self.btg().infractions.insert(
+            id,
+            Timed {
+                v: v.clone(),
+                steps,
+                event: "INFRACTION_REPORT_V2",
+            },
+        );
+        Ok(v)
+    }
+
+    /// Applies every time-driven transition due at `now` and emits the webhooks.
+    pub fn btg_tick(&self) {
+        let now = self.sim.clock.now();
+        let mut events: Vec<(&'static str, Value)> = Vec::new();
+        let behaviour = self
+            .btg()
+            .donor_behaviour
+            .unwrap_or(DonorBehaviour::Confirm);
+        let mut st = self.btg();
+        let st = &mut *st;
+        for p in st.payments.values_mut() {
+            if p.status == "PROCESSING" && p.settle_at.is_some_and(|t| t <= now) {
+                if p.amount % 100 == REJECT_CENTS {
+                    p.status = "REJECTED";
+                    p.rejection = Some(("AC03", "creditor account number invalid or missing"));
+                } else {
+                    p.status = "CONFIRMED";
+                    p.settled_at = Some(now);
+                    if let Some(k) = p.creditor["key"].as_str() {
+                        *st.settlements_by_key.entry(k.to_owned()).or_default() += 1;
+                    }
+                }
+                events.push(("PIX_PAYMENT", p.json()));
+            }
+        }
+        for r in st.reversals.values_mut() {
+            if r.status == "PROCESSING" && r.settle_at.is_some_and(|t| t <= now) {
+                r.status = "CONFIRMED";
+                r.settled_at = Some(now);
+                events.push(("PIX_REVERSAL", r.json()));
+            }
+        }
+        let own = self.config.ispb.clone();
+        let mut removed_keys = Vec::new();
+        let mut new_entries = Vec::new();
+        for c in st.claims.values_mut() {
+            let before = c.status.clone();
+            let age = now - c.created_at;
+            let we_claim = c.claimer_participant == own;
+            match c.status.as_str() {
+                "OPEN"
+                    if we_claim
+                        && behaviour != DonorBehaviour::Ignore
+                        && age >= Duration::hours(1) =>
+                {
+                    c.status = "WAITING_RESOLUTION".into();
+                }
+                "OPEN" | "WAITING_RESOLUTION" if now >= c.resolution_end => {
+                    // Nobody answered in time: DEFAULT_OPERATION per DICT's manual.
+                    if c.claim_type == "OWNERSHIP" {
+                        c.status = "CONFIRMED".into();
+                        c.confirm_reason = Some("DEFAULT_OPERATION".into());
+                        removed_keys.push(c.key.clone());
+                    } else {
+                        c.status = "CANCELLED".into();
+                        c.cancelled_by = Some("DONOR".into());
+                        c.cancel_reason = Some("DEFAULT_OPERATION".into());
+                    }
+                }
+                "WAITING_RESOLUTION" if we_claim && age >= Duration::days(1) => match behaviour {
+                    DonorBehaviour::Confirm => {
+                        c.status = "CONFIRMED".into();
+                        c.confirm_reason = Some("USER_REQUESTED".into());
+                        removed_keys.push(c.key.clone());
+                        if c.claim_type == "OWNERSHIP" {
+                            c.completion_end = Some(now);
+                        }
+                    }
+                    DonorBehaviour::Cancel => {
+                        c.status = "CANCELLED".into();
+                        c.cancelled_by = Some("DONOR".into());
+                        c.cancel_reason = Some("USER_REQUESTED".into());
+                    }
+                    DonorBehaviour::Ignore => {}
+                },
+                // The simulated claimer completes as soon as DICT allows it.
+                "CONFIRMED" if !we_claim && c.completion_end.is_none_or(|t| now >= t) => {
+                    c.status = "COMPLETED".into();
+                    new_entries.push(c.clone());
+                }
+                _ => {}
+            }
+            if c.status != before {
+                c.last_modified = now;
+                events.push(("DICT_CLAIM", c.json()));
+            }
+        }
+        for key in removed_keys {
+            st.directory.remove(&key);
+        }
+        for c in new_entries {
+            let request_id = self.sim.uuid();
+            st.directory.insert(
+                c.key.clone(),
+                DirEntry {
+                    key: c.key.clone(),
+                    key_type: c.key_type.clone(),
+                    account: c.claimer_account.clone(),
+                    owner: c.claimer.clone(),
+                    request_id,
+                    created_at: now,
+                    ownership_at: now,
+                },
+            );
+        }
+        for map in [
+            &mut st.infractions,
+            &mut st.refunds,
+            &mut st.recoveries,
+            &mut st.cid_files,
+            &mut st.reports,
+        ] {
+            for t in map.values_mut() {
+                let mut changed = false;
+                while t.steps.first().is_some_and(|(at, _)| *at <= now) {
+                    let (_, patch) = t.steps.remove(0);
+                    if let (Some(obj), Some(p)) = (t.v.as_object_mut(), patch.as_object()) {
+                        obj.extend(p.clone());
+                        obj.insert("updatedAt".into(), json!(now));
+                    }
+                    changed = true;
+                }
+                if changed {
+                    events.push((t.event, t.v.clone()));
+                    if t.event == "DICT_REFUND" && t.v["status"] == "CLOSED" {
+                        let data = json!({"returnEndToEndId": t.v["refundEndToEndId"], "originalEndToEndId": t.v["endToEndId"],
+                            "amount": t.v["amount"], "reason": "FR01", "status": "CONFIRMED", "rejectionCode": null, "settledAt": now});
+                        events.push(("PIX_REVERSAL_INBOUND", data));
+                    }
+                }
+            }
+        }
+        for (event, data) in events {
+            self.webhooks.emit(event, data);
+        }
+    }
+
+    /// Sets what the simulated donor does with our claims.
+    pub fn btg_set_donor_behaviour(&self, b: DonorBehaviour) {
+        self.btg().donor_behaviour = Some(b);
+    }
+}
+
+async fn create_entry(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let key_type = str_field(&b, "keyType")?;
+    if b["account"]["participant"] != s.ispb() {
+        return Err(btg_err(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN_PARTICIPANT",
+            "entries can only be created for your own ISPB",
+        ));
+    }
+    if b["owner"]["taxIdNumber"].as_str().is_none() || b["owner"]["name"].as_str().is_none() {
+        return Err(btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "owner.taxIdNumber and owner.name are required",
+        ));
+    }
+    let v = s.dict_register(
+        key_type,
+        b["key"].as_str(),
+        b["account"].clone(),
+        b["owner"].clone(),
+    )?;
+    created(v)
+}
+
+fn own_entry(s: &Shared, key: &str) -> Result<DirEntry, ApiError> {
+    s.btg()
+        .directory
+        .get(key)
+        .filter(|e| e.participant() == s.ispb())
+        .cloned()
+        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))
+}
+
+async fn get_entry(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> ApiResult {
+    ok(own_entry(&s, &key)?.json())
+}
+
+async fn update_entry(
+    State(s): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b = body(&bytes)?;
+    let mut entry = own_entry(&s, &key)?;
+    if entry.key_type == "EVP" && b["reason"] == "USER_REQUESTED" {
+        return Err(unprocessable(
+            "INVALID_REASON",
+            "EVP keys cannot be updated with USER_REQUESTED",
+        ));
+    }
+    if b["account"].is_object() {
+        let mut account = b["account"].clone();
+        account["participant"] = json!(s.ispb());
+        entry.account = account;
+    }
+    if let Some(name) = b["owner"]["name"].as_str() {
+        entry.owner["name"] = json!(name);
+    }
+    if let Some(t) = b["owner"]["tradeName"].as_str() {
+        entry.owner["tradeName"] = json!(t);
+    }
+    let v = entry.json();
+    s.btg().directory.insert(key, entry);
+    ok(v)
+}
+
+async fn delete_entry(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> ApiResult {
+    own_entry(&s, &key)?;
+    s.btg().directory.remove(&key);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn lookup_key(
+    State(s): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let entry = s
+        .btg()
+        .directory
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+    let e2e = headers
+        .get("x-end-to-end-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| s.end_to_end_id('E', s.ispb()));
+    let mut v = entry.json();
+    v["endToEndId"] = json!(e2e);
+    ok(v)
+}
+
+async fn check_keys(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let keys = b["keys"].as_array().cloned().unwrap_or_default();
+    if keys.is_empty() || keys.len() > 200 {
+        return Err(btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "1 to 200 keys",
+        ));
+    }
+    let st = s.btg();
+    let out: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| k["key"].as_str())
+        .map(|k| json!({"key": k, "hasEntry": st.directory.contains_key(k)}))
+        .collect();
+    ok(json!({ "keys": out }))
+}
+
+async fn create_claim(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let key = str_field(&b, "key")?;
+    let entry = s
+        .btg()
+        .directory
+        .get(key)
+        .cloned()
+        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+    if entry.participant() == s.ispb() {
+        return Err(unprocessable(
+            "KEY_ALREADY_OURS",
+            "the key is already registered with this participant",
+        ));
+    }
+    let mut account = b["claimerAccount"].clone();
+    account["participant"] = json!(s.ispb());
+    let donor = entry.participant().to_owned();
+    let v = s.open_claim(
+        str_field(&b, "type")?,
+        &entry,
+        &s.config.ispb,
+        &donor,
+        account,
+        b["claimer"].clone(),
+    )?;
+    created(v)
+}
+
+async fn list_claims(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let after = q
+        .get("modifiedAfter")
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let own = s.ispb().to_owned();
+    let items: Vec<Value> = s
+        .btg()
+        .claims
+        .values()
+        .filter(|c| c.claimer_participant == own || c.donor_participant == own)
+        .filter(|c| q.get("status").is_none_or(|st| &c.status == st))
+        .filter(|c| {
+            q.get("isDonor")
+                .is_none_or(|d| (c.donor_participant == own).to_string() == *d)
+        })
+        .filter(|c| after.is_none_or(|t| c.last_modified > t))
+        .map(ClaimRec::json)
+        .collect();
+    ok(json!({ "items": items }))
+}
+
+async fn get_claim(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let st = s.btg();
+    let c = st
+        .claims
+        .get(&id)
+        .ok_or_else(|| not_found("CLAIM_NOT_FOUND"))?;
+    ok(c.json())
+}
+
+async fn claim_action(
+    State(s): State<Arc<Shared>>,
+    Path((id, action)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b = if bytes.is_empty() {
+        json!({})
+    } else {
+        body(&bytes)?
+    };
+    let reason = b["reason"].as_str().map(str::to_owned);
+    let now = s.sim.clock.now();
+    let own = s.ispb().to_owned();
+    let mut st = s.btg();
+    let c = st
+        .claims
+        .get_mut(&id)
+        .ok_or_else(|| not_found("CLAIM_NOT_FOUND"))?;
+    let we_donate = c.donor_participant == own;
+    let we_claim = c.claimer_participant == own;
+    let invalid = |msg: &str| unprocessable("INVALID_CLAIM_STATUS", msg.to_owned());
+    let forbidden = || {
+        btg_err(
+            StatusCode::FORBIDDEN,
+            "NOT_CLAIM_PARTICIPANT",
+            "this side cannot do that",
+        )
+    };
+    let mut removed = None;
+    let mut completed = None;
+    match action.as_str() {
+        "acknowledge" => {
+            if !we_donate {
+                return Err(forbidden());
+            }
+            match c.status.as_str() {
+                "OPEN" => c.status = "WAITING_RESOLUTION".into(),
+                "WAITING_RESOLUTION" => {}
+                _ => return Err(invalid("only OPEN claims can be acknowledged")),
+            }
+        }
+        "confirm" => {
+            if !we_donate {
+                return Err(forbidden());
+            }
+            if c.status != "WAITING_RESOLUTION" {
+                return Err(invalid("only WAITING_RESOLUTION claims can be confirmed"));
+            }
+            if reason.as_deref() == Some("DEFAULT_OPERATION") && now < c.resolution_end {
+                return Err(invalid(
+                    "DEFAULT_OPERATION only after the resolution period",
+                ));
+            }
+            c.status = "CONFIRMED".into();
+            c.confirm_reason = reason.or(Some("USER_REQUESTED".into()));
+            if c.claim_type == "OWNERSHIP" && c.confirm_reason.as_deref() == Some("USER_REQUESTED")
+            {
+                c.completion_end = Some(now);
+            }
+            removed = Some(c.key.clone());
+        }
+        "cancel" => {
+            let allowed = match c.status.as_str() {
+                "OPEN" | "WAITING_RESOLUTION" => true,
+                "CONFIRMED" => we_claim,
+                _ => false,
+            };
+            if !allowed || !(we_claim || we_donate) {
+                return Err(invalid("the claim cannot be cancelled now"));
+            }
+            c.status = "CANCELLED".into();
+            c.cancelled_by = Some(if we_claim { "CLAIMER" } else { "DONOR" }.into());
+            c.cancel_reason = reason.or(Some("USER_REQUESTED".into()));
+        }
+        "complete" => {
+            if !we_claim {
+                return Err(forbidden());
+            }
+            if c.status != "CONFIRMED" {
+                return Err(invalid("only CONFIRMED claims can be completed"));
+            }
+            if c.completion_end.is_some_and(|t| now < t) {
+                return Err(invalid("the completion period has not ended"));
+            }
+            c.status = "COMPLETED".into();
+            completed = Some(c.clone());
+        }
+        _ => return Err(not_found("UNKNOWN_ACTION")),
+    }
+    c.last_modified = now;
+    let v = c.json();
+    if let Some(k) = removed {
+        st.directory.remove(&k);
+    }
+    if let Some(c) = completed {
+        let request_id = s.sim.uuid();
+        st.directory.insert(
+            c.key.clone(),
+            DirEntry {
+                key: c.key.clone(),
+                key_type: c.key_type,
+                account: c.claimer_account,
+                owner: c.claimer,
+                request_id,
+                created_at: now,
+                ownership_at: now,
+            },
+        );
+    }
+    drop(st);
+    s.webhooks.emit("DICT_CLAIM", v.clone());
+    ok(v)
+}
+
+async fn create_fraud_marker(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let tax_id = str_field(&b, "taxIdNumber")?;
+    let fraud_type = str_field(&b, "fraudType")?;
+    let now = s.sim.clock.now();
+    let id = s.sim.uuid().to_string();
+    let v = json!({"id": id, "taxIdNumber": tax_id, "fraudType": fraud_type, "key": b["key"],
+                   "status": "REGISTERED", "createdAt": now, "updatedAt": now});
+    s.btg().fraud_markers.insert(id, v.clone());
+    created(v)
+}
+
+async fn list_fraud_markers(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let items: Vec<Value> = s
+        .btg()
+        .fraud_markers
+        .values()
+        .filter(|m| {
+            q.get("taxIdNumber")
+                .is_none_or(|t| m["taxIdNumber"] == t.as_str())
+        })
+        .cloned()
+        .collect();
+    ok(json!({"items": items, "hasMoreElements": false}))
+}
+
+async fn cancel_fraud_marker(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let now = s.sim.clock.now();
+    let mut st = s.btg();
+    let m = st
+        .fraud_markers
+        .get_mut(&id)
+        .ok_or_else(|| not_found("FRAUD_MARKER_NOT_FOUND"))?;
+    m["status"] = json!("CANCELLED");
+    m["updatedAt"] = json!(now);
+    ok(m.clone())
+}
+
+async fn create_infraction(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let e2e = str_field(&b, "endToEndId")?;
+    let counterparty = {
+        let st = s.btg();
+        let p = st
+            .payments
+            .get(e2e)
+            .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+        let side = if p.direction == Direction::Outbound {
+            &p.creditor
+        } else {
+            &p.debtor
+        };
+        side["ispb"].as_str().unwrap_or("00000000").to_owned()
+    };
+    let own = s.ispb().to_owned();
+    let v = s.new_infraction(
+        e2e,
+        str_field(&b, "reason")?,
+        b["situationType"].as_str(),
+        &own,
+        &counterparty,
+        true,
+    )?;
+    created(v)
+}
+
+fn timed_get(map: &BTreeMap<String, Timed>, id: &str, code: &str) -> ApiResult {
+    map.get(id)
+        .map(|t| Json(t.v.clone()).into_response())
+        .ok_or_else(|| not_found(code))
+}
+
+async fn get_infraction(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    timed_get(&s.btg().infractions, &id, "INFRACTION_REPORT_NOT_FOUND")
+}
+
+async fn infraction_action(
+    State(s): State<Arc<Shared>>,
+    Path((id, action)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b = if bytes.is_empty() {
+        json!({})
+    } else {
+        body(&bytes)?
+    };
+    let now = s.sim.clock.now();
+    let own = s.ispb().to_owned();
+    let mut st = s.btg();
+    let t = st
+        .infractions
+        .get_mut(&id)
+        .ok_or_else(|| not_found("INFRACTION_REPORT_NOT_FOUND"))?;
+    let status = t.v["status"].as_str().unwrap_or_default().to_owned();
+    let is_counterparty = t.v["counterpartyParticipant"] == own.as_str();
+    let patch = match (action.as_str(), status.as_str()) {
+        ("acknowledge", "OPEN") if is_counterparty => json!({"status": "ACKNOWLEDGED"}),
+        ("close", "OPEN" | "ACKNOWLEDGED") if is_counterparty => {
+            let result = str_field(&b, "analysisResult")?;
+            if result != "AGREED" && result != "DISAGREED" {
+                return Err(btg_err(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    "analysisResult must be AGREED or DISAGREED",
+                ));
+            }
+            json!({"status": "CLOSED", "analysisResult": result, "analysisDetails": b["analysisDetails"]})
+        }
+        ("cancel", "OPEN" | "ACKNOWLEDGED") if !is_counterparty => json!({"status": "CANCELLED"}),
+        _ => {
+            return Err(unprocessable(
+                "INVALID_INFRACTION_REPORT_STATUS",
+                format!("cannot {action} a {status} report from this side"),
+            ));
+        }
+    };
+    if let (Some(obj), Some(p)) = (t.v.as_object_mut(), patch.as_object()) {
+        obj.extend(p.clone());
+        obj.insert("updatedAt".into(), json!(now));
+    }
+    t.steps.clear();
+    ok(t.v.clone())
+}
+
+async fn create_refund(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let e2e = str_field(&b, "endToEndId")?.to_owned();
+    let amount = parse_amount(&b["amount"])
+        .filter(|a| *a > 0)
+        .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be positive"))?;
+    let original = s
+        .btg()
+        .payments
+        .get(&e2e)
+        .cloned()
+        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    if amount > original.amount {
+        return Err(unprocessable(
+            "REFUND_AMOUNT_EXCEEDED",
+            "amount exceeds the payment",
+        ));
+    }
+    let now = s.sim.clock.now();
+    let id = s.sim.uuid().to_string();
+    let rtr = s.end_to_end_id(
+        'D',
+        original.creditor["ispb"].as_str().unwrap_or("00000000"),
+    );
+    let v = json!({"id": id, "endToEndId": e2e, "amount": money(amount), "reason": str_field(&b, "reason")?,
+        "status": "OPEN", "analysisResult": null, "rejectionReason": null, "refundEndToEndId": null,
+        "createdAt": now, "updatedAt": now});
+    let steps = vec![(
+        now + Duration::days(1),
+        json!({"status": "CLOSED", "analysisResult": "TOTALLY_ACCEPTED", "refundEndToEndId": rtr}),
+    )];
+    s.btg().refunds.insert(
+        id,
+        Timed {
+            v: v.clone(),
+            steps,
+            event: "DICT_REFUND",
+        },
+    );
+    created(v)
+}
+
+async fn get_refund(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    timed_get(&s.btg().refunds, &id, "REFUND_NOT_FOUND")
+}
+
+async fn refund_action(
+    State(s): State<Arc<Shared>>,
+    Path((id, action)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b = if bytes.is_empty() {
+        json!({})
+    } else {
+        body(&bytes)?
+    };
+    let now = s.sim.clock.now();
+    let mut st = s.btg();
+    let t = st
+        .refunds
+        .get_mut(&id)
+        .ok_or_else(|| not_found("REFUND_NOT_FOUND"))?;
+    if t.v["status"] != "OPEN" {
+        return Err(unprocessable(
+            "INVALID_REFUND_STATUS",
+            "only OPEN refund requests can change",
+        ));
+    }
+    let patch = match action.as_str() {
+        "cancel" => json!({"status": "CANCELLED"}),
+        "close" => {
+            let result = str_field(&b, "analysisResult")?;
+            if result == "REJECTED" && b["rejectionReason"].is_null() {
+                return Err(btg_err(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    "rejectionReason is required when REJECTED",
+                ));
+            }
+            json!({"status": "CLOSED", "analysisResult": result, "rejectionReason": b["rejectionReason"], "refundEndToEndId": b["refundEndToEndId"]})
+        }
+        _ => return Err(not_found("UNKNOWN_ACTION")),
+    };
+    if let (Some(obj), Some(p)) = (t.v.as_object_mut(), patch.as_object()) {
+        obj.extend(p.clone());
+        obj.insert("updatedAt".into(), json!(now));
+    }
+    t.steps.clear();
+    ok(t.v.clone())
+}
+
+fn counters(n: u64) -> Value {
+    json!({"d90": n, "m12": n, "m60": n})
+}
+
+fn statistics(st: &BtgState, key: Option<&str>, tax_id: &str) -> Value {
+    let markers = |kind: &str| {
+        st.fraud_markers
+            .values()
+            .filter(|m| m["status"] == "REGISTERED" && m["fraudType"] == kind)
+            .filter(|m| m["taxIdNumber"] == tax_id || key.is_some_and(|k| m["key"] == k))
+            .count() as u64
+    };
+    let settlements = match key {
+        Some(k) => st.settlements_by_key.get(k).copied().unwrap_or(0),
+        None => st
+            .directory
+            .values()
+            .filter(|e| e.owner["taxIdNumber"] == tax_id)
+            .map(|e| st.settlements_by_key.get(&e.key).copied().unwrap_or(0))
+            .sum(),
+    };
+    let open = st
+        .infractions
+        .values()
+        .filter(|t| t.v["status"] == "OPEN")
+        .count() as u64;
+    json!({
+        "settlements": counters(settlements),
+        "fraudMarkers": {"applicationFrauds": counters(markers("APPLICATION_FRAUD")),
+            "muleAccounts": counters(markers("MULE_ACCOUNT")),
+            "scammerAccounts": counters(markers("SCAMMER_ACCOUNT")),
+            "otherFrauds": counters(markers("OTHER"))},
+        "infractionReports": {"openReports": open, "openReportsDistinctReporters": open.min(1),
+            "rejectedReports": counters(0)},
+    })
+}
+
+async fn key_statistics(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> ApiResult {
+    let st = s.btg();
+    let entry = st
+        .directory
+        .get(&key)
+        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+    let tax_id = entry.owner["taxIdNumber"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ok(statistics(&st, Some(&key), &tax_id))
+}
+
+async fn person_statistics(State(s): State<Arc<Shared>>, Path(tax_id): Path<String>) -> ApiResult {
+    ok(statistics(&s.btg(), None, &tax_id))
+}
+
+async fn create_cid_file(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let key_type = str_field(&b, "keyType")?.to_owned();
+    let now = s.sim.clock.now();
+    let id = s.sim.uuid().to_string();
+    let own = s.ispb().to_owned();
+    let mut st = s.btg();
+    // The file is a snapshot of our entries at request time, ready two (simulated) seconds later.
+    let cids: Vec<String> = st
+        .directory
+        .values()
+        .filter(|e| e.key_type == key_type && e.participant() == own)
+        .map(DirEntry::cid)
+        .collect();
+    let v =
+        json!({"id": id, "keyType": key_type, "status": "REQUESTED", "cids": [], "createdAt": now});
+    let steps = vec![
+        (
+            now + Duration::milliseconds(500),
+            json!({"status": "PROCESSING"}),
+        ),
+        (
+            now + Duration::seconds(2),
+            json!({"status": "AVAILABLE", "cids": cids}),
+        ),
+    ];
+    st.cid_files.insert(
+        id,
+        Timed {
+            v: v.clone(),
+            steps,
+            event: "DICT_CID_FILE",
+        },
+    );
+    created(v)
+}
+
+async fn get_cid_file(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    timed_get(&s.btg().cid_files, &id, "CID_FILE_NOT_FOUND")
+}
+
+async fn create_recovery(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let root = str_field(&b, "rootEndToEndId")?.to_owned();
+    str_field(&b["contactInformation"], "email")?;
+    str_field(&b["contactInformation"], "phone")?;
+    if !s.btg().payments.contains_key(&root) {
+        return Err(not_found("PAYMENT_NOT_FOUND"));
+    }
+    let now = s.sim.clock.now();
+    let id = s.sim.uuid().to_string();
+    let v = json!({"id": id, "rootEndToEndId": root, "situationType": str_field(&b, "situationType")?,
+        "status": "CREATED", "reportDetails": b["reportDetails"], "contactInformation": b["contactInformation"],
+        "createdAt": now, "updatedAt": now});
+    let steps = vec![
+        (now + Duration::minutes(1), json!({"status": "TRACKED"})),
+        (
+            now + Duration::hours(1),
+            json!({"status": "AWAITING_ANALYSIS"}),
+        ),
+    ];
+    s.btg().recoveries.insert(
+        id,
+        Timed {
+            v: v.clone(),
+            steps,
+            event: "FUNDS_RECOVERY",
+        },
+    );
+    created(v)
+}
+
+async fn get_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    timed_get(&s.btg().recoveries, &id, "FUNDS_RECOVERY_NOT_FOUND")
+}
+
+async fn cancel_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let now = s.sim.clock.now();
+    let mut st = s.btg();
+    let t = st
+        .recoveries
+        .get_mut(&id)
+        .ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+    if matches!(
+        t.v["status"].as_str(),
+        Some("REFUNDING" | "COMPLETED" | "CANCELLED")
+    ) {
+        return Err(unprocessable(
+            "INVALID_FUNDS_RECOVERY_STATUS",
+            "cannot cancel from REFUNDING on",
+        ));
+    }
+    t.v["status"] = json!("CANCELLED");
+    t.v["updatedAt"] = json!(now);
+    t.steps.clear();
+    ok(t.v.clone())
+}
+
+async fn tracking_graph(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let (root, status) = {
+        let st = s.btg();
+        let t = st
+            .recoveries
+            .get(&id)
+            .ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+        (
+            t.v["rootEndToEndId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            t.v["status"].clone(),
+        )
+    };
+    if status == "CREATED" {
+        return Err(unprocessable(
+            "GRAPH_NOT_READY",
+            "the tracking graph is built after TRACKED",
+        ));
+    }
+    let p = s
+        .btg()
+        .payments
+        .get(&root)
+        .cloned()
+        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    let creditor = p.creditor["ispb"].as_str().unwrap_or("00000000").to_owned();
+    let debtor = p.debtor["ispb"].as_str().unwrap_or(s.ispb()).to_owned();
+    // The money moved on once from the first receiver: a two-hop trail.
+    let hop = s.end_to_end_id('E', &creditor);
+    ok(json!({"rootEndToEndId": root, "nodes": [
+        {"endToEndId": root, "parentEndToEndId": null, "amount": money(p.amount), "debtorParticipant": debtor, "creditorParticipant": creditor, "depth": 0},
+        {"endToEndId": hop, "parentEndToEndId": root, "amount": money(p.amount / 2), "debtorParticipant": creditor, "creditorParticipant": "99999999", "depth": 1},
+    ]}))
+}
+
+async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let e2e = str_field(&b, "endToEndId")?.to_owned();
+    if e2e.len() != 32 || !e2e.starts_with('E') || !e2e.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_END_TO_END_ID",
+            "endToEndId must be E + 31 alphanumerics",
+        ));
+    }
+    let amount = parse_amount(&b["amount"])
+        .filter(|a| *a > 0)
+        .ok_or_else(|| {
+            unprocessable(
+                "INVALID_AMOUNT",
+                "amount must be positive with two decimals",
+            )
+        })?;
+    let creditor = b["creditor"].clone();
+    if creditor["ispb"].as_str().is_none_or(|i| i.len() != 8) {
+        return Err(btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "creditor.ispb must have 8 characters",
+        ));
+    }
+    for field in ["branch", "account", "taxId", "name"] {
+        str_field(&b["debtor"], field)?;
+    }
+    let now = s.sim.clock.now();
+    let id = s.sim.uuid().to_string();
+    let mut st = s.btg();
+    if st.payments.contains_key(&e2e) {
+        return Err(btg_err(
+            StatusCode::CONFLICT,
+            "DUPLICATE_END_TO_END_ID",
+            "a payment with this endToEndId exists",
+        ));
+    }
+    let settle_at = (amount % 100 != STUCK_CENTS)
+        .then(|| now + Duration::milliseconds(s.config.btg_settlement_delay_ms as i64));
+    let mut debtor = b["debtor"].clone();
+    debtor["ispb"] = json!(s.ispb());
+    st.payments.insert(
+        e2e.clone(),
+        PaymentRec {
+            id: id.clone(),
+            e2e: e2e.clone(),
+            amount,
+            status: "PROCESSING",
+            direction: Direction::Outbound,
+            settle_at,
+            settled_at: None,
+            rejection: None,
+            debtor,
+            creditor,
+            returned: 0,
+        },
+    );
+    accepted(json!({"id": id, "endToEndId": e2e, "status": "PROCESSING"}))
+}
+
+async fn get_payment(State(s): State<Arc<Shared>>, Path(e2e): Path<String>) -> ApiResult {
+    let st = s.btg();
+    let p = st
+        .payments
+        .get(&e2e)
+        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    ok(p.json())
+}
+
+async fn create_reversal(
+    State(s): State<Arc<Shared>>,
+    Path(e2e): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b = body(&bytes)?;
+    let amount = parse_amount(&b["amount"])
+        .filter(|a| *a > 0)
+        .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be positive"))?;
+    let reason = str_field(&b, "reason")?.to_owned();
+    if !["BE08", "FR01", "MD06", "SL02"].contains(&reason.as_str()) {
+        return Err(btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REASON",
+            "reason must be BE08, FR01, MD06 or SL02",
+        ));
+    }
+    let now = s.sim.clock.now();
+    let (id, rtr) = (s.sim.uuid().to_string(), s.end_to_end_id('D', s.ispb()));
+    let mut st = s.btg();
+    let p = st
+        .payments
+        .get_mut(&e2e)
+        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    if p.direction != Direction::Inbound || p.status != "CONFIRMED" {
+        return Err(unprocessable(
+            "PAYMENT_NOT_REVERSIBLE",
+            "only confirmed received payments can be returned",
+        ));
+    }
+    if amount > p.amount - p.returned {
+        return Err(unprocessable(
+            "REVERSAL_AMOUNT_EXCEEDED",
+            "amount exceeds what is left to return",
+        ));
+    }
+    p.returned += amount;
+    let rec = ReversalRec {
+        id: id.clone(),
+        rtr: rtr.clone(),
+        original: e2e,
+        amount,
+        reason,
+        status: "PROCESSING",
+        settle_at: Some(now + Duration::milliseconds(s.config.btg_settlement_delay_ms as i64)),
+        settled_at: None,
+    };
+    st.reversals.insert(rtr.clone(), rec);
+    accepted(json!({"id": id, "returnEndToEndId": rtr, "status": "PROCESSING"}))
+}
+
+async fn get_reversal(
+    State(s): State<Arc<Shared>>,
+    Path((e2e, rtr)): Path<(String, String)>,
+) -> ApiResult {
+    let st = s.btg();
+    let r = st
+        .reversals
+        .get(&rtr)
+        .filter(|r| r.original == e2e)
+        .ok_or_else(|| not_found("REVERSAL_NOT_FOUND"))?;
+    ok(r.json())
+}
+
+async fn create_report(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let report_id = str_field(&b, "reportId")?.to_owned();
+    let txs = b["transactions"].as_array().cloned().unwrap_or_default();
+    if txs.is_empty() {
+        return Err(unprocessable(
+            "EMPTY_REPORT",
+            "a report needs at least one transaction",
+        ));
+    }
+    if txs.iter().any(|t| {
+        parse_amount(&t["amount"]).is_none_or(|a| a <= 0) || t["endToEndId"].as_str().is_none()
+    }) {
+        return Err(btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "every transaction needs endToEndId and a positive amount",
+        ));
+    }
+    let now = s.sim.clock.now();
+    let id = s.sim.uuid().to_string();
+    let v = json!({"id": id, "reportId": report_id, "status": "RECEIVED", "receiptCode": null,
+                   "transactions": txs.len(), "createdAt": now});
+    let steps = vec![(
+        now + Duration::seconds(1),
+        json!({"status": "ACCEPTED", "receiptCode": "ACCP"}),
+    )];
+    s.btg().reports.insert(
+        id,
+        Timed {
+            v: v.clone(),
+            steps,
+            event: "PIX_INTERNAL_TRANSACTIONS_REPORT",
+        },
+    );
+    accepted(v)
+}
+
+async fn get_report(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    timed_get(&s.btg().reports, &id, "REPORT_NOT_FOUND")
+}
+
+/// Used by the control API's state dump.
+pub(crate) fn payment_summary(st: &BtgState) -> Value {
+    let payments: Vec<Value> = st
+        .payments
+        .values()
+        .map(|p| {
+            let mut v = p.json();
+            v["direction"] = json!(if p.direction == Direction::Outbound {
+                "OUTBOUND"
+            } else {
+                "INBOUND"
+            });
+            v
+        })
+        .collect();
+    let entries: Vec<Value> = st.directory.values().map(DirEntry::json).collect();
+    let claims: Vec<Value> = st.claims.values().map(ClaimRec::json).collect();
+    json!({"payments": payments, "entries": entries, "claims": claims})
+}
