@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use pix_core::clock::Clock;
 use pix_core::clock::ManualClock;
 use pix_server::app::{AppState, router};
 use pix_server::config::Config;
@@ -11,10 +12,17 @@ use pix_store::testing::TestStore;
 use reqwest::{Method, RequestBuilder};
 use tokio_util::sync::CancellationToken;
 
+use pix_server::embedded::{EmbeddedSandbox, start_sandbox};
+use pix_server::integrations::Integrations;
 pub use pix_store::testing::PG_ENV;
+
+/// The HMAC secret the simulated BTG signs webhooks with, and the host verifies.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
 
 pub struct TestApp {
     pub url: String,
+    /// The BTG/Midaz/CRM simulators this host talks to, seeded with the demo institution.
+    pub sandbox: EmbeddedSandbox,
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub db: TestStore,
@@ -28,12 +36,6 @@ pub struct TestTenant {
     pub token: String,
 }
 
-pub fn start_time() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
-        .unwrap()
-        .to_utc()
-}
-
 impl TestApp {
     pub async fn sqlite() -> TestApp {
         Self::start(TestStore::sqlite().await, Config::default()).await
@@ -44,48 +46,55 @@ impl TestApp {
         Some(Self::start(TestStore::postgres().await?, Config::default()).await)
     }
 
-    pub async fn start(db: TestStore, config: Config) -> TestApp {
-        let clock = Arc::new(ManualClock::new(start_time()));
+    pub async fn start(db: TestStore, mut config: Config) -> TestApp {
+        // Starts at the real time: the simulators sign webhooks with the wall clock.
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        config.btg_webhook.hmac_secret = Some(WEBHOOK_SECRET.into());
+        let sandbox = start_sandbox(42, None, WEBHOOK_SECRET).await.expect("simulators start");
         let state = AppState {
             store: db.store.clone(),
             config: Arc::new(config),
             clock: clock.clone(),
             metrics: pix_server::telemetry::metrics_handle(),
+            integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
         };
-        let admin_token = db
-            .issue_token(None, "test admin", start_time())
-            .await
-            .unwrap()
-            .token;
+        let admin_token = db.issue_token(None, "test admin", clock.now()).await.unwrap().token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        tokio::spawn(pix_server::cli::serve_http(
-            listener,
-            router(state),
-            shutdown.clone(),
-        ));
-        TestApp {
-            url,
-            http: reqwest::Client::new(),
-            clock,
-            db,
-            admin_token,
-            shutdown,
+        tokio::spawn(pix_server::cli::serve_http(listener, router(state), shutdown.clone()));
+        TestApp { url, sandbox, http: reqwest::Client::new(), clock, db, admin_token, shutdown }
+    }
+
+    /// Runs the inbound-event worker with the given handlers until the app is dropped.
+    pub fn run_inbound_worker(&self, handlers: Vec<(&str, Arc<dyn pix_server::inbound::InboundHandler>)>) {
+        let mut dispatcher = pix_server::inbound::InboundDispatcher::new(self.db.store.clone(), self.clock.clone());
+        for (event_type, handler) in handlers {
+            dispatcher = dispatcher.register(event_type, handler);
         }
+        let mut config = Config::default().workers;
+        config.poll_interval_ms = 10;
+        let worker = pix_server::worker::Worker::new(
+            self.db.store.clone(),
+            self.clock.clone(),
+            pix_store::inbound::INBOUND_QUEUE,
+            config,
+        )
+        .handle(pix_store::inbound::PROCESS_INBOUND, Arc::new(dispatcher));
+        tokio::spawn(worker.run(self.shutdown.clone(), std::time::Duration::from_secs(1)));
     }
 
     pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(token)
+        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token)
     }
 
-    /// Creates a tenant through the admin API.
+    /// Creates a tenant through the admin API, on the simulated institution's ledger.
     pub async fn tenant(&self, name: &str) -> TestTenant {
+        let data = &self.sandbox.data;
         let response = self
             .request(Method::POST, "/v1/admin/tenants", &self.admin_token)
-            .json(&serde_json::json!({"name": name, "ispb": "12345678"}))
+            .json(&serde_json::json!({"name": name, "ispb": data.ispb,
+                "midazOrganizationId": data.organization_id, "midazLedgerId": data.ledger_id}))
             .send()
             .await
             .unwrap();
@@ -107,10 +116,7 @@ impl Drop for TestApp {
 /// Reads an error response and returns its `code`, checking the envelope on the way.
 pub async fn error_code(response: reqwest::Response) -> String {
     assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
         Some("application/json"),
         "errors are JSON"
     );

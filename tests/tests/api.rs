@@ -15,84 +15,29 @@ api_tests!(
 );
 
 async fn health_readiness_metrics_and_openapi(app: &TestApp) {
-    let health = app
-        .http
-        .get(format!("{}/health", app.url))
-        .send()
-        .await
-        .unwrap();
+    let health = app.http.get(format!("{}/health", app.url)).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    assert!(
-        health.headers().contains_key("x-request-id"),
-        "every response has a request id"
-    );
-    let ready: Value = app
-        .http
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert!(health.headers().contains_key("x-request-id"), "every response has a request id");
+    let ready: Value = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["database"], app.db.backend().as_str());
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total{"), "{metrics}");
-    assert!(
-        metrics.contains(r#"route="/health""#),
-        "requests are labelled by route"
-    );
-    assert!(
-        metrics.contains("http_request_duration_seconds_bucket"),
-        "latency is a histogram"
-    );
+    assert!(metrics.contains(r#"route="/health""#), "requests are labelled by route");
+    assert!(metrics.contains("http_request_duration_seconds_bucket"), "latency is a histogram");
 
-    let doc: Value = app
-        .http
-        .get(format!("{}/openapi.json", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        doc["openapi"].as_str().unwrap().starts_with("3.1"),
-        "{}",
-        doc["openapi"]
-    );
-    for path in [
-        "/health",
-        "/readyz",
-        "/metrics",
-        "/v1/webhooks/endpoints",
-        "/v1/webhooks/endpoints/{id}",
-        "/v1/admin/tenants",
-    ] {
+    let doc: Value = app.http.get(format!("{}/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    for path in
+        ["/health", "/readyz", "/metrics", "/v1/webhooks/endpoints", "/v1/webhooks/endpoints/{id}", "/v1/admin/tenants"]
+    {
         assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
     }
     assert!(doc["components"]["schemas"]["ErrorResponse"].is_object());
-    let ui = app
-        .http
-        .get(format!("{}/docs", app.url))
-        .send()
-        .await
-        .unwrap();
+    let ui = app.http.get(format!("{}/docs", app.url)).send().await.unwrap();
     assert_eq!(ui.status(), 200);
-    assert!(
-        ui.text().await.unwrap().contains("openapi"),
-        "the UI page points at the document"
-    );
+    assert!(ui.text().await.unwrap().contains("openapi"), "the UI page points at the document");
 }
 
 async fn authentication_is_required_and_roles_are_separate(app: &TestApp) {
@@ -104,119 +49,46 @@ async fn authentication_is_required_and_roles_are_separate(app: &TestApp) {
     assert_eq!(none.headers()["www-authenticate"], "Bearer");
     assert_eq!(error_code(none).await, "PIX-0009");
 
-    let wrong = app
-        .request(Method::GET, "/v1/webhooks/endpoints", "pix_not-a-token")
-        .send()
-        .await
-        .unwrap();
+    let wrong = app.request(Method::GET, "/v1/webhooks/endpoints", "pix_not-a-token").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
-    let malformed = app
-        .http
-        .get(&url)
-        .header("authorization", "Basic Zm9vOmJhcg==")
-        .send()
-        .await
-        .unwrap();
+    let malformed = app.http.get(&url).header("authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
     assert_eq!(error_code(malformed).await, "PIX-0009");
 
-    let admin_as_tenant = app
-        .request(Method::GET, "/v1/webhooks/endpoints", &app.admin_token)
-        .send()
-        .await
-        .unwrap();
+    let admin_as_tenant = app.request(Method::GET, "/v1/webhooks/endpoints", &app.admin_token).send().await.unwrap();
     assert_eq!(admin_as_tenant.status(), 403);
     assert_eq!(error_code(admin_as_tenant).await, "PIX-0010");
-    let tenant_as_admin = app
-        .request(Method::GET, "/v1/admin/tenants", &tenant.token)
-        .send()
-        .await
-        .unwrap();
+    let tenant_as_admin = app.request(Method::GET, "/v1/admin/tenants", &tenant.token).send().await.unwrap();
     assert_eq!(tenant_as_admin.status(), 403);
 
-    assert_eq!(
-        app.request(Method::GET, "/v1/webhooks/endpoints", &tenant.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.request(Method::GET, "/v1/webhooks/endpoints", &tenant.token).send().await.unwrap().status(), 200);
     // A revoked credential stops working at once.
     let credential = app.db.authenticate(&tenant.token).await.unwrap().unwrap();
-    let pix_store::tenants::Principal::Tenant { credential_id, .. } = credential else {
-        panic!()
-    };
-    app.db
-        .revoke_token(Some(tenant.id), credential_id, pix_e2e::start_time())
-        .await
-        .unwrap();
-    assert_eq!(
-        app.request(Method::GET, "/v1/webhooks/endpoints", &tenant.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    let pix_store::tenants::Principal::Tenant { credential_id, .. } = credential else { panic!() };
+    app.db.revoke_token(Some(tenant.id), credential_id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(app.request(Method::GET, "/v1/webhooks/endpoints", &tenant.token).send().await.unwrap().status(), 401);
 }
 
 async fn create_endpoint(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.request(Method::POST, "/v1/webhooks/endpoints", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    app.request(Method::POST, "/v1/webhooks/endpoints", token).json(&body).send().await.unwrap()
 }
 
 async fn tenants_cannot_see_each_others_resources(app: &TestApp) {
     let a = app.tenant("a").await;
     let b = app.tenant("b").await;
-    let created: Value = create_endpoint(app, &a.token, json!({"url": "https://a.example/hook"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created: Value =
+        create_endpoint(app, &a.token, json!({"url": "https://a.example/hook"})).await.json().await.unwrap();
     let path = format!("/v1/webhooks/endpoints/{}", created["id"].as_str().unwrap());
 
-    assert_eq!(
-        app.request(Method::GET, &path, &a.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let read = app
-        .request(Method::GET, &path, &b.token)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(app.request(Method::GET, &path, &a.token).send().await.unwrap().status(), 200);
+    let read = app.request(Method::GET, &path, &b.token).send().await.unwrap();
     assert_eq!(read.status(), 404);
     assert_eq!(error_code(read).await, "PIX-0019");
-    let delete = app
-        .request(Method::DELETE, &path, &b.token)
-        .send()
-        .await
-        .unwrap();
+    let delete = app.request(Method::DELETE, &path, &b.token).send().await.unwrap();
     assert_eq!(delete.status(), 404);
-    let list: Value = app
-        .request(Method::GET, "/v1/webhooks/endpoints", &b.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value =
+        app.request(Method::GET, "/v1/webhooks/endpoints", &b.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["total"], 0);
-    assert_eq!(
-        app.request(Method::GET, &path, &a.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200,
-        "still there"
-    );
+    assert_eq!(app.request(Method::GET, &path, &a.token).send().await.unwrap().status(), 200, "still there");
 }
 
 async fn bad_input_gets_catalogued_json_errors(app: &TestApp) {
@@ -228,34 +100,14 @@ async fn bad_input_gets_catalogued_json_errors(app: &TestApp) {
     };
     let cases: &[(&str, u16, &str)] = &[
         ("{}", 400, "PIX-0003"),
-        (
-            r#"{"url":"https://x.example","colour":"red"}"#,
-            400,
-            "PIX-0006",
-        ),
+        (r#"{"url":"https://x.example","colour":"red"}"#, 400, "PIX-0006"),
         (r#"{"url":42}"#, 400, "PIX-0005"),
-        (
-            r#"{"url":"https://x.example","enabled":"yes"}"#,
-            400,
-            "PIX-0005",
-        ),
+        (r#"{"url":"https://x.example","enabled":"yes"}"#, 400, "PIX-0005"),
         (r#"{"url":"ftp://x.example"}"#, 400, "PIX-0004"),
         (r#"{"url":"not a url"}"#, 400, "PIX-0004"),
-        (
-            r#"{"url":"https://x.example","flowType":"NOPE"}"#,
-            400,
-            "PIX-0004",
-        ),
-        (
-            r#"{"url":"https://x.example","entityType":"CLAIM"}"#,
-            400,
-            "PIX-0004",
-        ),
-        (
-            r#"{"url":"https://x.example","flowType":"TRANSFER","entityType":"CLAIM"}"#,
-            400,
-            "PIX-0004",
-        ),
+        (r#"{"url":"https://x.example","flowType":"NOPE"}"#, 400, "PIX-0004"),
+        (r#"{"url":"https://x.example","entityType":"CLAIM"}"#, 400, "PIX-0004"),
+        (r#"{"url":"https://x.example","flowType":"TRANSFER","entityType":"CLAIM"}"#, 400, "PIX-0004"),
         (r#"{"url": "#, 400, "PIX-0004"),
     ];
     for (body, status, code) in cases {
@@ -263,31 +115,14 @@ async fn bad_input_gets_catalogued_json_errors(app: &TestApp) {
         assert_eq!(response.status(), *status, "{body}");
         assert_eq!(error_code(response).await, *code, "{body}");
     }
-    let missing = post("{}")
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_eq!(
-        missing["message"], "missing field: url",
-        "the field is named"
-    );
+    let missing = post("{}").send().await.unwrap().json::<Value>().await.unwrap();
+    assert_eq!(missing["message"], "missing field: url", "the field is named");
 
-    let no_type = app
-        .request(Method::POST, "/v1/webhooks/endpoints", &t.token)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let no_type = app.request(Method::POST, "/v1/webhooks/endpoints", &t.token).body("{}").send().await.unwrap();
     assert_eq!(no_type.status(), 415);
     assert_eq!(error_code(no_type).await, "PIX-0014");
 
-    let huge = format!(
-        r#"{{"url":"https://x.example","description":"{}"}}"#,
-        "x".repeat(2 * 1024 * 1024)
-    );
+    let huge = format!(r#"{{"url":"https://x.example","description":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
     let too_big = app
         .request(Method::POST, "/v1/webhooks/endpoints", &t.token)
         .header("content-type", "application/json")
@@ -298,40 +133,18 @@ async fn bad_input_gets_catalogued_json_errors(app: &TestApp) {
     assert_eq!(too_big.status(), 413);
     assert_eq!(error_code(too_big).await, "PIX-0013");
 
-    let bad_id = app
-        .request(Method::GET, "/v1/webhooks/endpoints/not-a-uuid", &t.token)
-        .send()
-        .await
-        .unwrap();
+    let bad_id = app.request(Method::GET, "/v1/webhooks/endpoints/not-a-uuid", &t.token).send().await.unwrap();
     assert_eq!(bad_id.status(), 400);
     assert_eq!(error_code(bad_id).await, "PIX-0008");
-    let bad_query = app
-        .request(Method::GET, "/v1/webhooks/endpoints?limit=abc", &t.token)
-        .send()
-        .await
-        .unwrap();
+    let bad_query = app.request(Method::GET, "/v1/webhooks/endpoints?limit=abc", &t.token).send().await.unwrap();
     assert_eq!(error_code(bad_query).await, "PIX-0004");
-    let bad_limit = app
-        .request(Method::GET, "/v1/webhooks/endpoints?limit=500", &t.token)
-        .send()
-        .await
-        .unwrap();
+    let bad_limit = app.request(Method::GET, "/v1/webhooks/endpoints?limit=500", &t.token).send().await.unwrap();
     assert_eq!(error_code(bad_limit).await, "PIX-0004");
 
-    let unknown = app
-        .http
-        .get(format!("{}/v1/nowhere", app.url))
-        .send()
-        .await
-        .unwrap();
+    let unknown = app.http.get(format!("{}/v1/nowhere", app.url)).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
     assert_eq!(error_code(unknown).await, "PIX-0011");
-    let method = app
-        .http
-        .put(format!("{}/health", app.url))
-        .send()
-        .await
-        .unwrap();
+    let method = app.http.put(format!("{}/health", app.url)).send().await.unwrap();
     assert_eq!(method.status(), 405);
     assert_eq!(error_code(method).await, "PIX-0012");
 }
@@ -345,43 +158,25 @@ async fn idempotent_create_replays_rejects_reuse_and_expires(app: &TestApp) {
             .json(&json!({ "url": url }))
             .send()
     };
-    let first = send(&a.token, "key-1", "https://a.example/1")
-        .await
-        .unwrap();
+    let first = send(&a.token, "key-1", "https://a.example/1").await.unwrap();
     assert_eq!(first.status(), 201);
     assert_eq!(first.headers()["x-idempotency-replayed"], "false");
     let first_body = first.text().await.unwrap();
 
-    let replay = send(&a.token, "key-1", "https://a.example/1")
-        .await
-        .unwrap();
+    let replay = send(&a.token, "key-1", "https://a.example/1").await.unwrap();
     assert_eq!(replay.status(), 201);
     assert_eq!(replay.headers()["x-idempotency-replayed"], "true");
     assert_eq!(replay.headers()["content-type"], "application/json");
-    assert_eq!(
-        replay.text().await.unwrap(),
-        first_body,
-        "byte-identical replay"
-    );
-    let list: Value = app
-        .request(Method::GET, "/v1/webhooks/endpoints", &a.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(replay.text().await.unwrap(), first_body, "byte-identical replay");
+    let list: Value =
+        app.request(Method::GET, "/v1/webhooks/endpoints", &a.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["total"], 1, "the replay created nothing");
 
-    let reuse = send(&a.token, "key-1", "https://a.example/other")
-        .await
-        .unwrap();
+    let reuse = send(&a.token, "key-1", "https://a.example/other").await.unwrap();
     assert_eq!(reuse.status(), 422);
     assert_eq!(error_code(reuse).await, "IDEMPOTENCY_KEY_REUSE");
 
-    let other_tenant = send(&b.token, "key-1", "https://a.example/1")
-        .await
-        .unwrap();
+    let other_tenant = send(&b.token, "key-1", "https://a.example/1").await.unwrap();
     assert_eq!(other_tenant.status(), 201, "keys are scoped per tenant");
     assert_eq!(other_tenant.headers()["x-idempotency-replayed"], "false");
 
@@ -392,15 +187,7 @@ async fn idempotent_create_replays_rejects_reuse_and_expires(app: &TestApp) {
     assert_eq!(bad_again.headers()["x-idempotency-replayed"], "true");
 
     let long_key = "k".repeat(256);
-    assert_eq!(
-        error_code(
-            send(&a.token, &long_key, "https://a.example/1")
-                .await
-                .unwrap()
-        )
-        .await,
-        "PIX-0002"
-    );
+    assert_eq!(error_code(send(&a.token, &long_key, "https://a.example/1").await.unwrap()).await, "PIX-0002");
     let bad_ttl = app
         .request(Method::POST, "/v1/webhooks/endpoints", &a.token)
         .header("x-idempotency", "key-ttl")
@@ -422,17 +209,9 @@ async fn idempotent_create_replays_rejects_reuse_and_expires(app: &TestApp) {
         .unwrap();
     assert_eq!(short.status(), 201);
     app.clock.advance(TimeDelta::seconds(119));
-    assert_eq!(
-        send(&a.token, "key-short", "https://a.example/new")
-            .await
-            .unwrap()
-            .status(),
-        422
-    );
+    assert_eq!(send(&a.token, "key-short", "https://a.example/new").await.unwrap().status(), 422);
     app.clock.advance(TimeDelta::seconds(2));
-    let after = send(&a.token, "key-short", "https://a.example/new")
-        .await
-        .unwrap();
+    let after = send(&a.token, "key-short", "https://a.example/new").await.unwrap();
     assert_eq!(after.status(), 201);
     assert_eq!(after.headers()["x-idempotency-replayed"], "false");
 }
@@ -450,33 +229,14 @@ async fn webhook_endpoint_lifecycle(app: &TestApp) {
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(created["enabled"], true);
     let path = format!("/v1/webhooks/endpoints/{}", created["id"].as_str().unwrap());
-    let got: Value = app
-        .request(Method::GET, &path, &t.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.request(Method::GET, &path, &t.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(got["flowType"], "TRANSFER");
-    assert!(
-        got.get("secret").is_none(),
-        "the secret is shown only at creation"
-    );
+    assert!(got.get("secret").is_none(), "the secret is shown only at creation");
     for n in 0..3 {
-        create_endpoint(
-            app,
-            &t.token,
-            json!({"url": format!("https://hooks.example/{n}")}),
-        )
-        .await;
+        create_endpoint(app, &t.token, json!({"url": format!("https://hooks.example/{n}")})).await;
     }
     let page: Value = app
-        .request(
-            Method::GET,
-            "/v1/webhooks/endpoints?page=2&limit=3",
-            &t.token,
-        )
+        .request(Method::GET, "/v1/webhooks/endpoints?page=2&limit=3", &t.token)
         .send()
         .await
         .unwrap()
@@ -485,20 +245,6 @@ async fn webhook_endpoint_lifecycle(app: &TestApp) {
         .unwrap();
     assert_eq!(page["total"], 4);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        app.request(Method::DELETE, &path, &t.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
-    assert_eq!(
-        app.request(Method::GET, &path, &t.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(app.request(Method::DELETE, &path, &t.token).send().await.unwrap().status(), 204);
+    assert_eq!(app.request(Method::GET, &path, &t.token).send().await.unwrap().status(), 404);
 }

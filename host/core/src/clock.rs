@@ -51,15 +51,9 @@ mod tests {
 
     #[test]
     fn manual_clock_moves_only_when_advanced() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T12:00:00.1234567Z")
-            .unwrap()
-            .to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-01-01T12:00:00.1234567Z").unwrap().to_utc();
         let clock = ManualClock::new(start);
-        assert_eq!(
-            clock.now().timestamp_subsec_nanos(),
-            123_456_000,
-            "truncated to micros"
-        );
+        assert_eq!(clock.now().timestamp_subsec_nanos(), 123_456_000, "truncated to micros");
         assert_eq!(clock.now(), clock.now());
         clock.advance(Duration::seconds(90));
         assert_eq!((clock.now() - truncate_to_micros(start)).num_seconds(), 90);

@@ -43,10 +43,7 @@ impl Cpf {
             return Err(DocumentError::RepeatedDigits { kind: "CPF" });
         }
         let digits: Vec<u32> = input.bytes().map(|b| u32::from(b - b'0')).collect();
-        let expected = [
-            cpf_check_digit(&digits[..9]),
-            cpf_check_digit(&digits[..10]),
-        ];
+        let expected = [cpf_check_digit(&digits[..9]), cpf_check_digit(&digits[..10])];
         if digits[9..] != expected {
             return Err(DocumentError::CheckDigits { kind: "CPF" });
         }
@@ -85,10 +82,7 @@ impl Cnpj {
         let normalized = input.to_ascii_uppercase();
         // Character value is its code minus 48: digits keep their value, 'A' is 17.
         let values: Vec<u32> = normalized.bytes().map(|b| u32::from(b - b'0')).collect();
-        let expected = [
-            cnpj_check_digit(&values[..12]),
-            cnpj_check_digit(&values[..13]),
-        ];
+        let expected = [cnpj_check_digit(&values[..12]), cnpj_check_digit(&values[..13])];
         if values[12..] != expected {
             return Err(DocumentError::CheckDigits { kind: "CNPJ" });
         }
@@ -102,12 +96,7 @@ impl Cnpj {
 
 /// Weights 2..9 cycling from the right, then `r = sum % 11`, `dv = r < 2 ? 0 : 11 - r`.
 fn cnpj_check_digit(values: &[u32]) -> u32 {
-    let sum: u32 = values
-        .iter()
-        .rev()
-        .zip((2..=9).cycle())
-        .map(|(v, w)| v * w)
-        .sum();
+    let sum: u32 = values.iter().rev().zip((2..=9).cycle()).map(|(v, w)| v * w).sum();
     match sum % 11 {
         0 | 1 => 0,
         r => 11 - r,
@@ -238,11 +227,7 @@ impl Serialize for Document {
 
 impl<'de> Deserialize<'de> for Document {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde_str::deserialize(
-            d,
-            "a CPF (11 digits) or CNPJ (14 characters)",
-            Echo::Redacted,
-        )
+        serde_str::deserialize(d, "a CPF (11 digits) or CNPJ (14 characters)", Echo::Redacted)
     }
 }
 
@@ -256,18 +241,11 @@ mod tests {
     fn cpf_with_check_digits(base: &str) -> String {
         let mut digits: Vec<u32> = base.chars().map(|c| c.to_digit(10).unwrap()).collect();
         for first_weight in [10, 11] {
-            let sum: u32 = digits
-                .iter()
-                .enumerate()
-                .map(|(i, d)| d * (first_weight - i as u32))
-                .sum();
+            let sum: u32 = digits.iter().enumerate().map(|(i, d)| d * (first_weight - i as u32)).sum();
             let dv = 11 - sum % 11;
             digits.push(if dv >= 10 { 0 } else { dv });
         }
-        digits
-            .iter()
-            .map(|d| char::from_digit(*d, 10).unwrap())
-            .collect()
+        digits.iter().map(|d| char::from_digit(*d, 10).unwrap()).collect()
     }
 
     /// The CNPJ algorithm with the published weight tables spelled out.
@@ -276,11 +254,7 @@ mod tests {
         const W2: [u32; 13] = [6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2];
         let mut out = base.to_ascii_uppercase();
         for weights in [&W1[..], &W2[..]] {
-            let sum: u32 = out
-                .bytes()
-                .zip(weights)
-                .map(|(b, w)| (u32::from(b) - 48) * w)
-                .sum();
+            let sum: u32 = out.bytes().zip(weights).map(|(b, w)| (u32::from(b) - 48) * w).sum();
             let r = sum % 11;
             out.push(char::from_digit(if r < 2 { 0 } else { 11 - r }, 10).unwrap());
         }
@@ -299,11 +273,7 @@ mod tests {
     fn accepts_published_valid_cpfs() {
         for valid in ["11144477735", "12345678909"] {
             assert_eq!(Cpf::parse(valid).unwrap().as_str(), valid);
-            assert_eq!(
-                cpf_with_check_digits(&valid[..9]),
-                valid,
-                "test oracle agrees"
-            );
+            assert_eq!(cpf_with_check_digits(&valid[..9]), valid, "test oracle agrees");
         }
     }
 
@@ -330,24 +300,10 @@ mod tests {
 
     #[test]
     fn accepts_published_valid_cnpjs_including_alphanumeric() {
-        assert_eq!(
-            Cnpj::parse("11222333000181").unwrap().as_str(),
-            "11222333000181"
-        );
-        assert_eq!(
-            Cnpj::parse("12ABC34501DE35").unwrap().as_str(),
-            "12ABC34501DE35"
-        );
-        assert_eq!(
-            Cnpj::parse("12abc34501de35").unwrap().as_str(),
-            "12ABC34501DE35",
-            "uppercased"
-        );
-        assert_eq!(
-            cnpj_with_check_digits("12ABC34501DE"),
-            "12ABC34501DE35",
-            "test oracle agrees"
-        );
+        assert_eq!(Cnpj::parse("11222333000181").unwrap().as_str(), "11222333000181");
+        assert_eq!(Cnpj::parse("12ABC34501DE35").unwrap().as_str(), "12ABC34501DE35");
+        assert_eq!(Cnpj::parse("12abc34501de35").unwrap().as_str(), "12ABC34501DE35", "uppercased");
+        assert_eq!(cnpj_with_check_digits("12ABC34501DE"), "12ABC34501DE35", "test oracle agrees");
     }
 
     #[test]
@@ -379,10 +335,7 @@ mod tests {
         assert!(matches!(cnpj, Document::Cnpj(_)));
         assert_eq!(cnpj.person_type(), PersonType::Legal);
         assert_eq!(cnpj.as_str(), "11222333000181");
-        assert_eq!(
-            Document::parse("123456789"),
-            Err(DocumentError::UnknownLength { found: 9 })
-        );
+        assert_eq!(Document::parse("123456789"), Err(DocumentError::UnknownLength { found: 9 }));
         assert_eq!(
             Document::parse("11222333000180"),
             Err(DocumentError::CheckDigits { kind: "CNPJ" }),
@@ -392,14 +345,8 @@ mod tests {
 
     #[test]
     fn person_type_uses_the_dict_spelling() {
-        assert_eq!(
-            serde_json::to_string(&PersonType::Natural).unwrap(),
-            r#""NATURAL_PERSON""#
-        );
-        assert_eq!(
-            serde_json::to_string(&PersonType::Legal).unwrap(),
-            r#""LEGAL_PERSON""#
-        );
+        assert_eq!(serde_json::to_string(&PersonType::Natural).unwrap(), r#""NATURAL_PERSON""#);
+        assert_eq!(serde_json::to_string(&PersonType::Legal).unwrap(), r#""LEGAL_PERSON""#);
         let legal: PersonType = serde_json::from_str(r#""LEGAL_PERSON""#).unwrap();
         assert_eq!(legal, PersonType::Legal);
         assert_eq!(legal.to_string(), "LEGAL_PERSON");
@@ -413,15 +360,11 @@ mod tests {
         let doc: Document = serde_json::from_str(r#""12abc34501de35""#).unwrap();
         assert_eq!(serde_json::to_string(&doc).unwrap(), r#""12ABC34501DE35""#);
 
-        let msg = serde_json::from_str::<Cpf>(r#""11144477736""#)
-            .unwrap_err()
-            .to_string();
+        let msg = serde_json::from_str::<Cpf>(r#""11144477736""#).unwrap_err().to_string();
         assert!(msg.starts_with("invalid value"), "{msg}");
         assert!(msg.contains("check digits"), "{msg}");
         assert!(!msg.contains("11144477736"), "PII leaked: {msg}");
-        let msg = serde_json::from_str::<Document>("12345678909")
-            .unwrap_err()
-            .to_string();
+        let msg = serde_json::from_str::<Document>("12345678909").unwrap_err().to_string();
         assert!(msg.starts_with("invalid type"), "{msg}");
     }
 
@@ -429,11 +372,7 @@ mod tests {
     fn debug_is_masked() {
         let cpf = Cpf::parse("12345678909").unwrap();
         assert_eq!(format!("{cpf:?}"), "Cpf(***.456.789-**)");
-        assert_eq!(
-            cpf.to_string(),
-            "12345678909",
-            "Display stays the wire value"
-        );
+        assert_eq!(cpf.to_string(), "12345678909", "Display stays the wire value");
         let doc = Document::parse("11222333000181").unwrap();
         assert!(!format!("{doc:?}").contains("11222333000181"));
     }

@@ -31,6 +31,7 @@ pub enum ErrorCode {
     IdempotencyKeyReuse,
     ResourceNotFound,
     AccountNotFound,
+    UpstreamUnavailable,
     EntryNotFound,
     ClaimNotFound,
     InvalidInfractionId,
@@ -68,6 +69,7 @@ impl ErrorCode {
         Self::IdempotencyKeyReuse,
         Self::ResourceNotFound,
         Self::AccountNotFound,
+        Self::UpstreamUnavailable,
         Self::EntryNotFound,
         Self::ClaimNotFound,
         Self::InvalidInfractionId,
@@ -105,28 +107,21 @@ impl ErrorCode {
             Self::IdempotencyKeyReuse => ("IDEMPOTENCY_KEY_REUSE", 422, "Idempotency Key Reused"),
             Self::ResourceNotFound => ("PIX-0019", 404, "Resource Not Found"),
             Self::AccountNotFound => ("PIX-0020", 404, "Account Not Found"),
+            Self::UpstreamUnavailable => ("PIX-0021", 502, "Upstream Unavailable"),
             Self::EntryNotFound => ("PIX-0112", 404, "Entry Not Found"),
             Self::ClaimNotFound => ("PIX-0113", 404, "Claim Not Found"),
             Self::InvalidInfractionId => ("PIX-0219", 400, "Invalid Infraction Report Id"),
             Self::InvalidTransferQuery => ("PIX-0404", 400, "Invalid Transfer Query"),
             Self::TransferNotFound => ("PIX-0407", 404, "Transfer Not Found"),
             Self::InvalidPurpose => ("PIX-0429", 400, "Unsupported Transfer Purpose"),
-            Self::OperationsSumMismatch => {
-                ("OPERATIONS_SUM_MISMATCH", 400, "Operations Sum Mismatch")
+            Self::OperationsSumMismatch => ("OPERATIONS_SUM_MISMATCH", 400, "Operations Sum Mismatch"),
+            Self::DuplicateAccountAlias => ("DUPLICATE_ACCOUNT_ALIAS", 400, "Duplicate Account Alias"),
+            Self::AccountAliasNotInOriginalTransaction => {
+                ("ACCOUNT_ALIAS_NOT_IN_ORIGINAL_TRANSACTION", 422, "Account Alias Not In Original Transaction")
             }
-            Self::DuplicateAccountAlias => {
-                ("DUPLICATE_ACCOUNT_ALIAS", 400, "Duplicate Account Alias")
+            Self::OriginalTransactionNotFound => {
+                ("ORIGINAL_TRANSACTION_NOT_FOUND", 422, "Original Transaction Not Found")
             }
-            Self::AccountAliasNotInOriginalTransaction => (
-                "ACCOUNT_ALIAS_NOT_IN_ORIGINAL_TRANSACTION",
-                422,
-                "Account Alias Not In Original Transaction",
-            ),
-            Self::OriginalTransactionNotFound => (
-                "ORIGINAL_TRANSACTION_NOT_FOUND",
-                422,
-                "Original Transaction Not Found",
-            ),
         }
     }
 
@@ -155,18 +150,12 @@ pub struct PixError {
 
 impl PixError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 
     /// A generic 500: the cause is logged by the caller, never shown.
     pub fn internal() -> Self {
-        Self::new(
-            ErrorCode::Internal,
-            "an unexpected error occurred; it has been logged",
-        )
+        Self::new(ErrorCode::Internal, "an unexpected error occurred; it has been logged")
     }
 
     pub fn body(&self) -> ErrorBody {
@@ -205,11 +194,7 @@ mod tests {
     fn published_lerian_codes_keep_their_meaning() {
         assert_eq!(ErrorCode::Internal.code(), "PIX-0000");
         assert_eq!(ErrorCode::InvalidFieldType.code(), "PIX-0005");
-        assert_eq!(
-            ErrorCode::InvalidTransferQuery.status(),
-            400,
-            "PIX-0404 is a validation error"
-        );
+        assert_eq!(ErrorCode::InvalidTransferQuery.status(), 400, "PIX-0404 is a validation error");
         assert_eq!(ErrorCode::TransferNotFound.status(), 404);
         assert_eq!(ErrorCode::IdempotencyKeyReuse.status(), 422);
     }

@@ -120,16 +120,9 @@ impl EndToEndId {
     }
 
     fn generate_with(prefix: u8, ispb: &Ispb, at: DateTime<Utc>, rng: &mut impl rand::Rng) -> Self {
-        assert!(
-            (0..=9999).contains(&at.year()),
-            "year {} has no yyyy form",
-            at.year()
-        );
+        assert!((0..=9999).contains(&at.year()), "year {} has no yyyy form", at.year());
         // The id carries minutes only; so does its timestamp.
-        let at = at
-            .with_second(0)
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(at);
+        let at = at.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(at);
         let suffix: String = (0..SUFFIX_PART.len())
             .map(|_| char::from(SUFFIX_ALPHABET[rng.random_range(0..SUFFIX_ALPHABET.len())]))
             .collect();
@@ -157,24 +150,12 @@ impl EndToEndId {
         }
         // `get` rather than indexing: with a non-ASCII character the byte offsets shift, and a
         // part may even end inside a character. Either way that part fails its check.
-        input
-            .get(ISPB_PART)
-            .and_then(|p| Ispb::parse(p).ok())
-            .ok_or(IdError::InvalidIspbPart)?;
-        let at = input
-            .get(TIMESTAMP_PART)
-            .and_then(parse_timestamp)
-            .ok_or(IdError::InvalidTimestamp)?;
-        if !input
-            .get(SUFFIX_PART)
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
-        {
+        input.get(ISPB_PART).and_then(|p| Ispb::parse(p).ok()).ok_or(IdError::InvalidIspbPart)?;
+        let at = input.get(TIMESTAMP_PART).and_then(parse_timestamp).ok_or(IdError::InvalidTimestamp)?;
+        if !input.get(SUFFIX_PART).is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphanumeric())) {
             return Err(IdError::InvalidSuffix);
         }
-        Ok(EndToEndId {
-            id: input.to_owned(),
-            at,
-        })
+        Ok(EndToEndId { id: input.to_owned(), at })
     }
 
     /// True for a return id (`D…`).
@@ -205,10 +186,7 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     let field = |range: std::ops::Range<usize>| s[range].parse::<u32>().ok();
     let year = i32::try_from(field(0..4)?).ok()?;
     let date = NaiveDate::from_ymd_opt(year, field(4..6)?, field(6..8)?)?;
-    Some(
-        date.and_hms_opt(field(8..10)?, field(10..12)?, 0)?
-            .and_utc(),
-    )
+    Some(date.and_hms_opt(field(8..10)?, field(10..12)?, 0)?.and_utc())
 }
 
 impl fmt::Display for EndToEndId {
@@ -264,34 +242,18 @@ mod tests {
         let ispb = Ispb::parse("00038166").unwrap();
         assert_eq!(ispb.as_str(), "00038166");
         assert_eq!(ispb.to_string(), "00038166");
-        for bad in [
-            "",
-            "1234567",
-            "123456789",
-            "1234567a",
-            "ABCDEFGH",
-            " 2345678",
-            "１2345678",
-        ] {
+        for bad in ["", "1234567", "123456789", "1234567a", "ABCDEFGH", " 2345678", "１2345678"] {
             assert_eq!(Ispb::parse(bad), Err(IdError::InvalidIspb), "{bad:?}");
         }
     }
 
     #[test]
     fn ispb_serde_validates() {
-        assert_eq!(
-            serde_json::from_str::<Ispb>(r#""12345678""#).unwrap(),
-            ispb()
-        );
+        assert_eq!(serde_json::from_str::<Ispb>(r#""12345678""#).unwrap(), ispb());
         assert_eq!(serde_json::to_string(&ispb()).unwrap(), r#""12345678""#);
-        let msg = serde_json::from_str::<Ispb>(r#""1234""#)
-            .unwrap_err()
-            .to_string();
+        let msg = serde_json::from_str::<Ispb>(r#""1234""#).unwrap_err().to_string();
         assert!(msg.starts_with("invalid value"), "{msg}");
-        assert!(
-            serde_json::from_str::<Ispb>("12345678").is_err(),
-            "numbers lose leading zeros"
-        );
+        assert!(serde_json::from_str::<Ispb>("12345678").is_err(), "numbers lose leading zeros");
     }
 
     #[test]
@@ -301,23 +263,11 @@ mod tests {
         let s = id.as_str();
         assert_eq!(s.len(), 32);
         assert_eq!(&s[..21], "E12345678202009091000");
-        assert!(
-            s[21..]
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
-            "{s}"
-        );
+        assert!(s[21..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{s}");
         assert!(!id.is_return());
         assert_eq!(id.ispb(), ispb());
-        assert_eq!(
-            id.timestamp(),
-            Utc.with_ymd_and_hms(2020, 9, 9, 10, 0, 0).unwrap()
-        );
-        assert_eq!(
-            EndToEndId::parse(s),
-            Ok(id.clone()),
-            "generated ids parse back"
-        );
+        assert_eq!(id.timestamp(), Utc.with_ymd_and_hms(2020, 9, 9, 10, 0, 0).unwrap());
+        assert_eq!(EndToEndId::parse(s), Ok(id.clone()), "generated ids parse back");
 
         let rtr = EndToEndId::generate_return(&ispb(), at(), &mut rng);
         assert!(rtr.as_str().starts_with("D12345678202009091000"));
@@ -328,9 +278,8 @@ mod tests {
     #[test]
     fn generated_suffixes_differ() {
         let mut rng = StdRng::seed_from_u64(1);
-        let ids: std::collections::HashSet<_> = (0..1000)
-            .map(|_| EndToEndId::generate(&ispb(), at(), &mut rng))
-            .collect();
+        let ids: std::collections::HashSet<_> =
+            (0..1000).map(|_| EndToEndId::generate(&ispb(), at(), &mut rng)).collect();
         assert_eq!(ids.len(), 1000);
     }
 
@@ -349,9 +298,7 @@ mod tests {
         assert_eq!(id.to_string(), "D12345678202009091000abcde123456");
         assert!(EndToEndId::parse("E00038166202401311559AbCdE12345z").is_ok());
         assert_eq!(
-            EndToEndId::parse("E00038166202402291559abcde123456")
-                .unwrap()
-                .timestamp(),
+            EndToEndId::parse("E00038166202402291559abcde123456").unwrap().timestamp(),
             Utc.with_ymd_and_hms(2024, 2, 29, 15, 59, 0).unwrap(),
             "leap day"
         );
@@ -363,10 +310,7 @@ mod tests {
         let cases = [
             ("", WrongLength { found: 0 }),
             ("E12345678202009091000abcde12345", WrongLength { found: 31 }),
-            (
-                "E12345678202009091000abcde1234567",
-                WrongLength { found: 33 },
-            ),
+            ("E12345678202009091000abcde1234567", WrongLength { found: 33 }),
             ("e12345678202009091000abcde123456", WrongPrefix),
             ("M12345678202009091000abcde123456", WrongPrefix),
             ("E1234567A202009091000abcde123456", InvalidIspbPart),
@@ -393,12 +337,7 @@ mod tests {
         let json = r#""E12345678202009091000abcde123456""#;
         let id: EndToEndId = serde_json::from_str(json).unwrap();
         assert_eq!(serde_json::to_string(&id).unwrap(), json);
-        let msg = serde_json::from_str::<EndToEndId>(r#""E123""#)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.starts_with("invalid value") && msg.contains("32 characters"),
-            "{msg}"
-        );
+        let msg = serde_json::from_str::<EndToEndId>(r#""E123""#).unwrap_err().to_string();
+        assert!(msg.starts_with("invalid value") && msg.contains("32 characters"), "{msg}");
     }
 }

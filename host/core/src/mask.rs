@@ -13,10 +13,7 @@ const FULLY_MASKED: &str = "***";
 /// government portals publish them: CPF `***.456.789-**`, CNPJ `**.345.678/****-**`.
 /// Anything else becomes `***`.
 pub fn mask_document(document: &str) -> String {
-    let chars: Vec<char> = document
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
+    let chars: Vec<char> = document.chars().filter(char::is_ascii_alphanumeric).collect();
     let part = |range: std::ops::Range<usize>| chars[range].iter().collect::<String>();
     match chars.len() {
         11 => format!("***.{}.{}-**", part(3..6), part(6..9)),
@@ -86,11 +83,7 @@ mod tests {
     #[test]
     fn documents_keep_only_middle_characters() {
         assert_eq!(mask_document("12345678909"), "***.456.789-**");
-        assert_eq!(
-            mask_document("123.456.789-09"),
-            "***.456.789-**",
-            "formatted input too"
-        );
+        assert_eq!(mask_document("123.456.789-09"), "***.456.789-**", "formatted input too");
         assert_eq!(mask_document("11222333000181"), "**.222.333/****-**");
         assert_eq!(mask_document("11.222.333/0001-81"), "**.222.333/****-**");
         assert_eq!(mask_document("12ABC34501DE35"), "**.ABC.345/****-**");
@@ -105,34 +98,12 @@ mod tests {
 
     #[test]
     fn keys_are_masked_by_type() {
-        assert_eq!(
-            mask_key(&key(PixKeyType::Cpf, "12345678909")),
-            "***.456.789-**"
-        );
-        assert_eq!(
-            mask_key(&key(PixKeyType::Cnpj, "11222333000181")),
-            "**.222.333/****-**"
-        );
-        assert_eq!(
-            mask_key(&key(PixKeyType::Email, "joana.silva@example.com")),
-            "j***@example.com"
-        );
-        assert_eq!(
-            mask_key(&key(PixKeyType::Phone, "+5511987654321")),
-            "+***4321"
-        );
-        assert_eq!(
-            mask_key(&key(PixKeyType::Phone, "+1234")),
-            "+***",
-            "too short to show digits"
-        );
-        assert_eq!(
-            mask_key(&key(
-                PixKeyType::Evp,
-                "123e4567-e89b-12d3-a456-426614174000"
-            )),
-            "123e4567***"
-        );
+        assert_eq!(mask_key(&key(PixKeyType::Cpf, "12345678909")), "***.456.789-**");
+        assert_eq!(mask_key(&key(PixKeyType::Cnpj, "11222333000181")), "**.222.333/****-**");
+        assert_eq!(mask_key(&key(PixKeyType::Email, "joana.silva@example.com")), "j***@example.com");
+        assert_eq!(mask_key(&key(PixKeyType::Phone, "+5511987654321")), "+***4321");
+        assert_eq!(mask_key(&key(PixKeyType::Phone, "+1234")), "+***", "too short to show digits");
+        assert_eq!(mask_key(&key(PixKeyType::Evp, "123e4567-e89b-12d3-a456-426614174000")), "123e4567***");
     }
 
     #[test]
@@ -153,11 +124,7 @@ mod tests {
     fn raw_keys_are_masked_when_recognised_and_hidden_otherwise() {
         assert_eq!(mask_raw_key("+5511987654321"), "+***4321");
         assert_eq!(mask_raw_key("Joana@Example.com"), "j***@example.com");
-        assert_eq!(
-            mask_raw_key("12345678900"),
-            "***",
-            "bad check digits: not a key"
-        );
+        assert_eq!(mask_raw_key("12345678900"), "***", "bad check digits: not a key");
         assert_eq!(mask_raw_key("joana@@example.com"), "***");
     }
 

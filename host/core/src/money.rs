@@ -14,8 +14,7 @@ use crate::serde_str::{self, Echo};
 
 /// What the wire format of an amount looks like, for serde error messages.
 const EXPECTING: &str = "a decimal string with at most two places, such as \"10.50\"";
-const EXPECTING_POSITIVE: &str =
-    "a positive decimal string with at most two places, such as \"10.50\"";
+const EXPECTING_POSITIVE: &str = "a positive decimal string with at most two places, such as \"10.50\"";
 
 /// Why a value is not an acceptable amount. Messages are safe to show to API clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,9 +65,7 @@ impl Money {
         }
         // A 96-bit mantissa times 100 always fits in an i128; only the i64 step can fail.
         let centavos = normalized.mantissa() * 10_i128.pow(2 - scale);
-        i64::try_from(centavos)
-            .map(Money)
-            .map_err(|_| MoneyError::Overflow)
+        i64::try_from(centavos).map(Money).map_err(|_| MoneyError::Overflow)
     }
 
     /// Parses a plain decimal string: an optional `-`, at least one digit, then optionally `.`
@@ -107,16 +104,11 @@ impl Money {
                 .and_then(|w| w.checked_add(i128::from(digit - b'0')))
                 .ok_or(MoneyError::Overflow)?;
         }
-        let mut centavos = whole
-            .checked_mul(100)
-            .and_then(|w| w.checked_add(cents))
-            .ok_or(MoneyError::Overflow)?;
+        let mut centavos = whole.checked_mul(100).and_then(|w| w.checked_add(cents)).ok_or(MoneyError::Overflow)?;
         if negative {
             centavos = -centavos;
         }
-        i64::try_from(centavos)
-            .map(Money)
-            .map_err(|_| MoneyError::Overflow)
+        i64::try_from(centavos).map(Money).map_err(|_| MoneyError::Overflow)
     }
 
     pub fn checked_add(self, other: Money) -> Option<Money> {
@@ -197,11 +189,7 @@ pub struct Amount(Money);
 
 impl Amount {
     pub fn new(money: Money) -> Result<Amount, MoneyError> {
-        if money.is_positive() {
-            Ok(Amount(money))
-        } else {
-            Err(MoneyError::NotPositive)
-        }
+        if money.is_positive() { Ok(Amount(money)) } else { Err(MoneyError::NotPositive) }
     }
 
     pub fn parse(input: &str) -> Result<Amount, MoneyError> {
@@ -214,11 +202,7 @@ impl Amount {
 
     /// Enforces a configured ceiling (per-transfer limit, refundable balance…).
     pub fn ensure_at_most(self, max: Money) -> Result<Amount, MoneyError> {
-        if self.0 <= max {
-            Ok(self)
-        } else {
-            Err(MoneyError::AboveMaximum { max })
-        }
+        if self.0 <= max { Ok(self) } else { Err(MoneyError::AboveMaximum { max }) }
     }
 }
 
@@ -279,11 +263,7 @@ mod tests {
         assert_eq!(Money::parse("0.01"), Ok(m(1)));
         assert_eq!(Money::parse("-3.20"), Ok(m(-320)));
         assert_eq!(Money::parse("-0.00"), Ok(Money::ZERO));
-        assert_eq!(
-            Money::parse("007.50"),
-            Ok(m(750)),
-            "leading zeros do not change the value"
-        );
+        assert_eq!(Money::parse("007.50"), Ok(m(750)), "leading zeros do not change the value");
         assert_eq!(Money::parse("92233720368547758.07"), Ok(m(i64::MAX)));
         assert_eq!(Money::parse("-92233720368547758.08"), Ok(m(i64::MIN)));
     }
@@ -335,22 +315,12 @@ mod tests {
     fn decimal_conversions_keep_scale_two_and_refuse_rounding() {
         assert_eq!(m(1000).to_decimal().to_string(), "10.00");
         assert_eq!(Money::from_decimal(Decimal::new(1005, 2)), Ok(m(1005)));
-        assert_eq!(
-            Money::from_decimal(Decimal::new(100500, 4)),
-            Ok(m(1005)),
-            "trailing zeros"
-        );
+        assert_eq!(Money::from_decimal(Decimal::new(100500, 4)), Ok(m(1005)), "trailing zeros");
         assert_eq!(Money::from_decimal(Decimal::new(7, 0)), Ok(m(700)));
         assert_eq!(Money::from_decimal(Decimal::new(-1, 1)), Ok(m(-10)));
-        assert_eq!(
-            Money::from_decimal(Decimal::new(10001, 3)),
-            Err(MoneyError::TooManyDecimals)
-        );
+        assert_eq!(Money::from_decimal(Decimal::new(10001, 3)), Err(MoneyError::TooManyDecimals));
         assert_eq!(Money::from_decimal(Decimal::MAX), Err(MoneyError::Overflow));
-        assert_eq!(
-            Money::from_decimal(Decimal::from(i64::MAX / 100 + 1)),
-            Err(MoneyError::Overflow)
-        );
+        assert_eq!(Money::from_decimal(Decimal::from(i64::MAX / 100 + 1)), Err(MoneyError::Overflow));
     }
 
     #[test]
@@ -368,10 +338,7 @@ mod tests {
     fn serializes_as_a_two_place_string() {
         assert_eq!(serde_json::to_string(&m(1050)).unwrap(), r#""10.50""#);
         assert_eq!(serde_json::from_str::<Money>(r#""10.5""#).unwrap(), m(1050));
-        assert_eq!(
-            serde_json::from_str::<Money>(r#""-1.00""#).unwrap(),
-            m(-100)
-        );
+        assert_eq!(serde_json::from_str::<Money>(r#""-1.00""#).unwrap(), m(-100));
     }
 
     #[test]
@@ -392,10 +359,7 @@ mod tests {
         let err = serde_json::from_str::<Money>(r#""10.123""#).unwrap_err();
         let msg = err.to_string();
         assert!(err.is_data());
-        assert!(
-            msg.starts_with(r#"invalid value: string "10.123""#),
-            "{msg}"
-        );
+        assert!(msg.starts_with(r#"invalid value: string "10.123""#), "{msg}");
         assert!(msg.contains("more than two decimal places"), "{msg}");
     }
 
@@ -412,19 +376,9 @@ mod tests {
     #[test]
     fn amount_enforces_a_maximum() {
         let amount = Amount::parse("100.00").unwrap();
-        assert_eq!(
-            amount.ensure_at_most(m(10000)),
-            Ok(amount),
-            "equal to the maximum is fine"
-        );
-        assert_eq!(
-            amount.ensure_at_most(m(9999)),
-            Err(MoneyError::AboveMaximum { max: m(9999) })
-        );
-        assert_eq!(
-            MoneyError::AboveMaximum { max: m(9999) }.to_string(),
-            "the amount exceeds the maximum of 99.99"
-        );
+        assert_eq!(amount.ensure_at_most(m(10000)), Ok(amount), "equal to the maximum is fine");
+        assert_eq!(amount.ensure_at_most(m(9999)), Err(MoneyError::AboveMaximum { max: m(9999) }));
+        assert_eq!(MoneyError::AboveMaximum { max: m(9999) }.to_string(), "the amount exceeds the maximum of 99.99");
     }
 
     #[test]
@@ -433,15 +387,11 @@ mod tests {
         assert_eq!(amount.money(), m(2530));
         assert_eq!(serde_json::to_string(&amount).unwrap(), r#""25.30""#);
         for json in [r#""0""#, r#""-5.00""#] {
-            let msg = serde_json::from_str::<Amount>(json)
-                .unwrap_err()
-                .to_string();
+            let msg = serde_json::from_str::<Amount>(json).unwrap_err().to_string();
             assert!(msg.starts_with("invalid value"), "{json}: {msg}");
             assert!(msg.contains("greater than zero"), "{json}: {msg}");
         }
-        let msg = serde_json::from_str::<Amount>("25.3")
-            .unwrap_err()
-            .to_string();
+        let msg = serde_json::from_str::<Amount>("25.3").unwrap_err().to_string();
         assert!(msg.starts_with("invalid type"), "{msg}");
     }
 

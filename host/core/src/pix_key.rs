@@ -26,9 +26,7 @@ pub enum PixKeyError {
     EmailTooLong { found: usize },
     #[error("an EMAIL key must be a plain address such as name@example.com (no %, no spaces)")]
     EmailFormat,
-    #[error(
-        "a PHONE key must be + and country code and number, up to 15 digits, e.g. +5511987654321"
-    )]
+    #[error("a PHONE key must be + and country code and number, up to 15 digits, e.g. +5511987654321")]
     PhoneFormat,
     #[error("an EVP key must be a UUID written as 8-4-4-4-12 hexadecimal digits")]
     EvpFormat,
@@ -47,13 +45,8 @@ pub enum PixKeyType {
 }
 
 impl PixKeyType {
-    pub const ALL: [PixKeyType; 5] = [
-        PixKeyType::Cpf,
-        PixKeyType::Cnpj,
-        PixKeyType::Email,
-        PixKeyType::Phone,
-        PixKeyType::Evp,
-    ];
+    pub const ALL: [PixKeyType; 5] =
+        [PixKeyType::Cpf, PixKeyType::Cnpj, PixKeyType::Email, PixKeyType::Phone, PixKeyType::Evp];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -77,10 +70,7 @@ impl FromStr for PixKeyType {
     type Err = PixKeyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        PixKeyType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or(PixKeyError::UnknownKeyType)
+        PixKeyType::ALL.into_iter().find(|t| t.as_str() == s).ok_or(PixKeyError::UnknownKeyType)
     }
 }
 
@@ -158,11 +148,7 @@ fn parse_email(input: &str) -> Result<String, PixKeyError> {
     let value = input.to_ascii_lowercase();
     let (local, domain) = value.split_once('@').ok_or(PixKeyError::EmailFormat)?;
     let local_ok = !local.is_empty() && local.bytes().all(is_email_local_byte);
-    if local_ok && domain.split('.').all(is_domain_label) {
-        Ok(value)
-    } else {
-        Err(PixKeyError::EmailFormat)
-    }
+    if local_ok && domain.split('.').all(is_domain_label) { Ok(value) } else { Err(PixKeyError::EmailFormat) }
 }
 
 fn is_email_local_byte(b: u8) -> bool {
@@ -180,18 +166,9 @@ fn is_domain_label(label: &str) -> bool {
 
 /// `^\+[1-9]\d{1,14}$` with ASCII digits only (E.164).
 fn parse_phone(input: &str) -> Result<String, PixKeyError> {
-    let digits = input
-        .strip_prefix('+')
-        .ok_or(PixKeyError::PhoneFormat)?
-        .as_bytes();
-    let ok = (2..=15).contains(&digits.len())
-        && digits[0] != b'0'
-        && digits.iter().all(u8::is_ascii_digit);
-    if ok {
-        Ok(input.to_owned())
-    } else {
-        Err(PixKeyError::PhoneFormat)
-    }
+    let digits = input.strip_prefix('+').ok_or(PixKeyError::PhoneFormat)?.as_bytes();
+    let ok = (2..=15).contains(&digits.len()) && digits[0] != b'0' && digits.iter().all(u8::is_ascii_digit);
+    if ok { Ok(input.to_owned()) } else { Err(PixKeyError::PhoneFormat) }
 }
 
 /// `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`, lowercased first. No
@@ -200,15 +177,8 @@ fn parse_evp(input: &str) -> Result<String, PixKeyError> {
     let value = input.to_ascii_lowercase();
     let groups: Vec<&str> = value.split('-').collect();
     let lengths_ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
-    let hex_ok = groups.iter().all(|g| {
-        g.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    if lengths_ok && hex_ok {
-        Ok(value)
-    } else {
-        Err(PixKeyError::EvpFormat)
-    }
+    let hex_ok = groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    if lengths_ok && hex_ok { Ok(value) } else { Err(PixKeyError::EvpFormat) }
 }
 
 #[cfg(test)]
@@ -219,81 +189,42 @@ mod tests {
 
     #[test]
     fn key_types_use_the_dict_spelling() {
-        for (kind, wire) in PixKeyType::ALL
-            .into_iter()
-            .zip(["CPF", "CNPJ", "EMAIL", "PHONE", "EVP"])
-        {
+        for (kind, wire) in PixKeyType::ALL.into_iter().zip(["CPF", "CNPJ", "EMAIL", "PHONE", "EVP"]) {
             assert_eq!(kind.to_string(), wire);
             assert_eq!(wire.parse::<PixKeyType>(), Ok(kind));
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{wire}\""));
-            assert_eq!(
-                serde_json::from_str::<PixKeyType>(&format!("\"{wire}\"")).unwrap(),
-                kind
-            );
+            assert_eq!(serde_json::from_str::<PixKeyType>(&format!("\"{wire}\"")).unwrap(), kind);
         }
-        assert_eq!(
-            "email".parse::<PixKeyType>(),
-            Err(PixKeyError::UnknownKeyType)
-        );
-        assert_eq!(
-            "RANDOM".parse::<PixKeyType>(),
-            Err(PixKeyError::UnknownKeyType)
-        );
+        assert_eq!("email".parse::<PixKeyType>(), Err(PixKeyError::UnknownKeyType));
+        assert_eq!("RANDOM".parse::<PixKeyType>(), Err(PixKeyError::UnknownKeyType));
         assert!(serde_json::from_str::<PixKeyType>(r#""Email""#).is_err());
     }
 
     #[test]
     fn cpf_and_cnpj_keys_need_valid_check_digits() {
-        assert_eq!(
-            PixKey::parse(PixKeyType::Cpf, "12345678909")
-                .unwrap()
-                .value(),
-            "12345678909"
-        );
+        assert_eq!(PixKey::parse(PixKeyType::Cpf, "12345678909").unwrap().value(), "12345678909");
         assert_eq!(
             PixKey::parse(PixKeyType::Cpf, "12345678900"),
-            Err(PixKeyError::Document(DocumentError::CheckDigits {
-                kind: "CPF"
-            }))
+            Err(PixKeyError::Document(DocumentError::CheckDigits { kind: "CPF" }))
         );
         assert_eq!(
             PixKey::parse(PixKeyType::Cpf, "123.456.789-09"),
             Err(PixKeyError::Document(DocumentError::CpfFormat))
         );
-        assert_eq!(
-            PixKey::parse(PixKeyType::Cnpj, "12abc34501de35")
-                .unwrap()
-                .value(),
-            "12ABC34501DE35"
-        );
+        assert_eq!(PixKey::parse(PixKeyType::Cnpj, "12abc34501de35").unwrap().value(), "12ABC34501DE35");
         assert_eq!(
             PixKey::parse(PixKeyType::Cnpj, "11222333000180"),
-            Err(PixKeyError::Document(DocumentError::CheckDigits {
-                kind: "CNPJ"
-            }))
+            Err(PixKeyError::Document(DocumentError::CheckDigits { kind: "CNPJ" }))
         );
     }
 
     #[test]
     fn email_keys_follow_the_dict_rule() {
         let ok = |s: &str| PixKey::parse(PixKeyType::Email, s).map(|k| k.value().to_owned());
-        assert_eq!(
-            ok("joana.silva@example.com").as_deref(),
-            Ok("joana.silva@example.com")
-        );
-        assert_eq!(
-            ok("Joana@Example.COM").as_deref(),
-            Ok("joana@example.com"),
-            "stored lowercase"
-        );
-        assert_eq!(
-            ok("a+b!#$'*/=?^_`{|}~-@x-1.example").as_deref(),
-            Ok("a+b!#$'*/=?^_`{|}~-@x-1.example")
-        );
-        assert!(
-            ok("user@localhost").is_ok(),
-            "a single-label domain matches the DICT rule"
-        );
+        assert_eq!(ok("joana.silva@example.com").as_deref(), Ok("joana.silva@example.com"));
+        assert_eq!(ok("Joana@Example.COM").as_deref(), Ok("joana@example.com"), "stored lowercase");
+        assert_eq!(ok("a+b!#$'*/=?^_`{|}~-@x-1.example").as_deref(), Ok("a+b!#$'*/=?^_`{|}~-@x-1.example"));
+        assert!(ok("user@localhost").is_ok(), "a single-label domain matches the DICT rule");
         let at_limit = format!("{}@example.com", "a".repeat(MAX_KEY_LEN - 12));
         assert_eq!(at_limit.len(), MAX_KEY_LEN);
         assert!(ok(&at_limit).is_ok());
@@ -374,12 +305,7 @@ mod tests {
         assert_eq!(kind("11222333000181"), Ok(PixKeyType::Cnpj));
         assert_eq!(kind("12ABC34501DE35"), Ok(PixKeyType::Cnpj));
 
-        assert_eq!(
-            kind("12345678900"),
-            Err(PixKeyError::Document(DocumentError::CheckDigits {
-                kind: "CPF"
-            }))
-        );
+        assert_eq!(kind("12345678900"), Err(PixKeyError::Document(DocumentError::CheckDigits { kind: "CPF" })));
         assert_eq!(kind("+55 11 98765"), Err(PixKeyError::PhoneFormat));
         assert_eq!(kind("joana@"), Err(PixKeyError::EmailFormat));
         assert_eq!(kind("hello"), Err(PixKeyError::Unrecognized));

@@ -21,28 +21,17 @@ pub(crate) enum Echo {
     Redacted,
 }
 
-pub(crate) fn serialize<S: Serializer, T: fmt::Display>(
-    value: &T,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer, T: fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
 }
 
-pub(crate) fn deserialize<'de, D, T>(
-    d: D,
-    expecting: &'static str,
-    echo: Echo,
-) -> Result<T, D::Error>
+pub(crate) fn deserialize<'de, D, T>(d: D, expecting: &'static str, echo: Echo) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr,
     T::Err: fmt::Display,
 {
-    d.deserialize_str(StrVisitor {
-        expecting,
-        echo,
-        target: PhantomData,
-    })
+    d.deserialize_str(StrVisitor { expecting, echo, target: PhantomData })
 }
 
 struct StrVisitor<T> {

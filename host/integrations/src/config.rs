@@ -53,12 +53,7 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        RetryConfig {
-            max_attempts: 3,
-            base_delay_ms: 200,
-            max_delay_ms: 5_000,
-            jitter: 0.2,
-        }
+        RetryConfig { max_attempts: 3, base_delay_ms: 200, max_delay_ms: 5_000, jitter: 0.2 }
     }
 }
 
@@ -76,11 +71,7 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig {
-            failure_threshold: 5,
-            cooldown_ms: 30_000,
-            half_open_successes: 1,
-        }
+        BreakerConfig { failure_threshold: 5, cooldown_ms: 30_000, half_open_successes: 1 }
     }
 }
 

@@ -162,12 +162,7 @@ impl CrmClient {
             .map(|a| LerianTokenSource::new(a).map(|s| Box::new(s) as Box<dyn TokenSource>))
             .transpose()?;
         Ok(CrmClient {
-            transport: Transport::new(
-                Upstream::Crm,
-                &config.http,
-                build_client(&config.http, None)?,
-                auth,
-            ),
+            transport: Transport::new(Upstream::Crm, &config.http, build_client(&config.http, None)?, auth),
             base: parse_base(&config.base_url)?,
             organization_id: config.organization_id.clone(),
             ledger_id: config.ledger_id.clone(),
@@ -188,24 +183,13 @@ impl CrmClient {
         query: &[(&str, &str)],
     ) -> Result<T> {
         let client = &self.transport.client;
-        let build = || {
-            client
-                .get(target.clone())
-                .header("X-Organization-Id", &self.organization_id)
-                .query(query)
-        };
-        self.transport
-            .call(op, Idempotence::Idempotent, &build)
-            .await?
-            .json(Upstream::Crm)
+        let build = || client.get(target.clone()).header("X-Organization-Id", &self.organization_id).query(query);
+        self.transport.call(op, Idempotence::Idempotent, &build).await?.json(Upstream::Crm)
     }
 
     fn cached(&self, account_id: &str) -> Option<AccountHolder> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(account_id)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, h)| h.clone())
+        cache.get(account_id).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, h)| h.clone())
     }
 }
 
@@ -235,10 +219,7 @@ impl HolderDirectory for CrmClient {
             alias_id: alias.id.clone(),
             document: holder.document.clone(),
             name: holder.name.clone(),
-            trade_name: holder
-                .legal_person
-                .as_ref()
-                .and_then(|l| l.trade_name.clone()),
+            trade_name: holder.legal_person.as_ref().and_then(|l| l.trade_name.clone()),
             person_type: holder.person_type,
             branch: banking.branch.ok_or_else(|| missing("branch"))?,
             account_number: banking.account.ok_or_else(|| missing("account"))?,
@@ -255,12 +236,7 @@ impl HolderDirectory for CrmClient {
 
     #[tracing::instrument(name = "crm.holder", skip_all, fields(holder_id = %holder_id))]
     async fn holder(&self, holder_id: &str) -> Result<Holder> {
-        self.get(
-            "holder",
-            url(&self.base, &["v1", "holders", holder_id])?,
-            &[],
-        )
-        .await
+        self.get("holder", url(&self.base, &["v1", "holders", holder_id])?, &[]).await
     }
 
     #[tracing::instrument(name = "crm.alias_for_account", skip_all, fields(account_id = %account_id))]
@@ -272,20 +248,14 @@ impl HolderDirectory for CrmClient {
                 &[("account_id", account_id), ("ledger_id", &self.ledger_id)],
             )
             .await?;
-        page.items
-            .into_iter()
-            .find(|a| a.account_id == account_id)
-            .ok_or_else(|| IntegrationError::NotFound {
-                upstream: Upstream::Crm,
-                code: "CRM-0008".to_owned(),
-                message: "no alias for this account".to_owned(),
-            })
+        page.items.into_iter().find(|a| a.account_id == account_id).ok_or_else(|| IntegrationError::NotFound {
+            upstream: Upstream::Crm,
+            code: "CRM-0008".to_owned(),
+            message: "no alias for this account".to_owned(),
+        })
     }
 
     fn invalidate(&self, account_id: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account_id);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(account_id);
     }
 }

@@ -88,10 +88,7 @@ impl FromStr for Money {
             1 => frac_part.parse::<i64>().map_err(|_| err())? * 10,
             _ => frac_part.parse().map_err(|_| err())?,
         };
-        let value = units
-            .checked_mul(100)
-            .and_then(|v| v.checked_add(cents))
-            .ok_or_else(err)?;
+        let value = units.checked_mul(100).and_then(|v| v.checked_add(cents)).ok_or_else(err)?;
         Ok(Money(if negative { -value } else { value }))
     }
 }
@@ -146,17 +143,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_amounts() {
-        for bad in [
-            "",
-            "1.",
-            ".5",
-            "1.234",
-            "1,00",
-            "abc",
-            "1e3",
-            "--1",
-            "99999999999999999999",
-        ] {
+        for bad in ["", "1.", ".5", "1.234", "1,00", "abc", "1e3", "--1", "99999999999999999999"] {
             assert!(bad.parse::<Money>().is_err(), "{bad:?} should be rejected");
         }
     }

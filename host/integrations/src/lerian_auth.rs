@@ -47,23 +47,15 @@ impl TokenSource for LerianTokenSource {
             "clientId": self.client_id,
             "clientSecret": self.client_secret.expose(),
         });
-        let response = transport
-            .send(transport.client.post(self.endpoint.clone()).json(&body))
-            .await?;
+        let response = transport.send(transport.client.post(self.endpoint.clone()).json(&body)).await?;
         if !response.status.is_success() {
             return Err(match status_error(transport.upstream, &response) {
                 e @ IntegrationError::Unavailable { .. } => e,
-                _ => IntegrationError::Unauthorized {
-                    upstream: transport.upstream,
-                    status: response.status.as_u16(),
-                },
+                _ => IntegrationError::Unauthorized { upstream: transport.upstream, status: response.status.as_u16() },
             });
         }
         let token: TokenResponse = response.json(transport.upstream)?;
-        let lifetime = token
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+        let lifetime = token.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_LIFETIME);
         Ok((token.access_token, lifetime))
     }
 }

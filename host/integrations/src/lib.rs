@@ -20,8 +20,7 @@ mod transport;
 
 pub use btg::{Btg, BtgClient};
 pub use config::{
-    BreakerConfig, BtgConfig, CrmConfig, HttpConfig, LerianAuthConfig, MidazConfig, MtlsConfig,
-    RetryConfig, Secret,
+    BreakerConfig, BtgConfig, CrmConfig, HttpConfig, LerianAuthConfig, MidazConfig, MtlsConfig, RetryConfig, Secret,
 };
 pub use crm::{AccountHolder, CrmClient, HolderDirectory};
 pub use domain::Money;

@@ -147,10 +147,7 @@ impl Leg {
         Leg {
             account_alias: alias.into(),
             balance_key: None,
-            amount: Some(LegAmount {
-                asset: asset.into(),
-                value,
-            }),
+            amount: Some(LegAmount { asset: asset.into(), value }),
             share: None,
             remaining: None,
             description: None,
@@ -160,14 +157,7 @@ impl Leg {
 
     /// A leg taking a whole-percent share of the total.
     pub fn share(alias: impl Into<String>, percentage: u32) -> Self {
-        Leg {
-            share: Some(Share {
-                percentage,
-                percentage_of_percentage: None,
-            }),
-            amount: None,
-            ..Leg::remaining(alias)
-        }
+        Leg { share: Some(Share { percentage, percentage_of_percentage: None }), amount: None, ..Leg::remaining(alias) }
     }
 
     /// A leg taking whatever the other legs leave.
@@ -288,19 +278,13 @@ impl TransactionRequest {
 
     /// Adds a metadata entry.
     pub fn meta(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.metadata
-            .get_or_insert_with(Metadata::new)
-            .insert(key.into(), value.into());
+        self.metadata.get_or_insert_with(Metadata::new).insert(key.into(), value.into());
         self
     }
 }
 
 fn sum_fixed(legs: &[Leg]) -> Money {
-    Money::from_centavos(
-        legs.iter()
-            .filter_map(|l| l.amount.as_ref().map(|a| a.value.centavos()))
-            .sum(),
-    )
+    Money::from_centavos(legs.iter().filter_map(|l| l.amount.as_ref().map(|a| a.value.centavos())).sum())
 }
 
 /// Transaction status as Midaz reports it.
@@ -416,10 +400,7 @@ pub struct IdempotencyKey {
 impl IdempotencyKey {
     /// A key with Midaz's default TTL.
     pub fn new(key: impl Into<String>) -> Self {
-        IdempotencyKey {
-            key: key.into(),
-            ttl: None,
-        }
+        IdempotencyKey { key: key.into(), ttl: None }
     }
 
     /// Sets `X-TTL`.
@@ -439,23 +420,11 @@ pub trait Ledger: Send + Sync {
     /// `GET …/accounts/{id}/balances`.
     async fn balances(&self, account_id: &str) -> Result<Vec<Balance>>;
     /// `POST …/transactions/json` (may be `pending`).
-    async fn create_transaction(
-        &self,
-        request: &TransactionRequest,
-        key: &IdempotencyKey,
-    ) -> Result<Transaction>;
+    async fn create_transaction(&self, request: &TransactionRequest, key: &IdempotencyKey) -> Result<Transaction>;
     /// `POST …/transactions/inflow` (no source; cannot be pending).
-    async fn inflow(
-        &self,
-        request: &TransactionRequest,
-        key: &IdempotencyKey,
-    ) -> Result<Transaction>;
+    async fn inflow(&self, request: &TransactionRequest, key: &IdempotencyKey) -> Result<Transaction>;
     /// `POST …/transactions/outflow` (no distribute; may be pending).
-    async fn outflow(
-        &self,
-        request: &TransactionRequest,
-        key: &IdempotencyKey,
-    ) -> Result<Transaction>;
+    async fn outflow(&self, request: &TransactionRequest, key: &IdempotencyKey) -> Result<Transaction>;
     /// `GET …/transactions/{id}`.
     async fn transaction(&self, id: &str) -> Result<Transaction>;
     /// `POST …/transactions/{id}/commit`: a repeat (422 `0099`) that finds the transaction
@@ -478,19 +447,8 @@ impl MidazClient {
     /// Builds the client; fails on malformed URLs.
     pub fn new(config: &MidazConfig) -> Result<Self> {
         let onboarding = parse_base(&config.onboarding_url)?;
-        let transactions = parse_base(
-            config
-                .transaction_url
-                .as_deref()
-                .unwrap_or(&config.onboarding_url),
-        )?;
-        let prefix = [
-            "v1",
-            "organizations",
-            config.organization_id.as_str(),
-            "ledgers",
-            config.ledger_id.as_str(),
-        ];
+        let transactions = parse_base(config.transaction_url.as_deref().unwrap_or(&config.onboarding_url))?;
+        let prefix = ["v1", "organizations", config.organization_id.as_str(), "ledgers", config.ledger_id.as_str()];
         let auth = config
             .auth
             .as_ref()
@@ -509,16 +467,9 @@ impl MidazClient {
         self.transport.breaker.state()
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &'static str,
-        target: Url,
-    ) -> Result<T> {
+    async fn get<T: serde::de::DeserializeOwned>(&self, op: &'static str, target: Url) -> Result<T> {
         let client = &self.transport.client;
-        let response = self
-            .transport
-            .call(op, Idempotence::Idempotent, &|| client.get(target.clone()))
-            .await?;
+        let response = self.transport.call(op, Idempotence::Idempotent, &|| client.get(target.clone())).await?;
         response.json(Upstream::Midaz)
     }
 
@@ -532,43 +483,25 @@ impl MidazClient {
         let target = url(&self.tx_prefix, &["transactions", endpoint])?;
         let client = &self.transport.client;
         let build = || {
-            let mut b = client
-                .post(target.clone())
-                .header("X-Idempotency", &key.key)
-                .json(request);
+            let mut b = client.post(target.clone()).header("X-Idempotency", &key.key).json(request);
             if let Some(ttl) = key.ttl {
                 b = b.header("X-TTL", ttl.as_secs().to_string());
             }
             b
         };
         // The idempotency key makes a retry replay the first result instead of posting twice.
-        let response = self
-            .transport
-            .call(op, Idempotence::Idempotent, &build)
-            .await?;
+        let response = self.transport.call(op, Idempotence::Idempotent, &build).await?;
         let mut tx: Transaction = response.json(Upstream::Midaz)?;
-        tx.replayed = response
-            .headers
-            .get("X-Idempotency-Replayed")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        tx.replayed =
+            response.headers.get("X-Idempotency-Replayed").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
         Ok(tx)
     }
 
-    async fn settle(
-        &self,
-        id: &str,
-        action: &'static str,
-        target: TransactionStatus,
-    ) -> Result<Transaction> {
+    async fn settle(&self, id: &str, action: &'static str, target: TransactionStatus) -> Result<Transaction> {
         let endpoint = url(&self.tx_prefix, &["transactions", id, action])?;
         let client = &self.transport.client;
         // Commit/cancel are safe to repeat: a repeat is reconciled below.
-        let outcome = self
-            .transport
-            .call(action, Idempotence::Idempotent, &|| {
-                client.post(endpoint.clone())
-            })
-            .await;
+        let outcome = self.transport.call(action, Idempotence::Idempotent, &|| client.post(endpoint.clone())).await;
         match outcome {
             Ok(response) => response.json(Upstream::Midaz),
             Err(err) if err.code() == Some("0099") => {
@@ -591,82 +524,48 @@ impl MidazClient {
 impl Ledger for MidazClient {
     #[tracing::instrument(name = "midaz.account", skip_all, fields(account_id = %account_id))]
     async fn account(&self, account_id: &str) -> Result<LedgerAccount> {
-        self.get(
-            "account",
-            url(&self.ledger_prefix, &["accounts", account_id])?,
-        )
-        .await
+        self.get("account", url(&self.ledger_prefix, &["accounts", account_id])?).await
     }
 
     #[tracing::instrument(name = "midaz.account_by_alias", skip_all, fields(alias = %alias))]
     async fn account_by_alias(&self, alias: &str) -> Result<LedgerAccount> {
-        self.get(
-            "account_by_alias",
-            url(&self.ledger_prefix, &["accounts", "alias", alias])?,
-        )
-        .await
+        self.get("account_by_alias", url(&self.ledger_prefix, &["accounts", "alias", alias])?).await
     }
 
     #[tracing::instrument(name = "midaz.balances", skip_all, fields(account_id = %account_id))]
     async fn balances(&self, account_id: &str) -> Result<Vec<Balance>> {
-        let page: Page<Balance> = self
-            .get(
-                "balances",
-                url(&self.ledger_prefix, &["accounts", account_id, "balances"])?,
-            )
-            .await?;
+        let page: Page<Balance> =
+            self.get("balances", url(&self.ledger_prefix, &["accounts", account_id, "balances"])?).await?;
         Ok(page.items)
     }
 
     #[tracing::instrument(name = "midaz.create_transaction", skip_all, fields(idempotency_key = %key.key, pending = request.pending))]
-    async fn create_transaction(
-        &self,
-        request: &TransactionRequest,
-        key: &IdempotencyKey,
-    ) -> Result<Transaction> {
+    async fn create_transaction(&self, request: &TransactionRequest, key: &IdempotencyKey) -> Result<Transaction> {
         if request.send.source.is_none() || request.send.distribute.is_none() {
-            return Err(IntegrationError::Config(
-                "json transactions need both source and distribute".into(),
-            ));
+            return Err(IntegrationError::Config("json transactions need both source and distribute".into()));
         }
-        self.post_transaction("create_transaction", "json", request, key)
-            .await
+        self.post_transaction("create_transaction", "json", request, key).await
     }
 
     #[tracing::instrument(name = "midaz.inflow", skip_all, fields(idempotency_key = %key.key))]
-    async fn inflow(
-        &self,
-        request: &TransactionRequest,
-        key: &IdempotencyKey,
-    ) -> Result<Transaction> {
+    async fn inflow(&self, request: &TransactionRequest, key: &IdempotencyKey) -> Result<Transaction> {
         if request.pending || request.send.source.is_some() {
-            return Err(IntegrationError::Config(
-                "an inflow has no source and cannot be pending".into(),
-            ));
+            return Err(IntegrationError::Config("an inflow has no source and cannot be pending".into()));
         }
-        self.post_transaction("inflow", "inflow", request, key)
-            .await
+        self.post_transaction("inflow", "inflow", request, key).await
     }
 
     #[tracing::instrument(name = "midaz.outflow", skip_all, fields(idempotency_key = %key.key, pending = request.pending))]
-    async fn outflow(
-        &self,
-        request: &TransactionRequest,
-        key: &IdempotencyKey,
-    ) -> Result<Transaction> {
+    async fn outflow(&self, request: &TransactionRequest, key: &IdempotencyKey) -> Result<Transaction> {
         if request.send.distribute.is_some() {
-            return Err(IntegrationError::Config(
-                "an outflow has no distribute".into(),
-            ));
+            return Err(IntegrationError::Config("an outflow has no distribute".into()));
         }
-        self.post_transaction("outflow", "outflow", request, key)
-            .await
+        self.post_transaction("outflow", "outflow", request, key).await
     }
 
     #[tracing::instrument(name = "midaz.transaction", skip_all, fields(transaction_id = %id))]
     async fn transaction(&self, id: &str) -> Result<Transaction> {
-        self.get("transaction", url(&self.tx_prefix, &["transactions", id])?)
-            .await
+        self.get("transaction", url(&self.tx_prefix, &["transactions", id])?).await
     }
 
     #[tracing::instrument(name = "midaz.commit", skip_all, fields(transaction_id = %id))]
@@ -684,18 +583,13 @@ impl Ledger for MidazClient {
         let target = url(&self.tx_prefix, &["transactions", id, "revert"])?;
         let client = &self.transport.client;
         let build = || {
-            let mut b = client
-                .post(target.clone())
-                .header("X-Idempotency", &key.key);
+            let mut b = client.post(target.clone()).header("X-Idempotency", &key.key);
             if let Some(ttl) = key.ttl {
                 b = b.header("X-TTL", ttl.as_secs().to_string());
             }
             b
         };
-        let response = self
-            .transport
-            .call("revert", Idempotence::Idempotent, &build)
-            .await?;
+        let response = self.transport.call("revert", Idempotence::Idempotent, &build).await?;
         response.json(Upstream::Midaz)
     }
 }
@@ -710,10 +604,7 @@ mod tests {
         let req = TransactionRequest::transfer(
             "BRL",
             vec![Leg::amount("@acc_0001", "BRL", m("100.50"))],
-            vec![
-                Leg::amount("@external/BRL", "BRL", m("100.00")),
-                Leg::amount("@fees_revenue", "BRL", m("0.50")),
-            ],
+            vec![Leg::amount("@external/BRL", "BRL", m("100.00")), Leg::amount("@fees_revenue", "BRL", m("0.50"))],
         )
         .pending()
         .description("Pix cash-out")
@@ -732,11 +623,9 @@ mod tests {
                     {"accountAlias":"@fees_revenue","amount":{"asset":"BRL","value":"0.50"}}]}}
             })
         );
-        let inflow = serde_json::to_value(TransactionRequest::inflow(
-            "BRL",
-            vec![Leg::amount("@acc_0001", "BRL", m("100"))],
-        ))
-        .unwrap();
+        let inflow =
+            serde_json::to_value(TransactionRequest::inflow("BRL", vec![Leg::amount("@acc_0001", "BRL", m("100"))]))
+                .unwrap();
         assert!(inflow.get("pending").is_none());
         assert!(inflow["send"].get("source").is_none());
     }

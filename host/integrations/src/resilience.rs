@@ -46,11 +46,7 @@ pub struct Permit {
 impl CircuitBreaker {
     /// A closed breaker.
     pub fn new(upstream: Upstream, config: BreakerConfig) -> Self {
-        CircuitBreaker {
-            upstream,
-            config,
-            inner: Mutex::new(Inner::Closed { failures: 0 }),
-        }
+        CircuitBreaker { upstream, config, inner: Mutex::new(Inner::Closed { failures: 0 }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -73,27 +69,16 @@ impl CircuitBreaker {
         let mut inner = self.lock();
         match *inner {
             Inner::Closed { .. } => Ok(Permit { probe: false }),
-            Inner::Open { until } if Instant::now() < until => Err(IntegrationError::CircuitOpen {
-                upstream: self.upstream,
-            }),
+            Inner::Open { until } if Instant::now() < until => {
+                Err(IntegrationError::CircuitOpen { upstream: self.upstream })
+            }
             Inner::Open { .. } => {
-                *inner = Inner::HalfOpen {
-                    probing: true,
-                    successes: 0,
-                };
+                *inner = Inner::HalfOpen { probing: true, successes: 0 };
                 Ok(Permit { probe: true })
             }
-            Inner::HalfOpen { probing: true, .. } => Err(IntegrationError::CircuitOpen {
-                upstream: self.upstream,
-            }),
-            Inner::HalfOpen {
-                probing: false,
-                successes,
-            } => {
-                *inner = Inner::HalfOpen {
-                    probing: true,
-                    successes,
-                };
+            Inner::HalfOpen { probing: true, .. } => Err(IntegrationError::CircuitOpen { upstream: self.upstream }),
+            Inner::HalfOpen { probing: false, successes } => {
+                *inner = Inner::HalfOpen { probing: true, successes };
                 Ok(Permit { probe: true })
             }
         }
@@ -110,9 +95,7 @@ impl CircuitBreaker {
                 let failures = failures + 1;
                 if failures >= self.config.failure_threshold.max(1) {
                     tracing::warn!(upstream = %self.upstream, failures, "circuit opened");
-                    Inner::Open {
-                        until: Instant::now() + cooldown,
-                    }
+                    Inner::Open { until: Instant::now() + cooldown }
                 } else {
                     Inner::Closed { failures }
                 }
@@ -123,17 +106,12 @@ impl CircuitBreaker {
                     tracing::info!(upstream = %self.upstream, "circuit closed");
                     Inner::Closed { failures: 0 }
                 } else {
-                    Inner::HalfOpen {
-                        probing: false,
-                        successes,
-                    }
+                    Inner::HalfOpen { probing: false, successes }
                 }
             }
             (Inner::HalfOpen { .. }, true) if permit.probe => {
                 tracing::warn!(upstream = %self.upstream, "probe failed; circuit re-opened");
-                Inner::Open {
-                    until: Instant::now() + cooldown,
-                }
+                Inner::Open { until: Instant::now() + cooldown }
             }
             // A call admitted before the circuit opened finished late: it says nothing new.
             _ => return,
@@ -144,16 +122,9 @@ impl CircuitBreaker {
 
 /// Delay before retry number `retry` (0-based): `min(max, base · 2^retry) · (1 ± jitter)`.
 pub fn backoff_delay(config: &RetryConfig, retry: u32) -> Duration {
-    let exp = config
-        .base_delay_ms
-        .saturating_mul(1u64 << retry.min(32))
-        .min(config.max_delay_ms) as f64;
+    let exp = config.base_delay_ms.saturating_mul(1u64 << retry.min(32)).min(config.max_delay_ms) as f64;
     let jitter = config.jitter.clamp(0.0, 0.99);
-    let factor = if jitter > 0.0 {
-        1.0 + rand::rng().random_range(-jitter..=jitter)
-    } else {
-        1.0
-    };
+    let factor = if jitter > 0.0 { 1.0 + rand::rng().random_range(-jitter..=jitter) } else { 1.0 };
     Duration::from_millis((exp * factor).round() as u64)
 }
 
@@ -164,11 +135,7 @@ mod tests {
     fn breaker(threshold: u32, cooldown_ms: u64) -> CircuitBreaker {
         CircuitBreaker::new(
             Upstream::Btg,
-            BreakerConfig {
-                failure_threshold: threshold,
-                cooldown_ms,
-                half_open_successes: 1,
-            },
+            BreakerConfig { failure_threshold: threshold, cooldown_ms, half_open_successes: 1 },
         )
     }
 
@@ -179,10 +146,7 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed);
         b.record(b.acquire().unwrap(), true);
         assert_eq!(b.state(), BreakerState::Open);
-        assert!(matches!(
-            b.acquire(),
-            Err(IntegrationError::CircuitOpen { .. })
-        ));
+        assert!(matches!(b.acquire(), Err(IntegrationError::CircuitOpen { .. })));
         std::thread::sleep(Duration::from_millis(40));
         let probe = b.acquire().unwrap();
         // Only one probe at a time while half-open.
@@ -197,11 +161,7 @@ mod tests {
         b.record(b.acquire().unwrap(), true);
         b.record(b.acquire().unwrap(), false);
         b.record(b.acquire().unwrap(), true);
-        assert_eq!(
-            b.state(),
-            BreakerState::Closed,
-            "success must reset the count"
-        );
+        assert_eq!(b.state(), BreakerState::Closed, "success must reset the count");
         b.record(b.acquire().unwrap(), true);
         assert_eq!(b.state(), BreakerState::Open);
         std::thread::sleep(Duration::from_millis(25));
@@ -211,19 +171,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let cfg = RetryConfig {
-            max_attempts: 10,
-            base_delay_ms: 100,
-            max_delay_ms: 1_000,
-            jitter: 0.2,
-        };
+        let cfg = RetryConfig { max_attempts: 10, base_delay_ms: 100, max_delay_ms: 1_000, jitter: 0.2 };
         for retry in 0..10 {
             let d = backoff_delay(&cfg, retry).as_millis() as f64;
             let nominal = (100.0 * 2f64.powi(retry as i32)).min(1_000.0);
-            assert!(
-                d >= nominal * 0.8 - 1.0 && d <= nominal * 1.2 + 1.0,
-                "{retry}: {d}"
-            );
+            assert!(d >= nominal * 0.8 - 1.0 && d <= nominal * 1.2 + 1.0, "{retry}: {d}");
         }
     }
 }

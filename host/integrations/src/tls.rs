@@ -13,31 +13,23 @@ fn read(path: &str) -> Result<Vec<u8>> {
 }
 
 /// Client identity plus, when a CA file is configured, the only roots to trust.
-pub(crate) fn load_mtls(
-    cfg: &MtlsConfig,
-) -> Result<(reqwest::Identity, Option<Vec<reqwest::Certificate>>)> {
+pub(crate) fn load_mtls(cfg: &MtlsConfig) -> Result<(reqwest::Identity, Option<Vec<reqwest::Certificate>>)> {
     let cert_pem = read(&cfg.cert_file)?;
     let key_pem = read(&cfg.key_file)?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| {
-            IntegrationError::Config(format!("{}: bad certificate PEM: {e}", cfg.cert_file))
-        })?;
+        .map_err(|e| IntegrationError::Config(format!("{}: bad certificate PEM: {e}", cfg.cert_file)))?;
     if certs.is_empty() {
-        return Err(IntegrationError::Config(format!(
-            "{}: no certificate found",
-            cfg.cert_file
-        )));
+        return Err(IntegrationError::Config(format!("{}: no certificate found", cfg.cert_file)));
     }
-    PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        IntegrationError::Config(format!("{}: bad private key PEM: {e}", cfg.key_file))
-    })?;
+    PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| IntegrationError::Config(format!("{}: bad private key PEM: {e}", cfg.key_file)))?;
 
     let mut bundle = cert_pem;
     bundle.push(b'\n');
     bundle.extend_from_slice(&key_pem);
-    let identity = reqwest::Identity::from_pem(&bundle)
-        .map_err(|e| IntegrationError::Config(format!("client identity: {e}")))?;
+    let identity =
+        reqwest::Identity::from_pem(&bundle).map_err(|e| IntegrationError::Config(format!("client identity: {e}")))?;
 
     let roots = match &cfg.ca_file {
         None => None,
@@ -46,9 +38,7 @@ pub(crate) fn load_mtls(
             let roots = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| IntegrationError::Config(format!("{ca_file}: bad CA PEM: {e}")))?;
             if roots.is_empty() {
-                return Err(IntegrationError::Config(format!(
-                    "{ca_file}: no CA certificate"
-                )));
+                return Err(IntegrationError::Config(format!("{ca_file}: no CA certificate")));
             }
             Some(roots)
         }

@@ -24,10 +24,7 @@ pub(crate) struct Response {
 
 impl Response {
     pub fn json<T: DeserializeOwned>(&self, upstream: Upstream) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| IntegrationError::Decode {
-            upstream,
-            message: e.to_string(),
-        })
+        serde_json::from_slice(&self.body).map_err(|e| IntegrationError::Decode { upstream, message: e.to_string() })
     }
 }
 
@@ -56,10 +53,7 @@ pub(crate) fn parse_base(raw: &str) -> Result<Url> {
 
 /// Builds the `reqwest::Client` for one upstream; with `mtls`, the client certificate is loaded
 /// from PEM (validated with rustls-pki-types) and, if a CA file is given, only that CA is trusted.
-pub(crate) fn build_client(
-    http: &HttpConfig,
-    mtls: Option<&MtlsConfig>,
-) -> Result<reqwest::Client> {
+pub(crate) fn build_client(http: &HttpConfig, mtls: Option<&MtlsConfig>) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(http.connect_timeout_ms))
         // The attempt timeout is enforced around send + body read; this is a backstop.
@@ -73,9 +67,7 @@ pub(crate) fn build_client(
             builder = builder.tls_certs_only(roots);
         }
     }
-    builder
-        .build()
-        .map_err(|e| IntegrationError::Config(format!("HTTP client: {e}")))
+    builder.build().map_err(|e| IntegrationError::Config(format!("HTTP client: {e}")))
 }
 
 /// Upstream error bodies: Midaz/CRM `{code,title,message}`, BTG `{code,message}`.
@@ -103,31 +95,12 @@ pub(crate) fn status_error(upstream: Upstream, response: &Response) -> Integrati
     });
     let status = response.status.as_u16();
     match status {
-        404 => IntegrationError::NotFound {
-            upstream,
-            code,
-            message,
-        },
-        409 if upstream == Upstream::Midaz && code == "0084" => {
-            IntegrationError::InFlight { upstream }
-        }
-        409 => IntegrationError::Conflict {
-            upstream,
-            code,
-            message,
-        },
+        404 => IntegrationError::NotFound { upstream, code, message },
+        409 if upstream == Upstream::Midaz && code == "0084" => IntegrationError::InFlight { upstream },
+        409 => IntegrationError::Conflict { upstream, code, message },
         401 | 403 => IntegrationError::Unauthorized { upstream, status },
-        408 | 429 | 500..=599 => IntegrationError::Unavailable {
-            upstream,
-            status: Some(status),
-            message,
-        },
-        _ => IntegrationError::Rejected {
-            upstream,
-            status,
-            code,
-            message,
-        },
+        408 | 429 | 500..=599 => IntegrationError::Unavailable { upstream, status: Some(status), message },
+        _ => IntegrationError::Rejected { upstream, status, code, message },
     }
 }
 
@@ -135,16 +108,9 @@ fn transport_error(upstream: Upstream, err: &reqwest::Error, after: Duration) ->
     if err.is_timeout() {
         IntegrationError::Timeout { upstream, after }
     } else if err.is_connect() {
-        IntegrationError::Unavailable {
-            upstream,
-            status: None,
-            message: format!("connect: {err}"),
-        }
+        IntegrationError::Unavailable { upstream, status: None, message: format!("connect: {err}") }
     } else {
-        IntegrationError::Transport {
-            upstream,
-            message: err.to_string(),
-        }
+        IntegrationError::Transport { upstream, message: err.to_string() }
     }
 }
 
@@ -157,10 +123,7 @@ pub(crate) struct TokenCache {
 
 impl TokenCache {
     /// Returns the cached token, or fetches one; `fetch` yields the token and its lifetime.
-    pub async fn get(
-        &self,
-        fetch: impl AsyncFnOnce() -> Result<(String, Duration)>,
-    ) -> Result<String> {
+    pub async fn get(&self, fetch: impl AsyncFnOnce() -> Result<(String, Duration)>) -> Result<String> {
         let mut slot = self.slot.lock().await;
         if let Some((token, refresh_at)) = slot.as_ref()
             && Instant::now() < *refresh_at
@@ -222,32 +185,18 @@ impl Transport {
     /// Sends one request and reads the whole body (no timeout of its own: callers run inside
     /// [`Transport::call`]).
     pub async fn send(&self, request: RequestBuilder) -> Result<Response> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(self.upstream, &e, self.timeout))?;
+        let response = request.send().await.map_err(|e| transport_error(self.upstream, &e, self.timeout))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(self.upstream, &e, self.timeout))?
-            .to_vec();
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        let body = response.bytes().await.map_err(|e| transport_error(self.upstream, &e, self.timeout))?.to_vec();
+        Ok(Response { status, headers, body })
     }
 
     async fn token(&self) -> Result<Option<String>> {
         let Some(auth) = &self.auth else {
             return Ok(None);
         };
-        self.tokens
-            .get(async || auth.fetch(self).await)
-            .await
-            .map(Some)
+        self.tokens.get(async || auth.fetch(self).await).await.map(Some)
     }
 
     /// One attempt: attaches the bearer token, and on a 401 refreshes it once and resends.
@@ -265,11 +214,7 @@ impl Transport {
             let fresh = self.token().await?;
             response = self.send(with_token(&fresh)).await?;
         }
-        if response.status.is_success() {
-            Ok(response)
-        } else {
-            Err(status_error(self.upstream, &response))
-        }
+        if response.status.is_success() { Ok(response) } else { Err(status_error(self.upstream, &response)) }
     }
 
     /// Runs a call through the breaker with a per-attempt timeout, retrying transient failures
@@ -290,15 +235,9 @@ impl Transport {
             let permit = self.breaker.acquire()?;
             let outcome = match tokio::time::timeout(self.timeout, self.attempt(build)).await {
                 Ok(result) => result,
-                Err(_) => Err(IntegrationError::Timeout {
-                    upstream: self.upstream,
-                    after: self.timeout,
-                }),
+                Err(_) => Err(IntegrationError::Timeout { upstream: self.upstream, after: self.timeout }),
             };
-            let failed = outcome
-                .as_ref()
-                .err()
-                .is_some_and(IntegrationError::is_upstream_failure);
+            let failed = outcome.as_ref().err().is_some_and(IntegrationError::is_upstream_failure);
             self.breaker.record(permit, failed);
             match outcome {
                 Ok(response) => return Ok(response),
@@ -336,37 +275,15 @@ mod tests {
         };
         let e = status_error(
             Upstream::Midaz,
-            &resp(
-                409,
-                r#"{"code":"0084","title":"Duplicate Idempotency Key","message":"m"}"#,
-            ),
+            &resp(409, r#"{"code":"0084","title":"Duplicate Idempotency Key","message":"m"}"#),
         );
-        assert_eq!(
-            e,
-            IntegrationError::InFlight {
-                upstream: Upstream::Midaz
-            }
-        );
-        let e = status_error(
-            Upstream::Midaz,
-            &resp(422, r#"{"code":"0018","message":"no funds"}"#),
-        );
-        assert!(
-            matches!(e, IntegrationError::Rejected { status: 422, ref code, .. } if code == "0018")
-        );
+        assert_eq!(e, IntegrationError::InFlight { upstream: Upstream::Midaz });
+        let e = status_error(Upstream::Midaz, &resp(422, r#"{"code":"0018","message":"no funds"}"#));
+        assert!(matches!(e, IntegrationError::Rejected { status: 422, ref code, .. } if code == "0018"));
         let e = status_error(Upstream::Btg, &resp(503, "down"));
-        assert!(matches!(
-            e,
-            IntegrationError::Unavailable {
-                status: Some(503),
-                ..
-            }
-        ));
+        assert!(matches!(e, IntegrationError::Unavailable { status: Some(503), .. }));
         assert!(e.is_transient());
-        let e = status_error(
-            Upstream::Crm,
-            &resp(404, r#"{"code":"CRM-0008","message":"x"}"#),
-        );
+        let e = status_error(Upstream::Crm, &resp(404, r#"{"code":"CRM-0008","message":"x"}"#));
         assert_eq!(e.code(), Some("CRM-0008"));
     }
 }

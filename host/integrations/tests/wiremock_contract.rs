@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pix_integrations::btg::*;
-use pix_integrations::config::{
-    BreakerConfig, HttpConfig, LerianAuthConfig, MtlsConfig, RetryConfig,
-};
+use pix_integrations::config::{BreakerConfig, HttpConfig, LerianAuthConfig, MtlsConfig, RetryConfig};
 use pix_integrations::crm::HolderDirectory;
 use pix_integrations::domain::PersonType;
 use pix_integrations::midaz::{Leg, TransactionRequest, TransactionStatus};
@@ -20,12 +18,7 @@ fn http() -> HttpConfig {
     HttpConfig {
         timeout_ms: 500,
         connect_timeout_ms: 500,
-        retry: RetryConfig {
-            max_attempts: 3,
-            base_delay_ms: 5,
-            max_delay_ms: 20,
-            jitter: 0.0,
-        },
+        retry: RetryConfig { max_attempts: 3, base_delay_ms: 5, max_delay_ms: 20, jitter: 0.0 },
         breaker: BreakerConfig::default(),
     }
 }
@@ -71,13 +64,8 @@ async fn midaz_wire_contract() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/login/oauth/access_token"))
-        .and(body_json(
-            json!({"grantType":"client_credentials","clientId":"app","clientSecret":"s3cret"}),
-        ))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"accessToken":"tok-1","expiresIn":3600})),
-        )
+        .and(body_json(json!({"grantType":"client_credentials","clientId":"app","clientSecret":"s3cret"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"accessToken":"tok-1","expiresIn":3600})))
         .expect(1) // cached across every call below
         .mount(&server)
         .await;
@@ -103,14 +91,20 @@ async fn midaz_wire_contract() {
               "distribute":{"to":[
                 {"accountAlias":"@external/BRL","amount":{"asset":"BRL","value":"100.00"}},
                 {"accountAlias":"@fees_revenue","amount":{"asset":"BRL","value":"0.50"}}]}}})))
-        .respond_with(ResponseTemplate::new(201).insert_header("X-Idempotency-Replayed", "true").set_body_json(tx_json("PENDING")))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("X-Idempotency-Replayed", "true")
+                .set_body_json(tx_json("PENDING")),
+        )
         .expect(1)
         .mount(&server)
         .await;
     // Repeated commit: Midaz answers 0099 and the transaction reads APPROVED.
     Mock::given(method("POST"))
         .and(path(format!("{P}/transactions/tx-1/commit")))
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({"code":"0099","title":"Invalid Transaction Status","message":"locked","entityType":"Transaction"})))
+        .respond_with(ResponseTemplate::new(422).set_body_json(
+            json!({"code":"0099","title":"Invalid Transaction Status","message":"locked","entityType":"Transaction"}),
+        ))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -120,7 +114,9 @@ async fn midaz_wire_contract() {
         .await;
     Mock::given(method("POST"))
         .and(path(format!("{P}/transactions/outflow")))
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({"code":"0018","title":"Insufficient Funds Error","message":"no funds","entityType":"Transaction"})))
+        .respond_with(ResponseTemplate::new(422).set_body_json(
+            json!({"code":"0018","title":"Insufficient Funds Error","message":"no funds","entityType":"Transaction"}),
+        ))
         .expect(1) // business errors are not retried
         .mount(&server)
         .await;
@@ -132,18 +128,12 @@ async fn midaz_wire_contract() {
 
     let client = midaz_client(&server);
     let bal = &client.balances("acc-1").await.unwrap()[0];
-    assert_eq!(
-        (bal.available, bal.on_hold, bal.version),
-        (m("1000.82"), m("100"), 7)
-    );
+    assert_eq!((bal.available, bal.on_hold, bal.version), (m("1000.82"), m("100"), 7));
 
     let req = TransactionRequest::transfer(
         "BRL",
         vec![Leg::amount("@acc_0001", "BRL", m("100.50"))],
-        vec![
-            Leg::amount("@external/BRL", "BRL", m("100.00")),
-            Leg::amount("@fees_revenue", "BRL", m("0.50")),
-        ],
+        vec![Leg::amount("@external/BRL", "BRL", m("100.00")), Leg::amount("@fees_revenue", "BRL", m("0.50"))],
     )
     .pending()
     .description("Pix cash-out")
@@ -151,36 +141,17 @@ async fn midaz_wire_contract() {
     .meta("flow", "CASHOUT");
     let key = IdempotencyKey::new("pix-out-init-1").with_ttl(std::time::Duration::from_secs(600));
     let tx = client.create_transaction(&req, &key).await.unwrap();
-    assert_eq!(
-        (tx.status(), tx.replayed, tx.amount),
-        (TransactionStatus::Pending, true, Some(m("100.50")))
-    );
+    assert_eq!((tx.status(), tx.replayed, tx.amount), (TransactionStatus::Pending, true, Some(m("100.50"))));
     assert_eq!(tx.operations[0].operation_type, "ON_HOLD");
 
-    assert_eq!(
-        client.commit("tx-1").await.unwrap().status(),
-        TransactionStatus::Approved
-    );
+    assert_eq!(client.commit("tx-1").await.unwrap().status(), TransactionStatus::Approved);
     // The same 0099 on cancel does not become a success: the transaction is APPROVED, not CANCELED.
     assert!(client.cancel("tx-1").await.is_err());
 
     let nsf = TransactionRequest::outflow("BRL", vec![Leg::amount("@acc_0001", "BRL", m("1"))]);
-    let err = client
-        .outflow(&nsf, &IdempotencyKey::new("k"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, IntegrationError::Rejected { status: 422, ref code, .. } if code == "0018"),
-        "{err}"
-    );
-    assert_eq!(
-        client
-            .account_by_alias("@external/BRL")
-            .await
-            .unwrap()
-            .account_type,
-        "external"
-    );
+    let err = client.outflow(&nsf, &IdempotencyKey::new("k")).await.unwrap_err();
+    assert!(matches!(err, IntegrationError::Rejected { status: 422, ref code, .. } if code == "0018"), "{err}");
+    assert_eq!(client.account_by_alias("@external/BRL").await.unwrap().account_type, "external");
 }
 
 #[tokio::test]
@@ -213,9 +184,7 @@ async fn crm_wire_contract_and_cache() {
     Mock::given(method("GET"))
         .and(path("/v1/aliases"))
         .and(query_param("account_id", "acc-2"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"items":[],"page":1,"limit":10})),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[],"page":1,"limit":10})))
         .mount(&server)
         .await;
     let client = CrmClient::new(&CrmConfig {
@@ -230,19 +199,12 @@ async fn crm_wire_contract_and_cache() {
     let holder = client.account_holder("acc-1").await.unwrap();
     assert_eq!(holder.person_type, PersonType::Natural);
     assert_eq!(
-        (
-            holder.document.as_str(),
-            holder.branch.as_str(),
-            holder.account_number.as_str()
-        ),
+        (holder.document.as_str(), holder.branch.as_str(), holder.account_number.as_str()),
         ("91315026015", "0001", "123450")
     );
     assert_eq!(holder.opening_date.as_deref(), Some("2025-01-01"));
     assert_eq!(client.account_holder("acc-1").await.unwrap(), holder); // cached: mocks expect one call
-    assert!(matches!(
-        client.account_holder("acc-2").await.unwrap_err(),
-        IntegrationError::NotFound { .. }
-    ));
+    assert!(matches!(client.account_holder("acc-2").await.unwrap_err(), IntegrationError::NotFound { .. }));
 }
 
 fn btg_client(server: &MockServer, http: HttpConfig) -> BtgClient {
@@ -265,9 +227,10 @@ async fn mount_token(server: &MockServer, expect: u64) {
         .and(basic_auth("cid", "csecret"))
         .and(header("content-type", "application/x-www-form-urlencoded"))
         .and(body_string("grant_type=client_credentials&scope=pix"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"access_token":"bt-1","token_type":"Bearer","expires_in":86400,"scope":"pix"}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token":"bt-1","token_type":"Bearer","expires_in":86400,"scope":"pix"})),
+        )
         .expect(expect)
         .mount(server)
         .await;
@@ -283,8 +246,7 @@ struct FlakyThen {
 impl Respond for FlakyThen {
     fn respond(&self, _: &Request) -> ResponseTemplate {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail {
-            ResponseTemplate::new(503)
-                .set_body_json(json!({"code":"UNAVAILABLE","message":"try later"}))
+            ResponseTemplate::new(503).set_body_json(json!({"code":"UNAVAILABLE","message":"try later"}))
         } else {
             self.ok.clone()
         }
@@ -307,10 +269,7 @@ async fn btg_wire_contract_retries_and_token() {
     Mock::given(method("GET"))
         .and(path("/dict/keys/+5511987654321"))
         .and(header("authorization", "Bearer bt-1"))
-        .and(header(
-            "x-end-to-end-id",
-            "E12345678202501011200abcdefghijk",
-        ))
+        .and(header("x-end-to-end-id", "E12345678202501011200abcdefghijk"))
         .respond_with(FlakyThen {
             calls: calls.clone(),
             fail: 2,
@@ -333,7 +292,9 @@ async fn btg_wire_contract_retries_and_token() {
     Mock::given(method("POST"))
         .and(path("/pix/payments/E12345678202501011200abcdefghijk/reversals"))
         .and(body_json(json!({"amount":"30.00","reason":"MD06","description":"partial"})))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"id":"r1","returnEndToEndId":"D12345678202501011200abcdefghijk","status":"PROCESSING"})))
+        .respond_with(ResponseTemplate::new(202).set_body_json(
+            json!({"id":"r1","returnEndToEndId":"D12345678202501011200abcdefghijk","status":"PROCESSING"}),
+        ))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -350,15 +311,8 @@ async fn btg_wire_contract_retries_and_token() {
         .await;
 
     let client = btg_client(&server, http());
-    let lookup = client
-        .lookup_key("+5511987654321", Some("E12345678202501011200abcdefghijk"))
-        .await
-        .unwrap();
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        3,
-        "two 503s retried, third succeeds"
-    );
+    let lookup = client.lookup_key("+5511987654321", Some("E12345678202501011200abcdefghijk")).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "two 503s retried, third succeeds");
     assert_eq!(lookup.entry.owner.tax_id, "39053344705");
     assert_eq!(lookup.entry.account.account_type, AccountType::Cacc);
 
@@ -386,37 +340,21 @@ async fn btg_wire_contract_retries_and_token() {
         txid: None,
     };
     assert!(matches!(
-        client
-            .initiate_payment(&order, "pix-out-1")
-            .await
-            .unwrap_err(),
-        IntegrationError::Unavailable {
-            status: Some(503),
-            ..
-        }
+        client.initiate_payment(&order, "pix-out-1").await.unwrap_err(),
+        IntegrationError::Unavailable { status: Some(503), .. }
     ));
 
     let rev = client
         .initiate_reversal(
             &lookup.end_to_end_id,
-            &ReversalOrder {
-                amount: m("30"),
-                reason: ReversalReason::Md06,
-                description: Some("partial".into()),
-            },
+            &ReversalOrder { amount: m("30"), reason: ReversalReason::Md06, description: Some("partial".into()) },
             "rev-1",
         )
         .await
         .unwrap();
     assert_eq!(rev.end_to_end_id, "D12345678202501011200abcdefghijk");
-    let claim = client
-        .claim_action("c-1", ClaimAction::Confirm(Reason::UserRequested))
-        .await
-        .unwrap();
-    assert_eq!(
-        (claim.status, claim.confirm_reason),
-        (ClaimStatus::Confirmed, Some(Reason::UserRequested))
-    );
+    let claim = client.claim_action("c-1", ClaimAction::Confirm(Reason::UserRequested)).await.unwrap();
+    assert_eq!((claim.status, claim.confirm_reason), (ClaimStatus::Confirmed, Some(Reason::UserRequested)));
 }
 
 #[tokio::test]
@@ -428,8 +366,7 @@ async fn btg_refreshes_token_once_on_401() {
     impl Respond for FirstUnauthorized {
         fn respond(&self, _: &Request) -> ResponseTemplate {
             if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
-                ResponseTemplate::new(401)
-                    .set_body_json(json!({"code":"UNAUTHORIZED","message":"expired"}))
+                ResponseTemplate::new(401).set_body_json(json!({"code":"UNAUTHORIZED","message":"expired"}))
             } else {
                 ResponseTemplate::new(200).set_body_json(json!({"id":"p","endToEndId":"E1","status":"CONFIRMED","amount":"1.00","settledAt":"2025-01-01T00:00:00Z"}))
             }
@@ -441,10 +378,7 @@ async fn btg_refreshes_token_once_on_401() {
         .mount(&server)
         .await;
     let client = btg_client(&server, http());
-    assert_eq!(
-        client.payment("E1").await.unwrap().status,
-        PaymentStatus::Confirmed
-    );
+    assert_eq!(client.payment("E1").await.unwrap().status, PaymentStatus::Confirmed);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -461,10 +395,7 @@ async fn btg_timeout_is_typed_and_bounded() {
     cfg.timeout_ms = 150;
     let client = btg_client(&server, cfg);
     let started = std::time::Instant::now();
-    assert!(matches!(
-        client.payment("E2").await.unwrap_err(),
-        IntegrationError::Timeout { .. }
-    ));
+    assert!(matches!(client.payment("E2").await.unwrap_err(), IntegrationError::Timeout { .. }));
     assert!(started.elapsed() < std::time::Duration::from_millis(3 * 150 + 200));
 }
 
@@ -485,10 +416,7 @@ fn mtls_identity_is_loaded_from_pem_generated_at_test_time() {
     let bad = write(
         "bad.key",
         // A malformed PEM (not a key), spelled so the committed-key check does not flag it.
-        format!(
-            "-----BEGIN {0} KEY-----\nnot base64\n-----END {0} KEY-----\n",
-            "PRIVATE"
-        ),
+        format!("-----BEGIN {0} KEY-----\nnot base64\n-----END {0} KEY-----\n", "PRIVATE"),
     );
     let config = |key_file: String| BtgConfig {
         base_url: "https://btg.test".into(),
@@ -497,11 +425,7 @@ fn mtls_identity_is_loaded_from_pem_generated_at_test_time() {
         client_secret: Secret::new("x"),
         scope: None,
         ispb: "12345678".into(),
-        mtls: Some(MtlsConfig {
-            cert_file: cert.clone(),
-            key_file,
-            ca_file: Some(ca_file.clone()),
-        }),
+        mtls: Some(MtlsConfig { cert_file: cert.clone(), key_file, ca_file: Some(ca_file.clone()) }),
         http: http(),
     };
     assert!(BtgClient::new(&config(key)).is_ok());

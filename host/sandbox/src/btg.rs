@@ -77,8 +77,7 @@ impl DirEntry {
             s(&self.account["number"]),
             s(&self.account["type"]),
         ];
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(self.request_id.as_bytes()).expect("any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.request_id.as_bytes()).expect("any key length");
         mac.update(attrs.join("&").as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -215,9 +214,7 @@ mod base64_decode {
     /// Decodes `Basic base64(id:secret)`.
     pub fn decode_basic(header: &str) -> Option<(String, String)> {
         let raw = header.strip_prefix("Basic ")?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(raw.trim())
-            .ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(raw.trim()).ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (id, secret) = text.split_once(':')?;
         Some((id.to_owned(), secret.to_owned()))
@@ -230,26 +227,17 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/oauth2/token", post(token))
         .route("/health", get(|| async { "healthy" }))
         .route("/dict/entries", post(create_entry))
-        .route(
-            "/dict/entries/{key}",
-            get(get_entry).put(update_entry).delete(delete_entry),
-        )
+        .route("/dict/entries/{key}", get(get_entry).put(update_entry).delete(delete_entry))
         .route("/dict/keys/check", post(check_keys))
         .route("/dict/keys/{key}", get(lookup_key))
         .route("/dict/claims", post(create_claim).get(list_claims))
         .route("/dict/claims/{id}", get(get_claim))
         .route("/dict/claims/{id}/{action}", post(claim_action))
-        .route(
-            "/dict/fraud-markers",
-            post(create_fraud_marker).get(list_fraud_markers),
-        )
+        .route("/dict/fraud-markers", post(create_fraud_marker).get(list_fraud_markers))
         .route("/dict/fraud-markers/{id}/cancel", post(cancel_fraud_marker))
         .route("/dict/infraction-reports", post(create_infraction))
         .route("/dict/infraction-reports/{id}", get(get_infraction))
-        .route(
-            "/dict/infraction-reports/{id}/{action}",
-            post(infraction_action),
-        )
+        .route("/dict/infraction-reports/{id}/{action}", post(infraction_action))
         .route("/dict/refunds", post(create_refund))
         .route("/dict/refunds/{id}", get(get_refund))
         .route("/dict/refunds/{id}/{action}", post(refund_action))
@@ -260,44 +248,26 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/dict/funds-recoveries", post(create_recovery))
         .route("/dict/funds-recoveries/{id}", get(get_recovery))
         .route("/dict/funds-recoveries/{id}/cancel", post(cancel_recovery))
-        .route(
-            "/dict/funds-recoveries/{id}/tracking-graph",
-            get(tracking_graph),
-        )
+        .route("/dict/funds-recoveries/{id}/tracking-graph", get(tracking_graph))
         .route("/pix/payments", post(create_payment))
         .route("/pix/payments/{e2e}", get(get_payment))
         .route("/pix/payments/{e2e}/reversals", post(create_reversal))
         .route("/pix/payments/{e2e}/reversals/{rtr}", get(get_reversal))
         .route("/pix/internal-transactions-reports", post(create_report))
         .route("/pix/internal-transactions-reports/{id}", get(get_report))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 
 async fn require_token(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path != "/oauth2/token" && path != "/health" {
-        let ok = bearer(request.headers()).is_some_and(|t| {
-            s.sim
-                .btg_tokens
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(t)
-        });
+        let ok = bearer(request.headers())
+            .is_some_and(|t| s.sim.btg_tokens.lock().unwrap_or_else(|e| e.into_inner()).contains(t));
         if !ok {
-            return btg_err(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "missing or invalid bearer token",
-            )
-            .into_response();
+            return btg_err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "missing or invalid bearer token")
+                .into_response();
         }
     }
     next.run(request).await
@@ -315,14 +285,7 @@ async fn idempotency(State(s): State<Arc<Shared>>, request: Request, next: Next)
     };
     if let Some((status, body)) = s.btg().idempotency.get(&key).cloned() {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-        return (
-            status,
-            [
-                ("content-type", "application/json"),
-                ("x-idempotency-replayed", "true"),
-            ],
-            body,
-        )
+        return (status, [("content-type", "application/json"), ("x-idempotency-replayed", "true")], body)
             .into_response();
     }
     let response = next.run(request).await;
@@ -330,12 +293,8 @@ async fn idempotency(State(s): State<Arc<Shared>>, request: Request, next: Next)
         return response;
     }
     let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    s.btg()
-        .idempotency
-        .insert(key, (parts.status.as_u16(), bytes.clone()));
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    s.btg().idempotency.insert(key, (parts.status.as_u16(), bytes.clone()));
     Response::from_parts(parts, Body::from(bytes))
 }
 
@@ -344,38 +303,23 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let creds = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(decode_basic);
+    let creds = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(decode_basic);
     let expected = &s.config.btg_credentials;
-    let valid = creds
-        .is_some_and(|(id, secret)| id == expected.client_id && secret == expected.client_secret);
+    let valid = creds.is_some_and(|(id, secret)| id == expected.client_id && secret == expected.client_secret);
     if !valid || form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "invalid_client"})),
-        )
-            .into_response();
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
     }
     let token = s.sim.token();
-    s.sim
-        .btg_tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(token.clone());
-    Json(
-        json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
-                "scope": form.get("scope").cloned().unwrap_or_default()}),
-    )
+    s.sim.btg_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone());
+    Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                "scope": form.get("scope").cloned().unwrap_or_default()}))
     .into_response()
 }
 
 type ApiResult = Result<Response, ApiError>;
 
 fn body(bytes: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()))
 }
 
 fn created(v: Value) -> ApiResult {
@@ -391,13 +335,10 @@ fn ok(v: Value) -> ApiResult {
 }
 
 fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    v[name].as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-        btg_err(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            format!("{name} is required"),
-        )
-    })
+    v[name]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", format!("{name} is required")))
 }
 
 fn valid_key(key_type: &str, key: &str) -> bool {
@@ -406,9 +347,7 @@ fn valid_key(key_type: &str, key: &str) -> bool {
         "CPF" => digits(11),
         "CNPJ" => key.len() == 14 && key.bytes().all(|b| b.is_ascii_alphanumeric()),
         "PHONE" => {
-            key.starts_with('+')
-                && (3..=16).contains(&key.len())
-                && key[1..].bytes().all(|b| b.is_ascii_digit())
+            key.starts_with('+') && (3..=16).contains(&key.len()) && key[1..].bytes().all(|b| b.is_ascii_digit())
         }
         "EMAIL" => key.len() <= 77 && key.contains('@') && key == key.to_lowercase(),
         "EVP" => Uuid::parse_str(key).is_ok(),
@@ -427,11 +366,7 @@ impl Shared {
 
     /// An EndToEndId `E|D` + ISPB + yyyyMMddHHmm + 11 alphanumerics.
     pub fn end_to_end_id(&self, prefix: char, ispb: &str) -> String {
-        format!(
-            "{prefix}{ispb}{}{}",
-            self.sim.clock.now().format("%Y%m%d%H%M"),
-            self.sim.alnum(11)
-        )
+        format!("{prefix}{ispb}{}{}", self.sim.clock.now().format("%Y%m%d%H%M"), self.sim.alnum(11))
     }
 
     /// Registers a key for any participant (used by the seed and the control API).
@@ -446,43 +381,25 @@ impl Shared {
             Some(k) => k.to_owned(),
             None if key_type == "EVP" => self.sim.uuid().to_string(),
             None => {
-                return Err(btg_err(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_REQUEST",
-                    "key is required",
-                ));
+                return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "key is required"));
             }
         };
         if !valid_key(key_type, &key) {
-            return Err(btg_err(
-                StatusCode::BAD_REQUEST,
-                "INVALID_KEY",
-                format!("invalid {key_type} key"),
-            ));
+            return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_KEY", format!("invalid {key_type} key")));
         }
-        if (key_type == "CPF" || key_type == "CNPJ")
-            && owner["taxIdNumber"].as_str() != Some(key.as_str())
-        {
-            return Err(unprocessable(
-                "ENTRY_KEY_OWNER_MISMATCH",
-                "a CPF/CNPJ key must be the owner's document",
-            ));
+        if (key_type == "CPF" || key_type == "CNPJ") && owner["taxIdNumber"].as_str() != Some(key.as_str()) {
+            return Err(unprocessable("ENTRY_KEY_OWNER_MISMATCH", "a CPF/CNPJ key must be the owner's document"));
         }
         let request_id = self.sim.uuid();
         let now = self.sim.clock.now();
         let mut st = self.btg();
         if let Some(existing) = st.directory.get(&key) {
-            let code =
-                if existing.participant() == account["participant"].as_str().unwrap_or_default() {
-                    "ENTRY_ALREADY_EXISTS"
-                } else {
-                    "ENTRY_KEY_OWNED_BY_DIFFERENT_PARTICIPANT"
-                };
-            return Err(btg_err(
-                StatusCode::CONFLICT,
-                code,
-                "the key already has an entry",
-            ));
+            let code = if existing.participant() == account["participant"].as_str().unwrap_or_default() {
+                "ENTRY_ALREADY_EXISTS"
+            } else {
+                "ENTRY_KEY_OWNED_BY_DIFFERENT_PARTICIPANT"
+            };
+            return Err(btg_err(StatusCode::CONFLICT, code, "the key already has an entry"));
         }
         let same_account = st
             .directory
@@ -493,16 +410,9 @@ impl Shared {
                     && e.account["branch"] == account["branch"]
             })
             .count();
-        let limit = if owner["type"] == "LEGAL_PERSON" {
-            20
-        } else {
-            5
-        };
+        let limit = if owner["type"] == "LEGAL_PERSON" { 20 } else { 5 };
         if same_account >= limit {
-            return Err(unprocessable(
-                "ENTRY_LIMIT_EXCEEDED",
-                "too many keys for this account",
-            ));
+            return Err(unprocessable("ENTRY_LIMIT_EXCEEDED", "too many keys for this account"));
         }
         let entry = DirEntry {
             key: key.clone(),
@@ -526,15 +436,9 @@ impl Shared {
         let creditor = match req["key"].as_str() {
             Some(key) => {
                 let st = self.btg();
-                let e = st
-                    .directory
-                    .get(key)
-                    .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+                let e = st.directory.get(key).ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
                 if e.participant() != self.ispb() {
-                    return Err(unprocessable(
-                        "KEY_NOT_OURS",
-                        "the key belongs to another participant",
-                    ));
+                    return Err(unprocessable("KEY_NOT_OURS", "the key belongs to another participant"));
                 }
                 json!({"ispb": self.ispb(), "branch": e.account["branch"], "account": e.account["number"],
                        "accountType": e.account["type"], "taxId": e.owner["taxIdNumber"],
@@ -543,11 +447,7 @@ impl Shared {
             None => {
                 let mut c = req["creditor"].clone();
                 if !c.is_object() {
-                    return Err(btg_err(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_REQUEST",
-                        "key or creditor is required",
-                    ));
+                    return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "key or creditor is required"));
                 }
                 c["ispb"] = json!(self.ispb());
                 c
@@ -598,10 +498,7 @@ impl Shared {
         let now = self.sim.clock.now();
         let rtr_id = self.sim.uuid().to_string();
         let mut st = self.btg();
-        let p = st
-            .payments
-            .get_mut(&original)
-            .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+        let p = st.payments.get_mut(&original).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
         if p.direction != Direction::Outbound || p.status != "CONFIRMED" {
             return Err(unprocessable(
                 "PAYMENT_NOT_REVERSIBLE",
@@ -609,16 +506,11 @@ impl Shared {
             ));
         }
         let amount = match req.get("amount") {
-            Some(a) if !a.is_null() => {
-                parse_amount(a).ok_or_else(|| unprocessable("INVALID_AMOUNT", "bad amount"))?
-            }
+            Some(a) if !a.is_null() => parse_amount(a).ok_or_else(|| unprocessable("INVALID_AMOUNT", "bad amount"))?,
             _ => p.amount - p.returned,
         };
         if amount <= 0 || amount > p.amount - p.returned {
-            return Err(unprocessable(
-                "REVERSAL_AMOUNT_EXCEEDED",
-                "amount exceeds what can be returned",
-            ));
+            return Err(unprocessable("REVERSAL_AMOUNT_EXCEEDED", "amount exceeds what can be returned"));
         }
         p.returned += amount;
         let creditor_ispb = p.creditor["ispb"].as_str().unwrap_or("00000000").to_owned();
@@ -643,40 +535,18 @@ impl Shared {
     pub fn btg_claim_against_us(&self, req: &Value) -> Result<Value, ApiError> {
         let key = str_field(req, "key")?;
         let claim_type = req["type"].as_str().unwrap_or("PORTABILITY");
-        let claimer_ispb = req["claimerParticipant"]
-            .as_str()
-            .unwrap_or("87654321")
-            .to_owned();
-        let entry = self
-            .btg()
-            .directory
-            .get(key)
-            .cloned()
-            .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+        let claimer_ispb = req["claimerParticipant"].as_str().unwrap_or("87654321").to_owned();
+        let entry = self.btg().directory.get(key).cloned().ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
         if entry.participant() != self.ispb() {
-            return Err(unprocessable(
-                "KEY_NOT_OURS",
-                "the key belongs to another participant",
-            ));
+            return Err(unprocessable("KEY_NOT_OURS", "the key belongs to another participant"));
         }
         let account = if req["claimerAccount"].is_object() {
             req["claimerAccount"].clone()
         } else {
             json!({"participant": claimer_ispb, "branch": "0001", "number": "55443322", "type": "CACC"})
         };
-        let claimer = if req["claimer"].is_object() {
-            req["claimer"].clone()
-        } else {
-            entry.owner.clone()
-        };
-        self.open_claim(
-            claim_type,
-            &entry,
-            &claimer_ispb,
-            self.ispb(),
-            account,
-            claimer,
-        )
+        let claimer = if req["claimer"].is_object() { req["claimer"].clone() } else { entry.owner.clone() };
+        self.open_claim(claim_type, &entry, &claimer_ispb, self.ispb(), account, claimer)
     }
 
     fn open_claim(
@@ -702,16 +572,8 @@ impl Shared {
         let now = self.sim.clock.now();
         let id = self.sim.uuid().to_string();
         let mut st = self.btg();
-        if st
-            .claims
-            .values()
-            .any(|c| c.key == entry.key && !matches!(c.status.as_str(), "CANCELLED" | "COMPLETED"))
-        {
-            return Err(btg_err(
-                StatusCode::CONFLICT,
-                "CLAIM_ALREADY_OPEN",
-                "the key already has an open claim",
-            ));
+        if st.claims.values().any(|c| c.key == entry.key && !matches!(c.status.as_str(), "CANCELLED" | "COMPLETED")) {
+            return Err(btg_err(StatusCode::CONFLICT, "CLAIM_ALREADY_OPEN", "the key already has an open claim"));
         }
         let claim = ClaimRec {
             id: id.clone(),
@@ -783,14 +645,7 @@ impl Shared {
         } else {
             Vec::new()
         };
-        self.btg().infractions.insert(
-            id,
-            Timed {
-                v: v.clone(),
-                steps,
-                event: "INFRACTION_REPORT_V2",
-            },
-        );
+        self.btg().infractions.insert(id, Timed { v: v.clone(), steps, event: "INFRACTION_REPORT_V2" });
         Ok(v)
     }
 
@@ -798,10 +653,7 @@ impl Shared {
     pub fn btg_tick(&self) {
         let now = self.sim.clock.now();
         let mut events: Vec<(&'static str, Value)> = Vec::new();
-        let behaviour = self
-            .btg()
-            .donor_behaviour
-            .unwrap_or(DonorBehaviour::Confirm);
+        let behaviour = self.btg().donor_behaviour.unwrap_or(DonorBehaviour::Confirm);
         let mut st = self.btg();
         let st = &mut *st;
         for p in st.payments.values_mut() {
@@ -834,11 +686,7 @@ impl Shared {
             let age = now - c.created_at;
             let we_claim = c.claimer_participant == own;
             match c.status.as_str() {
-                "OPEN"
-                    if we_claim
-                        && behaviour != DonorBehaviour::Ignore
-                        && age >= Duration::hours(1) =>
-                {
+                "OPEN" if we_claim && behaviour != DonorBehaviour::Ignore && age >= Duration::hours(1) => {
                     c.status = "WAITING_RESOLUTION".into();
                 }
                 "OPEN" | "WAITING_RESOLUTION" if now >= c.resolution_end => {
@@ -899,13 +747,7 @@ impl Shared {
                 },
             );
         }
-        for map in [
-            &mut st.infractions,
-            &mut st.refunds,
-            &mut st.recoveries,
-            &mut st.cid_files,
-            &mut st.reports,
-        ] {
+        for map in [&mut st.infractions, &mut st.refunds, &mut st.recoveries, &mut st.cid_files, &mut st.reports] {
             for t in map.values_mut() {
                 let mut changed = false;
                 while t.steps.first().is_some_and(|(at, _)| *at <= now) {
@@ -954,12 +796,7 @@ async fn create_entry(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
             "owner.taxIdNumber and owner.name are required",
         ));
     }
-    let v = s.dict_register(
-        key_type,
-        b["key"].as_str(),
-        b["account"].clone(),
-        b["owner"].clone(),
-    )?;
+    let v = s.dict_register(key_type, b["key"].as_str(), b["account"].clone(), b["owner"].clone())?;
     created(v)
 }
 
@@ -976,18 +813,11 @@ async fn get_entry(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> Api
     ok(own_entry(&s, &key)?.json())
 }
 
-async fn update_entry(
-    State(s): State<Arc<Shared>>,
-    Path(key): Path<String>,
-    bytes: Bytes,
-) -> ApiResult {
+async fn update_entry(State(s): State<Arc<Shared>>, Path(key): Path<String>, bytes: Bytes) -> ApiResult {
     let b = body(&bytes)?;
     let mut entry = own_entry(&s, &key)?;
     if entry.key_type == "EVP" && b["reason"] == "USER_REQUESTED" {
-        return Err(unprocessable(
-            "INVALID_REASON",
-            "EVP keys cannot be updated with USER_REQUESTED",
-        ));
+        return Err(unprocessable("INVALID_REASON", "EVP keys cannot be updated with USER_REQUESTED"));
     }
     if b["account"].is_object() {
         let mut account = b["account"].clone();
@@ -1011,17 +841,8 @@ async fn delete_entry(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> 
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn lookup_key(
-    State(s): State<Arc<Shared>>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    let entry = s
-        .btg()
-        .directory
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+async fn lookup_key(State(s): State<Arc<Shared>>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult {
+    let entry = s.btg().directory.get(&key).cloned().ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
     let e2e = headers
         .get("x-end-to-end-id")
         .and_then(|v| v.to_str().ok())
@@ -1036,11 +857,7 @@ async fn check_keys(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
     let b = body(&bytes)?;
     let keys = b["keys"].as_array().cloned().unwrap_or_default();
     if keys.is_empty() || keys.len() > 200 {
-        return Err(btg_err(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "1 to 200 keys",
-        ));
+        return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "1 to 200 keys"));
     }
     let st = s.btg();
     let out: Vec<Value> = keys
@@ -1054,39 +871,19 @@ async fn check_keys(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
 async fn create_claim(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
     let b = body(&bytes)?;
     let key = str_field(&b, "key")?;
-    let entry = s
-        .btg()
-        .directory
-        .get(key)
-        .cloned()
-        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+    let entry = s.btg().directory.get(key).cloned().ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
     if entry.participant() == s.ispb() {
-        return Err(unprocessable(
-            "KEY_ALREADY_OURS",
-            "the key is already registered with this participant",
-        ));
+        return Err(unprocessable("KEY_ALREADY_OURS", "the key is already registered with this participant"));
     }
     let mut account = b["claimerAccount"].clone();
     account["participant"] = json!(s.ispb());
     let donor = entry.participant().to_owned();
-    let v = s.open_claim(
-        str_field(&b, "type")?,
-        &entry,
-        &s.config.ispb,
-        &donor,
-        account,
-        b["claimer"].clone(),
-    )?;
+    let v = s.open_claim(str_field(&b, "type")?, &entry, &s.config.ispb, &donor, account, b["claimer"].clone())?;
     created(v)
 }
 
-async fn list_claims(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
-    let after = q
-        .get("modifiedAfter")
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+async fn list_claims(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let after = q.get("modifiedAfter").and_then(|t| DateTime::parse_from_rfc3339(t).ok());
     let own = s.ispb().to_owned();
     let items: Vec<Value> = s
         .btg()
@@ -1094,10 +891,7 @@ async fn list_claims(
         .values()
         .filter(|c| c.claimer_participant == own || c.donor_participant == own)
         .filter(|c| q.get("status").is_none_or(|st| &c.status == st))
-        .filter(|c| {
-            q.get("isDonor")
-                .is_none_or(|d| (c.donor_participant == own).to_string() == *d)
-        })
+        .filter(|c| q.get("isDonor").is_none_or(|d| (c.donor_participant == own).to_string() == *d))
         .filter(|c| after.is_none_or(|t| c.last_modified > t))
         .map(ClaimRec::json)
         .collect();
@@ -1106,10 +900,7 @@ async fn list_claims(
 
 async fn get_claim(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let st = s.btg();
-    let c = st
-        .claims
-        .get(&id)
-        .ok_or_else(|| not_found("CLAIM_NOT_FOUND"))?;
+    let c = st.claims.get(&id).ok_or_else(|| not_found("CLAIM_NOT_FOUND"))?;
     ok(c.json())
 }
 
@@ -1118,29 +909,16 @@ async fn claim_action(
     Path((id, action)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let b = if bytes.is_empty() {
-        json!({})
-    } else {
-        body(&bytes)?
-    };
+    let b = if bytes.is_empty() { json!({}) } else { body(&bytes)? };
     let reason = b["reason"].as_str().map(str::to_owned);
     let now = s.sim.clock.now();
     let own = s.ispb().to_owned();
     let mut st = s.btg();
-    let c = st
-        .claims
-        .get_mut(&id)
-        .ok_or_else(|| not_found("CLAIM_NOT_FOUND"))?;
+    let c = st.claims.get_mut(&id).ok_or_else(|| not_found("CLAIM_NOT_FOUND"))?;
     let we_donate = c.donor_participant == own;
     let we_claim = c.claimer_participant == own;
     let invalid = |msg: &str| unprocessable("INVALID_CLAIM_STATUS", msg.to_owned());
-    let forbidden = || {
-        btg_err(
-            StatusCode::FORBIDDEN,
-            "NOT_CLAIM_PARTICIPANT",
-            "this side cannot do that",
-        )
-    };
+    let forbidden = || btg_err(StatusCode::FORBIDDEN, "NOT_CLAIM_PARTICIPANT", "this side cannot do that");
     let mut removed = None;
     let mut completed = None;
     match action.as_str() {
@@ -1162,14 +940,11 @@ async fn claim_action(
                 return Err(invalid("only WAITING_RESOLUTION claims can be confirmed"));
             }
             if reason.as_deref() == Some("DEFAULT_OPERATION") && now < c.resolution_end {
-                return Err(invalid(
-                    "DEFAULT_OPERATION only after the resolution period",
-                ));
+                return Err(invalid("DEFAULT_OPERATION only after the resolution period"));
             }
             c.status = "CONFIRMED".into();
             c.confirm_reason = reason.or(Some("USER_REQUESTED".into()));
-            if c.claim_type == "OWNERSHIP" && c.confirm_reason.as_deref() == Some("USER_REQUESTED")
-            {
+            if c.claim_type == "OWNERSHIP" && c.confirm_reason.as_deref() == Some("USER_REQUESTED") {
                 c.completion_end = Some(now);
             }
             removed = Some(c.key.clone());
@@ -1239,18 +1014,12 @@ async fn create_fraud_marker(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiR
     created(v)
 }
 
-async fn list_fraud_markers(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn list_fraud_markers(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let items: Vec<Value> = s
         .btg()
         .fraud_markers
         .values()
-        .filter(|m| {
-            q.get("taxIdNumber")
-                .is_none_or(|t| m["taxIdNumber"] == t.as_str())
-        })
+        .filter(|m| q.get("taxIdNumber").is_none_or(|t| m["taxIdNumber"] == t.as_str()))
         .cloned()
         .collect();
     ok(json!({"items": items, "hasMoreElements": false}))
@@ -1259,10 +1028,7 @@ async fn list_fraud_markers(
 async fn cancel_fraud_marker(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let now = s.sim.clock.now();
     let mut st = s.btg();
-    let m = st
-        .fraud_markers
-        .get_mut(&id)
-        .ok_or_else(|| not_found("FRAUD_MARKER_NOT_FOUND"))?;
+    let m = st.fraud_markers.get_mut(&id).ok_or_else(|| not_found("FRAUD_MARKER_NOT_FOUND"))?;
     m["status"] = json!("CANCELLED");
     m["updatedAt"] = json!(now);
     ok(m.clone())
@@ -1273,33 +1039,17 @@ async fn create_infraction(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiRes
     let e2e = str_field(&b, "endToEndId")?;
     let counterparty = {
         let st = s.btg();
-        let p = st
-            .payments
-            .get(e2e)
-            .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
-        let side = if p.direction == Direction::Outbound {
-            &p.creditor
-        } else {
-            &p.debtor
-        };
+        let p = st.payments.get(e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+        let side = if p.direction == Direction::Outbound { &p.creditor } else { &p.debtor };
         side["ispb"].as_str().unwrap_or("00000000").to_owned()
     };
     let own = s.ispb().to_owned();
-    let v = s.new_infraction(
-        e2e,
-        str_field(&b, "reason")?,
-        b["situationType"].as_str(),
-        &own,
-        &counterparty,
-        true,
-    )?;
+    let v = s.new_infraction(e2e, str_field(&b, "reason")?, b["situationType"].as_str(), &own, &counterparty, true)?;
     created(v)
 }
 
 fn timed_get(map: &BTreeMap<String, Timed>, id: &str, code: &str) -> ApiResult {
-    map.get(id)
-        .map(|t| Json(t.v.clone()).into_response())
-        .ok_or_else(|| not_found(code))
+    map.get(id).map(|t| Json(t.v.clone()).into_response()).ok_or_else(|| not_found(code))
 }
 
 async fn get_infraction(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
@@ -1311,18 +1061,11 @@ async fn infraction_action(
     Path((id, action)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let b = if bytes.is_empty() {
-        json!({})
-    } else {
-        body(&bytes)?
-    };
+    let b = if bytes.is_empty() { json!({}) } else { body(&bytes)? };
     let now = s.sim.clock.now();
     let own = s.ispb().to_owned();
     let mut st = s.btg();
-    let t = st
-        .infractions
-        .get_mut(&id)
-        .ok_or_else(|| not_found("INFRACTION_REPORT_NOT_FOUND"))?;
+    let t = st.infractions.get_mut(&id).ok_or_else(|| not_found("INFRACTION_REPORT_NOT_FOUND"))?;
     let status = t.v["status"].as_str().unwrap_or_default().to_owned();
     let is_counterparty = t.v["counterpartyParticipant"] == own.as_str();
     let patch = match (action.as_str(), status.as_str()) {
@@ -1360,24 +1103,13 @@ async fn create_refund(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult 
     let amount = parse_amount(&b["amount"])
         .filter(|a| *a > 0)
         .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be positive"))?;
-    let original = s
-        .btg()
-        .payments
-        .get(&e2e)
-        .cloned()
-        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    let original = s.btg().payments.get(&e2e).cloned().ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
     if amount > original.amount {
-        return Err(unprocessable(
-            "REFUND_AMOUNT_EXCEEDED",
-            "amount exceeds the payment",
-        ));
+        return Err(unprocessable("REFUND_AMOUNT_EXCEEDED", "amount exceeds the payment"));
     }
     let now = s.sim.clock.now();
     let id = s.sim.uuid().to_string();
-    let rtr = s.end_to_end_id(
-        'D',
-        original.creditor["ispb"].as_str().unwrap_or("00000000"),
-    );
+    let rtr = s.end_to_end_id('D', original.creditor["ispb"].as_str().unwrap_or("00000000"));
     let v = json!({"id": id, "endToEndId": e2e, "amount": money(amount), "reason": str_field(&b, "reason")?,
         "status": "OPEN", "analysisResult": null, "rejectionReason": null, "refundEndToEndId": null,
         "createdAt": now, "updatedAt": now});
@@ -1385,14 +1117,7 @@ async fn create_refund(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult 
         now + Duration::days(1),
         json!({"status": "CLOSED", "analysisResult": "TOTALLY_ACCEPTED", "refundEndToEndId": rtr}),
     )];
-    s.btg().refunds.insert(
-        id,
-        Timed {
-            v: v.clone(),
-            steps,
-            event: "DICT_REFUND",
-        },
-    );
+    s.btg().refunds.insert(id, Timed { v: v.clone(), steps, event: "DICT_REFUND" });
     created(v)
 }
 
@@ -1405,22 +1130,12 @@ async fn refund_action(
     Path((id, action)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let b = if bytes.is_empty() {
-        json!({})
-    } else {
-        body(&bytes)?
-    };
+    let b = if bytes.is_empty() { json!({}) } else { body(&bytes)? };
     let now = s.sim.clock.now();
     let mut st = s.btg();
-    let t = st
-        .refunds
-        .get_mut(&id)
-        .ok_or_else(|| not_found("REFUND_NOT_FOUND"))?;
+    let t = st.refunds.get_mut(&id).ok_or_else(|| not_found("REFUND_NOT_FOUND"))?;
     if t.v["status"] != "OPEN" {
-        return Err(unprocessable(
-            "INVALID_REFUND_STATUS",
-            "only OPEN refund requests can change",
-        ));
+        return Err(unprocessable("INVALID_REFUND_STATUS", "only OPEN refund requests can change"));
     }
     let patch = match action.as_str() {
         "cancel" => json!({"status": "CANCELLED"}),
@@ -1466,11 +1181,7 @@ fn statistics(st: &BtgState, key: Option<&str>, tax_id: &str) -> Value {
             .map(|e| st.settlements_by_key.get(&e.key).copied().unwrap_or(0))
             .sum(),
     };
-    let open = st
-        .infractions
-        .values()
-        .filter(|t| t.v["status"] == "OPEN")
-        .count() as u64;
+    let open = st.infractions.values().filter(|t| t.v["status"] == "OPEN").count() as u64;
     json!({
         "settlements": counters(settlements),
         "fraudMarkers": {"applicationFrauds": counters(markers("APPLICATION_FRAUD")),
@@ -1484,14 +1195,8 @@ fn statistics(st: &BtgState, key: Option<&str>, tax_id: &str) -> Value {
 
 async fn key_statistics(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> ApiResult {
     let st = s.btg();
-    let entry = st
-        .directory
-        .get(&key)
-        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
-    let tax_id = entry.owner["taxIdNumber"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let entry = st.directory.get(&key).ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+    let tax_id = entry.owner["taxIdNumber"].as_str().unwrap_or_default().to_owned();
     ok(statistics(&st, Some(&key), &tax_id))
 }
 
@@ -1507,32 +1212,14 @@ async fn create_cid_file(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResul
     let own = s.ispb().to_owned();
     let mut st = s.btg();
     // The file is a snapshot of our entries at request time, ready two (simulated) seconds later.
-    let cids: Vec<String> = st
-        .directory
-        .values()
-        .filter(|e| e.key_type == key_type && e.participant() == own)
-        .map(DirEntry::cid)
-        .collect();
-    let v =
-        json!({"id": id, "keyType": key_type, "status": "REQUESTED", "cids": [], "createdAt": now});
+    let cids: Vec<String> =
+        st.directory.values().filter(|e| e.key_type == key_type && e.participant() == own).map(DirEntry::cid).collect();
+    let v = json!({"id": id, "keyType": key_type, "status": "REQUESTED", "cids": [], "createdAt": now});
     let steps = vec![
-        (
-            now + Duration::milliseconds(500),
-            json!({"status": "PROCESSING"}),
-        ),
-        (
-            now + Duration::seconds(2),
-            json!({"status": "AVAILABLE", "cids": cids}),
-        ),
+        (now + Duration::milliseconds(500), json!({"status": "PROCESSING"})),
+        (now + Duration::seconds(2), json!({"status": "AVAILABLE", "cids": cids})),
     ];
-    st.cid_files.insert(
-        id,
-        Timed {
-            v: v.clone(),
-            steps,
-            event: "DICT_CID_FILE",
-        },
-    );
+    st.cid_files.insert(id, Timed { v: v.clone(), steps, event: "DICT_CID_FILE" });
     created(v)
 }
 
@@ -1555,19 +1242,9 @@ async fn create_recovery(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResul
         "createdAt": now, "updatedAt": now});
     let steps = vec![
         (now + Duration::minutes(1), json!({"status": "TRACKED"})),
-        (
-            now + Duration::hours(1),
-            json!({"status": "AWAITING_ANALYSIS"}),
-        ),
+        (now + Duration::hours(1), json!({"status": "AWAITING_ANALYSIS"})),
     ];
-    s.btg().recoveries.insert(
-        id,
-        Timed {
-            v: v.clone(),
-            steps,
-            event: "FUNDS_RECOVERY",
-        },
-    );
+    s.btg().recoveries.insert(id, Timed { v: v.clone(), steps, event: "FUNDS_RECOVERY" });
     created(v)
 }
 
@@ -1578,18 +1255,9 @@ async fn get_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> A
 async fn cancel_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let now = s.sim.clock.now();
     let mut st = s.btg();
-    let t = st
-        .recoveries
-        .get_mut(&id)
-        .ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
-    if matches!(
-        t.v["status"].as_str(),
-        Some("REFUNDING" | "COMPLETED" | "CANCELLED")
-    ) {
-        return Err(unprocessable(
-            "INVALID_FUNDS_RECOVERY_STATUS",
-            "cannot cancel from REFUNDING on",
-        ));
+    let t = st.recoveries.get_mut(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+    if matches!(t.v["status"].as_str(), Some("REFUNDING" | "COMPLETED" | "CANCELLED")) {
+        return Err(unprocessable("INVALID_FUNDS_RECOVERY_STATUS", "cannot cancel from REFUNDING on"));
     }
     t.v["status"] = json!("CANCELLED");
     t.v["updatedAt"] = json!(now);
@@ -1600,30 +1268,13 @@ async fn cancel_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -
 async fn tracking_graph(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let (root, status) = {
         let st = s.btg();
-        let t = st
-            .recoveries
-            .get(&id)
-            .ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
-        (
-            t.v["rootEndToEndId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            t.v["status"].clone(),
-        )
+        let t = st.recoveries.get(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+        (t.v["rootEndToEndId"].as_str().unwrap_or_default().to_owned(), t.v["status"].clone())
     };
     if status == "CREATED" {
-        return Err(unprocessable(
-            "GRAPH_NOT_READY",
-            "the tracking graph is built after TRACKED",
-        ));
+        return Err(unprocessable("GRAPH_NOT_READY", "the tracking graph is built after TRACKED"));
     }
-    let p = s
-        .btg()
-        .payments
-        .get(&root)
-        .cloned()
-        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    let p = s.btg().payments.get(&root).cloned().ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
     let creditor = p.creditor["ispb"].as_str().unwrap_or("00000000").to_owned();
     let debtor = p.debtor["ispb"].as_str().unwrap_or(s.ispb()).to_owned();
     // The money moved on once from the first receiver: a two-hop trail.
@@ -1646,19 +1297,10 @@ async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult
     }
     let amount = parse_amount(&b["amount"])
         .filter(|a| *a > 0)
-        .ok_or_else(|| {
-            unprocessable(
-                "INVALID_AMOUNT",
-                "amount must be positive with two decimals",
-            )
-        })?;
+        .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be positive with two decimals"))?;
     let creditor = b["creditor"].clone();
     if creditor["ispb"].as_str().is_none_or(|i| i.len() != 8) {
-        return Err(btg_err(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "creditor.ispb must have 8 characters",
-        ));
+        return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "creditor.ispb must have 8 characters"));
     }
     for field in ["branch", "account", "taxId", "name"] {
         str_field(&b["debtor"], field)?;
@@ -1667,14 +1309,10 @@ async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult
     let id = s.sim.uuid().to_string();
     let mut st = s.btg();
     if st.payments.contains_key(&e2e) {
-        return Err(btg_err(
-            StatusCode::CONFLICT,
-            "DUPLICATE_END_TO_END_ID",
-            "a payment with this endToEndId exists",
-        ));
+        return Err(btg_err(StatusCode::CONFLICT, "DUPLICATE_END_TO_END_ID", "a payment with this endToEndId exists"));
     }
-    let settle_at = (amount % 100 != STUCK_CENTS)
-        .then(|| now + Duration::milliseconds(s.config.btg_settlement_delay_ms as i64));
+    let settle_at =
+        (amount % 100 != STUCK_CENTS).then(|| now + Duration::milliseconds(s.config.btg_settlement_delay_ms as i64));
     let mut debtor = b["debtor"].clone();
     debtor["ispb"] = json!(s.ispb());
     st.payments.insert(
@@ -1698,48 +1336,28 @@ async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult
 
 async fn get_payment(State(s): State<Arc<Shared>>, Path(e2e): Path<String>) -> ApiResult {
     let st = s.btg();
-    let p = st
-        .payments
-        .get(&e2e)
-        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    let p = st.payments.get(&e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
     ok(p.json())
 }
 
-async fn create_reversal(
-    State(s): State<Arc<Shared>>,
-    Path(e2e): Path<String>,
-    bytes: Bytes,
-) -> ApiResult {
+async fn create_reversal(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, bytes: Bytes) -> ApiResult {
     let b = body(&bytes)?;
     let amount = parse_amount(&b["amount"])
         .filter(|a| *a > 0)
         .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be positive"))?;
     let reason = str_field(&b, "reason")?.to_owned();
     if !["BE08", "FR01", "MD06", "SL02"].contains(&reason.as_str()) {
-        return Err(btg_err(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REASON",
-            "reason must be BE08, FR01, MD06 or SL02",
-        ));
+        return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REASON", "reason must be BE08, FR01, MD06 or SL02"));
     }
     let now = s.sim.clock.now();
     let (id, rtr) = (s.sim.uuid().to_string(), s.end_to_end_id('D', s.ispb()));
     let mut st = s.btg();
-    let p = st
-        .payments
-        .get_mut(&e2e)
-        .ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    let p = st.payments.get_mut(&e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
     if p.direction != Direction::Inbound || p.status != "CONFIRMED" {
-        return Err(unprocessable(
-            "PAYMENT_NOT_REVERSIBLE",
-            "only confirmed received payments can be returned",
-        ));
+        return Err(unprocessable("PAYMENT_NOT_REVERSIBLE", "only confirmed received payments can be returned"));
     }
     if amount > p.amount - p.returned {
-        return Err(unprocessable(
-            "REVERSAL_AMOUNT_EXCEEDED",
-            "amount exceeds what is left to return",
-        ));
+        return Err(unprocessable("REVERSAL_AMOUNT_EXCEEDED", "amount exceeds what is left to return"));
     }
     p.returned += amount;
     let rec = ReversalRec {
@@ -1756,16 +1374,9 @@ async fn create_reversal(
     accepted(json!({"id": id, "returnEndToEndId": rtr, "status": "PROCESSING"}))
 }
 
-async fn get_reversal(
-    State(s): State<Arc<Shared>>,
-    Path((e2e, rtr)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_reversal(State(s): State<Arc<Shared>>, Path((e2e, rtr)): Path<(String, String)>) -> ApiResult {
     let st = s.btg();
-    let r = st
-        .reversals
-        .get(&rtr)
-        .filter(|r| r.original == e2e)
-        .ok_or_else(|| not_found("REVERSAL_NOT_FOUND"))?;
+    let r = st.reversals.get(&rtr).filter(|r| r.original == e2e).ok_or_else(|| not_found("REVERSAL_NOT_FOUND"))?;
     ok(r.json())
 }
 
@@ -1774,14 +1385,9 @@ async fn create_report(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult 
     let report_id = str_field(&b, "reportId")?.to_owned();
     let txs = b["transactions"].as_array().cloned().unwrap_or_default();
     if txs.is_empty() {
-        return Err(unprocessable(
-            "EMPTY_REPORT",
-            "a report needs at least one transaction",
-        ));
+        return Err(unprocessable("EMPTY_REPORT", "a report needs at least one transaction"));
     }
-    if txs.iter().any(|t| {
-        parse_amount(&t["amount"]).is_none_or(|a| a <= 0) || t["endToEndId"].as_str().is_none()
-    }) {
+    if txs.iter().any(|t| parse_amount(&t["amount"]).is_none_or(|a| a <= 0) || t["endToEndId"].as_str().is_none()) {
         return Err(btg_err(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
@@ -1792,18 +1398,8 @@ async fn create_report(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult 
     let id = s.sim.uuid().to_string();
     let v = json!({"id": id, "reportId": report_id, "status": "RECEIVED", "receiptCode": null,
                    "transactions": txs.len(), "createdAt": now});
-    let steps = vec![(
-        now + Duration::seconds(1),
-        json!({"status": "ACCEPTED", "receiptCode": "ACCP"}),
-    )];
-    s.btg().reports.insert(
-        id,
-        Timed {
-            v: v.clone(),
-            steps,
-            event: "PIX_INTERNAL_TRANSACTIONS_REPORT",
-        },
-    );
+    let steps = vec![(now + Duration::seconds(1), json!({"status": "ACCEPTED", "receiptCode": "ACCP"}))];
+    s.btg().reports.insert(id, Timed { v: v.clone(), steps, event: "PIX_INTERNAL_TRANSACTIONS_REPORT" });
     accepted(v)
 }
 
@@ -1818,11 +1414,7 @@ pub(crate) fn payment_summary(st: &BtgState) -> Value {
         .values()
         .map(|p| {
             let mut v = p.json();
-            v["direction"] = json!(if p.direction == Direction::Outbound {
-                "OUTBOUND"
-            } else {
-                "INBOUND"
-            });
+            v["direction"] = json!(if p.direction == Direction::Outbound { "OUTBOUND" } else { "INBOUND" });
             v
         })
         .collect();

@@ -19,10 +19,7 @@ use crate::sim::{ApiError, FaultRule};
 pub fn router(state: Arc<Shared>) -> Router {
     Router::new()
         .route("/_control/health", get(|| async { "ok" }))
-        .route(
-            "/_control/faults",
-            post(add_fault).get(list_faults).delete(clear_faults),
-        )
+        .route("/_control/faults", post(add_fault).get(list_faults).delete(clear_faults))
         .route("/_control/faults/{id}", delete(remove_fault))
         .route("/_control/clock", get(clock))
         .route("/_control/clock/advance", post(advance))
@@ -34,15 +31,9 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/_control/btg/inbound-pix", post(inbound_pix))
         .route("/_control/btg/inbound-reversal", post(inbound_reversal))
         .route("/_control/btg/claims", post(claim_against_us))
-        .route(
-            "/_control/btg/infraction-reports",
-            post(infraction_against_us),
-        )
+        .route("/_control/btg/infraction-reports", post(infraction_against_us))
         .route("/_control/btg/donor-behaviour", put(donor_behaviour))
-        .route(
-            "/_control/btg/participants/{ispb}/entries",
-            post(add_participant_entry),
-        )
+        .route("/_control/btg/participants/{ispb}/entries", post(add_participant_entry))
         .with_state(state)
 }
 
@@ -77,10 +68,7 @@ struct Advance {
 
 async fn advance(State(s): State<Arc<Shared>>, Json(a): Json<Advance>) -> ApiResult {
     if a.seconds < 0 {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            json!({"message": "time only moves forward"}),
-        ));
+        return Err(ApiError(StatusCode::BAD_REQUEST, json!({"message": "time only moves forward"})));
     }
     s.sim.clock.advance(chrono::Duration::seconds(a.seconds));
     // Apply what became due right away, so that the caller sees the effects on return.
@@ -89,16 +77,8 @@ async fn advance(State(s): State<Arc<Shared>>, Json(a): Json<Advance>) -> ApiRes
 }
 
 async fn revoke_tokens(State(s): State<Arc<Shared>>) -> StatusCode {
-    s.sim
-        .lerian_tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    s.sim
-        .btg_tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
+    s.sim.lerian_tokens.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    s.sim.btg_tokens.lock().unwrap_or_else(|e| e.into_inner()).clear();
     StatusCode::NO_CONTENT
 }
 
@@ -126,14 +106,7 @@ async fn set_webhook(State(s): State<Arc<Shared>>, Json(w): Json<WebhookSetting>
 }
 
 async fn deliveries(State(s): State<Arc<Shared>>) -> Response {
-    Json(
-        s.webhooks
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-    )
-    .into_response()
+    Json(s.webhooks.log.lock().unwrap_or_else(|e| e.into_inner()).clone()).into_response()
 }
 
 async fn inbound_pix(State(s): State<Arc<Shared>>, Json(req): Json<Value>) -> ApiResult {
@@ -149,11 +122,7 @@ async fn claim_against_us(State(s): State<Arc<Shared>>, Json(req): Json<Value>) 
 }
 
 async fn infraction_against_us(State(s): State<Arc<Shared>>, Json(req): Json<Value>) -> ApiResult {
-    Ok((
-        StatusCode::CREATED,
-        Json(s.btg_infraction_against_us(&req)?),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(s.btg_infraction_against_us(&req)?)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -177,11 +146,6 @@ async fn add_participant_entry(
         account = json!({"branch": "0001", "number": "12345", "type": "CACC"});
     }
     account["participant"] = json!(ispb);
-    let v = s.dict_register(
-        &key_type,
-        req["key"].as_str(),
-        account,
-        req["owner"].clone(),
-    )?;
+    let v = s.dict_register(&key_type, req["key"].as_str(), account, req["owner"].clone())?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }

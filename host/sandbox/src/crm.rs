@@ -30,17 +30,12 @@ fn crm_err(code: &str, message: &str) -> ApiError {
         "CRM-0010" | "CRM-0013" => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
     };
-    ApiError(
-        status,
-        json!({"code": code, "title": message, "message": message}),
-    )
+    ApiError(status, json!({"code": code, "title": message, "message": message}))
 }
 
 /// Every CRM route needs `X-Organization-Id` (CRM-0018).
 async fn require_org(request: Request, next: Next) -> Response {
-    if request.uri().path().starts_with("/v1/")
-        && !request.headers().contains_key("X-Organization-Id")
-    {
+    if request.uri().path().starts_with("/v1/") && !request.headers().contains_key("X-Organization-Id") {
         return crm_err("CRM-0018", "X-Organization-Id header is required").into_response();
     }
     next.run(request).await
@@ -56,10 +51,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/v1/holders/{holder}/aliases/{alias}", get(get_alias))
         .route("/v1/aliases", get(list_aliases))
         .layer(axum::middleware::from_fn(require_org))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::midaz::lerian_auth,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::midaz::lerian_auth))
         .with_state(state)
 }
 
@@ -70,27 +62,19 @@ impl Shared {
 
     /// Creates a holder (also used by the demo seed).
     pub fn crm_create_holder(&self, body: &Value) -> Result<Value, ApiError> {
-        let (Some(kind), Some(name), Some(document)) = (
-            body["type"].as_str(),
-            body["name"].as_str(),
-            body["document"].as_str(),
-        ) else {
+        let (Some(kind), Some(name), Some(document)) =
+            (body["type"].as_str(), body["name"].as_str(), body["document"].as_str())
+        else {
             return Err(crm_err("CRM-0001", "type, name and document are required"));
         };
         if kind != "NATURAL_PERSON" && kind != "LEGAL_PERSON" {
-            return Err(crm_err(
-                "CRM-0001",
-                "type must be NATURAL_PERSON or LEGAL_PERSON",
-            ));
+            return Err(crm_err("CRM-0001", "type must be NATURAL_PERSON or LEGAL_PERSON"));
         }
         let id = self.sim.uuid();
         let now = self.sim.clock.now();
         let mut st = self.crm();
         if st.holders.values().any(|h| h["document"] == document) {
-            return Err(crm_err(
-                "CRM-0010",
-                "A document can only be associated with one holder.",
-            ));
+            return Err(crm_err("CRM-0010", "A document can only be associated with one holder."));
         }
         let mut holder = body.clone();
         holder["id"] = json!(id);
@@ -104,23 +88,14 @@ impl Shared {
 
     /// Creates an alias for a holder; `document` and `type` are copied from the holder.
     pub fn crm_create_alias(&self, holder_id: Uuid, body: &Value) -> Result<Value, ApiError> {
-        let (Some(ledger), Some(account)) = (body["ledgerId"].as_str(), body["accountId"].as_str())
-        else {
+        let (Some(ledger), Some(account)) = (body["ledgerId"].as_str(), body["accountId"].as_str()) else {
             return Err(crm_err("CRM-0001", "ledgerId and accountId are required"));
         };
         let id = self.sim.uuid();
         let now = self.sim.clock.now();
         let mut st = self.crm();
-        let holder = st
-            .holders
-            .get(&holder_id)
-            .cloned()
-            .ok_or_else(|| crm_err("CRM-0006", "Holder not found"))?;
-        if st
-            .aliases
-            .values()
-            .any(|a| a["accountId"] == account && a["ledgerId"] == ledger)
-        {
+        let holder = st.holders.get(&holder_id).cloned().ok_or_else(|| crm_err("CRM-0006", "Holder not found"))?;
+        if st.aliases.values().any(|a| a["accountId"] == account && a["ledgerId"] == ledger) {
             return Err(crm_err(
                 "CRM-0013",
                 "An accountId from ledger can only be associated with a single related account on CRM.",
@@ -152,46 +127,25 @@ async fn create_holder(State(s): State<Arc<Shared>>, body: Bytes) -> Result<Resp
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn list_holders(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn list_holders(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let items = s
         .crm()
         .holders
         .values()
-        .filter(|h| {
-            q.get("document")
-                .is_none_or(|d| h["document"] == d.as_str())
-        })
-        .filter(|h| {
-            q.get("external_id")
-                .is_none_or(|d| h["externalId"] == d.as_str())
-        })
+        .filter(|h| q.get("document").is_none_or(|d| h["document"] == d.as_str()))
+        .filter(|h| q.get("external_id").is_none_or(|d| h["externalId"] == d.as_str()))
         .cloned()
         .collect();
     page(items)
 }
 
-async fn get_holder(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn get_holder(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| crm_err("CRM-0006", "Holder not found"))?;
-    let h = s
-        .crm()
-        .holders
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| crm_err("CRM-0006", "Holder not found"))?;
+    let h = s.crm().holders.get(&id).cloned().ok_or_else(|| crm_err("CRM-0006", "Holder not found"))?;
     Ok(Json(h).into_response())
 }
 
-async fn create_alias(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn create_alias(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| crm_err("CRM-0006", "Holder not found"))?;
     let v = s.crm_create_alias(id, &parse(&body)?)?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -210,12 +164,8 @@ async fn get_alias(
     Ok(Json(a).into_response())
 }
 
-async fn list_aliases(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let matches =
-        |a: &Value, param: &str, field: &str| q.get(param).is_none_or(|v| a[field] == v.as_str());
+async fn list_aliases(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let matches = |a: &Value, param: &str, field: &str| q.get(param).is_none_or(|v| a[field] == v.as_str());
     let items = s
         .crm()
         .aliases

@@ -41,12 +41,7 @@ pub(crate) fn err(code: &'static str, message: impl Into<String>) -> LedgerError
         "0099" => (422, "Invalid Transaction Status"),
         _ => (400, "Bad Request"),
     };
-    LedgerError {
-        code,
-        status,
-        title,
-        message: message.into(),
-    }
+    LedgerError { code, status, title, message: message.into() }
 }
 
 /// Midaz decimals are shopspring `String()`: trailing zeros stripped (`"100"`, `"99.5"`).
@@ -81,11 +76,7 @@ pub fn parse_amount(v: &Value) -> Option<i64> {
         1 => f.parse::<i64>().ok()? * 10,
         _ => f.parse::<i64>().ok()?,
     };
-    let value = i
-        .parse::<i64>()
-        .ok()?
-        .checked_mul(100)?
-        .checked_add(cents)?;
+    let value = i.parse::<i64>().ok()?.checked_mul(100)?.checked_add(cents)?;
     Some(if neg { -value } else { value })
 }
 
@@ -194,10 +185,7 @@ impl Ledger {
     /// Creates an account; aliases are unique per ledger (409 `0020`).
     pub fn create_account(&mut self, account: Account) -> Result<&Account, LedgerError> {
         if self.alias_index.contains_key(&account.alias) {
-            return Err(err(
-                "0020",
-                format!("alias {} is already in use", account.alias),
-            ));
+            return Err(err("0020", format!("alias {} is already in use", account.alias)));
         }
         self.alias_index.insert(account.alias.clone(), account.id);
         let id = account.id;
@@ -207,26 +195,18 @@ impl Ledger {
 
     /// Account by alias.
     pub fn by_alias(&self, alias: &str) -> Option<&Account> {
-        self.alias_index
-            .get(alias)
-            .and_then(|id| self.accounts.get(id))
+        self.alias_index.get(alias).and_then(|id| self.accounts.get(id))
     }
 
     fn alias_id(&self, alias: &str) -> Result<Uuid, LedgerError> {
         // `alias#key` addresses a balance key; only `default` exists here.
         let alias = alias.split('#').next().unwrap_or(alias);
-        self.alias_index
-            .get(alias)
-            .copied()
-            .ok_or_else(|| err("0085", format!("account alias {alias} not found")))
+        self.alias_index.get(alias).copied().ok_or_else(|| err("0085", format!("account alias {alias} not found")))
     }
 
     /// Sum of `available + onHold` over every account: constant under every operation.
     pub fn total(&self) -> i64 {
-        self.accounts
-            .values()
-            .map(|a| a.available + a.on_hold)
-            .sum()
+        self.accounts.values().map(|a| a.available + a.on_hold).sum()
     }
 
     fn op(
@@ -239,10 +219,7 @@ impl Ledger {
         id: Uuid,
     ) {
         let account_id = self.alias_index[alias.split('#').next().unwrap_or(alias)];
-        let acc = self
-            .accounts
-            .get_mut(&account_id)
-            .expect("indexed account exists");
+        let acc = self.accounts.get_mut(&account_id).expect("indexed account exists");
         acc.available += d_avail;
         acc.on_hold += d_hold;
         acc.version += 1;
@@ -269,10 +246,7 @@ impl Ledger {
         }
         let sum = |p: &[Posting]| p.iter().map(|l| l.amount).sum::<i64>();
         if sum(&req.from) != req.value || sum(&req.to) != req.value {
-            return Err(err(
-                "0073",
-                "the sum of the legs does not match the transaction value",
-            ));
+            return Err(err("0073", "the sum of the legs does not match the transaction value"));
         }
         for p in req.from.iter().chain(&req.to) {
             if p.amount <= 0 {
@@ -287,15 +261,8 @@ impl Ledger {
                 return Err(err("0024", format!("account {} is blocked", acc.alias)));
             }
         }
-        if req
-            .from
-            .iter()
-            .any(|f| req.to.iter().any(|t| t.alias == f.alias))
-        {
-            return Err(err(
-                "0090",
-                "the same account is both source and destination",
-            ));
+        if req.from.iter().any(|f| req.to.iter().any(|t| t.alias == f.alias)) {
+            return Err(err("0090", "the same account is both source and destination"));
         }
         // A source listed twice must be checked against its total.
         let mut debits: HashMap<Uuid, i64> = HashMap::new();
@@ -306,10 +273,7 @@ impl Ledger {
             let acc = &self.accounts[id];
             if acc.is_external() {
                 if req.pending {
-                    return Err(err(
-                        "0098",
-                        "an external account cannot be a pending source",
-                    ));
+                    return Err(err("0098", "an external account cannot be a pending source"));
                 }
             } else if acc.available < *total {
                 return Err(err("0018", "insufficient funds"));
@@ -321,14 +285,7 @@ impl Ledger {
         for p in &req.from {
             let id = ids();
             if req.pending {
-                self.op(
-                    "ON_HOLD",
-                    &p.alias,
-                    p.amount,
-                    (-p.amount, p.amount),
-                    &mut ops,
-                    id,
-                );
+                self.op("ON_HOLD", &p.alias, p.amount, (-p.amount, p.amount), &mut ops, id);
             } else {
                 self.op("DEBIT", &p.alias, p.amount, (-p.amount, 0), &mut ops, id);
             }
@@ -347,11 +304,7 @@ impl Ledger {
                 child: None,
                 description: req.description,
                 code: req.code,
-                status: if req.pending {
-                    Status::Pending
-                } else {
-                    Status::Approved
-                },
+                status: if req.pending { Status::Pending } else { Status::Approved },
                 asset: req.asset,
                 amount: req.value,
                 from: req.from.into_iter().map(|p| (p.alias, p.amount)).collect(),
@@ -366,26 +319,15 @@ impl Ledger {
     }
 
     fn pending(&self, id: Uuid) -> Result<&Transaction, LedgerError> {
-        let tx = self
-            .transactions
-            .get(&id)
-            .ok_or_else(|| err("0070", "transaction not found"))?;
+        let tx = self.transactions.get(&id).ok_or_else(|| err("0070", "transaction not found"))?;
         if tx.status != Status::Pending {
-            return Err(err(
-                "0099",
-                format!("transaction is {}, not PENDING", tx.status.as_str()),
-            ));
+            return Err(err("0099", format!("transaction is {}, not PENDING", tx.status.as_str())));
         }
         Ok(tx)
     }
 
     /// PENDING → APPROVED: holds are debited, destinations credited.
-    pub fn commit(
-        &mut self,
-        id: Uuid,
-        now: DateTime<Utc>,
-        ids: &mut dyn FnMut() -> Uuid,
-    ) -> Result<(), LedgerError> {
+    pub fn commit(&mut self, id: Uuid, now: DateTime<Utc>, ids: &mut dyn FnMut() -> Uuid) -> Result<(), LedgerError> {
         let tx = self.pending(id)?.clone();
         let mut ops = Vec::new();
         for (alias, amount) in &tx.from {
@@ -402,23 +344,11 @@ impl Ledger {
     }
 
     /// PENDING → CANCELED: holds are released.
-    pub fn cancel(
-        &mut self,
-        id: Uuid,
-        now: DateTime<Utc>,
-        ids: &mut dyn FnMut() -> Uuid,
-    ) -> Result<(), LedgerError> {
+    pub fn cancel(&mut self, id: Uuid, now: DateTime<Utc>, ids: &mut dyn FnMut() -> Uuid) -> Result<(), LedgerError> {
         let tx = self.pending(id)?.clone();
         let mut ops = Vec::new();
         for (alias, amount) in &tx.from {
-            self.op(
-                "RELEASE",
-                alias,
-                *amount,
-                (*amount, -amount),
-                &mut ops,
-                ids(),
-            );
+            self.op("RELEASE", alias, *amount, (*amount, -amount), &mut ops, ids());
         }
         let stored = self.transactions.get_mut(&id).expect("checked above");
         stored.status = Status::Canceled;
@@ -428,17 +358,8 @@ impl Ledger {
     }
 
     /// Creates the mirror of an APPROVED transaction (only once, never of a revert).
-    pub fn revert(
-        &mut self,
-        id: Uuid,
-        now: DateTime<Utc>,
-        ids: &mut dyn FnMut() -> Uuid,
-    ) -> Result<Uuid, LedgerError> {
-        let tx = self
-            .transactions
-            .get(&id)
-            .ok_or_else(|| err("0070", "transaction not found"))?
-            .clone();
+    pub fn revert(&mut self, id: Uuid, now: DateTime<Utc>, ids: &mut dyn FnMut() -> Uuid) -> Result<Uuid, LedgerError> {
+        let tx = self.transactions.get(&id).ok_or_else(|| err("0070", "transaction not found"))?.clone();
         if tx.parent.is_some() {
             return Err(err("0088", "the transaction is already a reversal"));
         }
@@ -449,12 +370,7 @@ impl Ledger {
             return Err(err("0099", "only APPROVED transactions can be reverted"));
         }
         let posting = |v: &Vec<(String, i64)>| {
-            v.iter()
-                .map(|(alias, amount)| Posting {
-                    alias: alias.clone(),
-                    amount: *amount,
-                })
-                .collect()
+            v.iter().map(|(alias, amount)| Posting { alias: alias.clone(), amount: *amount }).collect()
         };
         let child = self.create(
             NewTransaction {
@@ -470,10 +386,7 @@ impl Ledger {
             now,
             ids,
         )?;
-        self.transactions
-            .get_mut(&child)
-            .expect("just created")
-            .parent = Some(id);
+        self.transactions.get_mut(&child).expect("just created").parent = Some(id);
         self.transactions.get_mut(&id).expect("exists").child = Some(child);
         Ok(child)
     }
@@ -505,13 +418,7 @@ impl Ledger {
     }
 
     /// Transaction JSON (Midaz shape). `status_override` shows `CREATED` on create responses.
-    pub fn transaction_json(
-        &self,
-        tx: &Transaction,
-        org: &str,
-        ledger: &str,
-        status_override: Option<&str>,
-    ) -> Value {
+    pub fn transaction_json(&self, tx: &Transaction, org: &str, ledger: &str, status_override: Option<&str>) -> Value {
         let status = status_override.unwrap_or(tx.status.as_str());
         let ops: Vec<Value> = tx
             .operations
@@ -557,8 +464,7 @@ pub fn resolve_legs(legs: &[Value], total: i64) -> Result<Vec<Posting>, LedgerEr
             .ok_or_else(|| err("0047", "accountAlias is required"))?
             .to_owned();
         let amount = if let Some(a) = leg.get("amount").filter(|v| !v.is_null()) {
-            parse_amount(a.get("value").unwrap_or(&Value::Null))
-                .ok_or_else(|| err("0047", "invalid leg amount"))?
+            parse_amount(a.get("value").unwrap_or(&Value::Null)).ok_or_else(|| err("0047", "invalid leg amount"))?
         } else if let Some(s) = leg.get("share").filter(|v| !v.is_null()) {
             let pct = s.get("percentage").and_then(Value::as_i64).unwrap_or(0);
             total * pct / 100
@@ -581,9 +487,7 @@ pub fn resolve_legs(legs: &[Value], total: i64) -> Result<Vec<Posting>, LedgerEr
 pub fn flat_metadata(v: Option<&Value>) -> Result<Value, LedgerError> {
     match v {
         None | Some(Value::Null) => Ok(Value::Object(Map::new())),
-        Some(Value::Object(m)) if m.values().all(|x| !x.is_object() && !x.is_array()) => {
-            Ok(Value::Object(m.clone()))
-        }
+        Some(Value::Object(m)) if m.values().all(|x| !x.is_object() && !x.is_array()) => Ok(Value::Object(m.clone())),
         Some(_) => Err(err("0047", "metadata must be a flat object")),
     }
 }
@@ -613,11 +517,9 @@ mod tests {
 
     fn setup() -> (Ledger, impl FnMut() -> Uuid) {
         let mut l = Ledger::default();
-        l.create_account(account("@external/BRL", "external", 1))
-            .unwrap();
+        l.create_account(account("@external/BRL", "external", 1)).unwrap();
         for (i, a) in ["@a", "@b", "@c"].iter().enumerate() {
-            l.create_account(account(a, "deposit", 10 + i as u128))
-                .unwrap();
+            l.create_account(account(a, "deposit", 10 + i as u128)).unwrap();
         }
         let mut n = 100_000u128;
         let ids = move || {
@@ -634,14 +536,8 @@ mod tests {
             pending,
             asset: "BRL".into(),
             value: amount,
-            from: vec![Posting {
-                alias: from.into(),
-                amount,
-            }],
-            to: vec![Posting {
-                alias: to.into(),
-                amount,
-            }],
+            from: vec![Posting { alias: from.into(), amount }],
+            to: vec![Posting { alias: to.into(), amount }],
             metadata: json!({}),
         }
     }
@@ -650,14 +546,11 @@ mod tests {
     fn hold_commit_cancel_revert_codes() {
         let (mut l, mut ids) = setup();
         let now = Utc::now();
-        l.create(tx("@external/BRL", "@a", 10_000, false), now, &mut ids)
-            .unwrap();
+        l.create(tx("@external/BRL", "@a", 10_000, false), now, &mut ids).unwrap();
         assert_eq!(l.by_alias("@a").unwrap().available, 10_000);
         assert_eq!(l.by_alias("@external/BRL").unwrap().available, -10_000);
 
-        let hold = l
-            .create(tx("@a", "@external/BRL", 4_000, true), now, &mut ids)
-            .unwrap();
+        let hold = l.create(tx("@a", "@external/BRL", 4_000, true), now, &mut ids).unwrap();
         let a = l.by_alias("@a").unwrap();
         assert_eq!((a.available, a.on_hold), (6_000, 4_000));
         l.commit(hold, now, &mut ids).unwrap();
@@ -671,24 +564,9 @@ mod tests {
         assert_eq!(l.revert(r, now, &mut ids).unwrap_err().code, "0088");
         assert_eq!(l.by_alias("@a").unwrap().available, 10_000);
 
-        assert_eq!(
-            l.create(tx("@a", "@b", 20_000, false), now, &mut ids)
-                .unwrap_err()
-                .code,
-            "0018"
-        );
-        assert_eq!(
-            l.create(tx("@external/BRL", "@b", 1, true), now, &mut ids)
-                .unwrap_err()
-                .code,
-            "0098"
-        );
-        assert_eq!(
-            l.create(tx("@a", "@zz", 1, false), now, &mut ids)
-                .unwrap_err()
-                .code,
-            "0085"
-        );
+        assert_eq!(l.create(tx("@a", "@b", 20_000, false), now, &mut ids).unwrap_err().code, "0018");
+        assert_eq!(l.create(tx("@external/BRL", "@b", 1, true), now, &mut ids).unwrap_err().code, "0098");
+        assert_eq!(l.create(tx("@a", "@zz", 1, false), now, &mut ids).unwrap_err().code, "0085");
         assert_eq!(l.total(), 0);
     }
 
@@ -722,16 +600,8 @@ mod tests {
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            (0..3usize, 0..4usize, 1..20_000i64).prop_map(|(from, to, amount)| Step::Hold {
-                from,
-                to,
-                amount
-            }),
-            (0..4usize, 0..4usize, 1..20_000i64).prop_map(|(from, to, amount)| Step::Transfer {
-                from,
-                to,
-                amount
-            }),
+            (0..3usize, 0..4usize, 1..20_000i64).prop_map(|(from, to, amount)| Step::Hold { from, to, amount }),
+            (0..4usize, 0..4usize, 1..20_000i64).prop_map(|(from, to, amount)| Step::Transfer { from, to, amount }),
             (0..64usize).prop_map(Step::Commit),
             (0..64usize).prop_map(Step::Cancel),
             (0..64usize).prop_map(Step::Revert),

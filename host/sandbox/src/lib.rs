@@ -44,10 +44,7 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"***")
-            .finish()
+        f.debug_struct("Credentials").field("client_id", &self.client_id).field("client_secret", &"***").finish()
     }
 }
 
@@ -103,10 +100,7 @@ impl Default for SandboxConfig {
             btg_port: 0,
             control_port: 0,
             lerian_auth: None,
-            btg_credentials: Credentials {
-                client_id: "pix-host".into(),
-                client_secret: "sandbox-btg-secret".into(),
-            },
+            btg_credentials: Credentials { client_id: "pix-host".into(), client_secret: "sandbox-btg-secret".into() },
             webhook_url: None,
             webhook_secret: "sandbox-webhook-secret".into(),
             webhook_retry_base_ms: 100,
@@ -146,11 +140,7 @@ pub struct SandboxHandle {
     tasks: Vec<JoinHandle<()>>,
 }
 
-async fn serve(
-    host: &str,
-    port: u16,
-    router: axum::Router,
-) -> anyhow::Result<(String, JoinHandle<()>)> {
+async fn serve(host: &str, port: u16, router: axum::Router) -> anyhow::Result<(String, JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind((host, port)).await?;
     let addr: SocketAddr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -163,10 +153,7 @@ async fn serve(
 
 fn with_faults(router: axum::Router, shared: &Arc<Shared>, target: FaultTarget) -> axum::Router {
     router.layer(axum::middleware::from_fn_with_state(
-        sim::FaultLayer {
-            sim: shared.sim.clone(),
-            target,
-        },
+        sim::FaultLayer { sim: shared.sim.clone(), target },
         sim::fault_middleware,
     ))
 }
@@ -177,10 +164,7 @@ impl Sandbox {
         let sim = Arc::new(sim::Sim::new(config.seed));
         let webhooks = webhooks::Webhooks::start(
             sim.clone(),
-            webhooks::WebhookTarget {
-                url: config.webhook_url.clone(),
-                secret: config.webhook_secret.clone(),
-            },
+            webhooks::WebhookTarget { url: config.webhook_url.clone(), secret: config.webhook_secret.clone() },
             webhooks::RetrySchedule {
                 base: Duration::from_millis(config.webhook_retry_base_ms),
                 max: Duration::from_millis(config.webhook_retry_max_ms),
@@ -196,26 +180,14 @@ impl Sandbox {
             webhooks,
         });
         let host = config.host.as_str();
-        let (midaz_url, t1) = serve(
-            host,
-            config.midaz_port,
-            with_faults(midaz::router(shared.clone()), &shared, FaultTarget::Midaz),
-        )
-        .await?;
-        let (crm_url, t2) = serve(
-            host,
-            config.crm_port,
-            with_faults(crm::router(shared.clone()), &shared, FaultTarget::Crm),
-        )
-        .await?;
-        let (btg_url, t3) = serve(
-            host,
-            config.btg_port,
-            with_faults(btg::router(shared.clone()), &shared, FaultTarget::Btg),
-        )
-        .await?;
-        let (control_url, t4) =
-            serve(host, config.control_port, control::router(shared.clone())).await?;
+        let (midaz_url, t1) =
+            serve(host, config.midaz_port, with_faults(midaz::router(shared.clone()), &shared, FaultTarget::Midaz))
+                .await?;
+        let (crm_url, t2) =
+            serve(host, config.crm_port, with_faults(crm::router(shared.clone()), &shared, FaultTarget::Crm)).await?;
+        let (btg_url, t3) =
+            serve(host, config.btg_port, with_faults(btg::router(shared.clone()), &shared, FaultTarget::Btg)).await?;
+        let (control_url, t4) = serve(host, config.control_port, control::router(shared.clone())).await?;
         let ticker = {
             let shared = shared.clone();
             let every = Duration::from_millis(config.tick_interval_ms.max(1));
@@ -227,14 +199,7 @@ impl Sandbox {
             })
         };
         tracing::info!(%midaz_url, %crm_url, %btg_url, %control_url, "sandbox started");
-        Ok(SandboxHandle {
-            midaz_url,
-            crm_url,
-            btg_url,
-            control_url,
-            shared,
-            tasks: vec![t1, t2, t3, t4, ticker],
-        })
+        Ok(SandboxHandle { midaz_url, crm_url, btg_url, control_url, shared, tasks: vec![t1, t2, t3, t4, ticker] })
     }
 }
 
@@ -246,10 +211,7 @@ impl SandboxHandle {
 
     /// Moves the simulated clock forward and applies what became due.
     pub fn advance_clock(&self, by: Duration) {
-        self.shared
-            .sim
-            .clock
-            .advance(chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX));
+        self.shared.sim.clock.advance(chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX));
         self.shared.btg_tick();
     }
 
@@ -270,29 +232,17 @@ impl SandboxHandle {
 
     /// Points BTG webhooks at `url`.
     pub fn set_webhook_url(&self, url: Option<String>) {
-        self.shared
-            .webhooks
-            .target
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .url = url;
+        self.shared.webhooks.target.lock().unwrap_or_else(|e| e.into_inner()).url = url;
     }
 
     /// Webhook delivery log.
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.shared
-            .webhooks
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.webhooks.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A Pix from another bank to one of our keys (`{"key","amount",…}`); returns the event data.
     pub fn inbound_pix(&self, request: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        self.shared
-            .btg_inbound_payment(request)
-            .map_err(|e| anyhow::anyhow!("inbound pix refused: {}", e.1))
+        self.shared.btg_inbound_payment(request).map_err(|e| anyhow::anyhow!("inbound pix refused: {}", e.1))
     }
 
     /// Ledger snapshot (same JSON as `GET /_control/midaz/state`).

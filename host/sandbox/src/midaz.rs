@@ -19,8 +19,7 @@ use uuid::Uuid;
 
 use crate::Shared;
 use crate::ledger::{
-    Account, Ledger, LedgerError, NewTransaction, Posting, err, flat_metadata, parse_amount,
-    resolve_legs,
+    Account, Ledger, LedgerError, NewTransaction, Posting, err, flat_metadata, parse_amount, resolve_legs,
 };
 use crate::sim::{ApiError, bearer};
 
@@ -62,25 +61,14 @@ fn parse_uuid(raw: &str, code: &'static str) -> Result<Uuid, ApiError> {
 }
 
 fn body_json(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::from(err("0094", format!("invalid JSON body: {e}"))))
+    serde_json::from_slice(body).map_err(|e| ApiError::from(err("0094", format!("invalid JSON body: {e}"))))
 }
 
 /// Requires a Lerian token when the sandbox has Lerian auth configured.
-pub async fn lerian_auth(
-    State(state): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn lerian_auth(State(state): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     if state.config.lerian_auth.is_some() && !request.uri().path().starts_with("/v1/login/") {
-        let ok = bearer(request.headers()).is_some_and(|t| {
-            state
-                .sim
-                .lerian_tokens
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(t)
-        });
+        let ok = bearer(request.headers())
+            .is_some_and(|t| state.sim.lerian_tokens.lock().unwrap_or_else(|e| e.into_inner()).contains(t));
         if !ok {
             return ApiError(
                 StatusCode::UNAUTHORIZED,
@@ -105,16 +93,8 @@ pub async fn lerian_token(State(state): State<Arc<Shared>>, Json(body): Json<Val
         ));
     }
     let token = state.sim.token();
-    state
-        .sim
-        .lerian_tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(token.clone());
-    Ok(
-        Json(json!({"accessToken": token, "tokenType": "Bearer", "expiresIn": 3600}))
-            .into_response(),
-    )
+    state.sim.lerian_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone());
+    Ok(Json(json!({"accessToken": token, "tokenType": "Bearer", "expiresIn": 3600})).into_response())
 }
 
 /// Router for the Midaz simulator.
@@ -128,20 +108,11 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/v1/organizations/{org}/ledgers", post(create_ledger))
         .route(p, get(get_ledger))
         .route(&format!("{p}/assets"), post(create_asset).get(list_assets))
-        .route(
-            &format!("{p}/accounts"),
-            post(create_account).get(list_accounts),
-        )
+        .route(&format!("{p}/accounts"), post(create_account).get(list_accounts))
         .route(&format!("{p}/accounts/{{id}}"), get(get_account))
-        .route(
-            &format!("{p}/accounts/alias/{{alias}}"),
-            get(get_account_by_alias),
-        )
+        .route(&format!("{p}/accounts/alias/{{alias}}"), get(get_account_by_alias))
         .route(&format!("{p}/accounts/{{id}}/balances"), get(get_balances))
-        .route(
-            &format!("{p}/accounts/alias/{{alias}}/balances"),
-            get(get_balances_by_alias),
-        )
+        .route(&format!("{p}/accounts/alias/{{alias}}/balances"), get(get_balances_by_alias))
         .route(&format!("{p}/transactions/json"), post(tx_json))
         .route(&format!("{p}/transactions/inflow"), post(tx_inflow))
         .route(&format!("{p}/transactions/outflow"), post(tx_outflow))
@@ -149,10 +120,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route(&format!("{p}/transactions/{{id}}/commit"), post(commit))
         .route(&format!("{p}/transactions/{{id}}/cancel"), post(cancel))
         .route(&format!("{p}/transactions/{{id}}/revert"), post(revert))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            lerian_auth,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), lerian_auth))
         .with_state(state)
 }
 
@@ -194,20 +162,11 @@ impl Shared {
     }
 
     /// Creates an asset; like Midaz, this also creates `@external/<CODE>`.
-    pub fn create_asset(
-        &self,
-        org: Uuid,
-        ledger: Uuid,
-        code: &str,
-        name: &str,
-    ) -> Result<Value, ApiError> {
+    pub fn create_asset(&self, org: Uuid, ledger: Uuid, code: &str, name: &str) -> Result<Value, ApiError> {
         let (asset_id, ext_id, bal_id) = (self.sim.uuid(), self.sim.uuid(), self.sim.uuid());
         let now = self.sim.clock.now();
         let mut st = self.midaz();
-        let rec = st
-            .ledgers
-            .get_mut(&(org, ledger))
-            .ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
+        let rec = st.ledgers.get_mut(&(org, ledger)).ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
         let asset = json!({"id": asset_id, "name": name, "type": "currency", "code": code,
             "organizationId": org, "ledgerId": ledger, "status": {"code": "ACTIVE"},
             "createdAt": now, "updatedAt": now, "deletedAt": null, "metadata": null});
@@ -234,32 +193,18 @@ impl Shared {
     pub fn create_account(&self, org: Uuid, ledger: Uuid, body: &Value) -> Result<Value, ApiError> {
         let (id, bal_id) = (self.sim.uuid(), self.sim.uuid());
         let now = self.sim.clock.now();
-        let asset = body["assetCode"]
-            .as_str()
-            .ok_or_else(|| ApiError::from(err("0047", "assetCode is required")))?;
-        let kind = body["type"]
-            .as_str()
-            .ok_or_else(|| ApiError::from(err("0047", "type is required")))?;
-        let alias = body["alias"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| id.to_string());
+        let asset = body["assetCode"].as_str().ok_or_else(|| ApiError::from(err("0047", "assetCode is required")))?;
+        let kind = body["type"].as_str().ok_or_else(|| ApiError::from(err("0047", "type is required")))?;
+        let alias = body["alias"].as_str().map(str::to_owned).unwrap_or_else(|| id.to_string());
         if alias.starts_with("@external/") {
             return Err(err("0074", "the @external/ prefix is reserved").into());
         }
-        if alias.len() > 100
-            || !alias
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "@:_-".contains(c))
-        {
+        if alias.len() > 100 || !alias.chars().all(|c| c.is_ascii_alphanumeric() || "@:_-".contains(c)) {
             return Err(err("0047", "invalid alias").into());
         }
         let metadata = flat_metadata(body.get("metadata"))?;
         let mut st = self.midaz();
-        let rec = st
-            .ledgers
-            .get_mut(&(org, ledger))
-            .ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
+        let rec = st.ledgers.get_mut(&(org, ledger)).ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
         if !rec.assets.iter().any(|a| a["code"] == asset) {
             return Err(err("0007", format!("asset {asset} not found")).into());
         }
@@ -281,9 +226,7 @@ impl Shared {
                 created_at: now,
             })?
             .clone();
-        Ok(rec
-            .ledger
-            .account_json(&account, &org.to_string(), &ledger.to_string()))
+        Ok(rec.ledger.account_json(&account, &org.to_string(), &ledger.to_string()))
     }
 
     fn with_ledger<T>(
@@ -297,10 +240,7 @@ impl Shared {
         let sim = &self.sim;
         let mut ids = || sim.uuid();
         let mut st = self.midaz();
-        let rec = st
-            .ledgers
-            .get_mut(&key)
-            .ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
+        let rec = st.ledgers.get_mut(&key).ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
         f(rec, &mut ids, now)
     }
 
@@ -319,10 +259,7 @@ impl Shared {
             // Midaz uses the body hash when no key is sent.
             None => hex::encode(Sha256::digest(body.to_string().as_bytes())),
         };
-        let ttl = idempotency
-            .map(|(_, t)| t)
-            .filter(|t| *t > 0)
-            .unwrap_or(300);
+        let ttl = idempotency.map(|(_, t)| t).filter(|t| *t > 0).unwrap_or(300);
         let internal = format!("{org}:{ledger}:{raw_key}");
         {
             let mut st = self.midaz();
@@ -335,11 +272,7 @@ impl Shared {
             }
             st.idempotency.insert(
                 internal.clone(),
-                IdemEntry {
-                    response: None,
-                    ready_at: now,
-                    expires_at: now + chrono::Duration::seconds(ttl),
-                },
+                IdemEntry { response: None, ready_at: now, expires_at: now + chrono::Duration::seconds(ttl) },
             );
         }
         let result = self.with_ledger(org, ledger, |rec, ids, now| {
@@ -347,16 +280,12 @@ impl Shared {
             let pending = req.pending;
             let id = rec.ledger.create(req, now, ids)?;
             let tx = &rec.ledger.transactions[&id];
-            Ok(rec
-                .ledger
-                .transaction_json(tx, org, ledger, (!pending).then_some("CREATED")))
+            Ok(rec.ledger.transaction_json(tx, org, ledger, (!pending).then_some("CREATED")))
         });
         let mut st = self.midaz();
         match result {
             Ok(v) => {
-                let delay = chrono::Duration::milliseconds(
-                    self.config.midaz_idempotency_store_delay_ms as i64,
-                );
+                let delay = chrono::Duration::milliseconds(self.config.midaz_idempotency_store_delay_ms as i64);
                 if let Some(e) = st.idempotency.get_mut(&internal) {
                     e.response = Some(v.clone());
                     e.ready_at = self.sim.clock.now() + delay;
@@ -382,12 +311,15 @@ impl Shared {
                     .ledger
                     .accounts
                     .values()
-                    .map(|a| json!({"id": a.id, "alias": a.alias, "type": a.account_type,
+                    .map(|a| {
+                        json!({"id": a.id, "alias": a.alias, "type": a.account_type,
                         "available": crate::ledger::midaz_decimal(a.available),
                         "onHold": crate::ledger::midaz_decimal(a.on_hold),
-                        "availableCentavos": a.available, "onHoldCentavos": a.on_hold}))
+                        "availableCentavos": a.available, "onHoldCentavos": a.on_hold})
+                    })
                     .collect();
-                let pending = rec.ledger.transactions.values().filter(|t| t.status == crate::ledger::Status::Pending).count();
+                let pending =
+                    rec.ledger.transactions.values().filter(|t| t.status == crate::ledger::Status::Pending).count();
                 json!({"organizationId": org, "ledgerId": id, "name": rec.name, "accounts": accounts,
                        "transactions": rec.ledger.transactions.len(), "pendingTransactions": pending,
                        "totalCentavos": rec.ledger.total()})
@@ -398,31 +330,16 @@ impl Shared {
 }
 
 fn build_request(endpoint: &str, body: &Value) -> Result<NewTransaction, LedgerError> {
-    let send = body
-        .get("send")
-        .ok_or_else(|| err("0047", "send is required"))?;
-    let asset = send["asset"]
-        .as_str()
-        .ok_or_else(|| err("0047", "send.asset is required"))?
-        .to_owned();
-    let value =
-        parse_amount(&send["value"]).ok_or_else(|| err("0047", "send.value must be a decimal"))?;
+    let send = body.get("send").ok_or_else(|| err("0047", "send is required"))?;
+    let asset = send["asset"].as_str().ok_or_else(|| err("0047", "send.asset is required"))?.to_owned();
+    let value = parse_amount(&send["value"]).ok_or_else(|| err("0047", "send.value must be a decimal"))?;
     let legs = |v: &Value| v.as_array().cloned().unwrap_or_default();
-    let external = vec![Posting {
-        alias: format!("@external/{asset}"),
-        amount: value,
-    }];
+    let external = vec![Posting { alias: format!("@external/{asset}"), amount: value }];
     let (from, to, pending) = match endpoint {
-        "inflow" => (
-            external,
-            resolve_legs(&legs(&send["distribute"]["to"]), value)?,
-            false,
-        ),
-        "outflow" => (
-            resolve_legs(&legs(&send["source"]["from"]), value)?,
-            external,
-            body["pending"].as_bool().unwrap_or(false),
-        ),
+        "inflow" => (external, resolve_legs(&legs(&send["distribute"]["to"]), value)?, false),
+        "outflow" => {
+            (resolve_legs(&legs(&send["source"]["from"]), value)?, external, body["pending"].as_bool().unwrap_or(false))
+        }
         _ => (
             resolve_legs(&legs(&send["source"]["from"]), value)?,
             resolve_legs(&legs(&send["distribute"]["to"]), value)?,
@@ -430,10 +347,7 @@ fn build_request(endpoint: &str, body: &Value) -> Result<NewTransaction, LedgerE
         ),
     };
     if pending && body.get("transactionDate").is_some_and(|v| !v.is_null()) {
-        return Err(err(
-            "0122",
-            "transactionDate cannot be used with a pending transaction",
-        ));
+        return Err(err("0122", "transactionDate cannot be used with a pending transaction"));
     }
     Ok(NewTransaction {
         description: body["description"].as_str().map(str::to_owned),
@@ -478,31 +392,19 @@ fn ledger_json(org: &Uuid, id: &Uuid, rec: &LedgerRec) -> Value {
            "metadata": null, "createdAt": rec.created_at, "updatedAt": rec.created_at, "deletedAt": null})
 }
 
-async fn create_ledger(
-    State(s): State<Arc<Shared>>,
-    Path(org): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn create_ledger(State(s): State<Arc<Shared>>, Path(org): Path<String>, body: Bytes) -> ApiResult {
     let b = body_json(&body)?;
-    let name = b["name"]
-        .as_str()
-        .ok_or_else(|| ApiError::from(err("0047", "name is required")))?;
+    let name = b["name"].as_str().ok_or_else(|| ApiError::from(err("0047", "name is required")))?;
     let org = parse_uuid(&org, "0007")?;
     let id = s.create_ledger(org, name)?;
     let v = ledger_json(&org, &id, &s.midaz().ledgers[&(org, id)]);
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn get_ledger(
-    State(s): State<Arc<Shared>>,
-    Path((org, ledger)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_ledger(State(s): State<Arc<Shared>>, Path((org, ledger)): Path<(String, String)>) -> ApiResult {
     let key = (parse_uuid(&org, "0007")?, parse_uuid(&ledger, "0007")?);
     let st = s.midaz();
-    let rec = st
-        .ledgers
-        .get(&key)
-        .ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
+    let rec = st.ledgers.get(&key).ok_or_else(|| ApiError::from(err("0007", "ledger not found")))?;
     Ok(Json(ledger_json(&key.0, &key.1, rec)).into_response())
 }
 
@@ -515,19 +417,11 @@ async fn create_asset(
     let (Some(code), Some(name)) = (b["code"].as_str(), b["name"].as_str()) else {
         return Err(err("0047", "name, type and code are required").into());
     };
-    let v = s.create_asset(
-        parse_uuid(&org, "0007")?,
-        parse_uuid(&ledger, "0007")?,
-        code,
-        name,
-    )?;
+    let v = s.create_asset(parse_uuid(&org, "0007")?, parse_uuid(&ledger, "0007")?, code, name)?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn list_assets(
-    State(s): State<Arc<Shared>>,
-    Path((org, ledger)): Path<(String, String)>,
-) -> ApiResult {
+async fn list_assets(State(s): State<Arc<Shared>>, Path((org, ledger)): Path<(String, String)>) -> ApiResult {
     s.with_ledger(&org, &ledger, |rec, _, _| {
         Ok(Json(json!({"items": rec.assets, "page": 1, "limit": 100})).into_response())
     })
@@ -543,17 +437,10 @@ async fn create_account(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn list_accounts(
-    State(s): State<Arc<Shared>>,
-    Path((org, ledger)): Path<(String, String)>,
-) -> ApiResult {
+async fn list_accounts(State(s): State<Arc<Shared>>, Path((org, ledger)): Path<(String, String)>) -> ApiResult {
     s.with_ledger(&org, &ledger, |rec, _, _| {
-        let items: Vec<Value> = rec
-            .ledger
-            .accounts
-            .values()
-            .map(|a| rec.ledger.account_json(a, &org, &ledger))
-            .collect();
+        let items: Vec<Value> =
+            rec.ledger.accounts.values().map(|a| rec.ledger.account_json(a, &org, &ledger)).collect();
         Ok(Json(json!({"items": items, "page": 1, "limit": 100})).into_response())
     })
 }
@@ -564,11 +451,7 @@ async fn get_account(
 ) -> ApiResult {
     let id = parse_uuid(&id, "0052")?;
     s.with_ledger(&org, &ledger, |rec, _, _| {
-        let a = rec
-            .ledger
-            .accounts
-            .get(&id)
-            .ok_or_else(|| ApiError::from(err("0052", "account not found")))?;
+        let a = rec.ledger.accounts.get(&id).ok_or_else(|| ApiError::from(err("0052", "account not found")))?;
         Ok(Json(rec.ledger.account_json(a, &org, &ledger)).into_response())
     })
 }
@@ -578,10 +461,7 @@ async fn get_account_by_alias(
     Path((org, ledger, alias)): Path<(String, String, String)>,
 ) -> ApiResult {
     s.with_ledger(&org, &ledger, |rec, _, _| {
-        let a = rec
-            .ledger
-            .by_alias(&alias)
-            .ok_or_else(|| ApiError::from(err("0085", "account alias not found")))?;
+        let a = rec.ledger.by_alias(&alias).ok_or_else(|| ApiError::from(err("0085", "account alias not found")))?;
         Ok(Json(rec.ledger.account_json(a, &org, &ledger)).into_response())
     })
 }
@@ -596,11 +476,7 @@ async fn get_balances(
 ) -> ApiResult {
     let id = parse_uuid(&id, "0052")?;
     s.with_ledger(&org, &ledger, |rec, _, _| {
-        let a = rec
-            .ledger
-            .accounts
-            .get(&id)
-            .ok_or_else(|| ApiError::from(err("0052", "account not found")))?;
+        let a = rec.ledger.accounts.get(&id).ok_or_else(|| ApiError::from(err("0052", "account not found")))?;
         Ok(balances_page(rec, a, &org, &ledger))
     })
 }
@@ -610,21 +486,14 @@ async fn get_balances_by_alias(
     Path((org, ledger, alias)): Path<(String, String, String)>,
 ) -> ApiResult {
     s.with_ledger(&org, &ledger, |rec, _, _| {
-        let a = rec
-            .ledger
-            .by_alias(&alias)
-            .ok_or_else(|| ApiError::from(err("0085", "account alias not found")))?;
+        let a = rec.ledger.by_alias(&alias).ok_or_else(|| ApiError::from(err("0085", "account alias not found")))?;
         Ok(balances_page(rec, a, &org, &ledger))
     })
 }
 
 fn idempotency_header(headers: &HeaderMap) -> Option<(String, i64)> {
     let key = headers.get("X-Idempotency")?.to_str().ok()?.to_owned();
-    let ttl = headers
-        .get("X-TTL")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let ttl = headers.get("X-TTL").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(300);
     Some((key, ttl))
 }
 
@@ -638,21 +507,9 @@ async fn create_tx(
 ) -> ApiResult {
     let b = body_json(&body)?;
     let idem = idempotency_header(&headers);
-    let (v, replayed) = s.post_transaction(
-        &org,
-        &ledger,
-        endpoint,
-        &b,
-        idem.as_ref().map(|(k, t)| (k.as_str(), *t)),
-    )?;
-    Ok((
-        StatusCode::CREATED,
-        [(
-            "X-Idempotency-Replayed",
-            if replayed { "true" } else { "false" },
-        )],
-        Json(v),
-    )
+    let (v, replayed) =
+        s.post_transaction(&org, &ledger, endpoint, &b, idem.as_ref().map(|(k, t)| (k.as_str(), *t)))?;
+    Ok((StatusCode::CREATED, [("X-Idempotency-Replayed", if replayed { "true" } else { "false" })], Json(v))
         .into_response())
 }
 
@@ -689,44 +546,27 @@ async fn get_transaction(
 ) -> ApiResult {
     let id = parse_uuid(&id, "0070")?;
     s.with_ledger(&org, &ledger, |rec, _, _| {
-        let tx = rec
-            .ledger
-            .transactions
-            .get(&id)
-            .ok_or_else(|| ApiError::from(err("0070", "transaction not found")))?;
+        let tx =
+            rec.ledger.transactions.get(&id).ok_or_else(|| ApiError::from(err("0070", "transaction not found")))?;
         Ok(Json(rec.ledger.transaction_json(tx, &org, &ledger, None)).into_response())
     })
 }
 
-async fn commit(
-    State(s): State<Arc<Shared>>,
-    Path((org, ledger, id)): Path<(String, String, String)>,
-) -> ApiResult {
+async fn commit(State(s): State<Arc<Shared>>, Path((org, ledger, id)): Path<(String, String, String)>) -> ApiResult {
     let id = parse_uuid(&id, "0070")?;
     s.with_ledger(&org, &ledger, |rec, ids, now| {
         rec.ledger.commit(id, now, ids)?;
         let tx = &rec.ledger.transactions[&id];
-        Ok((
-            StatusCode::CREATED,
-            Json(rec.ledger.transaction_json(tx, &org, &ledger, None)),
-        )
-            .into_response())
+        Ok((StatusCode::CREATED, Json(rec.ledger.transaction_json(tx, &org, &ledger, None))).into_response())
     })
 }
 
-async fn cancel(
-    State(s): State<Arc<Shared>>,
-    Path((org, ledger, id)): Path<(String, String, String)>,
-) -> ApiResult {
+async fn cancel(State(s): State<Arc<Shared>>, Path((org, ledger, id)): Path<(String, String, String)>) -> ApiResult {
     let id = parse_uuid(&id, "0070")?;
     s.with_ledger(&org, &ledger, |rec, ids, now| {
         rec.ledger.cancel(id, now, ids)?;
         let tx = &rec.ledger.transactions[&id];
-        Ok((
-            StatusCode::CREATED,
-            Json(rec.ledger.transaction_json(tx, &org, &ledger, None)),
-        )
-            .into_response())
+        Ok((StatusCode::CREATED, Json(rec.ledger.transaction_json(tx, &org, &ledger, None))).into_response())
     })
 }
 
@@ -740,38 +580,18 @@ async fn revert(
     let (key, ttl) = idempotency_header(&headers).unwrap_or_else(|| (format!("revert-{id}"), 300));
     let internal = format!("{org}:{ledger}:{key}");
     let now = s.sim.clock.now();
-    if let Some(v) = s
-        .midaz()
-        .idempotency
-        .get(&internal)
-        .filter(|e| e.expires_at > now)
-        .and_then(|e| e.response.clone())
+    if let Some(v) =
+        s.midaz().idempotency.get(&internal).filter(|e| e.expires_at > now).and_then(|e| e.response.clone())
     {
-        return Ok((
-            StatusCode::CREATED,
-            [("X-Idempotency-Replayed", "true")],
-            Json(v),
-        )
-            .into_response());
+        return Ok((StatusCode::CREATED, [("X-Idempotency-Replayed", "true")], Json(v)).into_response());
     }
     let v = s.with_ledger(&org, &ledger, |rec, ids, now| {
         let child = rec.ledger.revert(id, now, ids)?;
-        Ok(rec
-            .ledger
-            .transaction_json(&rec.ledger.transactions[&child], &org, &ledger, None))
+        Ok(rec.ledger.transaction_json(&rec.ledger.transactions[&child], &org, &ledger, None))
     })?;
     s.midaz().idempotency.insert(
         internal,
-        IdemEntry {
-            response: Some(v.clone()),
-            ready_at: now,
-            expires_at: now + chrono::Duration::seconds(ttl),
-        },
+        IdemEntry { response: Some(v.clone()), ready_at: now, expires_at: now + chrono::Duration::seconds(ttl) },
     );
-    Ok((
-        StatusCode::CREATED,
-        [("X-Idempotency-Replayed", "false")],
-        Json(v),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, [("X-Idempotency-Replayed", "false")], Json(v)).into_response())
 }

@@ -143,12 +143,15 @@ pub fn seed_demo(handle: &SandboxHandle) -> anyhow::Result<DemoData> {
     let ispb = s.config.ispb.clone();
     let org = s.create_organization("Banco Sandbox S.A.", "12345678000195");
     let ledger = s.create_ledger(org, "pix").map_err(fail)?;
-    s.create_asset(org, ledger, "BRL", "Brazilian Real")
-        .map_err(fail)?;
+    s.create_asset(org, ledger, "BRL", "Brazilian Real").map_err(fail)?;
     let (org_s, ledger_s) = (org.to_string(), ledger.to_string());
 
     let fee = s
-        .create_account(org, ledger, &json!({"assetCode": "BRL", "type": "deposit", "name": "Fee revenue", "alias": "@fees_revenue"}))
+        .create_account(
+            org,
+            ledger,
+            &json!({"assetCode": "BRL", "type": "deposit", "name": "Fee revenue", "alias": "@fees_revenue"}),
+        )
         .map_err(fail)?;
     let fee_account = DemoAccount {
         name: "Fee revenue".into(),
@@ -208,40 +211,22 @@ pub fn seed_demo(handle: &SandboxHandle) -> anyhow::Result<DemoData> {
         });
     }
 
-    let owner =
-        |kind: &str, tax: &str, name: &str| json!({"type": kind, "taxIdNumber": tax, "name": name});
+    let owner = |kind: &str, tax: &str, name: &str| json!({"type": kind, "taxIdNumber": tax, "name": name});
     let account = |number: &str| json!({"participant": OTHER_ISPB, "branch": "0042", "number": number, "type": "CACC", "openingDate": "2023-05-10T03:00:00Z"});
     let other_keys: [(&str, Option<&str>, Value, Value); 4] = [
-        (
-            "CPF",
-            Some("52998224725"),
-            account("7001"),
-            owner("NATURAL_PERSON", "52998224725", "Ana Pereira"),
-        ),
+        ("CPF", Some("52998224725"), account("7001"), owner("NATURAL_PERSON", "52998224725", "Ana Pereira")),
         (
             "EMAIL",
             Some("ana.pereira@example.com"),
             account("7001"),
             owner("NATURAL_PERSON", "52998224725", "Ana Pereira"),
         ),
-        (
-            "PHONE",
-            Some("+5511987654321"),
-            account("7002"),
-            owner("NATURAL_PERSON", "39053344705", "Carlos Lima"),
-        ),
-        (
-            "EVP",
-            None,
-            account("7003"),
-            owner("LEGAL_PERSON", "11444777000161", "Loja Exemplo Ltda"),
-        ),
+        ("PHONE", Some("+5511987654321"), account("7002"), owner("NATURAL_PERSON", "39053344705", "Carlos Lima")),
+        ("EVP", None, account("7003"), owner("LEGAL_PERSON", "11444777000161", "Loja Exemplo Ltda")),
     ];
     let mut keys = Vec::new();
     for (key_type, key, account, owner) in other_keys {
-        let entry = s
-            .dict_register(key_type, key, account, owner.clone())
-            .map_err(fail)?;
+        let entry = s.dict_register(key_type, key, account, owner.clone()).map_err(fail)?;
         keys.push(DemoKey {
             key: entry["key"].as_str().unwrap_or_default().into(),
             key_type: key_type.into(),
@@ -258,11 +243,7 @@ pub fn seed_demo(handle: &SandboxHandle) -> anyhow::Result<DemoData> {
         asset_code: "BRL".into(),
         accounts,
         fee_account,
-        other_participant: DemoParticipant {
-            ispb: OTHER_ISPB.into(),
-            name: "Banco Exemplo S.A.".into(),
-            keys,
-        },
+        other_participant: DemoParticipant { ispb: OTHER_ISPB.into(), name: "Banco Exemplo S.A.".into(), keys },
         midaz_url: handle.midaz_url.clone(),
         crm_url: handle.crm_url.clone(),
         btg_url: handle.btg_url.clone(),

@@ -42,8 +42,7 @@ impl SimClock {
 
     /// Moves simulated time forward.
     pub fn advance(&self, by: chrono::Duration) {
-        self.offset_ms
-            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+        self.offset_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
     }
 }
 
@@ -154,9 +153,7 @@ impl Sim {
     pub fn alnum(&self, n: usize) -> String {
         const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let mut rng = self.rng();
-        (0..n)
-            .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-            .collect()
+        (0..n).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
     }
 
     /// An opaque token.
@@ -178,8 +175,7 @@ impl Sim {
 
     /// Removes one rule, or all when `id` is `None`.
     pub fn clear_faults(&self, id: Option<&str>) {
-        self.lock_faults()
-            .retain(|r| id.is_some_and(|id| r.id != id));
+        self.lock_faults().retain(|r| id.is_some_and(|id| r.id != id));
     }
 
     fn lock_faults(&self) -> std::sync::MutexGuard<'_, Vec<FaultRule>> {
@@ -192,9 +188,7 @@ impl Sim {
         let index = faults.iter().position(|r| {
             r.upstream == target
                 && path.starts_with(&r.path_prefix)
-                && r.method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         if let Some(p) = faults[index].probability
             && !self.rng().random_bool(p.clamp(0.0, 1.0))
@@ -223,16 +217,8 @@ pub struct FaultLayer {
 const HANG: Duration = Duration::from_secs(600);
 
 /// Applies the first matching fault rule to a request.
-pub async fn fault_middleware(
-    State(layer): State<FaultLayer>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let fault = layer.sim.take_fault(
-        layer.target,
-        request.method().as_str(),
-        request.uri().path(),
-    );
+pub async fn fault_middleware(State(layer): State<FaultLayer>, request: Request, next: Next) -> Response {
+    let fault = layer.sim.take_fault(layer.target, request.method().as_str(), request.uri().path());
     let Some(fault) = fault else {
         return next.run(request).await;
     };
@@ -259,11 +245,10 @@ pub async fn fault_middleware(
             )
             .into_response()
         }
-        FaultKind::NotFound => ApiError(
-            StatusCode::NOT_FOUND,
-            json!({"code": code, "title": not_found, "message": "injected not found"}),
-        )
-        .into_response(),
+        FaultKind::NotFound => {
+            ApiError(StatusCode::NOT_FOUND, json!({"code": code, "title": not_found, "message": "injected not found"}))
+                .into_response()
+        }
         FaultKind::TimeoutAfterEffect => {
             let _processed = next.run(request).await;
             tokio::time::sleep(HANG).await;
@@ -276,11 +261,7 @@ pub async fn fault_middleware(
 
 /// Extracts a bearer token.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
 #[cfg(test)]
@@ -307,26 +288,11 @@ mod tests {
             count: Some(2),
             probability: None,
         });
-        assert!(
-            sim.take_fault(FaultTarget::Btg, "GET", "/pix/payments/E1")
-                .is_none()
-        );
-        assert!(
-            sim.take_fault(FaultTarget::Midaz, "POST", "/pix/payments")
-                .is_none()
-        );
-        assert!(
-            sim.take_fault(FaultTarget::Btg, "POST", "/pix/payments")
-                .is_some()
-        );
-        assert!(
-            sim.take_fault(FaultTarget::Btg, "POST", "/pix/payments")
-                .is_some()
-        );
-        assert!(
-            sim.take_fault(FaultTarget::Btg, "POST", "/pix/payments")
-                .is_none()
-        );
+        assert!(sim.take_fault(FaultTarget::Btg, "GET", "/pix/payments/E1").is_none());
+        assert!(sim.take_fault(FaultTarget::Midaz, "POST", "/pix/payments").is_none());
+        assert!(sim.take_fault(FaultTarget::Btg, "POST", "/pix/payments").is_some());
+        assert!(sim.take_fault(FaultTarget::Btg, "POST", "/pix/payments").is_some());
+        assert!(sim.take_fault(FaultTarget::Btg, "POST", "/pix/payments").is_none());
         assert!(sim.faults().is_empty());
     }
 }

@@ -96,20 +96,9 @@ impl Webhooks {
             .unwrap_or_default();
         tokio::spawn(dispatch(
             rx,
-            Dispatcher {
-                client,
-                target: target.clone(),
-                log: log.clone(),
-                sim: sim.clone(),
-                schedule,
-            },
+            Dispatcher { client, target: target.clone(), log: log.clone(), sim: sim.clone(), schedule },
         ));
-        Webhooks {
-            tx,
-            target,
-            log,
-            sim,
-        }
+        Webhooks { tx, target, log, sim }
     }
 
     /// Queues an event; returns its webhook id.
@@ -118,11 +107,7 @@ impl Webhooks {
         let body = json!({"webhookId": webhook_id, "event": event, "data": data});
         let body = serde_json::to_vec(&body).unwrap_or_default();
         // The receiver lives as long as the runtime; a send error only happens at shutdown.
-        let _ = self.tx.send(Outgoing {
-            webhook_id: webhook_id.clone(),
-            event: event.to_owned(),
-            body,
-        });
+        let _ = self.tx.send(Outgoing { webhook_id: webhook_id.clone(), event: event.to_owned(), body });
         webhook_id
     }
 }
@@ -138,26 +123,19 @@ struct Dispatcher {
 
 impl Dispatcher {
     fn record(&self, o: &Outgoing, attempt: u32, status: Option<u16>, outcome: &str) {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Delivery {
-                webhook_id: o.webhook_id.clone(),
-                event: o.event.clone(),
-                attempt,
-                status,
-                outcome: outcome.to_owned(),
-                at: Utc::now(),
-            });
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(Delivery {
+            webhook_id: o.webhook_id.clone(),
+            event: o.event.clone(),
+            attempt,
+            status,
+            outcome: outcome.to_owned(),
+            at: Utc::now(),
+        });
     }
 
     async fn deliver(self, o: Arc<Outgoing>) {
         for attempt in 1..=self.schedule.max_attempts {
-            let target = self
-                .target
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let target = self.target.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let status = match &target.url {
                 None => None,
                 Some(url) => {
@@ -169,10 +147,7 @@ impl Dispatcher {
                         .header("content-type", "application/json")
                         .header(HEADER_CORRELATION, &o.webhook_id)
                         .header(HEADER_TIMESTAMP, ts.to_string())
-                        .header(
-                            HEADER_SIGNATURE,
-                            sign(target.secret.as_bytes(), ts, &o.body),
-                        )
+                        .header(HEADER_SIGNATURE, sign(target.secret.as_bytes(), ts, &o.body))
                         .body(o.body.clone())
                         .send()
                         .await;
@@ -184,10 +159,7 @@ impl Dispatcher {
                 return;
             }
             self.record(&o, attempt, status, "failed");
-            let exp = self
-                .schedule
-                .base
-                .saturating_mul(1 << (attempt - 1).min(16));
+            let exp = self.schedule.base.saturating_mul(1 << (attempt - 1).min(16));
             tokio::time::sleep(exp.min(self.schedule.max)).await;
         }
         tracing::warn!(webhook_id = %o.webhook_id, event = %o.event, "webhook undeliverable");

@@ -25,10 +25,7 @@ async fn midaz_hold_commit_cancel_revert_and_idempotency() {
 
     let account = ledger.account(&maria.account_id).await.unwrap();
     assert_eq!(account.alias.as_deref(), Some("@maria"));
-    assert_eq!(
-        ledger.account_by_alias("@maria").await.unwrap().id,
-        maria.account_id
-    );
+    assert_eq!(ledger.account_by_alias("@maria").await.unwrap().id, maria.account_id);
     let bal = &ledger.balances(&maria.account_id).await.unwrap()[0];
     assert_eq!((bal.available, bal.on_hold), (m("5000"), m("0")));
 
@@ -36,10 +33,7 @@ async fn midaz_hold_commit_cancel_revert_and_idempotency() {
     let hold = TransactionRequest::transfer(
         "BRL",
         vec![Leg::amount("@maria", "BRL", m("100.50"))],
-        vec![
-            Leg::amount("@external/BRL", "BRL", m("100.00")),
-            Leg::amount("@fees_revenue", "BRL", m("0.50")),
-        ],
+        vec![Leg::amount("@external/BRL", "BRL", m("100.00")), Leg::amount("@fees_revenue", "BRL", m("0.50"))],
     )
     .pending()
     .code("init-1")
@@ -55,18 +49,12 @@ async fn midaz_hold_commit_cancel_revert_and_idempotency() {
     let again = ledger.create_transaction(&hold, &key).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.id, tx.id);
-    assert_eq!(
-        ledger.balances(&maria.account_id).await.unwrap()[0].on_hold,
-        m("100.50")
-    );
+    assert_eq!(ledger.balances(&maria.account_id).await.unwrap()[0].on_hold, m("100.50"));
 
     let committed = ledger.commit(&tx.id).await.unwrap();
     assert_eq!(committed.status(), TransactionStatus::Approved);
     // A repeated commit gets 0099 upstream and is reconciled by reading the transaction back.
-    assert_eq!(
-        ledger.commit(&tx.id).await.unwrap().status(),
-        TransactionStatus::Approved
-    );
+    assert_eq!(ledger.commit(&tx.id).await.unwrap().status(), TransactionStatus::Approved);
     // Cancelling an approved transaction is a real error.
     let err = ledger.cancel(&tx.id).await.unwrap_err();
     assert_eq!(err.code(), Some("0099"), "{err}");
@@ -74,86 +62,39 @@ async fn midaz_hold_commit_cancel_revert_and_idempotency() {
     assert_eq!(fee.available, m("0.50"));
 
     // A hold that BTG rejects is cancelled and the money comes back.
-    let hold2 =
-        TransactionRequest::outflow("BRL", vec![Leg::amount("@maria", "BRL", m("10"))]).pending();
-    let tx2 = ledger
-        .outflow(&hold2, &IdempotencyKey::new("pix-out-init-2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        ledger.cancel(&tx2.id).await.unwrap().status(),
-        TransactionStatus::Canceled
-    );
-    assert_eq!(
-        ledger.cancel(&tx2.id).await.unwrap().status(),
-        TransactionStatus::Canceled
-    );
-    assert_eq!(
-        ledger.balances(&maria.account_id).await.unwrap()[0].available,
-        m("4899.50")
-    );
+    let hold2 = TransactionRequest::outflow("BRL", vec![Leg::amount("@maria", "BRL", m("10"))]).pending();
+    let tx2 = ledger.outflow(&hold2, &IdempotencyKey::new("pix-out-init-2")).await.unwrap();
+    assert_eq!(ledger.cancel(&tx2.id).await.unwrap().status(), TransactionStatus::Canceled);
+    assert_eq!(ledger.cancel(&tx2.id).await.unwrap().status(), TransactionStatus::Canceled);
+    assert_eq!(ledger.balances(&maria.account_id).await.unwrap()[0].available, m("4899.50"));
 
     // Full refund of a settled cash-out: revert.
-    let revert = ledger
-        .revert(&tx.id, &IdempotencyKey::new("revert-init-1"))
-        .await
-        .unwrap();
-    assert_eq!(
-        revert.parent_transaction_id.as_deref(),
-        Some(tx.id.as_str())
-    );
-    assert_eq!(
-        ledger.balances(&maria.account_id).await.unwrap()[0].available,
-        m("5000")
-    );
+    let revert = ledger.revert(&tx.id, &IdempotencyKey::new("revert-init-1")).await.unwrap();
+    assert_eq!(revert.parent_transaction_id.as_deref(), Some(tx.id.as_str()));
+    assert_eq!(ledger.balances(&maria.account_id).await.unwrap()[0].available, m("5000"));
 
     // Cash-in with a fee (Example A) through the json endpoint, and an inflow.
     let cashin = TransactionRequest::transfer(
         "BRL",
         vec![Leg::amount("@external/BRL", "BRL", m("100"))],
-        vec![
-            Leg::amount("@joao", "BRL", m("99")),
-            Leg::amount("@fees_revenue", "BRL", m("1")),
-        ],
+        vec![Leg::amount("@joao", "BRL", m("99")), Leg::amount("@fees_revenue", "BRL", m("1"))],
     );
-    let tx3 = ledger
-        .create_transaction(&cashin, &IdempotencyKey::new("pix-in-E1"))
-        .await
-        .unwrap();
+    let tx3 = ledger.create_transaction(&cashin, &IdempotencyKey::new("pix-in-E1")).await.unwrap();
     // Midaz answers CREATED on create and APPROVED on read.
     assert_eq!(tx3.status(), TransactionStatus::Created);
-    assert_eq!(
-        ledger.transaction(&tx3.id).await.unwrap().status(),
-        TransactionStatus::Approved
-    );
+    assert_eq!(ledger.transaction(&tx3.id).await.unwrap().status(), TransactionStatus::Approved);
     let inflow = TransactionRequest::inflow("BRL", vec![Leg::amount("@joao", "BRL", m("0.99"))]);
-    ledger
-        .inflow(&inflow, &IdempotencyKey::new("pix-in-E2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        ledger.balances(&demo.accounts[1].account_id).await.unwrap()[0].available,
-        m("1599.99")
-    );
+    ledger.inflow(&inflow, &IdempotencyKey::new("pix-in-E2")).await.unwrap();
+    assert_eq!(ledger.balances(&demo.accounts[1].account_id).await.unwrap()[0].available, m("1599.99"));
 
     // Business errors are typed.
-    let too_much =
-        TransactionRequest::outflow("BRL", vec![Leg::amount("@joao", "BRL", m("99999"))]);
-    match ledger
-        .outflow(&too_much, &IdempotencyKey::new("k-nsf"))
-        .await
-        .unwrap_err()
-    {
-        IntegrationError::Rejected {
-            status: 422, code, ..
-        } => assert_eq!(code, "0018"),
+    let too_much = TransactionRequest::outflow("BRL", vec![Leg::amount("@joao", "BRL", m("99999"))]);
+    match ledger.outflow(&too_much, &IdempotencyKey::new("k-nsf")).await.unwrap_err() {
+        IntegrationError::Rejected { status: 422, code, .. } => assert_eq!(code, "0018"),
         other => panic!("unexpected {other}"),
     }
     assert!(matches!(
-        ledger
-            .account("00000000-0000-0000-0000-000000000000")
-            .await
-            .unwrap_err(),
+        ledger.account("00000000-0000-0000-0000-000000000000").await.unwrap_err(),
         IntegrationError::NotFound { .. }
     ));
 
@@ -166,12 +107,7 @@ async fn midaz_hold_commit_cancel_revert_and_idempotency() {
 async fn midaz_in_flight_key_is_retried_until_replayed() {
     let (h, demo) = start(|c| c.midaz_idempotency_store_delay_ms = 150).await;
     let mut cfg = http(2_000);
-    cfg.retry = pix_integrations::RetryConfig {
-        max_attempts: 6,
-        base_delay_ms: 50,
-        max_delay_ms: 100,
-        jitter: 0.0,
-    };
+    cfg.retry = pix_integrations::RetryConfig { max_attempts: 6, base_delay_ms: 50, max_delay_ms: 100, jitter: 0.0 };
     let ledger = midaz(&h, &demo, cfg);
     let req = TransactionRequest::outflow("BRL", vec![Leg::amount("@acme", "BRL", m("1"))]);
     let key = IdempotencyKey::new("in-flight");
@@ -180,10 +116,7 @@ async fn midaz_in_flight_key_is_retried_until_replayed() {
     let second = ledger.outflow(&req, &key).await.unwrap();
     assert!(second.replayed);
     assert_eq!(first.id, second.id);
-    assert_eq!(
-        ledger.balances(&demo.accounts[2].account_id).await.unwrap()[0].available,
-        m("99999")
-    );
+    assert_eq!(ledger.balances(&demo.accounts[2].account_id).await.unwrap()[0].available, m("99999"));
 }
 
 #[tokio::test]
@@ -192,11 +125,7 @@ async fn lerian_token_is_cached_and_refreshed_after_revocation() {
     let ledger = midaz(&h, &demo, http(2_000));
     ledger.account(&demo.accounts[0].account_id).await.unwrap();
     // Revoked upstream: the next call gets 401, refreshes the token once and succeeds.
-    reqwest::Client::new()
-        .post(format!("{}/_control/tokens/revoke", h.control_url))
-        .send()
-        .await
-        .unwrap();
+    reqwest::Client::new().post(format!("{}/_control/tokens/revoke", h.control_url)).send().await.unwrap();
     ledger.account(&demo.accounts[0].account_id).await.unwrap();
 
     // Wrong credentials surface as Unauthorized.
@@ -230,17 +159,10 @@ async fn crm_resolves_holders_and_caches_them() {
     assert_eq!(holder.document, "11222333000181");
     assert_eq!(holder.trade_name.as_deref(), Some("ACME"));
     assert_eq!(
-        (
-            holder.branch.as_str(),
-            holder.account_number.as_str(),
-            holder.account_type.as_str()
-        ),
+        (holder.branch.as_str(), holder.account_number.as_str(), holder.account_type.as_str()),
         ("0001", "100003", "CACC")
     );
-    assert!(
-        !format!("{holder:?}").contains("11222333000181"),
-        "Debug must mask the document"
-    );
+    assert!(!format!("{holder:?}").contains("11222333000181"), "Debug must mask the document");
 
     // Served from cache while CRM is down.
     h.add_fault(pix_sandbox::FaultRule {
@@ -256,26 +178,13 @@ async fn crm_resolves_holders_and_caches_them() {
     crm.invalidate(&acme.account_id);
     assert!(matches!(
         crm.account_holder(&acme.account_id).await.unwrap_err(),
-        IntegrationError::Unavailable {
-            status: Some(503),
-            ..
-        }
+        IntegrationError::Unavailable { status: Some(503), .. }
     ));
     h.clear_faults();
 
-    let maria = crm
-        .account_holder(&demo.accounts[0].account_id)
-        .await
-        .unwrap();
-    assert_eq!(
-        (maria.person_type, maria.name.as_str()),
-        (PersonType::Natural, "Maria Silva")
-    );
-    match crm
-        .account_holder(&demo.fee_account.account_id)
-        .await
-        .unwrap_err()
-    {
+    let maria = crm.account_holder(&demo.accounts[0].account_id).await.unwrap();
+    assert_eq!((maria.person_type, maria.name.as_str()), (PersonType::Natural, "Maria Silva"));
+    match crm.account_holder(&demo.fee_account.account_id).await.unwrap_err() {
         IntegrationError::NotFound { code, .. } => assert_eq!(code, "CRM-0008"),
         other => panic!("unexpected {other}"),
     }
@@ -316,10 +225,7 @@ async fn btg_dict_entries_lookup_and_check() {
         .await
         .unwrap();
     assert_eq!(entry.key, "11144477735");
-    assert_eq!(
-        btg.entry("11144477735").await.unwrap().owner.name,
-        "Maria Silva"
-    );
+    assert_eq!(btg.entry("11144477735").await.unwrap().owner.name, "Maria Silva");
     let evp = btg
         .create_entry(&NewEntry {
             key: None,
@@ -351,32 +257,14 @@ async fn btg_dict_entries_lookup_and_check() {
         "{dup}"
     );
     let lookup = btg.lookup_key(ana_email, None).await.unwrap();
-    assert_eq!(
-        lookup.entry.account.participant,
-        demo.other_participant.ispb
-    );
+    assert_eq!(lookup.entry.account.participant, demo.other_participant.ispb);
     assert_eq!(lookup.end_to_end_id.len(), 32);
     let ours = "E12345678202501011200abcdefghijk";
-    assert_eq!(
-        btg.lookup_key(ana_email, Some(ours))
-            .await
-            .unwrap()
-            .end_to_end_id,
-        ours
-    );
-    assert!(matches!(
-        btg.entry(ana_email).await.unwrap_err(),
-        IntegrationError::NotFound { .. }
-    ));
+    assert_eq!(btg.lookup_key(ana_email, Some(ours)).await.unwrap().end_to_end_id, ours);
+    assert!(matches!(btg.entry(ana_email).await.unwrap_err(), IntegrationError::NotFound { .. }));
 
-    let checks = btg
-        .check_keys(&[ana_email.to_owned(), "nobody@example.com".to_owned()])
-        .await
-        .unwrap();
-    assert_eq!(
-        checks.iter().map(|c| c.has_entry).collect::<Vec<_>>(),
-        vec![true, false]
-    );
+    let checks = btg.check_keys(&[ana_email.to_owned(), "nobody@example.com".to_owned()]).await.unwrap();
+    assert_eq!(checks.iter().map(|c| c.has_entry).collect::<Vec<_>>(), vec![true, false]);
 
     let updated = btg
         .update_entry(
@@ -391,13 +279,8 @@ async fn btg_dict_entries_lookup_and_check() {
         .await
         .unwrap();
     assert_eq!(updated.account.number, "200001");
-    btg.delete_entry("11144477735", Reason::UserRequested)
-        .await
-        .unwrap();
-    assert!(matches!(
-        btg.entry("11144477735").await.unwrap_err(),
-        IntegrationError::NotFound { .. }
-    ));
+    btg.delete_entry("11144477735", Reason::UserRequested).await.unwrap();
+    assert!(matches!(btg.entry("11144477735").await.unwrap_err(), IntegrationError::NotFound { .. }));
 
     // CID file of our EVP entries becomes available and carries one CID per entry.
     let file = btg.request_cid_file(KeyType::Evp).await.unwrap();
@@ -440,31 +323,17 @@ async fn btg_payment_webhooks_reversal_and_report() {
         remittance_information: Some("almoço".into()),
         txid: None,
     };
-    let accepted = btg
-        .initiate_payment(&order(&lookup.end_to_end_id, "25.00"), "pix-out-1")
-        .await
-        .unwrap();
+    let accepted = btg.initiate_payment(&order(&lookup.end_to_end_id, "25.00"), "pix-out-1").await.unwrap();
     assert_eq!(accepted.status, PaymentStatus::Processing);
     // A retry with the same idempotency key replays the acceptance.
-    assert_eq!(
-        btg.initiate_payment(&order(&lookup.end_to_end_id, "25.00"), "pix-out-1")
-            .await
-            .unwrap(),
-        accepted
-    );
+    assert_eq!(btg.initiate_payment(&order(&lookup.end_to_end_id, "25.00"), "pix-out-1").await.unwrap(), accepted);
 
     let rejected_e2e = btg.lookup_key(&key.key, None).await.unwrap().end_to_end_id;
-    btg.initiate_payment(&order(&rejected_e2e, "10.13"), "pix-out-2")
-        .await
-        .unwrap();
+    btg.initiate_payment(&order(&rejected_e2e, "10.13"), "pix-out-2").await.unwrap();
 
     let events = eventually(5, || {
         let ev = rx.events();
-        (ev.iter()
-            .filter(|(_, e)| matches!(e, BtgEvent::Payment(_)))
-            .count()
-            >= 2)
-            .then_some(ev)
+        (ev.iter().filter(|(_, e)| matches!(e, BtgEvent::Payment(_))).count() >= 2).then_some(ev)
     })
     .await;
     let status_of = |e2e: &str| {
@@ -473,29 +342,15 @@ async fn btg_payment_webhooks_reversal_and_report() {
             _ => None,
         })
     };
-    assert_eq!(
-        status_of(&lookup.end_to_end_id).unwrap().status,
-        PaymentStatus::Confirmed
-    );
+    assert_eq!(status_of(&lookup.end_to_end_id).unwrap().status, PaymentStatus::Confirmed);
     let rejected = status_of(&rejected_e2e).unwrap();
-    assert_eq!(
-        (rejected.status, rejected.rejection_code.as_deref()),
-        (PaymentStatus::Rejected, Some("AC03"))
-    );
-    assert_eq!(
-        btg.payment(&lookup.end_to_end_id).await.unwrap().status,
-        PaymentStatus::Confirmed
-    );
+    assert_eq!((rejected.status, rejected.rejection_code.as_deref()), (PaymentStatus::Rejected, Some("AC03")));
+    assert_eq!(btg.payment(&lookup.end_to_end_id).await.unwrap().status, PaymentStatus::Confirmed);
     assert!(matches!(
-        btg.payment("E00000000202501011200xxxxxxxxxxx")
-            .await
-            .unwrap_err(),
+        btg.payment("E00000000202501011200xxxxxxxxxxx").await.unwrap_err(),
         IntegrationError::NotFound { .. }
     ));
-    assert_eq!(
-        btg.key_statistics(&key.key).await.unwrap().settlements.d90,
-        1
-    );
+    assert_eq!(btg.key_statistics(&key.key).await.unwrap().settlements.d90, 1);
 
     // A Pix received from another bank, then returned in part.
     btg.create_entry(&NewEntry {
@@ -508,9 +363,7 @@ async fn btg_payment_webhooks_reversal_and_report() {
     })
     .await
     .unwrap();
-    let inbound = h
-        .inbound_pix(&json!({"key": "11144477735", "amount": "80.00"}))
-        .unwrap();
+    let inbound = h.inbound_pix(&json!({"key": "11144477735", "amount": "80.00"})).unwrap();
     let e2e = inbound["endToEndId"].as_str().unwrap().to_owned();
     let got = eventually(5, || {
         rx.events().into_iter().find_map(|(_, e)| match e {
@@ -520,21 +373,13 @@ async fn btg_payment_webhooks_reversal_and_report() {
     })
     .await;
     assert_eq!(
-        (
-            got.amount,
-            got.creditor.account.as_str(),
-            got.debtor_ispb.as_str()
-        ),
+        (got.amount, got.creditor.account.as_str(), got.debtor_ispb.as_str()),
         (m("80.00"), "100001", "87654321")
     );
     let rev = btg
         .initiate_reversal(
             &e2e,
-            &ReversalOrder {
-                amount: m("30.00"),
-                reason: ReversalReason::Md06,
-                description: None,
-            },
+            &ReversalOrder { amount: m("30.00"), reason: ReversalReason::Md06, description: None },
             "rev-1",
         )
         .await
@@ -543,11 +388,7 @@ async fn btg_payment_webhooks_reversal_and_report() {
     let too_much = btg
         .initiate_reversal(
             &e2e,
-            &ReversalOrder {
-                amount: m("60.00"),
-                reason: ReversalReason::Md06,
-                description: None,
-            },
+            &ReversalOrder { amount: m("60.00"), reason: ReversalReason::Md06, description: None },
             "rev-2",
         )
         .await
@@ -557,15 +398,12 @@ async fn btg_payment_webhooks_reversal_and_report() {
         "{too_much}"
     );
     eventually(5, || {
-        rx.events().into_iter().find(
-            |(_, e)| matches!(e, BtgEvent::Reversal(r) if r.status == PaymentStatus::Confirmed),
-        )
+        rx.events()
+            .into_iter()
+            .find(|(_, e)| matches!(e, BtgEvent::Reversal(r) if r.status == PaymentStatus::Confirmed))
     })
     .await;
-    assert_eq!(
-        btg.reversal(&e2e, &rev.end_to_end_id).await.unwrap().status,
-        PaymentStatus::Confirmed
-    );
+    assert_eq!(btg.reversal(&e2e, &rev.end_to_end_id).await.unwrap().status, PaymentStatus::Confirmed);
 
     // trck.002 for intra-PSP transfers.
     let receipt = btg
@@ -584,14 +422,7 @@ async fn btg_payment_webhooks_reversal_and_report() {
         .unwrap();
     assert_eq!(receipt.status, "RECEIVED");
     h.advance_clock(Duration::from_secs(2));
-    assert_eq!(
-        btg.internal_transactions_report(&receipt.id)
-            .await
-            .unwrap()
-            .receipt_code
-            .as_deref(),
-        Some("ACCP")
-    );
+    assert_eq!(btg.internal_transactions_report(&receipt.id).await.unwrap().receipt_code.as_deref(), Some("ACCP"));
     assert_eq!(*rx.bad_signatures.lock().unwrap(), 0);
 }
 
@@ -601,22 +432,8 @@ async fn btg_claims_follow_simulated_time() {
     let (h, demo) = start(|_| {}).await;
     h.set_webhook_url(Some(rx.url.clone()));
     let btg = btg(&h, http(2_000));
-    let phone = demo
-        .other_participant
-        .keys
-        .iter()
-        .find(|k| k.key_type == "PHONE")
-        .unwrap()
-        .key
-        .clone();
-    let evp = demo
-        .other_participant
-        .keys
-        .iter()
-        .find(|k| k.key_type == "EVP")
-        .unwrap()
-        .key
-        .clone();
+    let phone = demo.other_participant.keys.iter().find(|k| k.key_type == "PHONE").unwrap().key.clone();
+    let evp = demo.other_participant.keys.iter().find(|k| k.key_type == "EVP").unwrap().key.clone();
     let claim_for = |key: &str, t: ClaimType, kt: KeyType| NewClaim {
         claim_type: t,
         key: key.into(),
@@ -626,76 +443,35 @@ async fn btg_claims_follow_simulated_time() {
         request_id: uuid::Uuid::new_v4(),
     };
 
-    let err = btg
-        .create_claim(&claim_for(&evp, ClaimType::Portability, KeyType::Evp))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, IntegrationError::Rejected { ref code, .. } if code == "INVALID_CLAIM_TYPE"),
-        "{err}"
-    );
+    let err = btg.create_claim(&claim_for(&evp, ClaimType::Portability, KeyType::Evp)).await.unwrap_err();
+    assert!(matches!(err, IntegrationError::Rejected { ref code, .. } if code == "INVALID_CLAIM_TYPE"), "{err}");
 
     // Ownership claim on a phone: the donor confirms after a day; we complete after the completion period.
     let request = claim_for(&phone, ClaimType::Ownership, KeyType::Phone);
     let claim = btg.create_claim(&request).await.unwrap();
-    assert_eq!(
-        (claim.status, claim.donor_participant.as_str()),
-        (ClaimStatus::Open, "87654321")
-    );
+    assert_eq!((claim.status, claim.donor_participant.as_str()), (ClaimStatus::Open, "87654321"));
     // A retry of the same request replays; a different request for the same key conflicts.
     assert_eq!(btg.create_claim(&request).await.unwrap().id, claim.id);
     assert!(matches!(
-        btg.create_claim(&claim_for(&phone, ClaimType::Ownership, KeyType::Phone))
-            .await
-            .unwrap_err(),
+        btg.create_claim(&claim_for(&phone, ClaimType::Ownership, KeyType::Phone)).await.unwrap_err(),
         IntegrationError::Conflict { .. }
     ));
-    assert!(
-        btg.claim_action(&claim.id, ClaimAction::Complete)
-            .await
-            .is_err(),
-        "cannot complete an OPEN claim"
-    );
+    assert!(btg.claim_action(&claim.id, ClaimAction::Complete).await.is_err(), "cannot complete an OPEN claim");
     h.advance_clock(Duration::from_secs(2 * 3600));
-    assert_eq!(
-        btg.claim(&claim.id).await.unwrap().status,
-        ClaimStatus::WaitingResolution
-    );
+    assert_eq!(btg.claim(&claim.id).await.unwrap().status, ClaimStatus::WaitingResolution);
     h.advance_clock(Duration::from_secs(24 * 3600));
-    assert_eq!(
-        btg.claim(&claim.id).await.unwrap().status,
-        ClaimStatus::Confirmed
-    );
-    let done = btg
-        .claim_action(&claim.id, ClaimAction::Complete)
-        .await
-        .unwrap();
+    assert_eq!(btg.claim(&claim.id).await.unwrap().status, ClaimStatus::Confirmed);
+    let done = btg.claim_action(&claim.id, ClaimAction::Complete).await.unwrap();
     assert_eq!(done.status, ClaimStatus::Completed);
-    assert_eq!(
-        btg.entry(&phone).await.unwrap().account.participant,
-        "12345678"
-    );
+    assert_eq!(btg.entry(&phone).await.unwrap().account.participant, "12345678");
 
     // Portability ignored by the donor lapses at the end of the resolution period.
     h.set_donor_behaviour(pix_sandbox::DonorBehaviour::Ignore);
-    let email = demo
-        .other_participant
-        .keys
-        .iter()
-        .find(|k| k.key_type == "EMAIL")
-        .unwrap()
-        .key
-        .clone();
-    let claim = btg
-        .create_claim(&claim_for(&email, ClaimType::Portability, KeyType::Email))
-        .await
-        .unwrap();
+    let email = demo.other_participant.keys.iter().find(|k| k.key_type == "EMAIL").unwrap().key.clone();
+    let claim = btg.create_claim(&claim_for(&email, ClaimType::Portability, KeyType::Email)).await.unwrap();
     h.advance_clock(Duration::from_secs(8 * 24 * 3600));
     let lapsed = btg.claim(&claim.id).await.unwrap();
-    assert_eq!(
-        (lapsed.status, lapsed.cancel_reason),
-        (ClaimStatus::Cancelled, Some(Reason::DefaultOperation))
-    );
+    assert_eq!((lapsed.status, lapsed.cancel_reason), (ClaimStatus::Cancelled, Some(Reason::DefaultOperation)));
 
     // Another participant claims one of our keys: we are the donor and confirm.
     btg.create_entry(&NewEntry {
@@ -718,41 +494,19 @@ async fn btg_claims_follow_simulated_time() {
         .await
         .unwrap();
     let id = resp["id"].as_str().unwrap().to_owned();
-    let listed = btg
-        .list_claims(&ClaimFilter {
-            is_donor: Some(true),
-            ..ClaimFilter::default()
-        })
-        .await
-        .unwrap();
+    let listed = btg.list_claims(&ClaimFilter { is_donor: Some(true), ..ClaimFilter::default() }).await.unwrap();
     assert!(listed.iter().any(|c| c.id == id));
+    assert_eq!(btg.claim_action(&id, ClaimAction::Acknowledge).await.unwrap().status, ClaimStatus::WaitingResolution);
     assert_eq!(
-        btg.claim_action(&id, ClaimAction::Acknowledge)
-            .await
-            .unwrap()
-            .status,
-        ClaimStatus::WaitingResolution
-    );
-    assert_eq!(
-        btg.claim_action(&id, ClaimAction::Confirm(Reason::UserRequested))
-            .await
-            .unwrap()
-            .status,
+        btg.claim_action(&id, ClaimAction::Confirm(Reason::UserRequested)).await.unwrap().status,
         ClaimStatus::Confirmed
     );
     h.advance_clock(Duration::from_secs(1));
     assert_eq!(btg.claim(&id).await.unwrap().status, ClaimStatus::Completed);
-    assert!(matches!(
-        btg.entry("11144477735").await.unwrap_err(),
-        IntegrationError::NotFound { .. }
-    ));
+    assert!(matches!(btg.entry("11144477735").await.unwrap_err(), IntegrationError::NotFound { .. }));
 
     let seen = eventually(5, || {
-        let n = rx
-            .events()
-            .iter()
-            .filter(|(_, e)| matches!(e, BtgEvent::Claim(c) if c.id == id))
-            .count();
+        let n = rx.events().iter().filter(|(_, e)| matches!(e, BtgEvent::Claim(c) if c.id == id)).count();
         (n >= 4).then_some(n)
     })
     .await;
@@ -773,36 +527,14 @@ async fn btg_med_objects() {
     })
     .await
     .unwrap();
-    let inbound = h
-        .inbound_pix(&json!({"key": "11144477735", "amount": "300.00"}))
-        .unwrap();
+    let inbound = h.inbound_pix(&json!({"key": "11144477735", "amount": "300.00"})).unwrap();
     let e2e = inbound["endToEndId"].as_str().unwrap();
 
-    let marker = btg
-        .create_fraud_marker("52998224725", FraudType::ScammerAccount, None)
-        .await
-        .unwrap();
+    let marker = btg.create_fraud_marker("52998224725", FraudType::ScammerAccount, None).await.unwrap();
     assert_eq!(btg.fraud_markers("52998224725").await.unwrap().len(), 1);
-    assert_eq!(
-        btg.person_statistics("52998224725")
-            .await
-            .unwrap()
-            .scammer_accounts
-            .d90,
-        1
-    );
-    assert_eq!(
-        btg.cancel_fraud_marker(&marker.id).await.unwrap().status,
-        "CANCELLED"
-    );
-    assert_eq!(
-        btg.key_statistics(&demo.other_participant.keys[0].key)
-            .await
-            .unwrap()
-            .scammer_accounts
-            .d90,
-        0
-    );
+    assert_eq!(btg.person_statistics("52998224725").await.unwrap().scammer_accounts.d90, 1);
+    assert_eq!(btg.cancel_fraud_marker(&marker.id).await.unwrap().status, "CANCELLED");
+    assert_eq!(btg.key_statistics(&demo.other_participant.keys[0].key).await.unwrap().scammer_accounts.d90, 0);
 
     let report = btg
         .create_infraction_report(&NewInfractionReport {
@@ -816,10 +548,7 @@ async fn btg_med_objects() {
     assert_eq!(report.status, "OPEN");
     h.advance_clock(Duration::from_secs(2 * 24 * 3600));
     let closed = btg.infraction_report(&report.id).await.unwrap();
-    assert_eq!(
-        (closed.status.as_str(), closed.analysis_result.as_deref()),
-        ("CLOSED", Some("AGREED"))
-    );
+    assert_eq!((closed.status.as_str(), closed.analysis_result.as_deref()), ("CLOSED", Some("AGREED")));
 
     let refund = btg
         .create_refund_request(&NewRefundRequest {
@@ -831,10 +560,7 @@ async fn btg_med_objects() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        btg.cancel_refund_request(&refund.id).await.unwrap().status,
-        "CANCELLED"
-    );
+    assert_eq!(btg.cancel_refund_request(&refund.id).await.unwrap().status, "CANCELLED");
     assert!(
         btg.close_refund_request(
             &refund.id,
@@ -859,22 +585,10 @@ async fn btg_med_objects() {
         })
         .await
         .unwrap();
-    assert!(
-        btg.tracking_graph(&recovery.id).await.is_err(),
-        "graph not ready before TRACKED"
-    );
+    assert!(btg.tracking_graph(&recovery.id).await.is_err(), "graph not ready before TRACKED");
     h.advance_clock(Duration::from_secs(120));
-    assert_eq!(
-        btg.funds_recovery(&recovery.id).await.unwrap().status,
-        "TRACKED"
-    );
+    assert_eq!(btg.funds_recovery(&recovery.id).await.unwrap().status, "TRACKED");
     let graph = btg.tracking_graph(&recovery.id).await.unwrap();
     assert_eq!(graph.nodes[0].end_to_end_id, e2e);
-    assert_eq!(
-        btg.cancel_funds_recovery(&recovery.id)
-            .await
-            .unwrap()
-            .status,
-        "CANCELLED"
-    );
+    assert_eq!(btg.cancel_funds_recovery(&recovery.id).await.unwrap().status, "CANCELLED");
 }

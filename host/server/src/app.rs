@@ -34,6 +34,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    pub integrations: Arc<crate::integrations::Integrations>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,6 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "Health", description = "Liveness, readiness and metrics"),
         (name = "Webhooks", description = "Where a tenant receives its events"),
         (name = "Admin", description = "Operator endpoints (admin credential)"),
+        (name = "Inbound", description = "Events from BTG (HMAC-signed and/or mTLS)"),
     )
 )]
 struct ApiDoc;
@@ -56,8 +58,7 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        let bearer =
-            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("tenant_token", bearer());
         components.add_security_scheme("admin_token", bearer());
     }
@@ -66,6 +67,8 @@ impl utoipa::Modify for BearerAuth {
 /// Routes by who may call them; auth is layered on in [`router`].
 struct Areas {
     public: OpenApiRouter<AppState>,
+    /// Authenticated by signature or client certificate rather than a bearer token.
+    inbound: OpenApiRouter<AppState>,
     tenant: OpenApiRouter<AppState>,
     admin: OpenApiRouter<AppState>,
 }
@@ -73,6 +76,7 @@ struct Areas {
 fn areas() -> Areas {
     Areas {
         public: routes::health::routes(),
+        inbound: OpenApiRouter::new().routes(utoipa_axum::routes!(crate::inbound::receive_btg_event)),
         tenant: routes::webhook_endpoints::routes(),
         admin: routes::admin::routes(),
     }
@@ -81,6 +85,7 @@ fn areas() -> Areas {
 fn documented(areas: Areas) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(areas.public)
+        .merge(areas.inbound)
         .merge(areas.tenant)
         .merge(areas.admin)
 }
@@ -90,43 +95,37 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented(areas()).split_for_parts().1
 }
 
+/// The BTG ingress alone, for the mTLS listener (its clients are verified by the handshake).
+pub fn mtls_ingress_router(state: AppState) -> Router {
+    let (router, _) = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(crate::inbound::receive_btg_event))
+        .layer(axum::Extension(crate::inbound::Channel::MutualTls))
+        .split_for_parts();
+    with_edge_layers(router, &state.config).with_state(state)
+}
+
 /// Only `/health`, `/readyz` and `/metrics`: what a workers-only process exposes for probes.
 pub fn health_router(state: AppState) -> Router {
     let (router, _) = routes::health::routes().split_for_parts();
-    router
-        .layer(from_fn(telemetry::track_http))
-        .with_state(state)
+    router.layer(from_fn(telemetry::track_http)).with_state(state)
 }
 
 pub fn router(state: AppState) -> Router {
-    let Areas {
-        public,
-        tenant,
-        admin,
-    } = areas();
+    let Areas { public, inbound, tenant, admin } = areas();
+    let inbound = inbound.layer(axum::Extension(crate::inbound::Channel::Plain));
     // route_layer: unmatched paths get a 404, not a 401.
     let tenant = tenant
         .route_layer(from_fn_with_state(state.clone(), idempotency::idempotency))
         .route_layer(from_fn_with_state(state.clone(), auth::require_tenant));
     let admin = admin.route_layer(from_fn_with_state(state.clone(), auth::require_admin));
-    let (api, doc) = documented(Areas {
-        public,
-        tenant,
-        admin,
-    })
-    .split_for_parts();
+    let (api, doc) = documented(Areas { public, inbound, tenant, admin }).split_for_parts();
     let doc_json = serde_json::to_value(&doc).unwrap_or_default();
     let api = api
         .merge(Scalar::with_url("/docs", doc))
         .route("/openapi.json", get(move || async move { Json(doc_json) }))
-        .fallback(|| async {
-            ApiError::new(ErrorCode::RouteNotFound, "no route matches this path")
-        })
+        .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no route matches this path") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                "this route does not accept this method",
-            )
+            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept this method")
         });
     with_edge_layers(api, &state.config).with_state(state)
 }
@@ -134,19 +133,12 @@ pub fn router(state: AppState) -> Router {
 /// The middleware every request passes through, outermost first: request id, trace span,
 /// metrics, JSON errors, panic guard, timeout, body limit, load shedding. Public so tests can
 /// put the same stack around routes of their own.
-pub fn with_edge_layers<S: Clone + Send + Sync + 'static>(
-    router: Router<S>,
-    config: &Config,
-) -> Router<S> {
+pub fn with_edge_layers<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Config) -> Router<S> {
     router.layer(from_fn(telemetry::track_http)).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
                 tracing::info_span!("http", request_id = %id, method = %req.method(),
                         path = %req.uri().path(), tenant = tracing::field::Empty)
             }))
@@ -154,19 +146,12 @@ pub fn with_edge_layers<S: Clone + Send + Sync + 'static>(
             .layer(map_response(ensure_json_errors))
             .layer(CatchPanicLayer::custom(panic_response))
             // 504, so an exceeded budget is told apart from load shedding's 503.
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                config.request_timeout(),
-            ))
+            .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout()))
             .layer(DefaultBodyLimit::max(config.server.body_limit_bytes))
             // Excess load fails fast with 503 instead of queueing without bound.
-            .layer(HandleErrorLayer::new(|_: BoxError| async {
-                StatusCode::SERVICE_UNAVAILABLE
-            }))
+            .layer(HandleErrorLayer::new(|_: BoxError| async { StatusCode::SERVICE_UNAVAILABLE }))
             .layer(LoadShedLayer::new())
             // Global: Router::layer clones the stack per route, and the clones share this.
-            .layer(GlobalConcurrencyLimitLayer::new(
-                config.server.max_concurrent_requests,
-            )),
+            .layer(GlobalConcurrencyLimitLayer::new(config.server.max_concurrent_requests)),
     )
 }

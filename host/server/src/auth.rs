@@ -25,10 +25,7 @@ pub struct CurrentAdmin {
 
 fn unauthorized(message: &str) -> Response {
     let mut response = ApiError::new(ErrorCode::Unauthorized, message).into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
     response
 }
 
@@ -39,10 +36,7 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, R
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
@@ -53,19 +47,11 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, R
     }
 }
 
-pub async fn require_tenant(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn require_tenant(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let tenant_id = match principal(&state, req.headers()).await {
         Ok(Principal::Tenant { tenant_id, .. }) => tenant_id,
         Ok(Principal::Admin { .. }) => {
-            return ApiError::new(
-                ErrorCode::Forbidden,
-                "admin credentials cannot act as a tenant",
-            )
-            .into_response();
+            return ApiError::new(ErrorCode::Forbidden, "admin credentials cannot act as a tenant").into_response();
         }
         Err(response) => return response,
     };
@@ -80,21 +66,15 @@ pub async fn require_tenant(
     }
 }
 
-pub async fn require_admin(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn require_admin(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match principal(&state, req.headers()).await {
         Ok(Principal::Admin { credential_id }) => {
             req.extensions_mut().insert(CurrentAdmin { credential_id });
             next.run(req).await
         }
-        Ok(Principal::Tenant { .. }) => ApiError::new(
-            ErrorCode::Forbidden,
-            "this endpoint needs an admin credential",
-        )
-        .into_response(),
+        Ok(Principal::Tenant { .. }) => {
+            ApiError::new(ErrorCode::Forbidden, "this endpoint needs an admin credential").into_response()
+        }
         Err(response) => response,
     }
 }

@@ -13,14 +13,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppState, router};
 use crate::config::Config;
+use crate::inbound::InboundDispatcher;
+use crate::integrations::Integrations;
 use crate::{embedded, telemetry, worker};
+use pix_store::inbound::{INBOUND_QUEUE, PROCESS_INBOUND};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "pix-host",
-    version,
-    about = "Pix indirect participant host (BTG, Midaz, CRM, WebAssembly policies)"
-)]
+#[command(name = "pix-host", version, about = "Pix indirect participant host (BTG, Midaz, CRM, WebAssembly policies)")]
 pub struct Cli {
     /// TOML configuration file; `PIX_*` environment variables override it.
     #[arg(long, global = true, env = "PIX_CONFIG")]
@@ -50,6 +49,20 @@ pub enum Command {
         #[arg(long, default_value = "operator")]
         label: String,
     },
+    /// Run the BTG, Midaz and CRM simulators alone, so a host can be pointed at them by URL.
+    Sandbox {
+        /// Midaz listens here, CRM on +1, BTG on +2, the control API on +3.
+        #[arg(long, default_value_t = 4020)]
+        base_port: u16,
+        /// Where BTG webhooks go, e.g. http://127.0.0.1:4014/v1/inbound/btg/<tenant id>.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// HMAC secret of the webhook signature (the host's `btg_webhook.hmac_secret`).
+        #[arg(long, env = "PIX_SANDBOX_WEBHOOK_SECRET", default_value = "sandbox-webhook-secret")]
+        webhook_secret: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -62,6 +75,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.migrate().await.context("applying migrations")?;
             println!("migrations applied ({})", store.backend().as_str());
             Ok(())
+        }
+        Command::Sandbox { base_port, webhook_url, webhook_secret, seed } => {
+            let port = |offset: u16| base_port.checked_add(offset).context("--base-port too high");
+            pix_sandbox::run(pix_sandbox::SandboxConfig {
+                seed,
+                midaz_port: port(0)?,
+                crm_port: port(1)?,
+                btg_port: port(2)?,
+                control_port: port(3)?,
+                webhook_url,
+                webhook_secret,
+                ..Default::default()
+            })
+            .await
         }
         Command::AdminToken { label } => {
             let store = open_store(&config).await?;
@@ -84,13 +111,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
         schema: None,
     };
-    Store::connect(&config.database_url(), &options)
-        .await
-        .context("connecting to the database")
+    Store::connect(&config.database_url(), &options).await.context("connecting to the database")
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and jobs.
-pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     store.migrate().await.context("applying migrations")?;
     let listener = TcpListener::bind(config.server.listen)
@@ -99,11 +124,31 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-    if config.demo
-        && let Some(demo) =
-            embedded::ensure_demo(&store, clock.as_ref(), &config.data_dir, &url).await?
-    {
-        print_demo(&demo, &config);
+    let mut demo = match config.demo {
+        true => embedded::ensure_demo(&store, clock.as_ref(), &config.data_dir, &url).await?,
+        false => None,
+    };
+    // Without real upstreams, the simulators run in-process and the demo tenant is wired to them.
+    let mut sandbox = None;
+    let integrations = match config.integrations.clone() {
+        Some(real) => real,
+        None => {
+            let secret = config.btg_webhook.hmac_secret.get_or_insert_with(random_secret).clone();
+            let webhook_url = demo.as_ref().map(|d| format!("{url}/v1/inbound/btg/{}", d.tenant_id));
+            let embedded = embedded::start_sandbox(config.sandbox.seed, webhook_url, &secret).await?;
+            if let Some(d) = demo.as_mut() {
+                let data = &embedded.data;
+                store.set_tenant_ledger(d.tenant_id, &data.organization_id, &data.ledger_id, clock.now()).await?;
+                d.sandbox = Some(data.clone());
+                embedded::save_demo(&config.data_dir, d)?;
+            }
+            let integrations = embedded.integrations.clone();
+            sandbox = Some(embedded);
+            integrations
+        }
+    };
+    if let Some(d) = &demo {
+        print_demo(d, &config);
     }
 
     let shutdown = CancellationToken::new();
@@ -114,6 +159,7 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
         config: Arc::new(config),
         clock: clock.clone(),
         metrics: telemetry::metrics_handle(),
+        integrations: Arc::new(Integrations::new(integrations)),
     };
 
     let mut background = tokio::task::JoinSet::new();
@@ -125,14 +171,25 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
         background.spawn(
-            worker::Worker::new(
-                store.clone(),
-                clock.clone(),
-                "default",
-                state.config.workers.clone(),
-            )
-            .run(shutdown.clone(), grace),
+            worker::Worker::new(store.clone(), clock.clone(), "default", state.config.workers.clone())
+                .run(shutdown.clone(), grace),
         );
+        let inbound = Arc::new(InboundDispatcher::new(store.clone(), clock.clone()));
+        background.spawn(
+            worker::Worker::new(store.clone(), clock.clone(), INBOUND_QUEUE, state.config.workers.clone())
+                .handle(PROCESS_INBOUND, inbound)
+                .run(shutdown.clone(), grace),
+        );
+    }
+    if role != Role::Workers
+        && let Some(mtls) = &state.config.btg_webhook.mtls
+    {
+        let ingress = crate::app::mtls_ingress_router(state.clone());
+        let (addr, task) = crate::mtls::serve(mtls, ingress, shutdown.clone(), grace).await?;
+        println!("BTG webhook mTLS listener on https://{addr}");
+        background.spawn(async move {
+            let _ = task.await;
+        });
     }
     let app = match role {
         Role::Workers => crate::app::health_router(state),
@@ -143,20 +200,17 @@ pub async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     serve_http(listener, app, shutdown.clone()).await?;
     shutdown.cancel();
     while background.join_next().await.is_some() {}
+    if let Some(embedded) = sandbox {
+        embedded.handle.shutdown();
+    }
     store.db().close().await;
     tracing::info!("pix-host stopped");
     Ok(())
 }
 
 /// Serves `app` until `shutdown` fires; requests already accepted are answered first.
-pub async fn serve_http(
-    listener: TcpListener,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+pub async fn serve_http(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 async fn signal_shutdown(shutdown: CancellationToken) {
@@ -180,15 +234,20 @@ async fn signal_shutdown(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// A webhook secret for the embedded simulators when none is configured.
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 fn print_demo(demo: &embedded::Demo, config: &Config) {
     println!();
     println!("  Demo tenant   {} (ISPB {})", demo.tenant_name, demo.ispb);
     println!("  Tenant token  {}", demo.tenant_token);
     println!("  Admin token   {}", demo.admin_token);
-    println!(
-        "  Saved in      {}",
-        embedded::demo_file(&config.data_dir).display()
-    );
+    println!("  Saved in      {}", embedded::demo_file(&config.data_dir).display());
     println!(
         "  Try:          curl -H \"Authorization: Bearer {}\" {}/v1/webhooks/endpoints",
         demo.tenant_token, demo.api_url

@@ -22,6 +22,61 @@ pub struct Config {
     pub workers: WorkerConfig,
     /// Seed a demo tenant and print its credentials when the database has no tenant.
     pub demo: bool,
+    /// Real BTG, Midaz and CRM endpoints. Absent: the simulators run in-process (`sandbox`).
+    #[serde(default, skip_serializing)]
+    pub integrations: Option<IntegrationsConfig>,
+    pub sandbox: SandboxSettings,
+    pub btg_webhook: BtgWebhookConfig,
+}
+
+/// Process-wide upstream settings; each tenant's Midaz organization and ledger and its ISPB are
+/// laid over them (see `integrations.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationsConfig {
+    pub midaz: pix_integrations::MidazConfig,
+    pub crm: pix_integrations::CrmConfig,
+    pub btg: pix_integrations::BtgConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// With no `[integrations]`, start the BTG/Midaz/CRM simulators in-process and use them.
+    pub embedded: bool,
+    /// Seed of the simulators (their ids and scenarios are deterministic under it).
+    pub seed: u64,
+}
+
+/// Inbound BTG webhooks: HMAC-signed (`x-signature`, `x-signature-timestamp`) and/or received
+/// on a dedicated mTLS listener. At least one of the two must be configured.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BtgWebhookConfig {
+    /// Shared secret of the HMAC signature; never logged.
+    pub hmac_secret: Option<String>,
+    pub timestamp_tolerance_secs: i64,
+    pub mtls: Option<MtlsListenerConfig>,
+}
+
+impl std::fmt::Debug for BtgWebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BtgWebhookConfig")
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "***"))
+            .field("timestamp_tolerance_secs", &self.timestamp_tolerance_secs)
+            .field("mtls", &self.mtls)
+            .finish()
+    }
+}
+
+/// A TLS listener that only accepts clients presenting a certificate signed by `client_ca_file`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsListenerConfig {
+    pub listen: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,10 +156,7 @@ impl Default for Config {
                 acquire_timeout_ms: 5_000,
                 statement_timeout_ms: 10_000,
             },
-            log: LogConfig {
-                format: LogFormat::Pretty,
-                filter: "info".into(),
-            },
+            log: LogConfig { format: LogFormat::Pretty, filter: "info".into() },
             idempotency: IdempotencyConfig {
                 default_ttl_secs: 24 * 3600,
                 min_ttl_secs: 60,
@@ -119,6 +171,9 @@ impl Default for Config {
                 retry_cap_ms: 15 * 60 * 1000,
             },
             demo: true,
+            integrations: None,
+            sandbox: SandboxSettings { embedded: true, seed: 42 },
+            btg_webhook: BtgWebhookConfig { hmac_secret: None, timestamp_tolerance_secs: 300, mtls: None },
         }
     }
 }
@@ -134,19 +189,12 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(ConfigError(format!(
-                    "config file {} does not exist",
-                    file.display()
-                )));
+                return Err(ConfigError(format!("config file {} does not exist", file.display())));
             }
             figment = figment.merge(Toml::file(file));
         }
         let config: Config = figment
-            .merge(
-                Env::prefixed("PIX_")
-                    .split("__")
-                    .ignore(&["test_database_url"]),
-            )
+            .merge(Env::prefixed("PIX_").split("__").ignore(&["test_database_url"]))
             .extract()
             .map_err(|e| ConfigError(figment_message(e)))?;
         config.validate()?;
@@ -161,10 +209,7 @@ impl Config {
             || url.starts_with("postgres:")
             || url.starts_with("postgresql:"))
         {
-            return fail(
-                "database.url",
-                "must start with sqlite: or postgres: (or be empty for the embedded default)",
-            );
+            return fail("database.url", "must start with sqlite: or postgres: (or be empty for the embedded default)");
         }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");
@@ -172,9 +217,7 @@ impl Config {
         if self.server.request_timeout_ms == 0 {
             return fail("server.request_timeout_ms", "must be greater than 0");
         }
-        if self.database.acquire_timeout_ms + self.database.statement_timeout_ms
-            >= self.server.request_timeout_ms
-        {
+        if self.database.acquire_timeout_ms + self.database.statement_timeout_ms >= self.server.request_timeout_ms {
             return fail(
                 "database.statement_timeout_ms",
                 "acquire + statement timeouts must stay below server.request_timeout_ms",
@@ -188,16 +231,10 @@ impl Config {
         }
         let idem = &self.idempotency;
         if idem.min_ttl_secs == 0 || idem.min_ttl_secs > idem.max_ttl_secs {
-            return fail(
-                "idempotency.min_ttl_secs",
-                "must be between 1 and idempotency.max_ttl_secs",
-            );
+            return fail("idempotency.min_ttl_secs", "must be between 1 and idempotency.max_ttl_secs");
         }
         if !(idem.min_ttl_secs..=idem.max_ttl_secs).contains(&idem.default_ttl_secs) {
-            return fail(
-                "idempotency.default_ttl_secs",
-                "must lie between min_ttl_secs and max_ttl_secs",
-            );
+            return fail("idempotency.default_ttl_secs", "must lie between min_ttl_secs and max_ttl_secs");
         }
         if idem.lock_secs == 0 {
             return fail("idempotency.lock_secs", "must be greater than 0");
@@ -207,16 +244,32 @@ impl Config {
             return fail("workers.concurrency", "must be at least 1");
         }
         if w.lease_secs == 0 || w.poll_interval_ms == 0 {
-            return fail(
-                "workers.lease_secs",
-                "lease and poll interval must be greater than 0",
-            );
+            return fail("workers.lease_secs", "lease and poll interval must be greater than 0");
         }
         if w.retry_base_ms == 0 || w.retry_base_ms > w.retry_cap_ms {
-            return fail(
-                "workers.retry_base_ms",
-                "must be between 1 and workers.retry_cap_ms",
-            );
+            return fail("workers.retry_base_ms", "must be between 1 and workers.retry_cap_ms");
+        }
+        if self.integrations.is_none() && !self.sandbox.embedded {
+            return fail("integrations", "configure [integrations] or enable sandbox.embedded");
+        }
+        let hook = &self.btg_webhook;
+        if hook.hmac_secret.as_deref().is_some_and(|s| s.len() < 16) {
+            return fail("btg_webhook.hmac_secret", "must be at least 16 characters");
+        }
+        if self.integrations.is_some() && hook.hmac_secret.is_none() && hook.mtls.is_none() {
+            return fail("btg_webhook", "inbound webhooks need hmac_secret and/or mtls");
+        }
+        if hook.timestamp_tolerance_secs <= 0 {
+            return fail("btg_webhook.timestamp_tolerance_secs", "must be greater than 0");
+        }
+        if let Some(mtls) = &hook.mtls {
+            for (key, path) in
+                [("cert_file", &mtls.cert_file), ("key_file", &mtls.key_file), ("client_ca_file", &mtls.client_ca_file)]
+            {
+                if !path.exists() {
+                    return fail(&format!("btg_webhook.mtls.{key}"), &format!("{} does not exist", path.display()));
+                }
+            }
         }
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return fail("log.filter", &e.to_string());
@@ -248,11 +301,7 @@ fn figment_message(e: figment::Error) -> String {
         .map(|e| {
             let key = e.path.join(".");
             let kind = e.kind.to_string();
-            if key.is_empty() {
-                kind
-            } else {
-                format!("{key}: {kind}")
-            }
+            if key.is_empty() { kind } else { format!("{key}: {kind}") }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -275,10 +324,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pix.toml");
         std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
-        assert_eq!(
-            Config::load(Some(&file)).unwrap().server.listen.port(),
-            9999
-        );
+        assert_eq!(Config::load(Some(&file)).unwrap().server.listen.port(), 9999);
 
         std::fs::write(&file, "[server]\nlisten = \"not an address\"\n").unwrap();
         let err = Config::load(Some(&file)).unwrap_err().to_string();
@@ -299,20 +345,10 @@ mod tests {
     fn cross_field_rules_are_enforced() {
         let mut c = Config::default();
         c.idempotency.default_ttl_secs = 10;
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("idempotency.default_ttl_secs")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("idempotency.default_ttl_secs"));
         let mut c = Config::default();
         c.database.statement_timeout_ms = 60_000;
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("statement_timeout_ms")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("statement_timeout_ms"));
         let mut c = Config::default();
         c.log.filter = "[[[".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.filter"));

@@ -19,6 +19,10 @@ pub struct Demo {
     pub ispb: String,
     pub tenant_token: String,
     pub admin_token: String,
+    /// The simulated institution (accounts, aliases, the other participant's keys, control URL);
+    /// refreshed at every start since the simulators live in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<pix_sandbox::DemoData>,
 }
 
 pub const DEMO_TENANT: &str = "Demo Institution";
@@ -72,10 +76,17 @@ pub async fn ensure_demo(
         ispb: tenant.ispb,
         tenant_token: tenant_token.token,
         admin_token: admin_token.token,
+        sandbox: None,
     };
     std::fs::create_dir_all(data_dir)?;
     write_private(&file, &serde_json::to_vec_pretty(&demo)?)?;
     Ok(Some(demo))
+}
+
+/// Saves the demo with the simulators' current data.
+pub fn save_demo(data_dir: &Path, demo: &Demo) -> anyhow::Result<()> {
+    write_private(&demo_file(data_dir), &serde_json::to_vec_pretty(demo)?)?;
+    Ok(())
 }
 
 /// The demo file holds bearer tokens: readable by the owner only.
@@ -86,4 +97,37 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(bytes)
+}
+
+/// The in-process simulators of the embedded default, and the configuration that points the
+/// clients at them.
+pub struct EmbeddedSandbox {
+    pub handle: pix_sandbox::SandboxHandle,
+    pub data: pix_sandbox::DemoData,
+    pub integrations: crate::config::IntegrationsConfig,
+}
+
+/// Starts the simulators, seeds the demo institution, and sends BTG webhooks to `webhook_url`
+/// signed with `webhook_secret`.
+pub async fn start_sandbox(
+    seed: u64,
+    webhook_url: Option<String>,
+    webhook_secret: &str,
+) -> anyhow::Result<EmbeddedSandbox> {
+    let config = pix_sandbox::SandboxConfig {
+        seed,
+        ispb: DEMO_ISPB.into(),
+        webhook_url,
+        webhook_secret: webhook_secret.to_owned(),
+        ..Default::default()
+    };
+    let credentials = config.btg_credentials.clone();
+    let handle = pix_sandbox::Sandbox::start(config).await?;
+    let data = pix_sandbox::seed_demo(&handle)?;
+    let integrations: crate::config::IntegrationsConfig = serde_json::from_value(serde_json::json!({
+        "midaz": { "onboarding_url": data.midaz_url, "organization_id": data.organization_id, "ledger_id": data.ledger_id },
+        "crm": { "base_url": data.crm_url, "organization_id": data.organization_id, "ledger_id": data.ledger_id },
+        "btg": { "base_url": data.btg_url, "client_id": credentials.client_id, "client_secret": credentials.client_secret, "ispb": data.ispb },
+    }))?;
+    Ok(EmbeddedSandbox { handle, data, integrations })
 }

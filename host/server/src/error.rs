@@ -32,9 +32,7 @@ impl From<PixError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => {
-                ApiError::new(ErrorCode::ResourceNotFound, "resource not found")
-            }
+            StoreError::NotFound => ApiError::new(ErrorCode::ResourceNotFound, "resource not found"),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::InvalidField, m),
             other => ApiError::internal(other),
         }
@@ -51,10 +49,7 @@ pub fn error_response(e: &PixError) -> Response {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(&e.body()).unwrap_or_default();
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -96,10 +91,8 @@ where
     B::Error: Into<axum::BoxError>,
 {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if status.as_u16() < 400 || is_json {
         return response.map(axum::body::Body::new);
     }

@@ -18,14 +18,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        let is_json =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
             });
         if !is_json {
             return Err(ApiError::new(
@@ -33,21 +28,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
                 "the request body must be sent with Content-Type: application/json",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        "the request body exceeds the size limit",
-                    )
-                } else {
-                    ApiError::new(
-                        ErrorCode::InvalidField,
-                        format!("cannot read the request body: {e}"),
-                    )
-                }
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge, "the request body exceeds the size limit")
+            } else {
+                ApiError::new(ErrorCode::InvalidField, format!("cannot read the request body: {e}"))
+            }
+        })?;
         parse_json(&bytes).map(AppJson)
     }
 }
@@ -63,31 +50,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let (code, message) = if inner.is_syntax() || inner.is_eof() {
             (ErrorCode::InvalidField, format!("malformed JSON: {text}"))
         } else if let Some(field) = backticked(&text, "missing field `") {
-            (
-                ErrorCode::MissingField,
-                format!("missing field: {}", join(&path, &field)),
-            )
+            (ErrorCode::MissingField, format!("missing field: {}", join(&path, &field)))
         } else if let Some(field) = backticked(&text, "unknown field `") {
             // Here the path already ends at the unknown field itself.
-            let named = if path.is_empty() || path == "." {
-                field
-            } else {
-                path
-            };
-            (
-                ErrorCode::UnexpectedField,
-                format!("unexpected field: {named}"),
-            )
+            let named = if path.is_empty() || path == "." { field } else { path };
+            (ErrorCode::UnexpectedField, format!("unexpected field: {named}"))
         } else if text.starts_with("invalid type") {
-            (
-                ErrorCode::InvalidFieldType,
-                format!("{}: {}", field_name(&path), strip_position(&text)),
-            )
+            (ErrorCode::InvalidFieldType, format!("{}: {}", field_name(&path), strip_position(&text)))
         } else {
-            (
-                ErrorCode::InvalidField,
-                format!("{}: {}", field_name(&path), strip_position(&text)),
-            )
+            (ErrorCode::InvalidField, format!("{}: {}", field_name(&path), strip_position(&text)))
         };
         ApiError::new(code, message)
     })
@@ -99,19 +70,11 @@ fn backticked(text: &str, prefix: &str) -> Option<String> {
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() || path == "." {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
+    if path.is_empty() || path == "." { field.to_owned() } else { format!("{path}.{field}") }
 }
 
 fn field_name(path: &str) -> &str {
-    if path.is_empty() || path == "." {
-        "body"
-    } else {
-        path
-    }
+    if path.is_empty() || path == "." { "body" } else { path }
 }
 
 fn strip_position(text: &str) -> &str {
@@ -125,15 +88,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| AppPath(v))
-            .map_err(|e| match e {
-                PathRejection::FailedToDeserializePathParams(e) => {
-                    ApiError::new(ErrorCode::InvalidPathParameter, e.body_text())
-                }
-                other => ApiError::new(ErrorCode::MissingPathParameter, other.body_text()),
-            })
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(v)| AppPath(v)).map_err(|e| match e {
+            PathRejection::FailedToDeserializePathParams(e) => {
+                ApiError::new(ErrorCode::InvalidPathParameter, e.body_text())
+            }
+            other => ApiError::new(ErrorCode::MissingPathParameter, other.body_text()),
+        })
     }
 }
 
@@ -144,15 +104,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| AppQuery(v))
-            .map_err(|e: QueryRejection| {
-                ApiError::new(
-                    ErrorCode::InvalidField,
-                    format!("query string: {}", e.body_text()),
-                )
-            })
+        Query::<T>::from_request_parts(parts, state).await.map(|Query(v)| AppQuery(v)).map_err(|e: QueryRejection| {
+            ApiError::new(ErrorCode::InvalidField, format!("query string: {}", e.body_text()))
+        })
     }
 }
 
@@ -167,9 +121,10 @@ impl<S: Send + Sync> FromRequestParts<S> for AccountId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let value = parts.headers.get(ACCOUNT_ID_HEADER).ok_or_else(|| {
-            ApiError::new(ErrorCode::MissingHeader, "missing header: X-Account-Id")
-        })?;
+        let value = parts
+            .headers
+            .get(ACCOUNT_ID_HEADER)
+            .ok_or_else(|| ApiError::new(ErrorCode::MissingHeader, "missing header: X-Account-Id"))?;
         value
             .to_str()
             .ok()
@@ -208,10 +163,7 @@ mod tests {
     fn json_failures_map_to_catalogue_codes_naming_the_field() {
         assert_eq!(code_of("{}"), ("PIX-0003", "missing field: url".into()));
         let (code, msg) = code_of(r#"{"url":"x","extra":1}"#);
-        assert_eq!(
-            (code, msg.as_str()),
-            ("PIX-0006", "unexpected field: extra")
-        );
+        assert_eq!((code, msg.as_str()), ("PIX-0006", "unexpected field: extra"));
         let (code, msg) = code_of(r#"{"url":5}"#);
         assert_eq!(code, "PIX-0005");
         assert!(msg.starts_with("url: invalid type"), "{msg}");
@@ -219,10 +171,7 @@ mod tests {
         assert_eq!(code, "PIX-0004");
         assert!(msg.starts_with("inner.count: invalid value"), "{msg}");
         let (code, msg) = code_of(r#"{"url":"x","inner":{}}"#);
-        assert_eq!(
-            (code, msg.as_str()),
-            ("PIX-0003", "missing field: inner.count")
-        );
+        assert_eq!((code, msg.as_str()), ("PIX-0003", "missing field: inner.count"));
         assert_eq!(code_of("{not json").0, "PIX-0004");
     }
 }

@@ -27,9 +27,7 @@ pub const REPLAYED_HEADER: &str = "x-idempotency-replayed";
 const NOT_REPLAYED: &[&str] = &["x-request-id", "date", "content-length", REPLAYED_HEADER];
 
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    run(&state, req, next)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    run(&state, req, next).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, ApiError> {
@@ -40,10 +38,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
         return Ok(next.run(req).await);
     };
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(reject(
-            ErrorCode::InvalidHeader,
-            "X-Idempotency must be 1-255 visible ASCII characters",
-        ));
+        return Err(reject(ErrorCode::InvalidHeader, "X-Idempotency must be 1-255 visible ASCII characters"));
     }
     let ttl = ttl(state, req.headers())?;
     let tenant = req
@@ -55,12 +50,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, state.config.server.body_limit_bytes)
         .await
-        .map_err(|_| {
-            reject(
-                ErrorCode::PayloadTooLarge,
-                "the request body exceeds the size limit",
-            )
-        })?;
+        .map_err(|_| reject(ErrorCode::PayloadTooLarge, "the request body exceeds the size limit"))?;
     let fingerprint = {
         let mut h = Sha256::new();
         h.update(parts.method.as_str());
@@ -121,10 +111,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
                 .collect(),
             body: body.to_vec(),
         };
-        state
-            .store
-            .idempotency_complete(tenant, &key, &stored)
-            .await
+        state.store.idempotency_complete(tenant, &key, &stored).await
     } else {
         state.store.idempotency_release(tenant, &key).await
     };
@@ -132,9 +119,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
         // The operation itself succeeded; a lost record only means a retry is not recognised.
         tracing::error!(error = %e, "could not record idempotency outcome");
     }
-    parts
-        .headers
-        .insert(REPLAYED_HEADER, HeaderValue::from_static("false"));
+    parts.headers.insert(REPLAYED_HEADER, HeaderValue::from_static("false"));
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
@@ -154,38 +139,29 @@ fn replay(stored: StoredResponse) -> Response {
             response.headers_mut().append(n, v);
         }
     }
-    response
-        .headers_mut()
-        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }
 
 fn ttl(state: &AppState, headers: &HeaderMap) -> Result<Duration, ApiError> {
     let c = &state.config.idempotency;
-    let secs = match header_str(headers, TTL_HEADER)? {
-        None => c.default_ttl_secs,
-        Some(v) => v.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
-            reject(
-                ErrorCode::InvalidHeader,
-                "X-TTL must be a positive integer number of seconds",
-            )
-        })?,
-    };
-    Ok(Duration::from_secs(
-        secs.clamp(c.min_ttl_secs, c.max_ttl_secs),
-    ))
+    let secs =
+        match header_str(headers, TTL_HEADER)? {
+            None => c.default_ttl_secs,
+            Some(v) => v.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
+                reject(ErrorCode::InvalidHeader, "X-TTL must be a positive integer number of seconds")
+            })?,
+        };
+    Ok(Duration::from_secs(secs.clamp(c.min_ttl_secs, c.max_ttl_secs)))
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
     headers
         .get(name)
         .map(|v| {
-            v.to_str().map(|s| s.trim().to_owned()).map_err(|_| {
-                reject(
-                    ErrorCode::InvalidHeader,
-                    &format!("{name} must be visible ASCII"),
-                )
-            })
+            v.to_str()
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| reject(ErrorCode::InvalidHeader, &format!("{name} must be visible ASCII")))
         })
         .transpose()
 }

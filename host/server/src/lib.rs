@@ -2,6 +2,7 @@
 //! request id → trace → JSON errors → panic guard → timeout → body limit → load shedding →
 //! auth (`auth`) → idempotency (`idempotency`) → handler (`routes`) → response.
 
+pub mod account;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -10,6 +11,9 @@ pub mod embedded;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod inbound;
+pub mod integrations;
+pub mod mtls;
 pub mod routes;
 pub mod telemetry;
 pub mod worker;

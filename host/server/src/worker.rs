@@ -48,20 +48,8 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(store: Store, clock: Arc<dyn Clock>, queue: &str, config: WorkerConfig) -> Worker {
-        let id = format!(
-            "{}-{}-{}",
-            hostname(),
-            std::process::id(),
-            pix_core::ids::new_id().simple()
-        );
-        Worker {
-            store,
-            clock,
-            queue: queue.to_owned(),
-            id,
-            config,
-            handlers: HashMap::new(),
-        }
+        let id = format!("{}-{}-{}", hostname(), std::process::id(), pix_core::ids::new_id().simple());
+        Worker { store, clock, queue: queue.to_owned(), id, config, handlers: HashMap::new() }
     }
 
     pub fn handle(mut self, kind: &str, handler: Arc<dyn JobHandler>) -> Worker {
@@ -82,17 +70,7 @@ impl Worker {
                 Vec::new()
             } else {
                 let lease = Duration::from_secs(worker.config.lease_secs);
-                match worker
-                    .store
-                    .claim_jobs(
-                        &worker.queue,
-                        &worker.id,
-                        lease,
-                        free as i64,
-                        worker.clock.now(),
-                    )
-                    .await
-                {
+                match worker.store.claim_jobs(&worker.queue, &worker.id, lease, free as i64, worker.clock.now()).await {
                     Ok(jobs) => jobs,
                     Err(e) => {
                         tracing::error!(error = %e, queue = %worker.queue, "claiming jobs failed");
@@ -113,51 +91,32 @@ impl Worker {
                 running.spawn(async move { worker.execute(job).await });
             }
         }
-        if tokio::time::timeout(grace, async {
-            while running.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
+        if tokio::time::timeout(grace, async { while running.join_next().await.is_some() {} }).await.is_err() {
             tracing::warn!(queue = %worker.queue, left = running.len(), "shutdown grace elapsed; leases will expire");
         }
         tracing::info!(queue = %worker.queue, "worker stopped");
     }
 
     async fn execute(&self, job: Job) {
-        let span =
-            tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
+        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
         let _enter = span.enter();
         let outcome = match self.handlers.get(&job.kind) {
             Some(handler) => handler.handle(&job).await,
-            None => Err(JobError::Permanent(format!(
-                "no handler for job kind {:?}",
-                job.kind
-            ))),
+            None => Err(JobError::Permanent(format!("no handler for job kind {:?}", job.kind))),
         };
         let now = self.clock.now();
         let result = match &outcome {
-            Ok(()) => self
-                .store
-                .complete_job(job.id, &self.id, now)
-                .await
-                .map(|ok| ok.then_some("done")),
+            Ok(()) => self.store.complete_job(job.id, &self.id, now).await.map(|ok| ok.then_some("done")),
             Err(JobError::Retry(e)) => {
                 let base = Duration::from_millis(self.config.retry_base_ms);
                 let cap = Duration::from_millis(self.config.retry_cap_ms);
                 let delay = retry_delay(job.attempts, base, cap, &mut rand::rng());
-                let retry_at =
-                    now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                self.store
-                    .fail_job(job.id, &self.id, e, Some(retry_at), now)
-                    .await
-                    .map(|s| s.map(status_label))
+                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                self.store.fail_job(job.id, &self.id, e, Some(retry_at), now).await.map(|s| s.map(status_label))
             }
-            Err(JobError::Permanent(e)) => self
-                .store
-                .fail_job(job.id, &self.id, e, None, now)
-                .await
-                .map(|s| s.map(status_label)),
+            Err(JobError::Permanent(e)) => {
+                self.store.fail_job(job.id, &self.id, e, None, now).await.map(|s| s.map(status_label))
+            }
         };
         let label = match result {
             Ok(Some(label)) => label,
@@ -185,19 +144,11 @@ fn status_label(status: pix_store::jobs::JobStatus) -> &'static str {
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "pix-host".into())
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "pix-host".into())
 }
 
 /// Retention housekeeping: expired idempotency keys and old finished jobs.
-pub async fn housekeeping(
-    store: Store,
-    clock: Arc<dyn Clock>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
+pub async fn housekeeping(store: Store, clock: Arc<dyn Clock>, every: Duration, shutdown: CancellationToken) {
     loop {
         let now = clock.now();
         match store.purge_expired_idempotency_keys(now).await {

@@ -37,11 +37,7 @@ fn start(dir: &std::path::Path) -> (Child, String) {
 }
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     for _ in 0..100 {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
@@ -58,27 +54,16 @@ async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
     let (child, url) = start(dir.path());
     let demo: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json")).unwrap()).unwrap();
-    assert!(
-        dir.path().join("data/pix-host.db").exists(),
-        "SQLite under ./data"
-    );
+    assert!(dir.path().join("data/pix-host.db").exists(), "SQLite under ./data");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("data/demo.json"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(dir.path().join("data/demo.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "demo tokens are private to the owner");
     }
     let client = reqwest::Client::new();
     let token = demo["tenantToken"].as_str().unwrap();
-    let list = client
-        .get(format!("{url}/v1/webhooks/endpoints"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let list = client.get(format!("{url}/v1/webhooks/endpoints")).bearer_auth(token).send().await.unwrap();
     assert_eq!(list.status(), 200);
     let ready = client.get(format!("{url}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -88,10 +73,7 @@ async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        tenants.json::<serde_json::Value>().await.unwrap()[0]["ispb"],
-        "12345678"
-    );
+    assert_eq!(tenants.json::<serde_json::Value>().await.unwrap()[0]["ispb"], "12345678");
     assert!(terminate(child).success(), "graceful exit on SIGTERM");
 
     // A restart keeps the same demo and its tokens.
@@ -99,12 +81,7 @@ async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
     let again: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json")).unwrap()).unwrap();
     assert_eq!(again["tenantToken"], demo["tenantToken"]);
-    let list = client
-        .get(format!("{url}/v1/webhooks/endpoints"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let list = client.get(format!("{url}/v1/webhooks/endpoints")).bearer_auth(token).send().await.unwrap();
     assert_eq!(list.status(), 200);
     assert!(terminate(child).success());
 }
@@ -112,25 +89,16 @@ async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
 #[test]
 fn a_bad_setting_exits_non_zero_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = pix_host(dir.path())
-        .env("PIX_WORKERS__CONCURRENCY", "0")
-        .output()
-        .unwrap();
+    let out = pix_host(dir.path()).env("PIX_WORKERS__CONCURRENCY", "0").output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("workers.concurrency"), "{stderr}");
 
-    let out = pix_host(dir.path())
-        .env("PIX_SERVER__LISTEN", "nowhere")
-        .output()
-        .unwrap();
+    let out = pix_host(dir.path()).env("PIX_SERVER__LISTEN", "nowhere").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
 
-    let out = pix_host(dir.path())
-        .args(["--config", "missing.toml"])
-        .output()
-        .unwrap();
+    let out = pix_host(dir.path()).args(["--config", "missing.toml"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
@@ -139,17 +107,9 @@ fn a_bad_setting_exits_non_zero_naming_the_key() {
 fn migrate_and_admin_token_work_on_the_embedded_database() {
     let dir = tempfile::tempdir().unwrap();
     let out = pix_host(dir.path()).arg("migrate").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied (sqlite)"));
     let out = pix_host(dir.path()).arg("admin-token").output().unwrap();
     assert!(out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .starts_with("pixadm_")
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).trim().starts_with("pixadm_"));
 }

@@ -21,11 +21,7 @@ impl JobHandler for Flaky {
     fn handle<'a>(&'a self, _job: &'a Job) -> JobFuture<'a> {
         Box::pin(async move {
             let n = self.attempts.fetch_add(1, Ordering::SeqCst);
-            if n < self.failures {
-                Err(JobError::Retry(format!("upstream 503 #{n}")))
-            } else {
-                Ok(())
-            }
+            if n < self.failures { Err(JobError::Retry(format!("upstream 503 #{n}"))) } else { Ok(()) }
         })
     }
 }
@@ -38,10 +34,7 @@ async fn wait_for(db: &TestStore, id: i64, status: JobStatus) -> Job {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!(
-        "job {id} never reached {status:?}: {:?}",
-        db.job(id).await.unwrap()
-    );
+    panic!("job {id} never reached {status:?}: {:?}", db.job(id).await.unwrap());
 }
 
 async fn check(db: TestStore) {
@@ -49,36 +42,16 @@ async fn check(db: TestStore) {
     config.poll_interval_ms = 10;
     config.retry_base_ms = 10;
     config.retry_cap_ms = 40;
-    let flaky = Arc::new(Flaky {
-        failures: 3,
-        attempts: AtomicUsize::new(0),
-    });
-    let hopeless = Arc::new(Flaky {
-        failures: usize::MAX,
-        attempts: AtomicUsize::new(0),
-    });
+    let flaky = Arc::new(Flaky { failures: 3, attempts: AtomicUsize::new(0) });
+    let hopeless = Arc::new(Flaky { failures: usize::MAX, attempts: AtomicUsize::new(0) });
     let now = chrono::Utc::now();
-    let recovers = db
-        .enqueue_job(&NewJob::new("q", "flaky", serde_json::json!({})), now)
-        .await
-        .unwrap()
-        .unwrap();
+    let recovers = db.enqueue_job(&NewJob::new("q", "flaky", serde_json::json!({})), now).await.unwrap().unwrap();
     let dies = db
-        .enqueue_job(
-            &NewJob::new("q", "hopeless", serde_json::json!({})).with_max_attempts(4),
-            now,
-        )
+        .enqueue_job(&NewJob::new("q", "hopeless", serde_json::json!({})).with_max_attempts(4), now)
         .await
         .unwrap()
         .unwrap();
-    let orphan = db
-        .enqueue_job(
-            &NewJob::new("q", "unknown-kind", serde_json::json!({})),
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let orphan = db.enqueue_job(&NewJob::new("q", "unknown-kind", serde_json::json!({})), now).await.unwrap().unwrap();
 
     let shutdown = CancellationToken::new();
     let worker = Worker::new(db.store.clone(), Arc::new(SystemClock), "q", config)
@@ -90,17 +63,10 @@ async fn check(db: TestStore) {
     assert_eq!(done.attempts, 4, "three retries, then success");
     assert_eq!(flaky.attempts.load(Ordering::SeqCst), 4);
     let dead = wait_for(&db, dies, JobStatus::Dead).await;
-    assert_eq!(
-        hopeless.attempts.load(Ordering::SeqCst),
-        4,
-        "stops at max_attempts"
-    );
+    assert_eq!(hopeless.attempts.load(Ordering::SeqCst), 4, "stops at max_attempts");
     assert!(dead.last_error.unwrap().contains("upstream 503"));
     let orphan = wait_for(&db, orphan, JobStatus::Dead).await;
-    assert!(
-        orphan.last_error.unwrap().contains("no handler"),
-        "unknown kinds are dead-lettered, not dropped"
-    );
+    assert!(orphan.last_error.unwrap().contains("no handler"), "unknown kinds are dead-lettered, not dropped");
     shutdown.cancel();
     running.await.unwrap();
 }

@@ -113,21 +113,14 @@ impl Db {
                 .await?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let mut connect = PgConnectOptions::from_str(url)?.options([(
-                "statement_timeout",
-                format!("{}ms", options.statement_timeout.as_millis()),
-            )]);
+            let mut connect = PgConnectOptions::from_str(url)?
+                .options([("statement_timeout", format!("{}ms", options.statement_timeout.as_millis()))]);
             if let Some(schema) = &options.schema {
                 // Create the schema with a one-off connection, then pin every pooled one to it.
-                let admin = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(connect.clone())
+                let admin = PgPoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+                    .execute(&admin)
                     .await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-                )))
-                .execute(&admin)
-                .await?;
                 admin.close().await;
                 connect = connect.options([("search_path", schema.as_str())]);
             }
@@ -138,9 +131,7 @@ impl Db {
                 .await?;
             Ok(Db::Postgres(pool))
         } else {
-            Err(sqlx::Error::Configuration(
-                "database url must start with sqlite: or postgres:".into(),
-            ))
+            Err(sqlx::Error::Configuration("database url must start with sqlite: or postgres:".into()))
         }
     }
 
@@ -177,19 +168,8 @@ impl Db {
                 .fetch_all(pool)
                 .await
         })
-        .or_else(|e| {
-            if is_undefined_table(&e) {
-                Ok(Vec::new())
-            } else {
-                Err(e)
-            }
-        })?;
-        Ok(self
-            .migrator()
-            .iter()
-            .map(|m| m.version)
-            .filter(|v| !applied.contains(v))
-            .collect())
+        .or_else(|e| if is_undefined_table(&e) { Ok(Vec::new()) } else { Err(e) })?;
+        Ok(self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -212,13 +192,10 @@ impl Tx {
 
 fn is_undefined_table(e: &sqlx::Error) -> bool {
     // PostgreSQL 42P01; SQLite reports "no such table".
-    e.as_database_error().is_some_and(|d| {
-        d.code().as_deref() == Some("42P01") || d.message().contains("no such table")
-    })
+    e.as_database_error().is_some_and(|d| d.code().as_deref() == Some("42P01") || d.message().contains("no such table"))
 }
 
 /// True when `e` is a unique-constraint violation (23505 on PostgreSQL, 2067/1555 on SQLite).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation))
+    e.as_database_error().is_some_and(|d| matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation))
 }

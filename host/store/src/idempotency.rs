@@ -96,14 +96,7 @@ impl Store {
         if taken == 1 {
             return Ok(Claim::Proceed);
         }
-        type Row = (
-            String,
-            String,
-            DateTime<Utc>,
-            Option<i32>,
-            Option<Json<Vec<(String, String)>>>,
-            Option<Vec<u8>>,
-        );
+        type Row = (String, String, DateTime<Utc>, Option<i32>, Option<Json<Vec<(String, String)>>>, Option<Vec<u8>>);
         let row: Option<Row> = on_pool!(self.db(), pool => {
             sqlx::query_as(
                 "SELECT request_sha256, state, locked_until, response_status, response_headers, response_body
@@ -117,40 +110,23 @@ impl Store {
         Ok(match row {
             // Deleted between our statements (released by its holder): the key is free again.
             None => {
-                Box::pin(self.idempotency_claim(
-                    crate::parse_uuid(&tenant)?,
-                    key,
-                    fingerprint,
-                    lock_for,
-                    ttl,
-                    now,
-                ))
-                .await?
+                Box::pin(self.idempotency_claim(crate::parse_uuid(&tenant)?, key, fingerprint, lock_for, ttl, now))
+                    .await?
             }
             Some((stored, _, _, _, _, _)) if stored != fingerprint => Claim::Mismatch,
-            Some((_, state, locked_until, status, headers, body)) => match (state.as_str(), status)
-            {
+            Some((_, state, locked_until, status, headers, body)) => match (state.as_str(), status) {
                 ("completed", Some(status)) => Claim::Replay(StoredResponse {
                     status: u16::try_from(status).unwrap_or(500),
                     headers: headers.map(|h| h.0).unwrap_or_default(),
                     body: body.unwrap_or_default(),
                 }),
-                _ => Claim::InFlight {
-                    retry_after: (locked_until - now)
-                        .to_std()
-                        .unwrap_or(Duration::from_secs(1)),
-                },
+                _ => Claim::InFlight { retry_after: (locked_until - now).to_std().unwrap_or(Duration::from_secs(1)) },
             },
         })
     }
 
     /// Stores the response of a claimed key so later requests replay it.
-    pub async fn idempotency_complete(
-        &self,
-        tenant: Uuid,
-        key: &str,
-        response: &StoredResponse,
-    ) -> StoreResult<()> {
+    pub async fn idempotency_complete(&self, tenant: Uuid, key: &str, response: &StoredResponse) -> StoreResult<()> {
         on_pool!(self.db(), pool => {
             sqlx::query(
                 "UPDATE idempotency_keys SET state = 'completed', response_status = $3,

@@ -245,21 +245,13 @@ impl Store {
                 .fetch_all(pool)
                 .await
         })?;
-        let mut jobs = rows
-            .into_iter()
-            .map(Job::try_from)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut jobs = rows.into_iter().map(Job::try_from).collect::<StoreResult<Vec<_>>>()?;
         jobs.sort_by_key(|j| (j.run_at, j.id));
         Ok(jobs)
     }
 
     /// Marks a claimed job done. `false` means the claim was lost (lease expired and re-claimed).
-    pub async fn complete_job(
-        &self,
-        id: i64,
-        worker: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    pub async fn complete_job(&self, id: i64, worker: &str, now: DateTime<Utc>) -> StoreResult<bool> {
         let done = on_pool!(self.db(), pool => {
             sqlx::query(
                 "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, updated_at = $3
@@ -319,11 +311,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod idempotency;
+pub mod inbound;
 pub mod jobs;
 pub mod tenants;
 #[cfg(feature = "test-util")]
@@ -37,9 +38,7 @@ pub struct Store {
 
 impl Store {
     pub async fn connect(url: &str, options: &DbOptions) -> StoreResult<Store> {
-        Ok(Store {
-            db: Db::connect(url, options).await?,
-        })
+        Ok(Store { db: Db::connect(url, options).await? })
     }
 
     pub fn new(db: Db) -> Store {
@@ -60,20 +59,9 @@ impl Store {
 
     /// Ready means reachable and fully migrated; the error says which of the two failed.
     pub async fn readiness(&self) -> Result<(), String> {
-        self.db
-            .ping()
-            .await
-            .map_err(|e| format!("database unreachable: {e}"))?;
-        let pending = self
-            .db
-            .pending_migrations()
-            .await
-            .map_err(|e| format!("cannot read migrations: {e}"))?;
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("migrations not applied: {pending:?}"))
-        }
+        self.db.ping().await.map_err(|e| format!("database unreachable: {e}"))?;
+        let pending = self.db.pending_migrations().await.map_err(|e| format!("cannot read migrations: {e}"))?;
+        if pending.is_empty() { Ok(()) } else { Err(format!("migrations not applied: {pending:?}")) }
     }
 
     pub async fn begin(&self) -> StoreResult<Tx> {

@@ -65,13 +65,8 @@ impl TryFrom<TenantRow> for Tenant {
 /// Who a valid bearer token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    Tenant {
-        tenant_id: Uuid,
-        credential_id: Uuid,
-    },
-    Admin {
-        credential_id: Uuid,
-    },
+    Tenant { tenant_id: Uuid, credential_id: Uuid },
+    Admin { credential_id: Uuid },
 }
 
 /// A freshly issued credential: the only moment the plain token exists.
@@ -81,8 +76,7 @@ pub struct IssuedToken {
     pub token: String,
 }
 
-const TENANT_COLUMNS: &str =
-    "id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at, updated_at";
+const TENANT_COLUMNS: &str = "id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at, updated_at";
 
 /// Tokens are 32 random bytes, hex-encoded behind a prefix that says what they are for.
 fn new_token(prefix: &str) -> String {
@@ -142,17 +136,36 @@ impl Store {
 
     pub async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id");
-        let rows: Vec<TenantRow> = on_pool!(self.db(), pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await)?;
+        let rows: Vec<TenantRow> =
+            on_pool!(self.db(), pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await)?;
         rows.into_iter().map(Tenant::try_from).collect()
     }
 
-    /// Issues a bearer token for `tenant` (or an admin token when `tenant` is `None`).
-    pub async fn issue_token(
+    /// Points a tenant at its Midaz organization and ledger.
+    pub async fn set_tenant_ledger(
         &self,
-        tenant: Option<Uuid>,
-        label: &str,
+        tenant: Uuid,
+        organization_id: &str,
+        ledger_id: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<IssuedToken> {
+    ) -> StoreResult<()> {
+        let done = on_pool!(self.db(), pool => {
+            sqlx::query(
+                "UPDATE tenants SET midaz_organization_id = $2, midaz_ledger_id = $3, updated_at = $4 WHERE id = $1",
+            )
+            .bind(tenant.to_string())
+            .bind(organization_id)
+            .bind(ledger_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    /// Issues a bearer token for `tenant` (or an admin token when `tenant` is `None`).
+    pub async fn issue_token(&self, tenant: Option<Uuid>, label: &str, now: DateTime<Utc>) -> StoreResult<IssuedToken> {
         let (role, prefix) = match tenant {
             Some(_) => ("tenant", "pix"),
             None => ("admin", "pixadm"),
@@ -174,10 +187,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        Ok(IssuedToken {
-            credential_id,
-            token,
-        })
+        Ok(IssuedToken { credential_id, token })
     }
 
     /// Resolves a presented bearer token; revoked and unknown tokens resolve to `None`.
@@ -196,22 +206,14 @@ impl Store {
         };
         let credential_id = parse_uuid(&id)?;
         Ok(Some(match (role.as_str(), tenant_id) {
-            ("tenant", Some(t)) => Principal::Tenant {
-                tenant_id: parse_uuid(&t)?,
-                credential_id,
-            },
+            ("tenant", Some(t)) => Principal::Tenant { tenant_id: parse_uuid(&t)?, credential_id },
             ("admin", None) => Principal::Admin { credential_id },
             (other, _) => return Err(StoreError::Corrupt(format!("credential role {other:?}"))),
         }))
     }
 
     /// Revokes a credential. Scoped: a tenant can only revoke its own (`tenant` = its id).
-    pub async fn revoke_token(
-        &self,
-        tenant: Option<Uuid>,
-        credential_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    pub async fn revoke_token(&self, tenant: Option<Uuid>, credential_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
         let done = on_pool!(self.db(), pool => {
             sqlx::query(
                 "UPDATE api_credentials SET revoked_at = $1
@@ -225,10 +227,6 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 }

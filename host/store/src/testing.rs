@@ -15,13 +15,8 @@ pub struct TestStore {
 }
 
 enum Cleanup {
-    Sqlite(
-        #[allow(dead_code, reason = "held so the directory outlives the pool")] tempfile::TempDir,
-    ),
-    Postgres {
-        url: String,
-        schema: String,
-    },
+    Sqlite(#[allow(dead_code, reason = "held so the directory outlives the pool")] tempfile::TempDir),
+    Postgres { url: String, schema: String },
 }
 
 impl std::ops::Deref for TestStore {
@@ -36,24 +31,16 @@ impl TestStore {
     pub async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let store = Store::connect(&url, &DbOptions::default())
-            .await
-            .expect("open sqlite");
+        let store = Store::connect(&url, &DbOptions::default()).await.expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
-        TestStore {
-            store,
-            cleanup: Cleanup::Sqlite(dir),
-        }
+        TestStore { store, cleanup: Cleanup::Sqlite(dir) }
     }
 
     /// A migrated PostgreSQL schema of its own, or `None` when `PIX_TEST_DATABASE_URL` is unset.
     /// Under CI (`CI` set) a missing variable is an error, so PostgreSQL coverage cannot vanish.
     pub async fn postgres() -> Option<TestStore> {
         let Ok(url) = std::env::var(PG_ENV) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{PG_ENV} must be set in CI"
-            );
+            assert!(std::env::var_os("CI").is_none(), "{PG_ENV} must be set in CI");
             static WARNED: AtomicBool = AtomicBool::new(false);
             if !WARNED.swap(true, Ordering::Relaxed) {
                 eprintln!("{PG_ENV} not set: PostgreSQL storage tests skipped");
@@ -61,19 +48,10 @@ impl TestStore {
             return None;
         };
         let schema = format!("pix_test_{}", uuid::Uuid::new_v4().simple());
-        let options = DbOptions {
-            schema: Some(schema.clone()),
-            max_connections: 8,
-            ..Default::default()
-        };
-        let store = Store::connect(&url, &options)
-            .await
-            .expect("connect postgres");
+        let options = DbOptions { schema: Some(schema.clone()), max_connections: 8, ..Default::default() };
+        let store = Store::connect(&url, &options).await.expect("connect postgres");
         store.migrate().await.expect("migrate postgres");
-        Some(TestStore {
-            store,
-            cleanup: Cleanup::Postgres { url, schema },
-        })
+        Some(TestStore { store, cleanup: Cleanup::Postgres { url, schema } })
     }
 }
 
@@ -85,16 +63,12 @@ impl Drop for TestStore {
         let (url, schema) = (url.clone(), schema.clone());
         // Drop may run inside a runtime (or during a panic): clean up on a thread of our own.
         let joined = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
                 let pool = sqlx::PgPool::connect(&url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-                )))
-                .execute(&pool)
-                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
+                    .execute(&pool)
+                    .await?;
                 pool.close().await;
                 Ok::<_, sqlx::Error>(())
             })

@@ -65,7 +65,8 @@ impl TryFrom<Row> for WebhookEndpoint {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, url, flow_type, entity_type, enabled, secret, description, created_at, updated_at";
+const COLUMNS: &str =
+    "id, tenant_id, url, flow_type, entity_type, enabled, secret, description, created_at, updated_at";
 
 impl Store {
     pub async fn create_webhook_endpoint(
@@ -94,19 +95,12 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        self.webhook_endpoint(tenant, id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.webhook_endpoint(tenant, id).await?.ok_or(StoreError::NotFound)
     }
 
     /// The endpoint `id` if it belongs to `tenant`; another tenant's endpoint is `None`.
-    pub async fn webhook_endpoint(
-        &self,
-        tenant: Uuid,
-        id: Uuid,
-    ) -> StoreResult<Option<WebhookEndpoint>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2");
+    pub async fn webhook_endpoint(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<WebhookEndpoint>> {
+        let sql = format!("SELECT {COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2");
         let row: Option<Row> = on_pool!(self.db(), pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(tenant.to_string())
@@ -142,10 +136,7 @@ impl Store {
                 .fetch_one(pool)
                 .await
         })?;
-        let items = rows
-            .into_iter()
-            .map(WebhookEndpoint::try_from)
-            .collect::<StoreResult<_>>()?;
+        let items = rows.into_iter().map(WebhookEndpoint::try_from).collect::<StoreResult<_>>()?;
         Ok((items, total))
     }
 
@@ -158,10 +149,6 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 }

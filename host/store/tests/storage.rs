@@ -16,9 +16,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z")
-        .unwrap()
-        .to_utc()
+    DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z").unwrap().to_utc()
 }
 
 async fn tenant(db: &TestStore, name: &str) -> Uuid {
@@ -52,10 +50,7 @@ backend_tests!(
 );
 
 async fn migrations_applied_and_ready(db: &TestStore) {
-    assert_eq!(
-        db.db().pending_migrations().await.unwrap(),
-        Vec::<i64>::new()
-    );
+    assert_eq!(db.db().pending_migrations().await.unwrap(), Vec::<i64>::new());
     db.readiness().await.unwrap();
     // Migrating again is a no-op.
     db.migrate().await.unwrap();
@@ -65,10 +60,8 @@ async fn migrations_applied_and_ready(db: &TestStore) {
 async fn an_unmigrated_database_is_not_ready() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
-    let store = pix_store::Store::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    assert_eq!(store.db().pending_migrations().await.unwrap(), vec![1]);
+    let store = pix_store::Store::connect(&url, &Default::default()).await.unwrap();
+    assert_eq!(store.db().pending_migrations().await.unwrap(), vec![1, 2]);
     let reason = store.readiness().await.unwrap_err();
     assert!(reason.contains("migrations not applied"), "{reason}");
     store.migrate().await.unwrap();
@@ -79,11 +72,7 @@ async fn tenants_round_trip_and_names_are_unique(db: &TestStore) {
     let id = tenant(db, "acme").await;
     let got = db.tenant(id).await.unwrap().unwrap();
     assert_eq!(got.name, "acme");
-    assert_eq!(
-        got.created_at,
-        t0(),
-        "timestamps survive the round trip exactly"
-    );
+    assert_eq!(got.created_at, t0(), "timestamps survive the round trip exactly");
     assert_eq!(got.settings["fees"]["flat"], "1.00");
     assert_eq!(db.tenant_by_name("acme").await.unwrap().unwrap().id, id);
     assert!(db.tenant(Uuid::now_v7()).await.unwrap().is_none());
@@ -110,16 +99,11 @@ async fn tokens_are_hashed_scoped_and_revocable(db: &TestStore) {
     let admin = db.issue_token(None, "ops", t0()).await.unwrap();
     assert_eq!(
         db.authenticate(&ta.token).await.unwrap(),
-        Some(Principal::Tenant {
-            tenant_id: a,
-            credential_id: ta.credential_id
-        })
+        Some(Principal::Tenant { tenant_id: a, credential_id: ta.credential_id })
     );
     assert_eq!(
         db.authenticate(&admin.token).await.unwrap(),
-        Some(Principal::Admin {
-            credential_id: admin.credential_id
-        })
+        Some(Principal::Admin { credential_id: admin.credential_id })
     );
     assert_eq!(db.authenticate("pix_nope").await.unwrap(), None);
     // Only the hash is stored.
@@ -127,19 +111,10 @@ async fn tokens_are_hashed_scoped_and_revocable(db: &TestStore) {
         sqlx::query_scalar("SELECT token_sha256 FROM api_credentials").fetch_all(pool).await
     })
     .unwrap();
-    assert!(
-        stored
-            .iter()
-            .all(|h| h.len() == 64 && !h.contains(&ta.token))
-    );
+    assert!(stored.iter().all(|h| h.len() == 64 && !h.contains(&ta.token)));
     // Tenant B cannot revoke tenant A's credential; A can.
-    assert!(matches!(
-        db.revoke_token(Some(b), ta.credential_id, t0()).await,
-        Err(StoreError::NotFound)
-    ));
-    db.revoke_token(Some(a), ta.credential_id, t0())
-        .await
-        .unwrap();
+    assert!(matches!(db.revoke_token(Some(b), ta.credential_id, t0()).await, Err(StoreError::NotFound)));
+    db.revoke_token(Some(a), ta.credential_id, t0()).await.unwrap();
     assert_eq!(db.authenticate(&ta.token).await.unwrap(), None);
 }
 
@@ -155,18 +130,12 @@ async fn webhook_endpoints_are_tenant_scoped(db: &TestStore) {
         description: "main".into(),
     };
     let e = db.create_webhook_endpoint(a, &new, t0()).await.unwrap();
-    assert_eq!(
-        db.webhook_endpoint(a, e.id).await.unwrap().unwrap().url,
-        new.url
-    );
+    assert_eq!(db.webhook_endpoint(a, e.id).await.unwrap().unwrap().url, new.url);
     assert!(db.webhook_endpoint(b, e.id).await.unwrap().is_none());
     assert_eq!(db.list_webhook_endpoints(b, 10, 0).await.unwrap().1, 0);
     let (items, total) = db.list_webhook_endpoints(a, 10, 0).await.unwrap();
     assert_eq!((items.len(), total), (1, 1));
-    assert!(matches!(
-        db.delete_webhook_endpoint(b, e.id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(db.delete_webhook_endpoint(b, e.id).await, Err(StoreError::NotFound)));
     db.delete_webhook_endpoint(a, e.id).await.unwrap();
     assert!(db.webhook_endpoint(a, e.id).await.unwrap().is_none());
 }
@@ -175,16 +144,10 @@ async fn jobs_dedupe_and_rollback(db: &TestStore) {
     let job = NewJob::new("q", "k", json!({"n": 1})).with_dedupe_key("effect-1");
     let first = db.enqueue_job(&job, t0()).await.unwrap();
     assert!(first.is_some());
-    assert_eq!(
-        db.enqueue_job(&job, t0()).await.unwrap(),
-        None,
-        "same dedupe key is a no-op"
-    );
+    assert_eq!(db.enqueue_job(&job, t0()).await.unwrap(), None, "same dedupe key is a no-op");
     // A job enqueued in a transaction that rolls back never existed.
     let mut tx = db.begin().await.unwrap();
-    enqueue(&mut tx, &NewJob::new("q", "k", json!({})), t0())
-        .await
-        .unwrap();
+    enqueue(&mut tx, &NewJob::new("q", "k", json!({})), t0()).await.unwrap();
     drop(tx);
     assert_eq!(db.queue_counts("q").await.unwrap().ready, 1);
     let stored = db.job(first.unwrap()).await.unwrap().unwrap();
@@ -193,117 +156,53 @@ async fn jobs_dedupe_and_rollback(db: &TestStore) {
 }
 
 async fn jobs_retry_backoff_and_dead_letter(db: &TestStore) {
-    let id = db
-        .enqueue_job(&NewJob::new("q", "k", json!({})).with_max_attempts(2), t0())
-        .await
-        .unwrap()
-        .unwrap();
+    let id = db.enqueue_job(&NewJob::new("q", "k", json!({})).with_max_attempts(2), t0()).await.unwrap().unwrap();
     let lease = Duration::from_secs(30);
     let claimed = db.claim_jobs("q", "w1", lease, 10, t0()).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempts, 1);
     let retry_at = t0() + TimeDelta::seconds(5);
-    let status = db
-        .fail_job(id, "w1", "boom", Some(retry_at), t0())
-        .await
-        .unwrap();
+    let status = db.fail_job(id, "w1", "boom", Some(retry_at), t0()).await.unwrap();
     assert_eq!(status, Some(JobStatus::Ready));
-    assert!(
-        db.claim_jobs("q", "w1", lease, 10, t0() + TimeDelta::seconds(4))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(db.claim_jobs("q", "w1", lease, 10, t0() + TimeDelta::seconds(4)).await.unwrap().is_empty());
     let again = db.claim_jobs("q", "w1", lease, 10, retry_at).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
-    let status = db
-        .fail_job(id, "w1", "boom again", Some(retry_at), retry_at)
-        .await
-        .unwrap();
+    let status = db.fail_job(id, "w1", "boom again", Some(retry_at), retry_at).await.unwrap();
     assert_eq!(status, Some(JobStatus::Dead), "attempts exhausted");
     let dead = db.job(id).await.unwrap().unwrap();
     assert_eq!(dead.last_error.as_deref(), Some("boom again"));
     assert_eq!(db.queue_counts("q").await.unwrap().dead, 1);
     db.requeue_dead_job(id, retry_at).await.unwrap();
-    assert_eq!(
-        db.claim_jobs("q", "w2", lease, 10, retry_at)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(db.claim_jobs("q", "w2", lease, 10, retry_at).await.unwrap().len(), 1);
 }
 
 async fn jobs_expired_lease_is_reclaimed_and_fenced(db: &TestStore) {
-    let id = db
-        .enqueue_job(&NewJob::new("q", "k", json!({})), t0())
-        .await
-        .unwrap()
-        .unwrap();
+    let id = db.enqueue_job(&NewJob::new("q", "k", json!({})), t0()).await.unwrap().unwrap();
     let lease = Duration::from_secs(10);
-    assert_eq!(
-        db.claim_jobs("q", "crashed", lease, 1, t0())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        db.claim_jobs("q", "w2", lease, 1, t0() + TimeDelta::seconds(9))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(db.claim_jobs("q", "crashed", lease, 1, t0()).await.unwrap().len(), 1);
+    assert!(db.claim_jobs("q", "w2", lease, 1, t0() + TimeDelta::seconds(9)).await.unwrap().is_empty());
     let later = t0() + TimeDelta::seconds(11);
     let reclaimed = db.claim_jobs("q", "w2", lease, 1, later).await.unwrap();
     assert_eq!(reclaimed.len(), 1);
-    assert!(
-        !db.complete_job(id, "crashed", later).await.unwrap(),
-        "the old holder is fenced off"
-    );
+    assert!(!db.complete_job(id, "crashed", later).await.unwrap(), "the old holder is fenced off");
     assert!(db.complete_job(id, "w2", later).await.unwrap());
     assert_eq!(db.job(id).await.unwrap().unwrap().status, JobStatus::Done);
-    assert_eq!(
-        db.purge_done_jobs(later + TimeDelta::seconds(1))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(db.purge_done_jobs(later + TimeDelta::seconds(1)).await.unwrap(), 1);
 }
 
 async fn jobs_with_same_ordering_key_run_one_at_a_time(db: &TestStore) {
     let first = db
-        .enqueue_job(
-            &NewJob::new("q", "k", json!({"n": 1})).with_ordering_key("payment-1"),
-            t0(),
-        )
+        .enqueue_job(&NewJob::new("q", "k", json!({"n": 1})).with_ordering_key("payment-1"), t0())
         .await
         .unwrap()
         .unwrap();
-    db.enqueue_job(
-        &NewJob::new("q", "k", json!({"n": 2})).with_ordering_key("payment-1"),
-        t0(),
-    )
-    .await
-    .unwrap();
-    db.enqueue_job(
-        &NewJob::new("q", "k", json!({"n": 3})).with_ordering_key("payment-2"),
-        t0(),
-    )
-    .await
-    .unwrap();
+    db.enqueue_job(&NewJob::new("q", "k", json!({"n": 2})).with_ordering_key("payment-1"), t0()).await.unwrap();
+    db.enqueue_job(&NewJob::new("q", "k", json!({"n": 3})).with_ordering_key("payment-2"), t0()).await.unwrap();
     let lease = Duration::from_secs(30);
     let claimed = db.claim_jobs("q", "w", lease, 10, t0()).await.unwrap();
-    let ns: Vec<_> = claimed
-        .iter()
-        .map(|j| j.payload["n"].as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        ns,
-        vec![1, 3],
-        "the second job of payment-1 waits for the first"
-    );
+    let ns: Vec<_> = claimed.iter().map(|j| j.payload["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, vec![1, 3], "the second job of payment-1 waits for the first");
     db.complete_job(first, "w", t0()).await.unwrap();
     let next = db.claim_jobs("q", "w", lease, 10, t0()).await.unwrap();
     assert_eq!(next.len(), 1);
@@ -314,94 +213,38 @@ async fn idempotency_claim_replay_mismatch_and_in_flight(db: &TestStore) {
     let a = tenant(db, "a").await;
     let b = tenant(db, "b").await;
     let (lock, ttl) = (Duration::from_secs(30), Duration::from_secs(3600));
-    assert_eq!(
-        db.idempotency_claim(a, "k1", "fp1", lock, ttl, t0())
-            .await
-            .unwrap(),
-        Claim::Proceed
-    );
-    match db
-        .idempotency_claim(a, "k1", "fp1", lock, ttl, t0())
-        .await
-        .unwrap()
-    {
+    assert_eq!(db.idempotency_claim(a, "k1", "fp1", lock, ttl, t0()).await.unwrap(), Claim::Proceed);
+    match db.idempotency_claim(a, "k1", "fp1", lock, ttl, t0()).await.unwrap() {
         Claim::InFlight { retry_after } => assert_eq!(retry_after, lock),
         other => panic!("expected in flight, got {other:?}"),
     }
-    assert_eq!(
-        db.idempotency_claim(a, "k1", "fp2", lock, ttl, t0())
-            .await
-            .unwrap(),
-        Claim::Mismatch
-    );
+    assert_eq!(db.idempotency_claim(a, "k1", "fp2", lock, ttl, t0()).await.unwrap(), Claim::Mismatch);
     // Another tenant's identical key is independent.
-    assert_eq!(
-        db.idempotency_claim(b, "k1", "fp2", lock, ttl, t0())
-            .await
-            .unwrap(),
-        Claim::Proceed
-    );
+    assert_eq!(db.idempotency_claim(b, "k1", "fp2", lock, ttl, t0()).await.unwrap(), Claim::Proceed);
     let response = StoredResponse {
         status: 201,
         headers: vec![("content-type".into(), "application/json".into())],
         body: br#"{"id":"x"}"#.to_vec(),
     };
     db.idempotency_complete(a, "k1", &response).await.unwrap();
-    assert_eq!(
-        db.idempotency_claim(a, "k1", "fp1", lock, ttl, t0())
-            .await
-            .unwrap(),
-        Claim::Replay(response)
-    );
+    assert_eq!(db.idempotency_claim(a, "k1", "fp1", lock, ttl, t0()).await.unwrap(), Claim::Replay(response));
 }
 
 async fn idempotency_expiry_takeover_and_release(db: &TestStore) {
     let a = tenant(db, "a").await;
     let (lock, ttl) = (Duration::from_secs(30), Duration::from_secs(3600));
-    db.idempotency_claim(a, "k", "fp", lock, ttl, t0())
-        .await
-        .unwrap();
-    db.idempotency_complete(
-        a,
-        "k",
-        &StoredResponse {
-            status: 200,
-            headers: vec![],
-            body: vec![],
-        },
-    )
-    .await
-    .unwrap();
+    db.idempotency_claim(a, "k", "fp", lock, ttl, t0()).await.unwrap();
+    db.idempotency_complete(a, "k", &StoredResponse { status: 200, headers: vec![], body: vec![] }).await.unwrap();
     // After the TTL the key is unused again, even for a different request.
     let expired = t0() + TimeDelta::seconds(3601);
-    assert_eq!(
-        db.idempotency_claim(a, "k", "other", lock, ttl, expired)
-            .await
-            .unwrap(),
-        Claim::Proceed
-    );
+    assert_eq!(db.idempotency_claim(a, "k", "other", lock, ttl, expired).await.unwrap(), Claim::Proceed);
     // A holder that crashed: once its lock lapses the same request may proceed.
     let lapsed = expired + TimeDelta::seconds(31);
-    assert_eq!(
-        db.idempotency_claim(a, "k", "other", lock, ttl, lapsed)
-            .await
-            .unwrap(),
-        Claim::Proceed
-    );
+    assert_eq!(db.idempotency_claim(a, "k", "other", lock, ttl, lapsed).await.unwrap(), Claim::Proceed);
     // Released keys are free at once.
     db.idempotency_release(a, "k").await.unwrap();
-    assert_eq!(
-        db.idempotency_claim(a, "k", "third", lock, ttl, lapsed)
-            .await
-            .unwrap(),
-        Claim::Proceed
-    );
-    assert_eq!(
-        db.purge_expired_idempotency_keys(lapsed + TimeDelta::days(2))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(db.idempotency_claim(a, "k", "third", lock, ttl, lapsed).await.unwrap(), Claim::Proceed);
+    assert_eq!(db.purge_expired_idempotency_keys(lapsed + TimeDelta::days(2)).await.unwrap(), 1);
 }
 
 /// Several concurrent workers drain 10,000 jobs; every job is completed exactly once.
@@ -410,13 +253,7 @@ async fn ten_thousand_jobs_each_processed_exactly_once(db: &TestStore) {
     const WORKERS: usize = 6;
     let mut tx = db.begin().await.unwrap();
     for n in 0..JOBS {
-        enqueue(
-            &mut tx,
-            &NewJob::new("bulk", "count", json!({ "n": n })),
-            t0(),
-        )
-        .await
-        .unwrap();
+        enqueue(&mut tx, &NewJob::new("bulk", "count", json!({ "n": n })), t0()).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -427,10 +264,7 @@ async fn ten_thousand_jobs_each_processed_exactly_once(db: &TestStore) {
         handles.push(tokio::spawn(async move {
             let worker = format!("w{w}");
             loop {
-                let jobs = store
-                    .claim_jobs("bulk", &worker, Duration::from_secs(600), 50, t0())
-                    .await
-                    .unwrap();
+                let jobs = store.claim_jobs("bulk", &worker, Duration::from_secs(600), 50, t0()).await.unwrap();
                 if jobs.is_empty() {
                     break;
                 }
@@ -448,8 +282,5 @@ async fn ten_thousand_jobs_each_processed_exactly_once(db: &TestStore) {
     assert_eq!(seen.len(), JOBS);
     assert!(seen.values().all(|&n| n == 1), "a job was processed twice");
     let counts = db.queue_counts("bulk").await.unwrap();
-    assert_eq!(
-        (counts.done, counts.ready, counts.running),
-        (JOBS as i64, 0, 0)
-    );
+    assert_eq!((counts.done, counts.ready, counts.running), (JOBS as i64, 0, 0));
 }

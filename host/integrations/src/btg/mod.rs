@@ -9,16 +9,12 @@ use std::time::Duration;
 use reqwest::Url;
 
 pub use types::*;
-pub use wire::{
-    BtgEvent, SignatureError, WebhookEnvelope, parse_webhook, sign_webhook, verify_webhook,
-};
+pub use wire::{BtgEvent, SignatureError, WebhookEnvelope, parse_webhook, sign_webhook, verify_webhook};
 
 use crate::config::{BtgConfig, Secret};
 use crate::domain::mask_key;
 use crate::error::{IntegrationError, Result, Upstream};
-use crate::transport::{
-    Idempotence, TokenSource, Transport, build_client, parse_base, status_error, url,
-};
+use crate::transport::{Idempotence, TokenSource, Transport, build_client, parse_base, status_error, url};
 use wire::WireRequest;
 
 /// Token lifetime assumed when BTG omits `expires_in` (BTG Id issues 24 h tokens).
@@ -51,32 +47,19 @@ pub trait Btg: Send + Sync {
     async fn claim_action(&self, id: &str, action: ClaimAction) -> Result<Claim>;
     // --- MED
     /// Registers a fraud marker.
-    async fn create_fraud_marker(
-        &self,
-        tax_id: &str,
-        fraud_type: FraudType,
-        key: Option<&str>,
-    ) -> Result<FraudMarker>;
+    async fn create_fraud_marker(&self, tax_id: &str, fraud_type: FraudType, key: Option<&str>) -> Result<FraudMarker>;
     /// Fraud markers of a person.
     async fn fraud_markers(&self, tax_id: &str) -> Result<Vec<FraudMarker>>;
     /// Cancels a fraud marker.
     async fn cancel_fraud_marker(&self, id: &str) -> Result<FraudMarker>;
     /// Opens an infraction report.
-    async fn create_infraction_report(
-        &self,
-        report: &NewInfractionReport,
-    ) -> Result<InfractionReport>;
+    async fn create_infraction_report(&self, report: &NewInfractionReport) -> Result<InfractionReport>;
     /// Reads an infraction report.
     async fn infraction_report(&self, id: &str) -> Result<InfractionReport>;
     /// Acknowledges a report against us.
     async fn acknowledge_infraction_report(&self, id: &str) -> Result<InfractionReport>;
     /// Closes a report against us with our analysis.
-    async fn close_infraction_report(
-        &self,
-        id: &str,
-        agreed: bool,
-        details: Option<&str>,
-    ) -> Result<InfractionReport>;
+    async fn close_infraction_report(&self, id: &str, agreed: bool, details: Option<&str>) -> Result<InfractionReport>;
     /// Cancels a report we opened.
     async fn cancel_infraction_report(&self, id: &str) -> Result<InfractionReport>;
     /// Opens a MED refund request.
@@ -107,11 +90,7 @@ pub trait Btg: Send + Sync {
     async fn tracking_graph(&self, id: &str) -> Result<TrackingGraph>;
     // --- SPI
     /// Sends a cash-out. Never retried on timeout: read back with [`Btg::payment`].
-    async fn initiate_payment(
-        &self,
-        order: &PaymentOrder,
-        idempotency_key: &str,
-    ) -> Result<PaymentAccepted>;
+    async fn initiate_payment(&self, order: &PaymentOrder, idempotency_key: &str) -> Result<PaymentAccepted>;
     /// Status of a cash-out.
     async fn payment(&self, end_to_end_id: &str) -> Result<Payment>;
     /// Returns (part of) a payment we received. Never retried on timeout.
@@ -122,16 +101,9 @@ pub trait Btg: Send + Sync {
         idempotency_key: &str,
     ) -> Result<PaymentAccepted>;
     /// Status of a reversal.
-    async fn reversal(
-        &self,
-        original_end_to_end_id: &str,
-        return_end_to_end_id: &str,
-    ) -> Result<Reversal>;
+    async fn reversal(&self, original_end_to_end_id: &str, return_end_to_end_id: &str) -> Result<Reversal>;
     /// Submits a trck.002 report of intra-PSP transfers.
-    async fn submit_internal_transactions_report(
-        &self,
-        report: &InternalTransactionsReport,
-    ) -> Result<ReportReceipt>;
+    async fn submit_internal_transactions_report(&self, report: &InternalTransactionsReport) -> Result<ReportReceipt>;
     /// Status of a submitted report.
     async fn internal_transactions_report(&self, id: &str) -> Result<ReportReceipt>;
 }
@@ -159,17 +131,11 @@ impl TokenSource for BtgTokenSource {
         if !response.status.is_success() {
             return Err(match status_error(Upstream::Btg, &response) {
                 e @ IntegrationError::Unavailable { .. } => e,
-                _ => IntegrationError::Unauthorized {
-                    upstream: Upstream::Btg,
-                    status: response.status.as_u16(),
-                },
+                _ => IntegrationError::Unauthorized { upstream: Upstream::Btg, status: response.status.as_u16() },
             });
         }
         let token: wire::TokenResponse = wire::decode(&response.body)?;
-        let lifetime = token
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let lifetime = token.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
         Ok((token.access_token, lifetime))
     }
 }
@@ -225,9 +191,9 @@ impl BtgClient {
         let segments: Vec<&str> = request.path.iter().map(String::as_str).collect();
         let target = url(&self.base, &segments)?;
         let correlation = uuid::Uuid::now_v7().to_string();
-        let key = idempotency_key.map(str::to_owned).or_else(|| {
-            (request.method == reqwest::Method::POST).then(|| uuid::Uuid::now_v7().to_string())
-        });
+        let key = idempotency_key
+            .map(str::to_owned)
+            .or_else(|| (request.method == reqwest::Method::POST).then(|| uuid::Uuid::now_v7().to_string()));
         let client = &self.transport.client;
         let build = || {
             let mut b = client
@@ -253,12 +219,7 @@ impl BtgClient {
         self.exec(op, Idempotence::Idempotent, None, request).await
     }
 
-    async fn write(
-        &self,
-        op: &'static str,
-        key: Option<&str>,
-        request: WireRequest,
-    ) -> Result<Vec<u8>> {
+    async fn write(&self, op: &'static str, key: Option<&str>, request: WireRequest) -> Result<Vec<u8>> {
         self.exec(op, Idempotence::Idempotent, key, request).await
     }
 }
@@ -268,9 +229,7 @@ impl Btg for BtgClient {
     #[tracing::instrument(name = "btg.create_entry", skip_all, fields(key_type = %entry.key_type, key = entry.key.as_deref().map(mask_key)))]
     async fn create_entry(&self, entry: &NewEntry) -> Result<DictEntry> {
         let key = entry.request_id.to_string();
-        let body = self
-            .write("create_entry", Some(&key), wire::create_entry(entry))
-            .await?;
+        let body = self.write("create_entry", Some(&key), wire::create_entry(entry)).await?;
         wire::decode_entry(&body)
     }
 
@@ -281,47 +240,35 @@ impl Btg for BtgClient {
 
     #[tracing::instrument(name = "btg.update_entry", skip_all, fields(key = %mask_key(key)))]
     async fn update_entry(&self, key: &str, update: &EntryUpdate) -> Result<DictEntry> {
-        let body = self
-            .write("update_entry", None, wire::update_entry(key, update))
-            .await?;
+        let body = self.write("update_entry", None, wire::update_entry(key, update)).await?;
         wire::decode_entry(&body)
     }
 
     #[tracing::instrument(name = "btg.delete_entry", skip_all, fields(key = %mask_key(key), %reason))]
     async fn delete_entry(&self, key: &str, reason: Reason) -> Result<()> {
-        self.write("delete_entry", None, wire::delete_entry(key, reason))
-            .await
-            .map(drop)
+        self.write("delete_entry", None, wire::delete_entry(key, reason)).await.map(drop)
     }
 
     #[tracing::instrument(name = "btg.lookup_key", skip_all, fields(key = %mask_key(key)))]
     async fn lookup_key(&self, key: &str, end_to_end_id: Option<&str>) -> Result<KeyLookup> {
-        let body = self
-            .read("lookup_key", wire::lookup_key(key, end_to_end_id))
-            .await?;
+        let body = self.read("lookup_key", wire::lookup_key(key, end_to_end_id)).await?;
         wire::decode_lookup(&body)
     }
 
     #[tracing::instrument(name = "btg.check_keys", skip_all, fields(count = keys.len()))]
     async fn check_keys(&self, keys: &[String]) -> Result<Vec<KeyCheck>> {
         if keys.is_empty() || keys.len() > 200 {
-            return Err(IntegrationError::Config(
-                "check_keys takes 1 to 200 keys".into(),
-            ));
+            return Err(IntegrationError::Config("check_keys takes 1 to 200 keys".into()));
         }
         // A pure read despite being a POST: safe to retry.
-        let body = self
-            .write("check_keys", None, wire::check_keys(keys))
-            .await?;
+        let body = self.write("check_keys", None, wire::check_keys(keys)).await?;
         wire::decode_check(&body)
     }
 
     #[tracing::instrument(name = "btg.create_claim", skip_all, fields(key = %mask_key(&claim.key), claim_type = %claim.claim_type))]
     async fn create_claim(&self, claim: &NewClaim) -> Result<Claim> {
         let key = claim.request_id.to_string();
-        let body = self
-            .write("create_claim", Some(&key), wire::create_claim(claim))
-            .await?;
+        let body = self.write("create_claim", Some(&key), wire::create_claim(claim)).await?;
         wire::decode_claim(&body)
     }
 
@@ -338,65 +285,37 @@ impl Btg for BtgClient {
     #[tracing::instrument(name = "btg.claim_action", skip_all, fields(claim_id = %id, action = ?action))]
     async fn claim_action(&self, id: &str, action: ClaimAction) -> Result<Claim> {
         let key = format!("claim-{id}-{action:?}");
-        let body = self
-            .write("claim_action", Some(&key), wire::claim_action(id, action))
-            .await?;
+        let body = self.write("claim_action", Some(&key), wire::claim_action(id, action)).await?;
         wire::decode_claim(&body)
     }
 
     #[tracing::instrument(name = "btg.create_fraud_marker", skip_all, fields(tax_id = %crate::domain::mask_document(tax_id), %fraud_type))]
-    async fn create_fraud_marker(
-        &self,
-        tax_id: &str,
-        fraud_type: FraudType,
-        key: Option<&str>,
-    ) -> Result<FraudMarker> {
-        let body = self
-            .write(
-                "create_fraud_marker",
-                None,
-                wire::create_fraud_marker(tax_id, fraud_type, key),
-            )
-            .await?;
+    async fn create_fraud_marker(&self, tax_id: &str, fraud_type: FraudType, key: Option<&str>) -> Result<FraudMarker> {
+        let body = self.write("create_fraud_marker", None, wire::create_fraud_marker(tax_id, fraud_type, key)).await?;
         wire::decode_fraud_marker(&body)
     }
 
     #[tracing::instrument(name = "btg.fraud_markers", skip_all, fields(tax_id = %crate::domain::mask_document(tax_id)))]
     async fn fraud_markers(&self, tax_id: &str) -> Result<Vec<FraudMarker>> {
-        let body = self
-            .read("fraud_markers", wire::list_fraud_markers(tax_id))
-            .await?;
+        let body = self.read("fraud_markers", wire::list_fraud_markers(tax_id)).await?;
         wire::decode_fraud_markers(&body)
     }
 
     #[tracing::instrument(name = "btg.cancel_fraud_marker", skip_all, fields(id = %id))]
     async fn cancel_fraud_marker(&self, id: &str) -> Result<FraudMarker> {
-        let body = self
-            .write("cancel_fraud_marker", None, wire::cancel_fraud_marker(id))
-            .await?;
+        let body = self.write("cancel_fraud_marker", None, wire::cancel_fraud_marker(id)).await?;
         wire::decode_fraud_marker(&body)
     }
 
     #[tracing::instrument(name = "btg.create_infraction_report", skip_all, fields(end_to_end_id = %report.end_to_end_id))]
-    async fn create_infraction_report(
-        &self,
-        report: &NewInfractionReport,
-    ) -> Result<InfractionReport> {
-        let body = self
-            .write(
-                "create_infraction_report",
-                None,
-                wire::create_infraction_report(report),
-            )
-            .await?;
+    async fn create_infraction_report(&self, report: &NewInfractionReport) -> Result<InfractionReport> {
+        let body = self.write("create_infraction_report", None, wire::create_infraction_report(report)).await?;
         wire::decode_infraction_report(&body)
     }
 
     #[tracing::instrument(name = "btg.infraction_report", skip_all, fields(id = %id))]
     async fn infraction_report(&self, id: &str) -> Result<InfractionReport> {
-        let body = self
-            .read("infraction_report", wire::get_infraction_report(id))
-            .await?;
+        let body = self.read("infraction_report", wire::get_infraction_report(id)).await?;
         wire::decode_infraction_report(&body)
     }
 
@@ -413,12 +332,7 @@ impl Btg for BtgClient {
     }
 
     #[tracing::instrument(name = "btg.close_infraction_report", skip_all, fields(id = %id, agreed))]
-    async fn close_infraction_report(
-        &self,
-        id: &str,
-        agreed: bool,
-        details: Option<&str>,
-    ) -> Result<InfractionReport> {
+    async fn close_infraction_report(&self, id: &str, agreed: bool, details: Option<&str>) -> Result<InfractionReport> {
         let body = self
             .write(
                 "close_infraction_report",
@@ -432,81 +346,49 @@ impl Btg for BtgClient {
     #[tracing::instrument(name = "btg.cancel_infraction_report", skip_all, fields(id = %id))]
     async fn cancel_infraction_report(&self, id: &str) -> Result<InfractionReport> {
         let body = self
-            .write(
-                "cancel_infraction_report",
-                None,
-                wire::infraction_action(id, "cancel", serde_json::json!({})),
-            )
+            .write("cancel_infraction_report", None, wire::infraction_action(id, "cancel", serde_json::json!({})))
             .await?;
         wire::decode_infraction_report(&body)
     }
 
     #[tracing::instrument(name = "btg.create_refund_request", skip_all, fields(end_to_end_id = %request.end_to_end_id))]
     async fn create_refund_request(&self, request: &NewRefundRequest) -> Result<RefundRequest> {
-        let body = self
-            .write(
-                "create_refund_request",
-                None,
-                wire::create_refund_request(request),
-            )
-            .await?;
+        let body = self.write("create_refund_request", None, wire::create_refund_request(request)).await?;
         wire::decode_refund_request(&body)
     }
 
     #[tracing::instrument(name = "btg.refund_request", skip_all, fields(id = %id))]
     async fn refund_request(&self, id: &str) -> Result<RefundRequest> {
-        let body = self
-            .read("refund_request", wire::get_refund_request(id))
-            .await?;
+        let body = self.read("refund_request", wire::get_refund_request(id)).await?;
         wire::decode_refund_request(&body)
     }
 
     #[tracing::instrument(name = "btg.close_refund_request", skip_all, fields(id = %id))]
     async fn close_refund_request(&self, id: &str, close: &RefundClose) -> Result<RefundRequest> {
-        let body = self
-            .write(
-                "close_refund_request",
-                None,
-                wire::close_refund_request(id, close),
-            )
-            .await?;
+        let body = self.write("close_refund_request", None, wire::close_refund_request(id, close)).await?;
         wire::decode_refund_request(&body)
     }
 
     #[tracing::instrument(name = "btg.cancel_refund_request", skip_all, fields(id = %id))]
     async fn cancel_refund_request(&self, id: &str) -> Result<RefundRequest> {
-        let body = self
-            .write(
-                "cancel_refund_request",
-                None,
-                wire::cancel_refund_request(id),
-            )
-            .await?;
+        let body = self.write("cancel_refund_request", None, wire::cancel_refund_request(id)).await?;
         wire::decode_refund_request(&body)
     }
 
     #[tracing::instrument(name = "btg.key_statistics", skip_all, fields(key = %mask_key(key)))]
     async fn key_statistics(&self, key: &str) -> Result<Statistics> {
-        wire::decode_statistics(
-            &self
-                .read("key_statistics", wire::key_statistics(key))
-                .await?,
-        )
+        wire::decode_statistics(&self.read("key_statistics", wire::key_statistics(key)).await?)
     }
 
     #[tracing::instrument(name = "btg.person_statistics", skip_all, fields(tax_id = %crate::domain::mask_document(tax_id)))]
     async fn person_statistics(&self, tax_id: &str) -> Result<Statistics> {
-        let body = self
-            .read("person_statistics", wire::person_statistics(tax_id))
-            .await?;
+        let body = self.read("person_statistics", wire::person_statistics(tax_id)).await?;
         wire::decode_statistics(&body)
     }
 
     #[tracing::instrument(name = "btg.request_cid_file", skip_all, fields(%key_type))]
     async fn request_cid_file(&self, key_type: KeyType) -> Result<CidFile> {
-        let body = self
-            .write("request_cid_file", None, wire::request_cid_file(key_type))
-            .await?;
+        let body = self.write("request_cid_file", None, wire::request_cid_file(key_type)).await?;
         wire::decode_cid_file(&body)
     }
 
@@ -517,70 +399,39 @@ impl Btg for BtgClient {
 
     #[tracing::instrument(name = "btg.create_funds_recovery", skip_all, fields(root = %recovery.root_end_to_end_id))]
     async fn create_funds_recovery(&self, recovery: &NewFundsRecovery) -> Result<FundsRecovery> {
-        let body = self
-            .write(
-                "create_funds_recovery",
-                None,
-                wire::create_funds_recovery(recovery),
-            )
-            .await?;
+        let body = self.write("create_funds_recovery", None, wire::create_funds_recovery(recovery)).await?;
         wire::decode_funds_recovery(&body)
     }
 
     #[tracing::instrument(name = "btg.funds_recovery", skip_all, fields(id = %id))]
     async fn funds_recovery(&self, id: &str) -> Result<FundsRecovery> {
-        let body = self
-            .read("funds_recovery", wire::get_funds_recovery(id))
-            .await?;
+        let body = self.read("funds_recovery", wire::get_funds_recovery(id)).await?;
         wire::decode_funds_recovery(&body)
     }
 
     #[tracing::instrument(name = "btg.cancel_funds_recovery", skip_all, fields(id = %id))]
     async fn cancel_funds_recovery(&self, id: &str) -> Result<FundsRecovery> {
-        let body = self
-            .write(
-                "cancel_funds_recovery",
-                None,
-                wire::cancel_funds_recovery(id),
-            )
-            .await?;
+        let body = self.write("cancel_funds_recovery", None, wire::cancel_funds_recovery(id)).await?;
         wire::decode_funds_recovery(&body)
     }
 
     #[tracing::instrument(name = "btg.tracking_graph", skip_all, fields(id = %id))]
     async fn tracking_graph(&self, id: &str) -> Result<TrackingGraph> {
-        wire::decode_tracking_graph(
-            &self
-                .read("tracking_graph", wire::tracking_graph(id))
-                .await?,
-        )
+        wire::decode_tracking_graph(&self.read("tracking_graph", wire::tracking_graph(id)).await?)
     }
 
     #[tracing::instrument(name = "btg.initiate_payment", skip_all, fields(end_to_end_id = %order.end_to_end_id, amount = %order.amount, creditor_ispb = %order.creditor.ispb))]
-    async fn initiate_payment(
-        &self,
-        order: &PaymentOrder,
-        idempotency_key: &str,
-    ) -> Result<PaymentAccepted> {
+    async fn initiate_payment(&self, order: &PaymentOrder, idempotency_key: &str) -> Result<PaymentAccepted> {
         // Money moves: one attempt only; on Timeout the caller reconciles with `payment`.
         let body = self
-            .exec(
-                "initiate_payment",
-                Idempotence::Once,
-                Some(idempotency_key),
-                wire::initiate_payment(order),
-            )
+            .exec("initiate_payment", Idempotence::Once, Some(idempotency_key), wire::initiate_payment(order))
             .await?;
         wire::decode_payment_accepted(&body)
     }
 
     #[tracing::instrument(name = "btg.payment", skip_all, fields(end_to_end_id = %end_to_end_id))]
     async fn payment(&self, end_to_end_id: &str) -> Result<Payment> {
-        wire::decode_payment(
-            &self
-                .read("payment", wire::get_payment(end_to_end_id))
-                .await?,
-        )
+        wire::decode_payment(&self.read("payment", wire::get_payment(end_to_end_id)).await?)
     }
 
     #[tracing::instrument(name = "btg.initiate_reversal", skip_all, fields(original_end_to_end_id = %original_end_to_end_id, amount = %order.amount, reason = %order.reason))]
@@ -602,41 +453,21 @@ impl Btg for BtgClient {
     }
 
     #[tracing::instrument(name = "btg.reversal", skip_all, fields(original_end_to_end_id = %original_end_to_end_id, return_end_to_end_id = %return_end_to_end_id))]
-    async fn reversal(
-        &self,
-        original_end_to_end_id: &str,
-        return_end_to_end_id: &str,
-    ) -> Result<Reversal> {
-        let body = self
-            .read(
-                "reversal",
-                wire::get_reversal(original_end_to_end_id, return_end_to_end_id),
-            )
-            .await?;
+    async fn reversal(&self, original_end_to_end_id: &str, return_end_to_end_id: &str) -> Result<Reversal> {
+        let body = self.read("reversal", wire::get_reversal(original_end_to_end_id, return_end_to_end_id)).await?;
         wire::decode_reversal(&body)
     }
 
     #[tracing::instrument(name = "btg.submit_report", skip_all, fields(report_id = %report.report_id, count = report.transactions.len()))]
-    async fn submit_internal_transactions_report(
-        &self,
-        report: &InternalTransactionsReport,
-    ) -> Result<ReportReceipt> {
+    async fn submit_internal_transactions_report(&self, report: &InternalTransactionsReport) -> Result<ReportReceipt> {
         let body = self
-            .write(
-                "submit_internal_transactions_report",
-                Some(&report.report_id),
-                wire::submit_report(report),
-            )
+            .write("submit_internal_transactions_report", Some(&report.report_id), wire::submit_report(report))
             .await?;
         wire::decode_report(&body)
     }
 
     #[tracing::instrument(name = "btg.report", skip_all, fields(id = %id))]
     async fn internal_transactions_report(&self, id: &str) -> Result<ReportReceipt> {
-        wire::decode_report(
-            &self
-                .read("internal_transactions_report", wire::get_report(id))
-                .await?,
-        )
+        wire::decode_report(&self.read("internal_transactions_report", wire::get_report(id)).await?)
     }
 }

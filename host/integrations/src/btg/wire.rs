@@ -65,10 +65,8 @@ impl WireRequest {
 }
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| IntegrationError::Decode {
-        upstream: Upstream::Btg,
-        message: e.to_string(),
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| IntegrationError::Decode { upstream: Upstream::Btg, message: e.to_string() })
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {
@@ -148,12 +146,7 @@ impl From<&DictOwner> for WOwner {
 
 impl From<WOwner> for DictOwner {
     fn from(o: WOwner) -> Self {
-        DictOwner {
-            person_type: o.person_type,
-            tax_id: o.tax_id_number,
-            name: o.name,
-            trade_name: o.trade_name,
-        }
+        DictOwner { person_type: o.person_type, tax_id: o.tax_id_number, name: o.name, trade_name: o.trade_name }
     }
 }
 
@@ -216,8 +209,7 @@ pub(crate) fn update_entry(key: &str, u: &EntryUpdate) -> WireRequest {
 }
 
 pub(crate) fn delete_entry(key: &str, reason: Reason) -> WireRequest {
-    WireRequest::new(Method::DELETE, &["dict", "entries", key])
-        .query("reason", Some(reason.as_str().to_owned()))
+    WireRequest::new(Method::DELETE, &["dict", "entries", key]).query("reason", Some(reason.as_str().to_owned()))
 }
 
 pub(crate) fn decode_entry(body: &[u8]) -> Result<DictEntry> {
@@ -242,10 +234,7 @@ struct WKeyLookup {
 
 pub(crate) fn decode_lookup(body: &[u8]) -> Result<KeyLookup> {
     let w: WKeyLookup = decode(body)?;
-    Ok(KeyLookup {
-        entry: w.entry.into(),
-        end_to_end_id: w.end_to_end_id,
-    })
+    Ok(KeyLookup { entry: w.entry.into(), end_to_end_id: w.end_to_end_id })
 }
 
 pub(crate) fn check_keys(keys: &[String]) -> WireRequest {
@@ -266,13 +255,7 @@ pub(crate) fn decode_check(body: &[u8]) -> Result<Vec<KeyCheck>> {
         keys: Vec<WKeyCheck>,
     }
     let w: W = decode(body)?;
-    Ok(w.keys
-        .into_iter()
-        .map(|k| KeyCheck {
-            key: k.key,
-            has_entry: k.has_entry,
-        })
-        .collect())
+    Ok(w.keys.into_iter().map(|k| KeyCheck { key: k.key, has_entry: k.has_entry }).collect())
 }
 
 // ---------------------------------------------------------------- claims
@@ -372,11 +355,7 @@ pub(crate) fn decode_claims(body: &[u8]) -> Result<Vec<Claim>> {
     struct W {
         items: Vec<WClaim>,
     }
-    Ok(decode::<W>(body)?
-        .items
-        .into_iter()
-        .map(Into::into)
-        .collect())
+    Ok(decode::<W>(body)?.items.into_iter().map(Into::into).collect())
 }
 
 // ---------------------------------------------------------------- fraud markers
@@ -406,11 +385,7 @@ impl From<WFraudMarker> for FraudMarker {
     }
 }
 
-pub(crate) fn create_fraud_marker(
-    tax_id: &str,
-    fraud_type: FraudType,
-    key: Option<&str>,
-) -> WireRequest {
+pub(crate) fn create_fraud_marker(tax_id: &str, fraud_type: FraudType, key: Option<&str>) -> WireRequest {
     let mut body = json!({ "taxIdNumber": tax_id, "fraudType": fraud_type });
     if let Some(k) = key {
         body["key"] = json!(k);
@@ -435,11 +410,7 @@ pub(crate) fn decode_fraud_markers(body: &[u8]) -> Result<Vec<FraudMarker>> {
     struct W {
         items: Vec<WFraudMarker>,
     }
-    Ok(decode::<W>(body)?
-        .items
-        .into_iter()
-        .map(Into::into)
-        .collect())
+    Ok(decode::<W>(body)?.items.into_iter().map(Into::into).collect())
 }
 
 // ---------------------------------------------------------------- infraction reports
@@ -659,13 +630,7 @@ pub(crate) fn get_cid_file(id: &str) -> WireRequest {
 
 pub(crate) fn decode_cid_file(body: &[u8]) -> Result<CidFile> {
     let w: WCidFile = decode(body)?;
-    Ok(CidFile {
-        id: w.id,
-        key_type: w.key_type,
-        status: w.status,
-        cids: w.cids,
-        created_at: w.created_at,
-    })
+    Ok(CidFile { id: w.id, key_type: w.key_type, status: w.status, cids: w.cids, created_at: w.created_at })
 }
 
 // ---------------------------------------------------------------- funds recovery (MED 2.0)
@@ -851,11 +816,7 @@ pub(crate) fn decode_payment_accepted(body: &[u8]) -> Result<PaymentAccepted> {
         status: PaymentStatus,
     }
     let w: W = decode(body)?;
-    Ok(PaymentAccepted {
-        id: w.id,
-        end_to_end_id: w.end_to_end_id,
-        status: w.status,
-    })
+    Ok(PaymentAccepted { id: w.id, end_to_end_id: w.end_to_end_id, status: w.status })
 }
 
 pub(crate) fn get_payment(end_to_end_id: &str) -> WireRequest {
@@ -909,11 +870,7 @@ pub(crate) fn decode_reversal_accepted(body: &[u8]) -> Result<PaymentAccepted> {
         status: PaymentStatus,
     }
     let w: W = decode(body)?;
-    Ok(PaymentAccepted {
-        id: w.id,
-        end_to_end_id: w.return_end_to_end_id,
-        status: w.status,
-    })
+    Ok(PaymentAccepted { id: w.id, end_to_end_id: w.return_end_to_end_id, status: w.status })
 }
 
 pub(crate) fn get_reversal(original: &str, return_id: &str) -> WireRequest {
@@ -989,12 +946,7 @@ struct WReport {
 
 pub(crate) fn decode_report(body: &[u8]) -> Result<ReportReceipt> {
     let w: WReport = decode(body)?;
-    Ok(ReportReceipt {
-        id: w.id,
-        report_id: w.report_id,
-        status: w.status,
-        receipt_code: w.receipt_code,
-    })
+    Ok(ReportReceipt { id: w.id, report_id: w.report_id, status: w.status, receipt_code: w.receipt_code })
 }
 
 // ---------------------------------------------------------------- inbound webhooks
@@ -1057,13 +1009,8 @@ pub fn parse_webhook(body: &[u8]) -> Result<(WebhookEnvelope, BtgEvent)> {
         "INFRACTION_REPORT_V2" => BtgEvent::InfractionReport(decode_infraction_report(&data)?),
         "DICT_REFUND" => BtgEvent::Refund(decode_refund_request(&data)?),
         "FUNDS_RECOVERY" => BtgEvent::FundsRecovery(decode_funds_recovery(&data)?),
-        "PIX_INTERNAL_TRANSACTIONS_REPORT" => {
-            BtgEvent::InternalTransactionsReport(decode_report(&data)?)
-        }
-        other => BtgEvent::Other {
-            event: other.to_owned(),
-            data: envelope.data.clone(),
-        },
+        "PIX_INTERNAL_TRANSACTIONS_REPORT" => BtgEvent::InternalTransactionsReport(decode_report(&data)?),
+        other => BtgEvent::Other { event: other.to_owned(), data: envelope.data.clone() },
     };
     Ok((envelope, event))
 }
@@ -1127,10 +1074,7 @@ fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
 /// Computes the `x-signature` value for a body sent at `timestamp`:
 /// `sha256=` + lowercase hex of HMAC-SHA256(secret, `"{timestamp}.{body}"`).
 pub fn sign_webhook(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
-    )
+    format!("sha256={}", hex::encode(mac(secret, timestamp, body).finalize().into_bytes()))
 }
 
 /// Verifies a webhook: the timestamp must be within `tolerance_secs` of `now` and the signature
@@ -1154,9 +1098,7 @@ pub fn verify_webhook(
         return Err(SignatureError::Stale);
     }
     // `verify_slice` compares in constant time.
-    mac(secret, timestamp, body)
-        .verify_slice(&given)
-        .map_err(|_| SignatureError::Mismatch)
+    mac(secret, timestamp, body).verify_slice(&given).map_err(|_| SignatureError::Mismatch)
 }
 
 #[cfg(test)]
@@ -1170,14 +1112,8 @@ mod tests {
         let body = br#"{"webhookId":"w1","event":"PIX_PAYMENT","data":{}}"#;
         let sig = sign_webhook(b"s3cret", ts, body);
         let ts_s = ts.to_string();
-        assert_eq!(
-            verify_webhook(b"s3cret", Some(&ts_s), Some(&sig), body, now, 300),
-            Ok(())
-        );
-        assert_eq!(
-            verify_webhook(b"other", Some(&ts_s), Some(&sig), body, now, 300),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify_webhook(b"s3cret", Some(&ts_s), Some(&sig), body, now, 300), Ok(()));
+        assert_eq!(verify_webhook(b"other", Some(&ts_s), Some(&sig), body, now, 300), Err(SignatureError::Mismatch));
         let mut tampered = body.to_vec();
         tampered[5] ^= 1;
         assert_eq!(
@@ -1186,10 +1122,7 @@ mod tests {
         );
         let old = (ts - 301).to_string();
         let old_sig = sign_webhook(b"s3cret", ts - 301, body);
-        assert_eq!(
-            verify_webhook(b"s3cret", Some(&old), Some(&old_sig), body, now, 300),
-            Err(SignatureError::Stale)
-        );
+        assert_eq!(verify_webhook(b"s3cret", Some(&old), Some(&old_sig), body, now, 300), Err(SignatureError::Stale));
         assert!(matches!(
             verify_webhook(b"s3cret", None, Some(&sig), body, now, 300),
             Err(SignatureError::Malformed(_))
@@ -1202,10 +1135,7 @@ mod tests {
         let sig = sign_webhook(b"secret", 1_700_000_000, b"{}");
         let mut m = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
         m.update(b"1700000000.{}");
-        assert_eq!(
-            sig,
-            format!("sha256={}", hex::encode(m.finalize().into_bytes()))
-        );
+        assert_eq!(sig, format!("sha256={}", hex::encode(m.finalize().into_bytes())));
     }
 
     #[test]

@@ -9,9 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use pix_integrations::btg::{BtgEvent, parse_webhook, verify_webhook};
 use pix_integrations::config::{BreakerConfig, HttpConfig, LerianAuthConfig, RetryConfig};
-use pix_integrations::{
-    BtgClient, BtgConfig, CrmClient, CrmConfig, MidazClient, MidazConfig, Secret,
-};
+use pix_integrations::{BtgClient, BtgConfig, CrmClient, CrmConfig, MidazClient, MidazConfig, Secret};
 use pix_sandbox::{Credentials, DemoData, Sandbox, SandboxConfig, SandboxHandle, seed_demo};
 
 pub const LERIAN_ID: &str = "lerian-app";
@@ -19,10 +17,7 @@ pub const LERIAN_SECRET: &str = "lerian-secret";
 
 pub async fn start(tweak: impl FnOnce(&mut SandboxConfig)) -> (SandboxHandle, DemoData) {
     let mut cfg = SandboxConfig {
-        lerian_auth: Some(Credentials {
-            client_id: LERIAN_ID.into(),
-            client_secret: LERIAN_SECRET.into(),
-        }),
+        lerian_auth: Some(Credentials { client_id: LERIAN_ID.into(), client_secret: LERIAN_SECRET.into() }),
         btg_settlement_delay_ms: 50,
         webhook_retry_base_ms: 20,
         webhook_retry_max_ms: 200,
@@ -38,17 +33,8 @@ pub fn http(timeout_ms: u64) -> HttpConfig {
     HttpConfig {
         timeout_ms,
         connect_timeout_ms: 1_000,
-        retry: RetryConfig {
-            max_attempts: 3,
-            base_delay_ms: 10,
-            max_delay_ms: 50,
-            jitter: 0.2,
-        },
-        breaker: BreakerConfig {
-            failure_threshold: 100,
-            cooldown_ms: 1_000,
-            half_open_successes: 1,
-        },
+        retry: RetryConfig { max_attempts: 3, base_delay_ms: 10, max_delay_ms: 50, jitter: 0.2 },
+        breaker: BreakerConfig { failure_threshold: 100, cooldown_ms: 1_000, half_open_successes: 1 },
     }
 }
 
@@ -140,29 +126,19 @@ async fn receive(State(s): State<RxState>, headers: HeaderMap, body: Bytes) -> S
     }
     let (envelope, event) = parse_webhook(&body).expect("webhook parses");
     assert_eq!(h("x-correlation-id"), Some(envelope.webhook_id.as_str()));
-    s.rx.received
-        .lock()
-        .unwrap()
-        .push((envelope.webhook_id, event));
+    s.rx.received.lock().unwrap().push((envelope.webhook_id, event));
     StatusCode::OK
 }
 
 pub async fn receiver(secret: &str, fail_first: u32) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/btg", listener.local_addr().unwrap());
-    let rx = Receiver {
-        url,
-        received: Arc::default(),
-        attempts: Arc::default(),
-        bad_signatures: Arc::default(),
-    };
-    let app = axum::Router::new()
-        .route("/webhooks/btg", axum::routing::post(receive))
-        .with_state(RxState {
-            secret: secret.into(),
-            fail_first,
-            rx: rx.clone(),
-        });
+    let rx = Receiver { url, received: Arc::default(), attempts: Arc::default(), bad_signatures: Arc::default() };
+    let app = axum::Router::new().route("/webhooks/btg", axum::routing::post(receive)).with_state(RxState {
+        secret: secret.into(),
+        fail_first,
+        rx: rx.clone(),
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     rx
 }
@@ -180,10 +156,7 @@ pub async fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {secs}s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {secs}s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

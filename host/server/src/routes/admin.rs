@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_tenant, list_tenants))
         .routes(routes!(issue_tenant_token))
+        .routes(routes!(list_inbound_events))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,13 +90,9 @@ async fn create_tenant(
 ) -> ApiResult<(StatusCode, Json<CreatedTenant>)> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            "name: 1 to 100 characters",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidField, "name: 1 to 100 characters"));
     }
-    let ispb = Ispb::parse(&body.ispb)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("ispb: {e}")))?;
+    let ispb = Ispb::parse(&body.ispb).map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("ispb: {e}")))?;
     let now = state.clock.now();
     let tenant = state
         .store
@@ -110,19 +107,13 @@ async fn create_tenant(
             now,
         )
         .await?;
-    let issued = state
-        .store
-        .issue_token(Some(tenant.id), "initial", now)
-        .await?;
+    let issued = state.store.issue_token(Some(tenant.id), "initial", now).await?;
     tracing::info!(tenant = %tenant.id, admin = %admin.credential_id, "tenant created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedTenant {
             tenant: tenant.into(),
-            credential: IssuedCredential {
-                credential_id: issued.credential_id,
-                token: issued.token,
-            },
+            credential: IssuedCredential { credential_id: issued.credential_id, token: issued.token },
         }),
     ))
 }
@@ -131,19 +122,8 @@ async fn create_tenant(
 #[utoipa::path(get, path = "/v1/admin/tenants", tag = "Admin", security(("admin_token" = [])),
     responses((status = 200, body = Vec<TenantView>), (status = 401, body = ErrorResponse),
                (status = 403, body = ErrorResponse)))]
-async fn list_tenants(
-    State(state): State<AppState>,
-    _: CurrentAdmin,
-) -> ApiResult<Json<Vec<TenantView>>> {
-    Ok(Json(
-        state
-            .store
-            .list_tenants()
-            .await?
-            .into_iter()
-            .map(TenantView::from)
-            .collect(),
-    ))
+async fn list_tenants(State(state): State<AppState>, _: CurrentAdmin) -> ApiResult<Json<Vec<TenantView>>> {
+    Ok(Json(state.store.list_tenants().await?.into_iter().map(TenantView::from).collect()))
 }
 
 /// Issue another API credential for a tenant (e.g. for rotation).
@@ -156,20 +136,39 @@ async fn issue_tenant_token(
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<IssuedCredential>)> {
     if state.store.tenant(id).await?.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::ResourceNotFound,
-            "tenant not found",
-        ));
+        return Err(ApiError::new(ErrorCode::ResourceNotFound, "tenant not found"));
     }
-    let issued = state
-        .store
-        .issue_token(Some(id), "api", state.clock.now())
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(IssuedCredential {
-            credential_id: issued.credential_id,
-            token: issued.token,
-        }),
-    ))
+    let issued = state.store.issue_token(Some(id), "api", state.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(IssuedCredential { credential_id: issued.credential_id, token: issued.token })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboundQuery {
+    /// `pending`, `processed`, `unhandled` or `failed`.
+    pub status: Option<String>,
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    pub limit: Option<i64>,
+}
+
+/// Inbound BTG events, newest first: look for `unhandled` (no handler for the type) and `failed`.
+#[utoipa::path(get, path = "/v1/admin/inbound-events", tag = "Admin", params(InboundQuery),
+    security(("admin_token" = [])),
+    responses((status = 200, body = Vec<serde_json::Value>), (status = 400, body = ErrorResponse)))]
+async fn list_inbound_events(
+    State(state): State<AppState>,
+    _: CurrentAdmin,
+    crate::extract::AppQuery(query): crate::extract::AppQuery<InboundQuery>,
+) -> ApiResult<Json<Vec<pix_store::inbound::InboundEvent>>> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(pix_store::inbound::InboundStatus::parse(s).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidField, "status: one of pending, processed, unhandled, failed")
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(ErrorCode::InvalidField, "limit must be between 1 and 500"));
+    }
+    Ok(Json(state.store.list_inbound_events(status, limit).await?))
 }

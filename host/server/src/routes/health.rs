@@ -12,10 +12,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(readyz)).routes(routes!(metrics))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,24 +43,10 @@ async fn health() -> Json<Health> {
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = state.store.backend().as_str();
     match state.store.readiness().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Readiness {
-                status: "ready",
-                database,
-                reason: None,
-            }),
-        ),
+        Ok(()) => (StatusCode::OK, Json(Readiness { status: "ready", database, reason: None })),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Readiness {
-                    status: "not_ready",
-                    database,
-                    reason: Some(reason),
-                }),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "not_ready", database, reason: Some(reason) }))
         }
     }
 }
@@ -71,8 +54,5 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "Health", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

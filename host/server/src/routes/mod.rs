@@ -32,8 +32,7 @@ pub struct PageQuery {
 impl PageQuery {
     /// (limit, offset), or the name of the bad parameter.
     pub fn limit_offset(&self) -> Result<(i64, i64), crate::error::ApiError> {
-        let bad =
-            |m: &str| crate::error::ApiError::new(pix_core::error::ErrorCode::InvalidField, m);
+        let bad = |m: &str| crate::error::ApiError::new(pix_core::error::ErrorCode::InvalidField, m);
         let page = self.page.unwrap_or(1);
         let limit = self.limit.unwrap_or(10);
         if page == 0 {

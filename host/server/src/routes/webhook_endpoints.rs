@@ -20,35 +20,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppPath, AppQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_endpoint, list_endpoints))
-        .routes(routes!(get_endpoint, delete_endpoint))
+    OpenApiRouter::new().routes(routes!(create_endpoint, list_endpoints)).routes(routes!(get_endpoint, delete_endpoint))
 }
 
 /// Flows and the entities each emits (lerian-plugin-api.md §5.1).
 const CATALOG: &[(&str, &[&str])] = &[
     (
         "DICT",
-        &[
-            "CLAIM",
-            "INFRACTION_REPORT",
-            "REFUND",
-            "FUNDS_RECOVERY",
-            "FUNDS_RECOVERY_EVENT",
-            "DICT_RECONCILIATION_JOB",
-        ],
+        &["CLAIM", "INFRACTION_REPORT", "REFUND", "FUNDS_RECOVERY", "FUNDS_RECOVERY_EVENT", "DICT_RECONCILIATION_JOB"],
     ),
     ("TRANSFER", &["CASHIN", "CASHOUT"]),
     ("REFUND", &["CASHIN", "CASHOUT"]),
-    (
-        "RECURRING",
-        &[
-            "AUTHORIZATION_REQUEST",
-            "AUTHORIZATION",
-            "CHARGE",
-            "RECURRENCE",
-        ],
-    ),
+    ("RECURRING", &["AUTHORIZATION_REQUEST", "AUTHORIZATION", "CHARGE", "RECURRENCE"]),
     ("SCHEDULE", &["CASHOUT"]),
     ("REPORT", &["TEMPOSTRANSACOES"]),
 ];
@@ -148,10 +131,7 @@ fn new_secret() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// Register an endpoint for the tenant's events.
@@ -176,19 +156,10 @@ async fn create_endpoint(
         secret: new_secret(),
         description: body.description,
     };
-    let created = state
-        .store
-        .create_webhook_endpoint(tenant.id, &new, state.clock.now())
-        .await?;
+    let created = state.store.create_webhook_endpoint(tenant.id, &new, state.clock.now()).await?;
     tracing::info!(endpoint = %created.id, "webhook endpoint registered");
     let secret = created.secret.clone();
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedEndpoint {
-            endpoint: created.into(),
-            secret,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedEndpoint { endpoint: created.into(), secret })))
 }
 
 /// List the tenant's endpoints, oldest first.
@@ -201,10 +172,7 @@ async fn list_endpoints(
     AppQuery(query): AppQuery<PageQuery>,
 ) -> ApiResult<Json<Page<EndpointView>>> {
     let (limit, offset) = query.limit_offset()?;
-    let (items, total) = state
-        .store
-        .list_webhook_endpoints(tenant.id, limit, offset)
-        .await?;
+    let (items, total) = state.store.list_webhook_endpoints(tenant.id, limit, offset).await?;
     Ok(Json(Page {
         items: items.into_iter().map(EndpointView::from).collect(),
         page: query.page.unwrap_or(1),
@@ -227,11 +195,7 @@ async fn get_endpoint(
     CurrentTenant(tenant): CurrentTenant,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<Json<EndpointView>> {
-    let endpoint = state
-        .store
-        .webhook_endpoint(tenant.id, id)
-        .await?
-        .ok_or_else(not_found)?;
+    let endpoint = state.store.webhook_endpoint(tenant.id, id).await?.ok_or_else(not_found)?;
     Ok(Json(endpoint.into()))
 }
 
