@@ -174,7 +174,12 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
             worker::Worker::new(store.clone(), clock.clone(), "default", state.config.workers.clone())
                 .run(shutdown.clone(), grace),
         );
-        let inbound = Arc::new(InboundDispatcher::new(store.clone(), clock.clone()));
+        let mut inbound = InboundDispatcher::new(store.clone(), clock.clone());
+        for (event_type, handler) in crate::dict::inbound_handlers(&state) {
+            inbound = inbound.register(event_type, handler);
+        }
+        let inbound = Arc::new(inbound);
+        crate::dict::spawn_workers(&state, &shutdown, &mut background);
         background.spawn(
             worker::Worker::new(store.clone(), clock.clone(), INBOUND_QUEUE, state.config.workers.clone())
                 .handle(PROCESS_INBOUND, inbound)

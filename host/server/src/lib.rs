@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dict;
 pub mod embedded;
 pub mod error;
 pub mod extract;

@@ -284,3 +284,32 @@ async fn ten_thousand_jobs_each_processed_exactly_once(db: &TestStore) {
     let counts = db.queue_counts("bulk").await.unwrap();
     assert_eq!((counts.done, counts.ready, counts.running), (JOBS as i64, 0, 0));
 }
+
+#[tokio::test]
+async fn outbound_events_are_recorded_with_the_state_change_and_ordered_per_entity() {
+    use pix_store::events::{DELIVER_EVENT, OutboundEvent, WEBHOOK_QUEUE, record_outbound_event};
+    let db = TestStore::sqlite().await;
+    let t = tenant(&db, "acme").await;
+    let payload = json!({"status": "OPEN"});
+    let event =
+        |id| OutboundEvent { tenant_id: t, flow_type: "DICT", entity_type: "CLAIM", entity_id: id, payload: &payload };
+    let mut tx = db.begin().await.unwrap();
+    record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
+    record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
+    record_outbound_event(&mut tx, &event("claim-2"), t0()).await.unwrap();
+    drop(tx);
+    assert_eq!(db.queue_counts(WEBHOOK_QUEUE).await.unwrap().ready, 0, "rolled back with its transaction");
+
+    let mut tx = db.begin().await.unwrap();
+    let first = record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
+    record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
+    record_outbound_event(&mut tx, &event("claim-2"), t0()).await.unwrap();
+    tx.commit().await.unwrap();
+    let claimed = db.claim_jobs(WEBHOOK_QUEUE, "w", Duration::from_secs(30), 10, t0()).await.unwrap();
+    let entities: Vec<_> = claimed.iter().map(|j| j.payload["entityId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(entities, vec!["claim-1", "claim-2"], "the second claim-1 event waits for the first");
+    assert_eq!(claimed[0].kind, DELIVER_EVENT);
+    assert_eq!(claimed[0].payload["eventId"], first.to_string());
+    assert_eq!(claimed[0].payload["flowType"], "DICT");
+    assert_eq!(claimed[0].payload["payload"], payload);
+}
