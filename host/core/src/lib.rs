@@ -1,6 +1,7 @@
 //! Pure Pix domain: money, identifiers, documents, Pix keys and the API error catalogue.
 //! No I/O, no async: everything here is deterministic and unit-testable.
 
+pub mod brcode;
 pub mod clock;
 pub mod document;
 pub mod error;

@@ -100,10 +100,11 @@ impl PixKey {
     /// CPF with a wrong check digit reports that rather than "unrecognised". An 11-digit phone
     /// number without `+` is read as a CPF, since DICT phones always carry the `+`.
     pub fn infer(input: &str) -> Result<PixKey, PixKeyError> {
-        let kind = if input.starts_with('+') {
-            PixKeyType::Phone
-        } else if input.contains('@') {
+        // '@' first: an e-mail may start with '+' ("+tag@example.com"), a phone never has '@'.
+        let kind = if input.contains('@') {
             PixKeyType::Email
+        } else if input.starts_with('+') {
+            PixKeyType::Phone
         } else if input.len() == 36 && input.contains('-') {
             PixKeyType::Evp
         } else if input.len() == 11 {
@@ -300,6 +301,7 @@ mod tests {
         let kind = |s: &str| PixKey::infer(s).map(|k| k.kind());
         assert_eq!(kind("+5511987654321"), Ok(PixKeyType::Phone));
         assert_eq!(kind("joana@example.com"), Ok(PixKeyType::Email));
+        assert_eq!(kind("+tag@example.com"), Ok(PixKeyType::Email), "a plus-prefixed e-mail is not a phone");
         assert_eq!(kind(EVP), Ok(PixKeyType::Evp));
         assert_eq!(kind("12345678909"), Ok(PixKeyType::Cpf));
         assert_eq!(kind("11222333000181"), Ok(PixKeyType::Cnpj));
