@@ -78,7 +78,7 @@ fn areas() -> Areas {
         public: routes::health::routes(),
         inbound: OpenApiRouter::new().routes(utoipa_axum::routes!(crate::inbound::receive_btg_event)),
         tenant: routes::webhook_endpoints::routes().merge(crate::dict::routes()),
-        admin: routes::admin::routes(),
+        admin: routes::admin::routes().merge(crate::webhooks::admin_routes()),
     }
 }
 

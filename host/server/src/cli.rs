@@ -180,6 +180,7 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
         }
         let inbound = Arc::new(inbound);
         crate::dict::spawn_workers(&state, &shutdown, &mut background);
+        crate::webhooks::spawn_workers(&state, &shutdown, &mut background);
         background.spawn(
             worker::Worker::new(store.clone(), clock.clone(), INBOUND_QUEUE, state.config.workers.clone())
                 .handle(PROCESS_INBOUND, inbound)

@@ -17,4 +17,5 @@ pub mod integrations;
 pub mod mtls;
 pub mod routes;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;
