@@ -164,3 +164,59 @@ async fn events_sent_by_the_simulated_btg_are_received(app: &TestApp) {
     let received = wait_for_status(app, "unhandled", 1).await;
     assert_eq!(received[0]["eventType"].as_str(), Some("PIX_PAYMENT_INBOUND"));
 }
+
+/// BTG keeps retrying while the host is down; the event lands once the host is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_sent_while_the_host_is_down_arrives_after_it_comes_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = pix_store::testing::TestStore::sqlite().await;
+    let now = chrono::Utc::now();
+    let tenant = db
+        .create_tenant(
+            pix_store::tenants::NewTenant {
+                name: "acme".into(),
+                ispb: "12345678".into(),
+                midaz_organization_id: None,
+                midaz_ledger_id: None,
+                settings: json!({}),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/inbound/btg/{}", tenant.id);
+    let sandbox = pix_server::embedded::start_sandbox(3, Some(url), WEBHOOK_SECRET).await.unwrap();
+    let customer = &sandbox.data.accounts[0];
+    sandbox
+        .handle
+        .inbound_pix(&json!({"amount": "5.00", "creditor": {"branch": customer.branch, "account": customer.number,
+            "accountType": "CACC", "taxId": customer.document, "name": customer.name}}))
+        .unwrap();
+    // Let a few deliveries fail against the closed port.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let failed_attempts = sandbox.handle.deliveries().iter().filter(|d| d.outcome == "failed").count();
+    assert!(failed_attempts >= 1, "the simulator tried while the host was down");
+    assert!(db.list_inbound_events(None, 10).await.unwrap().is_empty());
+
+    let mut config = pix_server::config::Config::default();
+    config.btg_webhook.hmac_secret = Some(WEBHOOK_SECRET.into());
+    let state = pix_server::app::AppState {
+        store: db.store.clone(),
+        config: Arc::new(config),
+        clock: Arc::new(pix_core::clock::SystemClock),
+        metrics: pix_server::telemetry::metrics_handle(),
+        integrations: Arc::new(pix_server::integrations::Integrations::new(sandbox.integrations.clone())),
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(pix_server::cli::serve_http(listener, pix_server::app::router(state), shutdown.clone()));
+    for _ in 0..200 {
+        if let Some(event) = db.list_inbound_events(None, 10).await.unwrap().first() {
+            assert_eq!(event.event_type, "PIX_PAYMENT_INBOUND");
+            shutdown.cancel();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the event never arrived after the host came back");
+}

@@ -61,6 +61,9 @@ async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
         let mode = std::fs::metadata(dir.path().join("data/demo.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "demo tokens are private to the owner");
     }
+    let accounts = demo["sandbox"]["accounts"].as_array().expect("the simulated institution is in demo.json");
+    assert!(!accounts.is_empty());
+    assert!(demo["sandbox"]["otherParticipant"].is_object());
     let client = reqwest::Client::new();
     let token = demo["tenantToken"].as_str().unwrap();
     let list = client.get(format!("{url}/v1/webhooks/endpoints")).bearer_auth(token).send().await.unwrap();
@@ -112,4 +115,34 @@ fn migrate_and_admin_token_work_on_the_embedded_database() {
     let out = pix_host(dir.path()).arg("admin-token").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).trim().starts_with("pixadm_"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_run_standalone() {
+    let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = pix_host(dir.path()).args(["sandbox", "--base-port", &base.to_string()]).spawn().unwrap();
+    let mut printed = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line == "}";
+        printed.push_str(&line);
+        if done {
+            break;
+        }
+    }
+    let demo: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    let control = demo["controlUrl"].as_str().unwrap().to_owned();
+    assert!(control.ends_with(&format!(":{}", base + 3)), "{control}");
+    let health = reqwest::get(format!("{control}/_control/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("pix-host sandbox did not stop on SIGINT");
 }
