@@ -16,6 +16,13 @@ use pix_server::embedded::{EmbeddedSandbox, start_sandbox};
 use pix_server::integrations::Integrations;
 pub use pix_store::testing::PG_ENV;
 
+use pix_server::policies::PolicyRuntime;
+
+/// The repository's `policies/` directory (components shipped with the host).
+pub fn shipped_policies() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
 /// The HMAC secret the simulated BTG signs webhooks with, and the host verifies.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
 
@@ -51,12 +58,16 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         config.btg_webhook.hmac_secret = Some(WEBHOOK_SECRET.into());
         let sandbox = start_sandbox(42, None, WEBHOOK_SECRET).await.expect("simulators start");
+        let policies = PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &shipped_policies())
+            .await
+            .expect("shipped policies load");
         let state = AppState {
             store: db.store.clone(),
             config: Arc::new(config),
             clock: clock.clone(),
             metrics: pix_server::telemetry::metrics_handle(),
             integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
+            policies,
         };
         let admin_token = db.issue_token(None, "test admin", clock.now()).await.unwrap().token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -206,6 +206,13 @@ async fn an_event_sent_while_the_host_is_down_arrives_after_it_comes_back() {
         clock: Arc::new(pix_core::clock::SystemClock),
         metrics: pix_server::telemetry::metrics_handle(),
         integrations: Arc::new(pix_server::integrations::Integrations::new(sandbox.integrations.clone())),
+        policies: pix_server::policies::PolicyRuntime::with_default_limits(
+            db.store.clone(),
+            Arc::new(pix_core::clock::SystemClock),
+            &pix_e2e::shipped_policies(),
+        )
+        .await
+        .unwrap(),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -35,6 +35,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     pub integrations: Arc<crate::integrations::Integrations>,
+    pub policies: Arc<crate::policies::PolicyRuntime>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -48,6 +49,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "Webhooks", description = "Where a tenant receives its events"),
         (name = "Admin", description = "Operator endpoints (admin credential)"),
         (name = "Inbound", description = "Events from BTG (HMAC-signed and/or mTLS)"),
+        (name = "Policies", description = "Institution rules as WebAssembly components"),
     )
 )]
 struct ApiDoc;
@@ -77,8 +79,10 @@ fn areas() -> Areas {
     Areas {
         public: routes::health::routes(),
         inbound: OpenApiRouter::new().routes(utoipa_axum::routes!(crate::inbound::receive_btg_event)),
-        tenant: routes::webhook_endpoints::routes().merge(crate::dict::routes()),
-        admin: routes::admin::routes().merge(crate::webhooks::admin_routes()),
+        tenant: routes::webhook_endpoints::routes()
+            .merge(crate::dict::routes())
+            .merge(crate::policies::quote::routes()),
+        admin: routes::admin::routes().merge(crate::webhooks::admin_routes()).merge(crate::policies::admin::routes()),
     }
 }
 

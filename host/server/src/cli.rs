@@ -154,15 +154,20 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let policies =
+        crate::policies::PolicyRuntime::with_default_limits(store.clone(), clock.clone(), &config.policies.dir).await?;
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
         clock: clock.clone(),
         metrics: telemetry::metrics_handle(),
         integrations: Arc::new(Integrations::new(integrations)),
+        policies,
     };
 
     let mut background = tokio::task::JoinSet::new();
+    // Every role decides (the API on requests, workers on events), so every role follows policy changes.
+    crate::policies::sync::spawn(&state, &shutdown, &mut background);
     if role != Role::Api {
         background.spawn(worker::housekeeping(
             store.clone(),

@@ -27,6 +27,19 @@ pub struct Config {
     pub integrations: Option<IntegrationsConfig>,
     pub sandbox: SandboxSettings,
     pub btg_webhook: BtgWebhookConfig,
+    pub policies: PoliciesConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// Shipped components and their `manifest.json`: the fallback policy of each kind.
+    pub dir: PathBuf,
+    /// Development: reload `dir` when its manifest changes.
+    pub watch: bool,
+    /// How often to check for changes another instance made (NOTIFY usually comes first).
+    pub poll_interval_ms: u64,
+    pub decision_retention_days: u32,
 }
 
 /// Process-wide upstream settings; each tenant's Midaz organization and ledger and its ISPB are
@@ -174,6 +187,12 @@ impl Default for Config {
             integrations: None,
             sandbox: SandboxSettings { embedded: true, seed: 42 },
             btg_webhook: BtgWebhookConfig { hmac_secret: None, timestamp_tolerance_secs: 300, mtls: None },
+            policies: PoliciesConfig {
+                dir: PathBuf::from("policies"),
+                watch: false,
+                poll_interval_ms: 2_000,
+                decision_retention_days: 30,
+            },
         }
     }
 }
@@ -270,6 +289,9 @@ impl Config {
                     return fail(&format!("btg_webhook.mtls.{key}"), &format!("{} does not exist", path.display()));
                 }
             }
+        }
+        if self.policies.poll_interval_ms == 0 || self.policies.decision_retention_days == 0 {
+            return fail("policies.poll_interval_ms", "poll interval and retention must be greater than 0");
         }
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return fail("log.filter", &e.to_string());

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod integrations;
 pub mod mtls;
+pub mod policies;
 pub mod routes;
 pub mod telemetry;
 pub mod webhooks;

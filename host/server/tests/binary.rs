@@ -12,6 +12,7 @@ fn pix_host(dir: &std::path::Path) -> Command {
         .env_remove("PIX_CONFIG")
         .env("PIX_SERVER__LISTEN", "127.0.0.1:0")
         .env("PIX_LOG__FILTER", "warn")
+        .env("PIX_POLICIES__DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd

@@ -59,6 +59,13 @@ async fn harness_on(db: TestStore, config: Config) -> Harness {
         clock: Arc::new(SystemClock),
         metrics: telemetry::metrics_handle(),
         integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
+        policies: pix_server::policies::PolicyRuntime::with_default_limits(
+            db.store.clone(),
+            Arc::new(SystemClock),
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"),
+        )
+        .await
+        .unwrap(),
     };
     let calls = Arc::new(AtomicUsize::new(0));
     let release = Arc::new(Notify::new());

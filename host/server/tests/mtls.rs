@@ -88,6 +88,13 @@ async fn only_clients_with_a_certificate_from_the_configured_ca_get_in() {
         clock: Arc::new(SystemClock),
         metrics: telemetry::metrics_handle(),
         integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
+        policies: pix_server::policies::PolicyRuntime::with_default_limits(
+            db.store.clone(),
+            Arc::new(SystemClock),
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"),
+        )
+        .await
+        .unwrap(),
     };
     let shutdown = CancellationToken::new();
     let (addr, _task) =

@@ -182,11 +182,12 @@ impl Db {
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    pub async fn commit(self) -> crate::StoreResult<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
         }
+        Ok(())
     }
 }
 
@@ -198,4 +199,28 @@ fn is_undefined_table(e: &sqlx::Error) -> bool {
 /// True when `e` is a unique-constraint violation (23505 on PostgreSQL, 2067/1555 on SQLite).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation))
+}
+
+/// Notifications from PostgreSQL `LISTEN` on one channel.
+pub struct Notifications(sqlx::postgres::PgListener);
+
+impl Notifications {
+    /// The next notification's payload. Reconnects by itself after a dropped connection.
+    pub async fn recv(&mut self) -> Result<String, sqlx::Error> {
+        Ok(self.0.recv().await?.payload().to_owned())
+    }
+}
+
+impl Db {
+    /// Listens on `channel`; `None` on SQLite, which has no notifications (callers poll).
+    pub async fn listen(&self, channel: &str) -> Result<Option<Notifications>, sqlx::Error> {
+        match self {
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(channel).await?;
+                Ok(Some(Notifications(listener)))
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbound;
 pub mod jobs;
+pub mod policies;
 pub mod tenants;
 #[cfg(feature = "test-util")]
 pub mod testing;

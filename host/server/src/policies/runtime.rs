@@ -1,0 +1,286 @@
+//! Which policy decides for whom, taking decisions, and keeping the record.
+//!
+//! Resolution per (tenant, kind): the tenant's binding, else the default binding (tenant `None`),
+//! else the shipped component from `policies/manifest.json`. Bindings live in the database; every
+//! instance keeps them in a `PolicySet` (atomic swap: a decision in flight finishes on the version
+//! it started with) and reloads on PostgreSQL `NOTIFY` or, failing that, by polling.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use pix_core::clock::Clock;
+use pix_policy::{
+    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, LoadedPolicy, Outcome, PolicyEngine,
+    PolicyError, PolicyKind, PolicySet, RefundSplitDecision, RefundSplitInput,
+};
+use pix_store::Store;
+use pix_store::policies::Decision;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The slot key of a tenant in the `PolicySet` (`""` is the default binding).
+fn slot(tenant: Option<Uuid>) -> String {
+    tenant.map(|t| t.to_string()).unwrap_or_default()
+}
+
+pub struct PolicyRuntime {
+    pub engine: PolicyEngine,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    active: PolicySet,
+    shipped: ArcSwap<HashMap<PolicyKind, LoadedPolicy>>,
+    shadows: ArcSwap<HashMap<(String, PolicyKind), LoadedPolicy>>,
+    /// What `reload` last applied, so an unchanged binding is not swapped again.
+    applied: Mutex<HashMap<(String, PolicyKind), (String, serde_json::Value)>>,
+}
+
+/// A decision kind's input, output and engine calls, so one generic path logs and shadows all four.
+pub trait Kind {
+    const KIND: PolicyKind;
+    type Input: Serialize + DeserializeOwned;
+    type Output: Serialize + PartialEq;
+    fn decide(engine: &PolicyEngine, policy: &LoadedPolicy, input: &Self::Input) -> Result<Self::Output, PolicyError>;
+    fn or_failsafe(engine: &PolicyEngine, policy: &LoadedPolicy, input: &Self::Input) -> (Self::Output, Outcome);
+}
+
+macro_rules! kind {
+    ($name:ident, $kind:expr, $input:ty, $output:ty, $decide:ident, $failsafe:ident) => {
+        pub struct $name;
+        impl Kind for $name {
+            const KIND: PolicyKind = $kind;
+            type Input = $input;
+            type Output = $output;
+            fn decide(engine: &PolicyEngine, p: &LoadedPolicy, i: &$input) -> Result<$output, PolicyError> {
+                engine.$decide(p, i)
+            }
+            fn or_failsafe(engine: &PolicyEngine, p: &LoadedPolicy, i: &$input) -> ($output, Outcome) {
+                engine.$failsafe(p, i)
+            }
+        }
+    };
+}
+
+kind!(Fee, PolicyKind::Fee, FeeInput, FeeDecision, decide_fee, fee_or_failsafe);
+kind!(
+    RefundSplit,
+    PolicyKind::RefundSplit,
+    RefundSplitInput,
+    RefundSplitDecision,
+    decide_refund_split,
+    refund_split_or_failsafe
+);
+kind!(
+    Cashin,
+    PolicyKind::CashinAcceptance,
+    CashinInput,
+    CashinDecision,
+    decide_cashin_acceptance,
+    cashin_acceptance_or_failsafe
+);
+kind!(Fraud, PolicyKind::FraudTriage, FraudInput, FraudDecision, decide_fraud_triage, fraud_triage_or_failsafe);
+
+impl PolicyRuntime {
+    /// Loads the shipped components from `dir` (recording them in the registry so they can be
+    /// activated by hash) and the bindings from the database.
+    pub async fn start(
+        engine: PolicyEngine,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        dir: &Path,
+    ) -> anyhow::Result<PolicyRuntime> {
+        let runtime = PolicyRuntime {
+            engine,
+            store,
+            clock,
+            active: PolicySet::new(),
+            shipped: ArcSwap::default(),
+            shadows: ArcSwap::default(),
+            applied: Mutex::default(),
+        };
+        runtime.load_shipped(dir).await?;
+        runtime.reload().await?;
+        Ok(runtime)
+    }
+
+    /// The runtime with the engine's default limits (what `serve` uses).
+    pub async fn with_default_limits(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        dir: &Path,
+    ) -> anyhow::Result<Arc<PolicyRuntime>> {
+        let engine = PolicyEngine::new(pix_policy::PolicyLimits::default())?;
+        Ok(Arc::new(PolicyRuntime::start(engine, store, clock, dir).await?))
+    }
+
+    /// (Re)reads `dir/manifest.json`: the fallback component of each kind.
+    pub async fn load_shipped(&self, dir: &Path) -> anyhow::Result<()> {
+        let entries = pix_policy::load_manifest(&self.engine, dir)
+            .with_context(|| format!("loading policies from {}", dir.display()))?;
+        let mut shipped = HashMap::new();
+        for (entry, policy) in entries {
+            let bytes = std::fs::read(dir.join(&entry.file))?;
+            let kinds: Vec<String> = policy.kinds().iter().map(|k| k.as_str().to_owned()).collect();
+            self.store.put_policy_component(policy.sha256(), &entry.name, &kinds, &bytes, self.clock.now()).await?;
+            // A single-kind component is that kind's fallback; `institution` bundles don't override them.
+            if let [kind] = policy.kinds() {
+                shipped.insert(*kind, policy);
+            }
+        }
+        for kind in PolicyKind::ALL {
+            if !shipped.contains_key(&kind) {
+                anyhow::bail!("{} has no shipped policy for {kind}", dir.display());
+            }
+        }
+        self.shipped.store(Arc::new(shipped));
+        Ok(())
+    }
+
+    /// Applies the bindings and shadows stored in the database.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        for binding in self.store.active_policy_bindings().await? {
+            let Some(kind) = PolicyKind::parse(&binding.kind) else { continue };
+            let key = (slot(binding.tenant_id), kind);
+            let wanted = (binding.sha256.clone(), binding.params.clone());
+            if self.applied.lock().unwrap_or_else(|p| p.into_inner()).get(&key) == Some(&wanted) {
+                continue;
+            }
+            let policy = self.load_stored(&binding.sha256, &binding.params).await?;
+            self.active.activate(&key.0, kind, policy)?;
+            tracing::info!(tenant = %key.0, %kind, sha256 = %binding.sha256, "policy active");
+            self.applied.lock().unwrap_or_else(|p| p.into_inner()).insert(key, wanted);
+        }
+        let mut shadows = HashMap::new();
+        for shadow in self.store.policy_shadows().await? {
+            let Some(kind) = PolicyKind::parse(&shadow.kind) else { continue };
+            shadows.insert((slot(shadow.tenant_id), kind), self.load_stored(&shadow.sha256, &shadow.params).await?);
+        }
+        self.shadows.store(Arc::new(shadows));
+        Ok(())
+    }
+
+    /// A stored component with parameters, validated (compiles, conforms) by the engine.
+    pub async fn load_stored(&self, sha256: &str, params: &serde_json::Value) -> anyhow::Result<LoadedPolicy> {
+        let (_, bytes) = self
+            .store
+            .policy_component(sha256)
+            .await?
+            .with_context(|| format!("policy component {sha256} is not in the registry"))?;
+        let policy = self.engine.load(&bytes)?;
+        let params = super::params_from_json(params).map_err(|e| anyhow::anyhow!("policy params: {}", e.0.message))?;
+        Ok(if params.is_empty() { policy } else { self.engine.with_params(&policy, params)? })
+    }
+
+    /// The policy deciding `kind` for `tenant` right now.
+    pub fn policy_for(&self, tenant: Uuid, kind: PolicyKind) -> LoadedPolicy {
+        self.active
+            .active(&slot(Some(tenant)), kind)
+            .or_else(|| self.active.active("", kind))
+            .or_else(|| self.shipped.load().get(&kind).cloned())
+            .expect("load_shipped guarantees a fallback for every kind")
+    }
+
+    /// Decides with the tenant's policy (fail-safe on any policy failure), runs the shadow
+    /// candidate beside it without affecting the answer, and records the decision.
+    /// Returns the answer and the sha256 of the component that gave it.
+    pub async fn decide<K: Kind>(&self, tenant: Uuid, input: &K::Input) -> (K::Output, String) {
+        let policy = self.policy_for(tenant, K::KIND);
+        let started = Instant::now();
+        let (output, outcome) = K::or_failsafe(&self.engine, &policy, input);
+        let duration_us = started.elapsed().as_micros() as i64;
+        let output_json = serde_json::to_value(&output).unwrap_or_default();
+        let shadow = self.shadows.load().get(&(slot(Some(tenant)), K::KIND)).cloned();
+        let shadow = shadow.map(|candidate| {
+            let answer = match K::decide(&self.engine, &candidate, input) {
+                Ok(out) => serde_json::to_value(&out).unwrap_or_default(),
+                Err(e) => serde_json::json!({ "error": e.class() }),
+            };
+            let agrees = answer == output_json;
+            metrics::counter!("pix_policy_shadow_total", "kind" => K::KIND.as_str(), "agrees" => agrees.to_string())
+                .increment(1);
+            (candidate.sha256().to_owned(), answer, agrees)
+        });
+        let input_json = serde_json::to_value(input).unwrap_or_default();
+        let record = Decision {
+            id: 0,
+            tenant_id: tenant,
+            kind: K::KIND.as_str().to_owned(),
+            sha256: policy.sha256().to_owned(),
+            input_sha256: hex::encode(Sha256::digest(input_json.to_string().as_bytes())),
+            input: input_json,
+            output: output_json,
+            outcome: match &outcome {
+                Outcome::Policy => "policy".to_owned(),
+                Outcome::FailSafe(e) => format!("failsafe:{}", e.class()),
+            },
+            duration_us,
+            shadow_sha256: shadow.as_ref().map(|s| s.0.clone()),
+            shadow_agrees: shadow.as_ref().map(|s| s.2),
+            shadow_output: shadow.map(|s| s.1),
+            decided_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.record_policy_decision(&record).await {
+            // The decision stands; only its record is missing.
+            tracing::error!(error = %e, "could not record policy decision");
+        }
+        (output, policy.sha256().to_owned())
+    }
+
+    /// Runs `candidate` over recorded decisions of its kind and compares with what was answered.
+    pub fn replay<K: Kind>(&self, candidate: &LoadedPolicy, decisions: &[Decision]) -> ReplayReport {
+        let mut report = ReplayReport::default();
+        for decision in decisions {
+            report.replayed += 1;
+            let answer = match serde_json::from_value::<K::Input>(decision.input.clone()) {
+                Err(e) => serde_json::json!({ "error": format!("unreadable recorded input: {e}") }),
+                Ok(input) => match K::decide(&self.engine, candidate, &input) {
+                    Ok(out) => serde_json::to_value(&out).unwrap_or_default(),
+                    Err(e) => serde_json::json!({ "error": e.class() }),
+                },
+            };
+            if answer.get("error").is_some() {
+                report.errors += 1;
+            }
+            if answer == decision.output {
+                report.same += 1;
+            } else {
+                report.different += 1;
+                if report.differences.len() < 20 {
+                    report.differences.push(ReplayDifference {
+                        decision_id: decision.id,
+                        input: decision.input.clone(),
+                        recorded: decision.output.clone(),
+                        candidate: answer,
+                    });
+                }
+            }
+        }
+        report
+    }
+}
+
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayReport {
+    pub replayed: u64,
+    pub same: u64,
+    pub different: u64,
+    /// Candidate failures (counted in `different` too).
+    pub errors: u64,
+    /// Up to 20 examples.
+    pub differences: Vec<ReplayDifference>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayDifference {
+    pub decision_id: i64,
+    pub input: serde_json::Value,
+    pub recorded: serde_json::Value,
+    pub candidate: serde_json::Value,
+}
