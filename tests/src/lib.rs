@@ -161,3 +161,33 @@ macro_rules! api_tests {
         }
     };
 }
+
+impl TestApp {
+    /// Runs the outbound webhook engine (routing worker and delivery loop) with `settings` until
+    /// the app is dropped. Retries are due by the app's manual clock: advance it to run them.
+    pub fn run_webhook_engine(&self, settings: pix_server::webhooks::EngineSettings) {
+        let engine =
+            pix_server::webhooks::Engine::new(self.db.store.clone(), self.clock.clone(), settings).expect("engine");
+        let mut config = Config::default().workers;
+        config.poll_interval_ms = 10;
+        let grace = std::time::Duration::from_secs(1);
+        tokio::spawn(engine.routing_worker(config).run(self.shutdown.clone(), grace));
+        tokio::spawn(engine.run(self.shutdown.clone(), grace));
+    }
+
+    /// Records an outbound event as a feature does (in a transaction of its own); returns its id.
+    pub async fn record_event(
+        &self,
+        tenant: uuid::Uuid,
+        flow_type: &str,
+        entity_type: &str,
+        entity_id: &str,
+        payload: &serde_json::Value,
+    ) -> uuid::Uuid {
+        let event = pix_store::events::OutboundEvent { tenant_id: tenant, flow_type, entity_type, entity_id, payload };
+        let mut tx = self.db.begin().await.unwrap();
+        let id = pix_store::events::record_outbound_event(&mut tx, &event, self.clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+}

@@ -1,17 +1,37 @@
 //! Outbound webhook engine: delivers the events features record with
 //! `pix_store::events::record_outbound_event` to the tenant's endpoints (issue #7, item 6).
-//! The admin routes and background workers below are already wired into the server.
+//! Routing (`routing`), Standard Webhooks signatures (`signature`), the two-stage engine with
+//! retries and dead letters (`engine`) and the operator endpoints (`admin`); see docs/webhooks.md.
+
+pub mod admin;
+pub mod engine;
+pub mod routing;
+pub mod signature;
+
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use engine::{Engine, EngineSettings};
+
 use crate::app::AppState;
 
 /// Admin routes (admin credential already required by the router).
 pub fn admin_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    admin::routes()
 }
 
-/// The delivery workers.
-pub fn spawn_workers(_state: &AppState, _shutdown: &CancellationToken, _tasks: &mut JoinSet<()>) {}
+/// The routing worker and the delivery loop.
+pub fn spawn_workers(state: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
+    let workers = state.config.workers.clone();
+    let grace = Duration::from_millis(state.config.server.shutdown_grace_ms);
+    match Engine::new(state.store.clone(), state.clock.clone(), EngineSettings::from_workers(&workers)) {
+        Ok(engine) => {
+            tasks.spawn(engine.routing_worker(workers).run(shutdown.clone(), grace));
+            tasks.spawn(engine.run(shutdown.clone(), grace));
+        }
+        Err(e) => tracing::error!(error = %e, "webhook engine not started: its HTTP client could not be built"),
+    }
+}
