@@ -3,6 +3,7 @@
 
 pub mod brcode;
 pub mod clock;
+pub mod dict;
 pub mod document;
 pub mod error;
 pub mod ids;

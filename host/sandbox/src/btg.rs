@@ -797,6 +797,13 @@ async fn create_entry(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
         ));
     }
     let v = s.dict_register(key_type, b["key"].as_str(), b["account"].clone(), b["owner"].clone())?;
+    // DICT keys the entry's CID by the RequestId of its creation, so keep the caller's.
+    let request_id = b["requestId"].as_str().and_then(|r| Uuid::parse_str(r).ok());
+    if let (Some(key), Some(request_id)) = (v["key"].as_str(), request_id)
+        && let Some(entry) = s.btg().directory.get_mut(key)
+    {
+        entry.request_id = request_id;
+    }
     created(v)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod deliveries;
+pub mod dict;
 pub mod events;
 pub mod idempotency;
 pub mod inbound;

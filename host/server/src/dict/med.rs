@@ -1,0 +1,989 @@
+//! MED records: fraud markers (proxied to BTG, not stored), infraction reports and refund
+//! requests (stored, kept current from BTG's `INFRACTION_REPORT_V2` and `DICT_REFUND` events).
+//! Every change of a report or a request records an outbound event.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use pix_core::document::Document;
+use pix_core::error::ErrorCode;
+use pix_core::ids::EndToEndId;
+use pix_core::money::{Amount, Money};
+use pix_core::pix_key::PixKey;
+use pix_integrations::btg::{self, BtgEvent, FraudType, NewInfractionReport, NewRefundRequest, RefundClose};
+use pix_store::dict::{
+    InfractionFilter, InfractionReport, RefundFilter, RefundRequest, upsert_infraction_report, upsert_refund_request,
+};
+use pix_store::inbound::InboundEvent;
+use pix_store::tenants::Tenant;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::Dict;
+use super::{btg_error, descending, invalid, missing, paging, record_event, retry, timestamp};
+use crate::app::AppState;
+use crate::auth::CurrentTenant;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::inbound::InboundHandler;
+use crate::routes::{ErrorResponse, Page};
+use crate::worker::{JobError, JobFuture};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_fraud_marker, list_fraud_markers))
+        .routes(routes!(cancel_fraud_marker))
+        .routes(routes!(create_infraction_report, list_infraction_reports))
+        .routes(routes!(get_infraction_report))
+        .routes(routes!(acknowledge_infraction_report))
+        .routes(routes!(close_infraction_report))
+        .routes(routes!(cancel_infraction_report))
+        .routes(routes!(create_refund_request, list_refund_requests))
+        .routes(routes!(get_refund_request))
+        .routes(routes!(close_refund_request))
+}
+
+fn one_of(field: &str, value: &str, accepted: &[&str]) -> ApiResult<()> {
+    if accepted.contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(format!("{field}: must be one of {}", accepted.join(", "))))
+    }
+}
+
+fn end_to_end(field: &str, value: &str) -> ApiResult<String> {
+    EndToEndId::parse(value).map(|e| e.as_str().to_owned()).map_err(|e| invalid(format!("{field}: {e}")))
+}
+
+fn btg_of(state: &Dict, tenant: &Tenant) -> ApiResult<std::sync::Arc<dyn pix_integrations::Btg>> {
+    Ok(state.integrations.for_tenant(tenant)?.btg.clone())
+}
+
+// ============================================================================================ fraud markers
+
+const FRAUD_TYPES: [(&str, FraudType); 4] = [
+    ("APPLICATION_FRAUD", FraudType::ApplicationFraud),
+    ("MULE_ACCOUNT", FraudType::MuleAccount),
+    ("SCAMMER_ACCOUNT", FraudType::ScammerAccount),
+    ("OTHER", FraudType::Other),
+];
+
+fn fraud_type(value: &str) -> ApiResult<FraudType> {
+    FRAUD_TYPES
+        .iter()
+        .find(|(t, _)| *t == value)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| invalid("fraudType: must be one of APPLICATION_FRAUD, MULE_ACCOUNT, SCAMMER_ACCOUNT, OTHER"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateFraudMarker {
+    /// CPF or CNPJ of the person marked.
+    #[schema(example = "11144477735")]
+    pub tax_id_number: String,
+    /// `APPLICATION_FRAUD`, `MULE_ACCOUNT`, `SCAMMER_ACCOUNT` or `OTHER`.
+    pub fraud_type: String,
+    /// The key involved, if any.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FraudMarkerView {
+    pub id: String,
+    /// The CPF/CNPJ marked.
+    pub document: String,
+    pub fraud_type: String,
+    pub key: Option<String>,
+    /// `REGISTERED` or `CANCELLED`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn marker_view(m: btg::FraudMarker) -> FraudMarkerView {
+    FraudMarkerView {
+        id: m.id,
+        document: m.tax_id,
+        fraud_type: m.fraud_type.as_str().to_owned(),
+        key: m.key,
+        status: m.status,
+        updated_at: m.created_at,
+        created_at: m.created_at,
+    }
+}
+
+async fn register_marker(
+    state: &Dict,
+    tenant: &Tenant,
+    tax_id: &str,
+    kind: FraudType,
+    key: Option<&str>,
+) -> ApiResult<btg::FraudMarker> {
+    let document = Document::parse(tax_id).map_err(|e| invalid(format!("taxIdNumber: {e}")))?;
+    let key = key.map(|k| PixKey::infer(k).map_err(|e| invalid(format!("key: {e}")))).transpose()?;
+    btg_of(state, tenant)?
+        .create_fraud_marker(document.as_str(), kind, key.as_ref().map(|k| k.value()))
+        .await
+        .map_err(|e| btg_error("registering the fraud marker", e))
+}
+
+/// Mark a person (and optionally a key) as involved in fraud.
+#[utoipa::path(post, path = "/v1/dict/fraud-markers", tag = "MED", request_body = CreateFraudMarker,
+    security(("tenant_token" = [])),
+    responses((status = 201, body = FraudMarkerView), (status = 400, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
+async fn create_fraud_marker(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppJson(body): AppJson<CreateFraudMarker>,
+) -> ApiResult<(StatusCode, Json<FraudMarkerView>)> {
+    let kind = fraud_type(&body.fraud_type)?;
+    let marker = register_marker(&state, &tenant, &body.tax_id_number, kind, body.key.as_deref()).await?;
+    tracing::info!(marker = %marker.id, fraud_type = %kind, "fraud marker registered");
+    Ok((StatusCode::CREATED, Json(marker_view(marker))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FraudMarkerQuery {
+    /// CPF/CNPJ whose markers to list (required).
+    pub tax_id: Option<String>,
+    /// 1–200, default 10.
+    pub limit: Option<u32>,
+    /// Cursor: the `updatedAt` of the last item of the previous page.
+    pub modified_after: Option<String>,
+    pub modified_before: Option<String>,
+    pub key: Option<String>,
+    pub status: Option<String>,
+    pub fraud_type: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FraudMarkerPage {
+    pub items: Vec<FraudMarkerView>,
+    pub limit: u32,
+    /// While true, ask again with `modified_after` = the last item's `updatedAt`.
+    pub has_more_elements: bool,
+}
+
+/// Fraud markers of a person, read from DICT (not stored), oldest first, cursor-paged.
+#[utoipa::path(get, path = "/v1/dict/fraud-markers", tag = "MED", params(FraudMarkerQuery),
+    security(("tenant_token" = [])),
+    responses((status = 200, body = FraudMarkerPage), (status = 400, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
+async fn list_fraud_markers(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppQuery(q): AppQuery<FraudMarkerQuery>,
+) -> ApiResult<Json<FraudMarkerPage>> {
+    let tax_id = q.tax_id.as_deref().ok_or_else(|| missing("tax_id"))?;
+    let document = Document::parse(tax_id).map_err(|e| invalid(format!("tax_id: {e}")))?;
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=200).contains(&limit) {
+        return Err(invalid("limit must be between 1 and 200"));
+    }
+    let after = timestamp("modified_after", q.modified_after.as_deref())?;
+    let before = timestamp("modified_before", q.modified_before.as_deref())?;
+    if let Some(t) = &q.fraud_type {
+        fraud_type(t)?;
+    }
+    let mut markers: Vec<btg::FraudMarker> = btg_of(&state, &tenant)?
+        .fraud_markers(document.as_str())
+        .await
+        .map_err(|e| btg_error("listing fraud markers", e))?
+        .into_iter()
+        .filter(|m| after.is_none_or(|t| m.created_at > t) && before.is_none_or(|t| m.created_at < t))
+        .filter(|m| q.key.as_deref().is_none_or(|k| m.key.as_deref() == Some(k)))
+        .filter(|m| q.status.as_deref().is_none_or(|s| m.status == s))
+        .filter(|m| q.fraud_type.as_deref().is_none_or(|f| m.fraud_type.as_str() == f))
+        .collect();
+    markers.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+    let has_more = markers.len() > limit as usize;
+    markers.truncate(limit as usize);
+    Ok(Json(FraudMarkerPage {
+        items: markers.into_iter().map(marker_view).collect(),
+        limit,
+        has_more_elements: has_more,
+    }))
+}
+
+/// Cancel a fraud marker.
+#[utoipa::path(post, path = "/v1/dict/fraud-markers/{id}/cancel", tag = "MED", params(("id" = String, Path)),
+    security(("tenant_token" = [])),
+    responses((status = 200, body = FraudMarkerView), (status = 404, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
+async fn cancel_fraud_marker(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<FraudMarkerView>> {
+    let marker = btg_of(&state, &tenant)?.cancel_fraud_marker(&id).await.map_err(|e| btg_error("fraud marker", e))?;
+    Ok(Json(marker_view(marker)))
+}
+
+// ============================================================================================ infraction reports
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateInfractionReport {
+    /// EndToEndId of the payment.
+    pub transaction_id: String,
+    /// `REFUND_REQUEST` (payer's PSP) or `REFUND_CANCELLED` (payee's PSP; needs `OTHER`).
+    pub reason: String,
+    /// `SCAM`, `ACCOUNT_TAKEOVER`, `COERCION`, `FRAUDULENT_ACCESS` or `OTHER` (needs details).
+    pub situation_type: Option<String>,
+    /// Up to 2,000 characters.
+    pub report_details: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InfractionReportView {
+    pub id: Uuid,
+    /// The report's id at DICT.
+    pub bacen_infraction_id: String,
+    pub transaction_id: String,
+    pub reason: String,
+    pub situation_type: Option<String>,
+    pub report_details: Option<String>,
+    /// `OPEN`, `ACKNOWLEDGED`, `CLOSED`, `CANCELLED`.
+    pub status: String,
+    /// Our side: `REPORTER` or `COUNTERPARTY`.
+    pub role: String,
+    pub reporter_participant: String,
+    pub counterparty_participant: String,
+    /// `AGREED` or `DISAGREED` once closed.
+    pub analysis_result: Option<String>,
+    pub analysis_details: Option<String>,
+    pub fraud_marker_id: Option<String>,
+    /// The MED 2.0 funds recovery this report belongs to, if any.
+    pub fund_recovery_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&InfractionReport> for InfractionReportView {
+    fn from(r: &InfractionReport) -> Self {
+        InfractionReportView {
+            id: r.id,
+            bacen_infraction_id: r.btg_id.clone(),
+            transaction_id: r.transaction_id.clone(),
+            reason: r.reason.clone(),
+            situation_type: r.situation_type.clone(),
+            report_details: r.report_details.clone(),
+            status: r.status.clone(),
+            role: r.role.clone(),
+            reporter_participant: r.reporter_participant.clone(),
+            counterparty_participant: r.counterparty_participant.clone(),
+            analysis_result: r.analysis_result.clone(),
+            analysis_details: r.analysis_details.clone(),
+            fraud_marker_id: r.fraud_marker_id.clone(),
+            fund_recovery_id: r.fund_recovery_id.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Stores a report change with its INFRACTION_REPORT event.
+async fn save_report(state: &Dict, report: &InfractionReport) -> ApiResult<()> {
+    let mut tx = state.store.begin().await?;
+    upsert_infraction_report(&mut tx, report).await?;
+    record_event(
+        &mut tx,
+        report.tenant_id,
+        "INFRACTION_REPORT",
+        report.id,
+        &InfractionReportView::from(report),
+        report.updated_at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Copies BTG's state of a report onto ours; `false` when it says nothing new.
+fn merge_report(local: &mut InfractionReport, remote: &btg::InfractionReport, now: DateTime<Utc>) -> bool {
+    let final_status = matches!(local.status.as_str(), "CLOSED" | "CANCELLED");
+    if remote.updated_at < local.btg_updated_at || (final_status && remote.status != local.status) {
+        return false;
+    }
+    let changed = local.status != remote.status
+        || local.analysis_result != remote.analysis_result
+        || local.analysis_details != remote.analysis_details;
+    local.status.clone_from(&remote.status);
+    local.analysis_result.clone_from(&remote.analysis_result);
+    local.analysis_details.clone_from(&remote.analysis_details);
+    local.btg_updated_at = remote.updated_at;
+    if changed {
+        local.updated_at = now;
+    }
+    changed
+}
+
+fn report_from(
+    tenant: &Tenant,
+    remote: &btg::InfractionReport,
+    details: Option<String>,
+    now: DateTime<Utc>,
+) -> InfractionReport {
+    InfractionReport {
+        id: pix_core::ids::new_id(),
+        tenant_id: tenant.id,
+        btg_id: remote.id.clone(),
+        role: if remote.reporter_participant == tenant.ispb { "REPORTER" } else { "COUNTERPARTY" }.into(),
+        transaction_id: remote.end_to_end_id.clone(),
+        reason: remote.reason.clone(),
+        situation_type: remote.situation_type.clone(),
+        report_details: details,
+        status: remote.status.clone(),
+        reporter_participant: remote.reporter_participant.clone(),
+        counterparty_participant: remote.counterparty_participant.clone(),
+        analysis_result: remote.analysis_result.clone(),
+        analysis_details: remote.analysis_details.clone(),
+        fraud_marker_id: None,
+        fund_recovery_id: None,
+        btg_updated_at: remote.updated_at,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+const SITUATIONS: [&str; 5] = ["SCAM", "ACCOUNT_TAKEOVER", "COERCION", "FRAUDULENT_ACCESS", "OTHER"];
+
+/// Report an infraction on a settled payment. **Deprecated** (DICT 2.12.1 creates reports
+/// through funds recoveries): it still works, answers with a `Deprecation` header and logs a
+/// warning.
+#[utoipa::path(post, path = "/v1/dict/infraction-reports", tag = "MED", request_body = CreateInfractionReport,
+    security(("tenant_token" = [])),
+    responses((status = 201, body = InfractionReportView, headers(("Deprecation" = String))),
+               (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
+async fn create_infraction_report(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppJson(body): AppJson<CreateInfractionReport>,
+) -> ApiResult<Response> {
+    tracing::warn!(tenant = %tenant.id, "deprecated endpoint used: POST /v1/dict/infraction-reports (use funds recoveries)");
+    let e2e = end_to_end("transactionId", &body.transaction_id)?;
+    one_of("reason", &body.reason, &["REFUND_REQUEST", "REFUND_CANCELLED"])?;
+    if let Some(s) = &body.situation_type {
+        one_of("situationType", s, &SITUATIONS)?;
+    }
+    let situation = body.situation_type.as_deref();
+    if body.reason == "REFUND_CANCELLED" && situation != Some("OTHER") {
+        return Err(invalid("situationType: REFUND_CANCELLED reports need OTHER"));
+    }
+    let details = body.report_details.filter(|d| !d.trim().is_empty());
+    if situation == Some("OTHER") && details.is_none() {
+        return Err(missing("reportDetails"));
+    }
+    if details.as_ref().is_some_and(|d| d.chars().count() > 2000) {
+        return Err(invalid("reportDetails: at most 2000 characters"));
+    }
+    let remote = btg_of(&state, &tenant)?
+        .create_infraction_report(&NewInfractionReport {
+            end_to_end_id: e2e,
+            reason: body.reason.clone(),
+            situation_type: body.situation_type.clone(),
+            details: details.clone(),
+        })
+        .await
+        .map_err(|e| btg_error("reporting the infraction", e))?;
+    let report = report_from(&tenant, &remote, details, state.clock.now());
+    save_report(&state, &report).await?;
+    let mut response = (StatusCode::CREATED, Json(InfractionReportView::from(&report))).into_response();
+    response.headers_mut().insert("deprecation", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InfractionQuery {
+    pub page: Option<u32>,
+    pub limit: Option<u32>,
+    pub sort_order: Option<String>,
+    pub status: Option<String>,
+    pub transaction_id: Option<String>,
+    pub reporter_participant: Option<String>,
+    pub counterparty_participant: Option<String>,
+    pub analysis_result: Option<String>,
+    pub modified_after: Option<String>,
+    pub modified_before: Option<String>,
+}
+
+/// Infraction reports in both roles.
+#[utoipa::path(get, path = "/v1/dict/infraction-reports", tag = "MED", params(InfractionQuery),
+    security(("tenant_token" = [])),
+    responses((status = 200, body = Page<InfractionReportView>), (status = 400, body = ErrorResponse)))]
+async fn list_infraction_reports(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppQuery(q): AppQuery<InfractionQuery>,
+) -> ApiResult<Json<Page<InfractionReportView>>> {
+    let (limit, offset, page, size) = paging(q.page, q.limit)?;
+    if let Some(s) = &q.status {
+        one_of("status", s, &["OPEN", "ACKNOWLEDGED", "CLOSED", "CANCELLED"])?;
+    }
+    if let Some(a) = &q.analysis_result {
+        one_of("analysis_result", a, &["AGREED", "DISAGREED"])?;
+    }
+    let filter = InfractionFilter {
+        status: q.status,
+        transaction_id: q.transaction_id,
+        reporter_participant: q.reporter_participant,
+        counterparty_participant: q.counterparty_participant,
+        analysis_result: q.analysis_result,
+        modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
+        modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
+        descending: descending(q.sort_order.as_deref(), true)?,
+    };
+    let (items, total) = state.store.list_infraction_reports(tenant.id, &filter, limit, offset).await?;
+    Ok(Json(Page { items: items.iter().map(InfractionReportView::from).collect(), page, limit: size, total }))
+}
+
+/// A report by our id; a malformed id is `PIX-0219`.
+async fn find_report(state: &Dict, tenant: &Tenant, id: &str) -> ApiResult<InfractionReport> {
+    let id = Uuid::parse_str(id)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidInfractionId, "infraction_id must be a UUID"))?;
+    state
+        .store
+        .infraction_report(tenant.id, id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InfractionReportNotFound, "infraction report not found"))
+}
+
+fn report_refused(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidInfractionStatus, message)
+}
+
+/// One infraction report.
+#[utoipa::path(get, path = "/v1/dict/infraction-reports/{infraction_id}", tag = "MED",
+    params(("infraction_id" = Uuid, Path)), security(("tenant_token" = [])),
+    responses((status = 200, body = InfractionReportView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+async fn get_infraction_report(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<InfractionReportView>> {
+    Ok(Json(InfractionReportView::from(&find_report(&state, &tenant, &id).await?)))
+}
+
+/// Counterparty: acknowledge a report against us (OPEN → ACKNOWLEDGED).
+#[utoipa::path(post, path = "/v1/dict/infraction-reports/{infraction_id}/acknowledge", tag = "MED",
+    params(("infraction_id" = Uuid, Path)), security(("tenant_token" = [])),
+    responses((status = 200, body = InfractionReportView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+               (status = 422, body = ErrorResponse)))]
+async fn acknowledge_infraction_report(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<InfractionReportView>> {
+    let mut report = find_report(&state, &tenant, &id).await?;
+    if report.role != "COUNTERPARTY" {
+        return Err(report_refused("only the counterparty acknowledges a report"));
+    }
+    match report.status.as_str() {
+        "ACKNOWLEDGED" => return Ok(Json(InfractionReportView::from(&report))),
+        "OPEN" => {}
+        _ => return Err(report_refused("only an OPEN report can be acknowledged")),
+    }
+    let remote = btg_of(&state, &tenant)?
+        .acknowledge_infraction_report(&report.btg_id)
+        .await
+        .map_err(|e| btg_error("acknowledging the report", e))?;
+    if merge_report(&mut report, &remote, state.clock.now()) {
+        save_report(&state, &report).await?;
+    }
+    Ok(Json(InfractionReportView::from(&report)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloseInfractionReport {
+    /// `AGREED` or `DISAGREED`.
+    pub analysis_result: String,
+    pub analysis_details: Option<String>,
+    /// With AGREED: also register a fraud marker of this type for `taxIdNumber`.
+    pub fraud_type: Option<String>,
+    /// The person to mark (needed with `fraudType`).
+    pub tax_id_number: Option<String>,
+    /// The key to mark with the person, if any.
+    pub key: Option<String>,
+}
+
+/// Counterparty: close a report with our analysis. AGREED with a `fraudType` also registers a
+/// fraud marker.
+#[utoipa::path(post, path = "/v1/dict/infraction-reports/{infraction_id}/close", tag = "MED",
+    request_body = CloseInfractionReport, params(("infraction_id" = Uuid, Path)), security(("tenant_token" = [])),
+    responses((status = 200, body = InfractionReportView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+               (status = 422, body = ErrorResponse)))]
+async fn close_infraction_report(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+    AppJson(body): AppJson<CloseInfractionReport>,
+) -> ApiResult<Json<InfractionReportView>> {
+    one_of("analysisResult", &body.analysis_result, &["AGREED", "DISAGREED"])?;
+    let agreed = body.analysis_result == "AGREED";
+    let marker = match (&body.fraud_type, agreed) {
+        (Some(_), false) => return Err(invalid("fraudType: only with AGREED")),
+        (Some(t), true) => {
+            let tax_id = body.tax_id_number.as_deref().ok_or_else(|| missing("taxIdNumber"))?;
+            Document::parse(tax_id).map_err(|e| invalid(format!("taxIdNumber: {e}")))?;
+            Some((fraud_type(t)?, tax_id))
+        }
+        (None, _) => None,
+    };
+    if body.analysis_details.as_ref().is_some_and(|d| d.chars().count() > 2000) {
+        return Err(invalid("analysisDetails: at most 2000 characters"));
+    }
+    let mut report = find_report(&state, &tenant, &id).await?;
+    if report.role != "COUNTERPARTY" {
+        return Err(report_refused("only the counterparty closes a report"));
+    }
+    if !matches!(report.status.as_str(), "OPEN" | "ACKNOWLEDGED") {
+        return Err(report_refused("only an OPEN or ACKNOWLEDGED report can be closed"));
+    }
+    let remote = btg_of(&state, &tenant)?
+        .close_infraction_report(&report.btg_id, agreed, body.analysis_details.as_deref())
+        .await
+        .map_err(|e| btg_error("closing the report", e))?;
+    merge_report(&mut report, &remote, state.clock.now());
+    save_report(&state, &report).await?;
+    if let Some((kind, tax_id)) = marker {
+        let created = register_marker(&state, &tenant, tax_id, kind, body.key.as_deref()).await?;
+        report.fraud_marker_id = Some(created.id);
+        report.updated_at = state.clock.now();
+        save_report(&state, &report).await?;
+    }
+    Ok(Json(InfractionReportView::from(&report)))
+}
+
+/// Reporter: cancel a report we filed.
+#[utoipa::path(post, path = "/v1/dict/infraction-reports/{infraction_id}/cancel", tag = "MED",
+    params(("infraction_id" = Uuid, Path)), security(("tenant_token" = [])),
+    responses((status = 200, body = InfractionReportView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+               (status = 422, body = ErrorResponse)))]
+async fn cancel_infraction_report(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<InfractionReportView>> {
+    let mut report = find_report(&state, &tenant, &id).await?;
+    if report.role != "REPORTER" {
+        return Err(report_refused("only the reporter cancels a report"));
+    }
+    if report.fund_recovery_id.is_some() || !matches!(report.status.as_str(), "OPEN" | "ACKNOWLEDGED") {
+        return Err(report_refused("only an OPEN or ACKNOWLEDGED report outside a funds recovery can be cancelled"));
+    }
+    let remote = btg_of(&state, &tenant)?
+        .cancel_infraction_report(&report.btg_id)
+        .await
+        .map_err(|e| btg_error("cancelling the report", e))?;
+    if merge_report(&mut report, &remote, state.clock.now()) {
+        save_report(&state, &report).await?;
+    }
+    Ok(Json(InfractionReportView::from(&report)))
+}
+
+/// `INFRACTION_REPORT_V2` events: reports against us, and changes of any report.
+pub struct InfractionEvents(pub Dict);
+
+impl InboundHandler for InfractionEvents {
+    fn handle<'a>(&'a self, event: &'a InboundEvent) -> JobFuture<'a> {
+        Box::pin(async move {
+            let state = &self.0;
+            let Some(tenant) = state.store.tenant(event.tenant_id).await.map_err(retry)? else {
+                return Err(JobError::Permanent("unknown tenant".into()));
+            };
+            let BtgEvent::InfractionReport(remote) = super::decode_event(event)? else {
+                return Err(JobError::Permanent("INFRACTION_REPORT_V2 without a report".into()));
+            };
+            let now = state.clock.now();
+            let report = match state.store.infraction_report_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
+                Some(mut local) => merge_report(&mut local, &remote, now).then_some(local),
+                None => Some(report_from(&tenant, &remote, None, now)),
+            };
+            if let Some(report) = report {
+                save_report(state, &report).await.map_err(|e| retry(e.0))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+// ============================================================================================ refund requests
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateRefundRequest {
+    /// EndToEndId of the payment to recover.
+    pub transaction_id: String,
+    /// Decimal string with two places.
+    #[schema(example = "100.00")]
+    pub amount: String,
+    /// A report of ours closed AGREED (needed for FRAUD when known here).
+    pub infraction_id: Option<Uuid>,
+    /// `FRAUD` (default), `OPERATIONAL_FLAW` (needs details) or `PIX_AUTOMATICO`.
+    pub reason: Option<String>,
+    pub refund_details: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundRequestView {
+    pub id: Uuid,
+    pub bacen_refund_id: String,
+    pub transaction_id: String,
+    #[schema(value_type = String, example = "100.00")]
+    pub amount: Money,
+    pub reason: String,
+    /// `OPEN`, `CLOSED`, `CANCELLED`.
+    pub status: String,
+    /// Our side: `REQUESTING` or `CONTESTED`.
+    pub role: String,
+    pub infraction_id: Option<String>,
+    pub requesting_participant: Option<String>,
+    pub contested_participant: Option<String>,
+    pub refund_details: Option<String>,
+    /// `TOTALLY_ACCEPTED`, `PARTIALLY_ACCEPTED` or `REJECTED` once closed.
+    pub analysis_result: Option<String>,
+    pub analysis_details: Option<String>,
+    pub rejection_reason: Option<String>,
+    pub refund_transaction_id: Option<String>,
+    /// The MED 2.0 funds recovery this request belongs to, if any.
+    pub fund_recovery_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&RefundRequest> for RefundRequestView {
+    fn from(r: &RefundRequest) -> Self {
+        RefundRequestView {
+            id: r.id,
+            bacen_refund_id: r.btg_id.clone(),
+            transaction_id: r.transaction_id.clone(),
+            amount: Money::from_centavos(r.amount),
+            reason: r.reason.clone(),
+            status: r.status.clone(),
+            role: r.role.clone(),
+            infraction_id: r.infraction_id.clone(),
+            requesting_participant: r.requesting_participant.clone(),
+            contested_participant: r.contested_participant.clone(),
+            refund_details: r.refund_details.clone(),
+            analysis_result: r.analysis_result.clone(),
+            analysis_details: r.analysis_details.clone(),
+            rejection_reason: r.rejection_reason.clone(),
+            refund_transaction_id: r.refund_transaction_id.clone(),
+            fund_recovery_id: r.fund_recovery_id.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+async fn save_refund(state: &Dict, refund: &RefundRequest) -> ApiResult<()> {
+    let mut tx = state.store.begin().await?;
+    upsert_refund_request(&mut tx, refund).await?;
+    record_event(&mut tx, refund.tenant_id, "REFUND", refund.id, &RefundRequestView::from(refund), refund.updated_at)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn merge_refund(local: &mut RefundRequest, remote: &btg::RefundRequest, now: DateTime<Utc>) -> bool {
+    if local.status != "OPEN" && remote.status != local.status {
+        return false; // Closed or cancelled is final; an older event cannot reopen it.
+    }
+    let changed = local.status != remote.status
+        || local.analysis_result != remote.analysis_result
+        || local.rejection_reason != remote.rejection_reason
+        || local.refund_transaction_id != remote.refund_end_to_end_id;
+    local.status.clone_from(&remote.status);
+    local.analysis_result.clone_from(&remote.analysis_result);
+    local.rejection_reason.clone_from(&remote.rejection_reason);
+    local.refund_transaction_id.clone_from(&remote.refund_end_to_end_id);
+    if changed {
+        local.updated_at = now;
+    }
+    changed
+}
+
+/// Ask for a payment's funds back (MED).
+#[utoipa::path(post, path = "/v1/dict/refund-requests", tag = "MED", request_body = CreateRefundRequest,
+    security(("tenant_token" = [])),
+    responses((status = 201, body = RefundRequestView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+               (status = 422, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
+async fn create_refund_request(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppJson(body): AppJson<CreateRefundRequest>,
+) -> ApiResult<(StatusCode, Json<RefundRequestView>)> {
+    let e2e = end_to_end("transactionId", &body.transaction_id)?;
+    let amount = Amount::parse(&body.amount).map_err(|e| invalid(format!("amount: {e}")))?.money();
+    let reason = body.reason.clone().unwrap_or_else(|| "FRAUD".into());
+    one_of("reason", &reason, &["FRAUD", "OPERATIONAL_FLAW", "PIX_AUTOMATICO"])?;
+    let details = body.refund_details.filter(|d| !d.trim().is_empty());
+    if reason == "OPERATIONAL_FLAW" && details.is_none() {
+        return Err(missing("refundDetails"));
+    }
+    if details.as_ref().is_some_and(|d| d.chars().count() > 2000) {
+        return Err(invalid("refundDetails: at most 2000 characters"));
+    }
+    let infraction =
+        match body.infraction_id {
+            Some(id) => {
+                Some(state.store.infraction_report(tenant.id, id).await?.ok_or_else(|| {
+                    ApiError::new(ErrorCode::InfractionReportNotFound, "infractionId: no such report")
+                })?)
+            }
+            None => None,
+        };
+    // DICT: a FRAUD refund needs the report closed AGREED.
+    if let Some(r) = &infraction
+        && reason == "FRAUD"
+        && !(r.status == "CLOSED" && r.analysis_result.as_deref() == Some("AGREED"))
+    {
+        return Err(report_refused("a FRAUD refund needs the infraction report closed AGREED"));
+    }
+    let remote = btg_of(&state, &tenant)?
+        .create_refund_request(&NewRefundRequest {
+            end_to_end_id: e2e.clone(),
+            amount: pix_integrations::Money::from_centavos(amount.centavos()),
+            reason: reason.clone(),
+            infraction_report_id: infraction.as_ref().map(|r| r.btg_id.clone()),
+            details: details.clone(),
+        })
+        .await
+        .map_err(|e| btg_error("requesting the refund", e))?;
+    let now = state.clock.now();
+    let refund = RefundRequest {
+        id: pix_core::ids::new_id(),
+        tenant_id: tenant.id,
+        btg_id: remote.id,
+        role: "REQUESTING".into(),
+        transaction_id: e2e,
+        amount: remote.amount.centavos(),
+        reason,
+        status: remote.status,
+        infraction_id: infraction.map(|r| r.id.to_string()),
+        requesting_participant: Some(tenant.ispb.clone()),
+        contested_participant: None,
+        refund_details: details,
+        analysis_result: remote.analysis_result,
+        analysis_details: None,
+        rejection_reason: remote.rejection_reason,
+        refund_transaction_id: remote.refund_end_to_end_id,
+        fund_recovery_id: None,
+        created_at: now,
+        updated_at: now,
+    };
+    save_refund(&state, &refund).await?;
+    tracing::info!(refund = %refund.id, amount = %amount, "MED refund requested");
+    Ok((StatusCode::CREATED, Json(RefundRequestView::from(&refund))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RefundQuery {
+    pub page: Option<u32>,
+    pub limit: Option<u32>,
+    pub sort_order: Option<String>,
+    pub transaction_id: Option<String>,
+    pub status: Option<String>,
+    pub requesting_participant: Option<String>,
+    pub contested_participant: Option<String>,
+    pub infraction_id: Option<String>,
+    pub analysis_result: Option<String>,
+    pub refund_transaction_id: Option<String>,
+    pub modified_after: Option<String>,
+    pub modified_before: Option<String>,
+}
+
+/// Refund requests in both roles.
+#[utoipa::path(get, path = "/v1/dict/refund-requests", tag = "MED", params(RefundQuery),
+    security(("tenant_token" = [])),
+    responses((status = 200, body = Page<RefundRequestView>), (status = 400, body = ErrorResponse)))]
+async fn list_refund_requests(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppQuery(q): AppQuery<RefundQuery>,
+) -> ApiResult<Json<Page<RefundRequestView>>> {
+    let (limit, offset, page, size) = paging(q.page, q.limit)?;
+    if let Some(t) = &q.transaction_id
+        && t.len() != 32
+    {
+        return Err(invalid("transaction_id must have 32 characters"));
+    }
+    for (name, value) in
+        [("requesting_participant", &q.requesting_participant), ("contested_participant", &q.contested_participant)]
+    {
+        if value.as_ref().is_some_and(|v| v.len() != 8) {
+            return Err(invalid(format!("{name} must have 8 characters")));
+        }
+    }
+    if let Some(s) = &q.status {
+        one_of("status", s, &["OPEN", "CLOSED", "CANCELLED"])?;
+    }
+    let filter = RefundFilter {
+        transaction_id: q.transaction_id,
+        status: q.status,
+        requesting_participant: q.requesting_participant,
+        contested_participant: q.contested_participant,
+        infraction_id: q.infraction_id,
+        analysis_result: q.analysis_result,
+        refund_transaction_id: q.refund_transaction_id,
+        modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
+        modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
+        descending: descending(q.sort_order.as_deref(), true)?,
+    };
+    let (items, total) = state.store.list_refund_requests(tenant.id, &filter, limit, offset).await?;
+    Ok(Json(Page { items: items.iter().map(RefundRequestView::from).collect(), page, limit: size, total }))
+}
+
+async fn find_refund(state: &Dict, tenant: &Tenant, id: &str) -> ApiResult<RefundRequest> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::new(ErrorCode::InvalidRefundId, "refund_id must be a UUID"))?;
+    state
+        .store
+        .refund_request(tenant.id, id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::RefundRequestNotFound, "refund request not found"))
+}
+
+/// One refund request.
+#[utoipa::path(get, path = "/v1/dict/refund-requests/{refund_id}", tag = "MED",
+    params(("refund_id" = Uuid, Path)), security(("tenant_token" = [])),
+    responses((status = 200, body = RefundRequestView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+async fn get_refund_request(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<RefundRequestView>> {
+    Ok(Json(RefundRequestView::from(&find_refund(&state, &tenant, &id).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloseRefundRequest {
+    /// `TOTALLY_ACCEPTED`, `PARTIALLY_ACCEPTED` or `REJECTED`.
+    pub refund_analysis_result: String,
+    pub refund_analysis_details: Option<String>,
+    /// With REJECTED: `NO_BALANCE`, `ACCOUNT_CLOSURE`, `INVALID_REQUEST` (OPERATIONAL_FLAW only,
+    /// needs details) or `OTHER`.
+    pub refund_rejection_reason: Option<String>,
+    /// The return (`D…`) that sent the funds back, when accepted.
+    pub refund_transaction_id: Option<String>,
+}
+
+/// Contested side: close a refund request with our analysis.
+#[utoipa::path(post, path = "/v1/dict/refund-requests/{refund_id}/close", tag = "MED", request_body = CloseRefundRequest,
+    params(("refund_id" = Uuid, Path)), security(("tenant_token" = [])),
+    responses((status = 200, body = RefundRequestView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+               (status = 422, body = ErrorResponse)))]
+async fn close_refund_request(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+    AppJson(body): AppJson<CloseRefundRequest>,
+) -> ApiResult<Json<RefundRequestView>> {
+    let result = body.refund_analysis_result.as_str();
+    one_of("refundAnalysisResult", result, &["TOTALLY_ACCEPTED", "PARTIALLY_ACCEPTED", "REJECTED"])?;
+    let mut refund = find_refund(&state, &tenant, &id).await?;
+    match (result, &body.refund_rejection_reason) {
+        ("REJECTED", None) => return Err(missing("refundRejectionReason")),
+        ("REJECTED", Some(r)) => {
+            one_of("refundRejectionReason", r, &["NO_BALANCE", "ACCOUNT_CLOSURE", "INVALID_REQUEST", "OTHER"])?;
+            if r == "INVALID_REQUEST" && (refund.reason != "OPERATIONAL_FLAW" || body.refund_analysis_details.is_none())
+            {
+                return Err(invalid(
+                    "refundRejectionReason: INVALID_REQUEST only for OPERATIONAL_FLAW requests, with details",
+                ));
+            }
+        }
+        (_, Some(_)) => return Err(invalid("refundRejectionReason: only when REJECTED")),
+        (_, None) => {
+            let rtr = body.refund_transaction_id.as_deref().ok_or_else(|| missing("refundTransactionId"))?;
+            let parsed = EndToEndId::parse(rtr).map_err(|e| invalid(format!("refundTransactionId: {e}")))?;
+            if !parsed.is_return() {
+                return Err(invalid("refundTransactionId: must be a return id (D…)"));
+            }
+        }
+    }
+    if refund.role != "CONTESTED" {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRefundStatus,
+            "only the contested participant closes a refund request",
+        ));
+    }
+    if refund.status != "OPEN" {
+        return Err(ApiError::new(ErrorCode::InvalidRefundStatus, "only an OPEN refund request can be closed"));
+    }
+    let remote = btg_of(&state, &tenant)?
+        .close_refund_request(
+            &refund.btg_id,
+            &RefundClose {
+                result: result.to_owned(),
+                rejection_reason: body.refund_rejection_reason.clone(),
+                refund_end_to_end_id: body.refund_transaction_id.clone(),
+                details: body.refund_analysis_details.clone(),
+            },
+        )
+        .await
+        .map_err(|e| btg_error("closing the refund request", e))?;
+    merge_refund(&mut refund, &remote, state.clock.now());
+    refund.analysis_details = body.refund_analysis_details;
+    save_refund(&state, &refund).await?;
+    Ok(Json(RefundRequestView::from(&refund)))
+}
+
+/// `DICT_REFUND` events: requests against us, and changes of ours.
+pub struct RefundEvents(pub Dict);
+
+impl InboundHandler for RefundEvents {
+    fn handle<'a>(&'a self, event: &'a InboundEvent) -> JobFuture<'a> {
+        Box::pin(async move {
+            let state = &self.0;
+            let Some(tenant) = state.store.tenant(event.tenant_id).await.map_err(retry)? else {
+                return Err(JobError::Permanent("unknown tenant".into()));
+            };
+            let BtgEvent::Refund(remote) = super::decode_event(event)? else {
+                return Err(JobError::Permanent("DICT_REFUND without a refund request".into()));
+            };
+            let now = state.clock.now();
+            let refund = match state.store.refund_request_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
+                Some(mut local) => merge_refund(&mut local, &remote, now).then_some(local),
+                // Requests we did not file are addressed to us.
+                None => Some(RefundRequest {
+                    id: pix_core::ids::new_id(),
+                    tenant_id: tenant.id,
+                    btg_id: remote.id.clone(),
+                    role: "CONTESTED".into(),
+                    transaction_id: remote.end_to_end_id.clone(),
+                    amount: remote.amount.centavos(),
+                    reason: remote.reason.clone(),
+                    status: remote.status.clone(),
+                    infraction_id: None,
+                    requesting_participant: EndToEndId::parse(&remote.end_to_end_id).ok().map(|e| e.ispb().to_string()),
+                    contested_participant: Some(tenant.ispb.clone()),
+                    refund_details: None,
+                    analysis_result: remote.analysis_result.clone(),
+                    analysis_details: None,
+                    rejection_reason: remote.rejection_reason.clone(),
+                    refund_transaction_id: remote.refund_end_to_end_id.clone(),
+                    fund_recovery_id: None,
+                    created_at: now,
+                    updated_at: now,
+                }),
+            };
+            if let Some(refund) = refund {
+                save_refund(state, &refund).await.map_err(|e| retry(e.0))?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! DICT storage on both backends: entries with optimistic versions and the one-live-entry-per-key
+//! rule, the incremental VSync against a recomputation, tenant isolation and the anti-scan bucket.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use pix_core::dict::{Cid, TokenBucket, VSync};
+use pix_store::dict::{Entry, EntryFilter, insert_entry, save_entry, toggle_vsync};
+use pix_store::tenants::NewTenant;
+use pix_store::testing::TestStore;
+use pix_store::{StoreError, backend_tests};
+use serde_json::json;
+use uuid::Uuid;
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z").unwrap().to_utc()
+}
+
+async fn tenant(db: &TestStore, name: &str) -> Uuid {
+    let new = NewTenant {
+        name: name.into(),
+        ispb: "12345678".into(),
+        midaz_organization_id: None,
+        midaz_ledger_id: None,
+        settings: json!({}),
+    };
+    db.create_tenant(new, t0()).await.unwrap().id
+}
+
+fn entry(tenant: Uuid, key: &str) -> Entry {
+    let mut e = Entry {
+        id: pix_core::ids::new_id(),
+        tenant_id: tenant,
+        account_id: Some(Uuid::new_v4()),
+        key: Some(key.into()),
+        key_type: "EMAIL".into(),
+        status: "ACTIVE".into(),
+        pending_op: None,
+        pending_payload: None,
+        pending_since: None,
+        participant: "12345678".into(),
+        branch: "0001".into(),
+        account_number: "100001".into(),
+        account_type: "CACC".into(),
+        opening_date: None,
+        owner_type: "NATURAL_PERSON".into(),
+        owner_tax_id: "11144477735".into(),
+        owner_name: "Maria Silva".into(),
+        owner_trade_name: None,
+        request_id: Uuid::new_v4(),
+        cid: None,
+        reason: "USER_REQUESTED".into(),
+        metadata: json!({}),
+        key_ownership_date: Some(t0()),
+        version: 0,
+        created_at: t0(),
+        updated_at: t0(),
+        deleted_at: None,
+    };
+    e.cid = e.compute_cid().map(|c| c.to_hex());
+    e
+}
+
+backend_tests!(
+    entries_keep_one_live_registration_per_key_and_fence_writes,
+    the_running_vsync_equals_a_recomputation,
+    anti_scan_buckets_spend_and_refill,
+);
+
+async fn entries_keep_one_live_registration_per_key_and_fence_writes(db: &TestStore) {
+    let a = tenant(db, "a").await;
+    let b = tenant(db, "b").await;
+    let mut first = entry(a, "maria@example.com");
+    let mut tx = db.begin().await.unwrap();
+    insert_entry(&mut tx, &first).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let duplicate = insert_entry(&mut tx, &entry(a, "maria@example.com")).await;
+    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "one live entry per key");
+    drop(tx);
+    // Another tenant may hold the same key value in its own records, and cannot see ours.
+    let mut tx = db.begin().await.unwrap();
+    insert_entry(&mut tx, &entry(b, "maria@example.com")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.dict_entry(b, first.id).await.unwrap(), None);
+    assert_eq!(db.dict_entry(a, first.id).await.unwrap().unwrap(), first);
+
+    // A write fenced by a stale version is refused.
+    first.status = "INACTIVE".into();
+    let mut tx = db.begin().await.unwrap();
+    assert!(save_entry(&mut tx, &first).await.unwrap());
+    assert!(!save_entry(&mut tx, &first).await.unwrap(), "version moved on");
+    tx.commit().await.unwrap();
+    // Inactive, the key is free again.
+    let mut tx = db.begin().await.unwrap();
+    insert_entry(&mut tx, &entry(a, "maria@example.com")).await.unwrap();
+    tx.commit().await.unwrap();
+    let (items, total) = db
+        .list_dict_entries(a, &EntryFilter { status: Some("INACTIVE".into()), ..Default::default() }, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!((items.len(), total), (1, 1));
+    assert_eq!(db.count_live_dict_entries(a, first.account_id.unwrap()).await.unwrap(), 0);
+}
+
+async fn the_running_vsync_equals_a_recomputation(db: &TestStore) {
+    let a = tenant(db, "a").await;
+    let entries: Vec<Entry> = (0..6).map(|i| entry(a, &format!("k{i}@example.com"))).collect();
+    for e in &entries {
+        let mut tx = db.begin().await.unwrap();
+        insert_entry(&mut tx, e).await.unwrap();
+        toggle_vsync(&mut tx, a, "EMAIL", None, e.cid.as_deref(), t0()).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    // Remove two in a different order than they were added.
+    for e in [&entries[4], &entries[1]] {
+        let mut gone = e.clone();
+        gone.status = "INACTIVE".into();
+        let mut tx = db.begin().await.unwrap();
+        save_entry(&mut tx, &gone).await.unwrap();
+        toggle_vsync(&mut tx, a, "EMAIL", e.cid.as_deref(), None, t0()).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let running = db.vsync_state(a, "EMAIL", t0()).await.unwrap().local_vsync;
+    let kept: Vec<Cid> =
+        [0, 2, 3, 5].iter().map(|i| Cid::from_hex(entries[*i].cid.as_deref().unwrap()).unwrap()).collect();
+    assert_eq!(running, VSync::of(&kept).to_hex());
+    assert_eq!(db.recompute_vsync(a, "EMAIL", t0()).await.unwrap().to_hex(), running);
+    assert_eq!(db.vsync_state(a, "PHONE", t0()).await.unwrap().local_vsync, "0".repeat(64));
+}
+
+async fn anti_scan_buckets_spend_and_refill(db: &TestStore) {
+    let a = tenant(db, "a").await;
+    let bucket = TokenBucket { capacity: 100, refill_per_minute: 2 };
+    let full = db.charge_bucket(a, "acct", bucket, 0, t0()).await.unwrap();
+    assert_eq!(full.tokens, 100_000);
+    for _ in 0..5 {
+        db.charge_bucket(a, "acct", bucket, 20, t0()).await.unwrap();
+    }
+    let empty = db.charge_bucket(a, "acct", bucket, 0, t0()).await.unwrap();
+    assert!(!empty.admitted);
+    let later = db.charge_bucket(a, "acct", bucket, 0, t0() + TimeDelta::seconds(30)).await.unwrap();
+    assert!(later.admitted, "2 tokens a minute");
+    assert!(db.charge_bucket(a, "other", bucket, 0, t0()).await.unwrap().admitted, "buckets are per scope");
+}

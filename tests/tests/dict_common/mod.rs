@@ -1,0 +1,220 @@
+//! Shared harness of the DICT tests: the real router over a fresh database with the simulators,
+//! a tenant whose BTG webhooks reach the app, DICT's inbound handlers and settle worker running,
+//! and helpers to move both clocks (the host's manual clock and the simulated BTG's) together.
+
+#![allow(dead_code, reason = "each test file uses a different part of the harness")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pix_core::clock::Clock;
+use pix_e2e::{TestApp, TestTenant};
+use pix_server::config::Config;
+use pix_server::dict::{Dict, event_handlers, settle_worker};
+use pix_server::integrations::Integrations;
+use pix_store::testing::TestStore;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub struct Dx {
+    pub app: TestApp,
+    pub tenant: TestTenant,
+    pub dict: Dict,
+    stop: CancellationToken,
+}
+
+impl Drop for Dx {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Runs each check on SQLite and, when enabled, PostgreSQL.
+#[macro_export]
+macro_rules! dict_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&$crate::dict_common::Dx::start(pix_store::testing::TestStore::sqlite().await).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = pix_store::testing::TestStore::postgres().await else { return };
+                    super::$name(&$crate::dict_common::Dx::start(db).await).await;
+                }
+            )*
+        }
+    };
+}
+
+impl Dx {
+    pub async fn start(db: TestStore) -> Dx {
+        let mut config = Config::default();
+        // Webhooks are signed with wall-clock time while the host's clock is moved by days.
+        config.btg_webhook.timestamp_tolerance_secs = 400 * 24 * 3600;
+        config.workers.poll_interval_ms = 10;
+        let app = TestApp::start(db, config.clone()).await;
+        let tenant = app.tenant("dict").await;
+        app.sandbox.handle.set_webhook_url(Some(format!("{}/v1/inbound/btg/{}", app.url, tenant.id)));
+        let dict = Dict {
+            store: app.db.store.clone(),
+            clock: app.clock.clone(),
+            integrations: Arc::new(Integrations::new(app.sandbox.integrations.clone())),
+            config: Arc::new(config),
+        };
+        app.run_inbound_worker(event_handlers(&dict));
+        let stop = CancellationToken::new();
+        tokio::spawn(settle_worker(&dict).run(stop.clone(), Duration::from_secs(1)));
+        Dx { app, tenant, dict, stop }
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> RequestBuilder {
+        self.app.request(method, path, &self.tenant.token)
+    }
+
+    /// The Midaz account id of a demo customer (`@maria`, `@joao`, `@acme`).
+    pub fn account(&self, alias: &str) -> String {
+        self.app.sandbox.data.accounts.iter().find(|a| a.alias == alias).unwrap().account_id.clone()
+    }
+
+    pub fn as_account(&self, method: Method, path: &str, alias: &str) -> RequestBuilder {
+        self.call(method, path).header("X-Account-Id", self.account(alias))
+    }
+
+    /// Moves the host's clock and the simulated BTG's clock together.
+    pub fn advance(&self, seconds: i64) {
+        self.app.clock.advance(chrono::Duration::seconds(seconds));
+        self.app.sandbox.handle.advance_clock(Duration::from_secs(seconds as u64));
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.app.clock.now()
+    }
+
+    pub async fn control(&self, method: Method, path: &str, body: Value) -> Value {
+        let response = self
+            .app
+            .http
+            .request(method, format!("{}{path}", self.app.sandbox.data.control_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "control {path}: {}", response.status());
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// A bearer token for calling the simulated BTG directly ("behind the host's back").
+    pub async fn btg_token(&self) -> String {
+        let creds = &self.app.sandbox.handle.config().btg_credentials;
+        let response: Value = self
+            .app
+            .http
+            .post(format!("{}/oauth2/token", self.app.sandbox.data.btg_url))
+            .basic_auth(&creds.client_id, Some(&creds.client_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        response["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn btg(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let token = self.btg_token().await;
+        let mut request = self
+            .app
+            .http
+            .request(method, format!("{}{path}", self.app.sandbox.data.btg_url))
+            .bearer_auth(token)
+            .header("x-idempotency-key", uuid::Uuid::new_v4().to_string());
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Registers a key for a demo account through the API; returns the entry.
+    pub async fn create_entry(&self, alias: &str, body: Value) -> Value {
+        let response = self.as_account(Method::POST, "/v1/dict/entries", alias).json(&body).send().await.unwrap();
+        let status = response.status();
+        let value: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "creating entry {body}: {value}");
+        value
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.call(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn vsync(&self, key_type: &str) -> Value {
+        let page = self.get_json(&format!("/v1/dict/vsync?key_type={key_type}")).await;
+        page["items"][0].clone()
+    }
+}
+
+/// Polls `check` every 20 ms for up to 6 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// A signed BTG webhook posted straight to the host (for events the simulator cannot produce).
+pub async fn deliver(dx: &Dx, event: &str, data: Value) {
+    let body =
+        serde_json::to_vec(&json!({"webhookId": uuid::Uuid::new_v4().to_string(), "event": event, "data": data}))
+            .unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let response = dx
+        .app
+        .http
+        .post(format!("{}/v1/inbound/btg/{}", dx.app.url, dx.tenant.id))
+        .header("content-type", "application/json")
+        .header("x-signature-timestamp", ts.to_string())
+        .header("x-signature", pix_sandbox::sign(pix_e2e::WEBHOOK_SECRET.as_bytes(), ts, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}
+
+/// The outbound events recorded for the tenant (jobs of the webhook queue).
+pub async fn outbound_events(dx: &Dx, entity_type: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    let mut id = 1;
+    // Jobs are numbered from 1; read until a long gap (tests create few).
+    let mut misses = 0;
+    while misses < 50 {
+        match dx.app.db.job(id).await.unwrap() {
+            Some(job) if job.queue == pix_store::events::WEBHOOK_QUEUE && job.payload["entityType"] == entity_type => {
+                found.push(job.payload);
+                misses = 0;
+            }
+            Some(_) => misses = 0,
+            None => misses += 1,
+        }
+        id += 1;
+    }
+    found
+}
