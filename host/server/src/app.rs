@@ -50,6 +50,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "Admin", description = "Operator endpoints (admin credential)"),
         (name = "Inbound", description = "Events from BTG (HMAC-signed and/or mTLS)"),
         (name = "Policies", description = "Institution rules as WebAssembly components"),
+        (name = "DICT", description = "Entries, key lookup and claims"),
+        (name = "MED", description = "Fraud markers, infraction reports and refund requests"),
+        (name = "DICT Reconciliation", description = "CID/VSync checks and repairs"),
     )
 )]
 struct ApiDoc;
