@@ -18,6 +18,21 @@ enum Bind {
     Int(i64),
 }
 
+/// Binds every value of `binds` to the query `q`, in order.
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s.clone()),
+                Bind::Time(t) => q.bind(*t),
+                Bind::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }};
+}
+
 /// A `WHERE` clause built from optional filters, numbering `$N` as it goes.
 struct Where {
     clauses: Vec<String>,
@@ -67,26 +82,10 @@ macro_rules! fetch_page {
         let page = filter.page($limit, $offset);
         let sql = format!("SELECT {} FROM {} WHERE {} ORDER BY {} {}", $columns, $table, filter.sql(), $order, page);
         let rows: Vec<$row> = on_pool!($store.db(), pool => {
-            let mut q = sqlx::query_as::<_, $row>(sqlx::AssertSqlSafe(sql.as_str()));
-            for b in &filter.binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Time(t) => q.bind(*t),
-                    Bind::Int(i) => q.bind(*i),
-                };
-            }
-            q.fetch_all(pool).await
+            bind_all!(sqlx::query_as::<_, $row>(sqlx::AssertSqlSafe(sql.as_str())), &filter.binds).fetch_all(pool).await
         })?;
         let total: i64 = on_pool!($store.db(), pool => {
-            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql.as_str()));
-            for b in &count_binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Time(t) => q.bind(*t),
-                    Bind::Int(i) => q.bind(*i),
-                };
-            }
-            q.fetch_one(pool).await
+            bind_all!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql.as_str())), &count_binds).fetch_one(pool).await
         })?;
         (rows, total)
     }};
@@ -362,15 +361,7 @@ impl Store {
     async fn entries_where(&self, clause: &str, binds: Vec<Bind>) -> StoreResult<Vec<Entry>> {
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM dict_entries WHERE {clause} ORDER BY created_at, id");
         let rows: Vec<EntryRow> = on_pool!(self.db(), pool => {
-            let mut q = sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(sql.as_str()));
-            for b in &binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Time(t) => q.bind(*t),
-                    Bind::Int(i) => q.bind(*i),
-                };
-            }
-            q.fetch_all(pool).await
+            bind_all!(sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(sql.as_str())), &binds).fetch_all(pool).await
         })?;
         rows.into_iter().map(Entry::try_from).collect()
     }
@@ -846,15 +837,7 @@ impl Store {
     async fn claims_where(&self, clause: &str, binds: Vec<Bind>) -> StoreResult<Vec<Claim>> {
         let sql = format!("SELECT {CLAIM_COLUMNS} FROM dict_claims WHERE {clause} ORDER BY created_at, id");
         let rows: Vec<ClaimRow> = on_pool!(self.db(), pool => {
-            let mut q = sqlx::query_as::<_, ClaimRow>(sqlx::AssertSqlSafe(sql.as_str()));
-            for b in &binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Time(t) => q.bind(*t),
-                    Bind::Int(i) => q.bind(*i),
-                };
-            }
-            q.fetch_all(pool).await
+            bind_all!(sqlx::query_as::<_, ClaimRow>(sqlx::AssertSqlSafe(sql.as_str())), &binds).fetch_all(pool).await
         })?;
         rows.into_iter().map(Claim::try_from).collect()
     }
