@@ -34,6 +34,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub db: TestStore,
     pub admin_token: String,
+    /// The host's state, for running its workers in tests.
+    pub state: AppState,
     shutdown: CancellationToken,
 }
 
@@ -73,8 +75,8 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        tokio::spawn(pix_server::cli::serve_http(listener, router(state), shutdown.clone()));
-        TestApp { url, sandbox, http: reqwest::Client::new(), clock, db, admin_token, shutdown }
+        tokio::spawn(pix_server::cli::serve_http(listener, router(state.clone()), shutdown.clone()));
+        TestApp { url, sandbox, http: reqwest::Client::new(), clock, db, admin_token, state, shutdown }
     }
 
     /// Runs the inbound-event worker with the given handlers until the app is dropped.
@@ -92,6 +94,16 @@ impl TestApp {
             config,
         )
         .handle(pix_store::inbound::PROCESS_INBOUND, Arc::new(dispatcher));
+        tokio::spawn(worker.run(self.shutdown.clone(), std::time::Duration::from_secs(1)));
+    }
+
+    /// Runs what moves money in the background, as `serve` does: the inbound worker with the
+    /// transfer handlers, and the transfers queue (the cash-out outbox).
+    pub fn run_transfer_workers(&self) {
+        self.run_inbound_worker(pix_server::transfers::inbound_handlers(&self.state));
+        let mut config = Config::default().workers;
+        config.poll_interval_ms = 10;
+        let worker = pix_server::transfers::worker(&self.state, config);
         tokio::spawn(worker.run(self.shutdown.clone(), std::time::Duration::from_secs(1)));
     }
 

@@ -15,6 +15,7 @@ dict_tests!(
     an_ownership_claim_completes_only_after_its_completion_period,
     a_portability_claim_against_our_key_is_acknowledged_and_confirmed,
     an_ownership_claim_against_us_lapses_into_confirmation,
+    an_unanswered_ownership_claim_against_us_is_confirmed_by_default,
     claim_requests_are_validated_with_catalogued_errors,
 );
 
@@ -131,7 +132,15 @@ async fn we_claim_a_key_by_portability_and_complete_it(dx: &Dx) {
         .await
         .unwrap();
     assert_eq!(found["account"]["participant"], "12345678", "the key is ours now");
-    assert_ne!(dx.vsync("EMAIL").await["localVSync"], json!("0".repeat(64)));
+    // Our only EMAIL entry is the claimed one, so the local VSync is its CID: DICT resolves it
+    // to the entry it created, keyed by the completion's RequestId.
+    let local = dx.vsync("EMAIL").await["localVSync"].as_str().unwrap().to_owned();
+    assert_ne!(local, "0".repeat(64));
+    let at_dict = dx.btg(Method::GET, &format!("/dict/cids/{local}/entry"), None).await;
+    assert_eq!(at_dict.status(), 200, "DICT holds an entry with our CID");
+    let at_dict: Value = at_dict.json().await.unwrap();
+    assert_eq!(at_dict["key"], ANA_EMAIL);
+    assert_eq!(at_dict["requestId"], json!(request_id));
 
     let listed = dx.get_json("/v1/dict/claims?role=CLAIMER&status=COMPLETED").await;
     assert_eq!(listed["total"], 1);
@@ -193,6 +202,11 @@ async fn an_ownership_claim_completes_only_after_its_completion_period(dx: &Dx) 
     assert_eq!(done.json::<Value>().await.unwrap()["status"], "COMPLETED");
     let entries = dx.get_json("/v1/dict/entries?key_type=PHONE").await;
     assert_eq!(entries["items"][0]["key"], CARLOS_PHONE);
+    // Completed without X-Request-Id: the RequestId we generated is the one DICT keyed the CID by.
+    let local = dx.vsync("PHONE").await["localVSync"].as_str().unwrap().to_owned();
+    let at_dict = dx.btg(Method::GET, &format!("/dict/cids/{local}/entry"), None).await;
+    assert_eq!(at_dict.status(), 200, "local and DICT CIDs agree");
+    assert_eq!(at_dict.json::<Value>().await.unwrap()["key"], CARLOS_PHONE);
 }
 
 async fn a_portability_claim_against_our_key_is_acknowledged_and_confirmed(dx: &Dx) {
@@ -294,6 +308,45 @@ async fn an_ownership_claim_against_us_lapses_into_confirmation(dx: &Dx) {
     // The claimer completes once its completion period ends.
     dx.advance(7 * DAY);
     wait_status(dx, &id, "@maria", "COMPLETED").await;
+}
+
+async fn an_unanswered_ownership_claim_against_us_is_confirmed_by_default(dx: &Dx) {
+    const PHONE: &str = "+5511944443333";
+    let entry = dx.create_entry("@joao", json!({"keyType": "PHONE", "key": PHONE})).await;
+    let entry_id = entry["id"].as_str().unwrap().to_owned();
+    let entry_path = format!("/v1/dict/entries/{entry_id}");
+    assert_ne!(dx.vsync("PHONE").await["localVSync"], json!("0".repeat(64)));
+    dx.control(Method::POST, "/_control/btg/claims", json!({"key": PHONE, "type": "OWNERSHIP"})).await;
+    let id = first_claim(dx, "/v1/dict/claims?role=DONOR&type=OWNERSHIP").await;
+    let open = read(dx, &id, "@joao").await;
+    assert_eq!(open["status"], "OPEN");
+    assert_eq!(open["entryId"], json!(entry_id));
+
+    // We never answer. Just before the resolution period ends nothing has changed.
+    dx.advance(7 * DAY - 60);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(read(dx, &id, "@joao").await["status"], "OPEN");
+    let still: Value = dx.as_account(Method::GET, &entry_path, "@joao").send().await.unwrap().json().await.unwrap();
+    assert_eq!(still["status"], "ACTIVE");
+
+    // The period lapses: DICT confirms by default and tells us through DICT_CLAIM.
+    dx.advance(120);
+    let confirmed = wait_status(dx, &id, "@joao", "CONFIRMED").await;
+    assert_eq!(confirmed["confirmReason"], "DEFAULT_OPERATION");
+    assert_eq!(confirmed["role"], "DONOR");
+    let released: Value = dx.as_account(Method::GET, &entry_path, "@joao").send().await.unwrap().json().await.unwrap();
+    assert_eq!(released["status"], "INACTIVE", "the key left us");
+    assert_eq!(released["reason"], "DEFAULT_OPERATION");
+    assert!(released["deletedAt"].is_string());
+    assert_eq!(dx.vsync("PHONE").await["localVSync"], json!("0".repeat(64)), "its CID left our VSync");
+    let at_dict = dx.btg(Method::GET, &format!("/dict/entries/{PHONE}"), None).await;
+    assert_eq!(at_dict.status(), 404, "DICT no longer has our entry either");
+
+    let events = outbound_events(dx, "CLAIM").await;
+    assert!(events.iter().all(|e| e["entityId"] == json!(id) && e["flowType"] == "DICT"));
+    let statuses: Vec<&str> = events.iter().map(|e| e["payload"]["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["OPEN", "CONFIRMED"], "one outbound CLAIM event per change");
+    assert_eq!(events[1]["payload"]["confirmReason"], "DEFAULT_OPERATION");
 }
 
 async fn claim_requests_are_validated_with_catalogued_errors(dx: &Dx) {

@@ -16,6 +16,8 @@ api_tests!(
     a_shadow_candidate_is_compared_without_changing_answers,
     replay_reports_how_a_candidate_would_have_decided,
     another_instance_follows_an_activation,
+    rolling_back_a_first_activation_removes_the_binding_and_falls_back,
+    quotes_never_fail_while_activations_alternate,
 );
 
 fn wasm(name: &str) -> Vec<u8> {
@@ -94,15 +96,6 @@ async fn a_component_activated_for_one_tenant_changes_only_its_fees_and_rolls_ba
     assert_eq!(qa["fee"], "3.95", "the example institution charges merchants 0.79%");
     assert_eq!(qa["policySha256"], sha);
     assert_eq!(quote(app, &b.token).await["fee"], "4.95", "tenant B keeps the shipped policy");
-
-    let rollback = app
-        .request(Method::POST, "/v1/admin/policy-bindings/rollback", &app.admin_token)
-        .json(&json!({"kind": "fee", "tenantId": a.id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rollback.status(), 409, "nothing before the first activation");
-    assert_eq!(error_code(rollback).await, "PIX-0023");
 
     let shipped_sha = quote(app, &b.token).await["policySha256"].as_str().unwrap().to_owned();
     assert_eq!(activate(app, &shipped_sha, json!({"kind": "fee", "tenantId": a.id})).await.status(), 200);
@@ -287,4 +280,126 @@ async fn another_instance_follows_an_activation(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the other instance never picked up the activation");
+}
+
+async fn rollback(app: &TestApp, body: Value) -> reqwest::Response {
+    app.request(Method::POST, "/v1/admin/policy-bindings/rollback", &app.admin_token).json(&body).send().await.unwrap()
+}
+
+async fn rolling_back_a_first_activation_removes_the_binding_and_falls_back(app: &TestApp) {
+    let t = app.tenant("acme").await;
+    let shipped = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+    let example = upload(app, "example-institution.wasm", "fee").await.json::<Value>().await.unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let nothing = rollback(app, json!({"kind": "fee", "tenantId": t.id})).await;
+    assert_eq!(nothing.status(), 409, "nothing is active yet");
+    assert_eq!(error_code(nothing).await, "PIX-0023");
+
+    // The default binding (every tenant without its own) and the tenant's own, each a first activation.
+    assert_eq!(activate(app, &example, json!({"kind": "fee"})).await.status(), 200);
+    assert_eq!(quote(app, &t.token).await["fee"], "3.95", "the default binding applies to the tenant");
+    let own = json!({"kind": "fee", "tenantId": t.id, "params": {"fee-account": "@tarifas"}});
+    assert_eq!(activate(app, &shipped, own).await.status(), 200);
+    let q = quote(app, &t.token).await;
+    assert_eq!((q["fee"].as_str(), q["feeAccount"].as_str()), (Some("4.95"), Some("@tarifas")));
+
+    // Tenant → default binding.
+    let removed = rollback(app, json!({"kind": "fee", "tenantId": t.id})).await;
+    assert_eq!(removed.status(), 200);
+    let removed: Value = removed.json().await.unwrap();
+    assert_eq!((removed["removed"].as_bool(), removed["sha256"].as_str()), (Some(true), Some(shipped.as_str())));
+    let q = quote(app, &t.token).await;
+    assert_eq!((q["fee"].as_str(), q["policySha256"].as_str()), (Some("3.95"), Some(example.as_str())));
+    let again = rollback(app, json!({"kind": "fee", "tenantId": t.id})).await;
+    assert_eq!(error_code(again).await, "PIX-0023", "a removed binding has nothing left to roll back");
+
+    // Default binding → shipped component.
+    let removed: Value = rollback(app, json!({"kind": "fee"})).await.json().await.unwrap();
+    assert_eq!(removed["removed"], true);
+    let q = quote(app, &t.token).await;
+    assert_eq!((q["fee"].as_str(), q["policySha256"].as_str()), (Some("4.95"), Some(shipped.as_str())));
+    assert_eq!(q["feeAccount"], "@fees_revenue", "the tenant's params went with its binding");
+
+    // Activating after a removal is a first activation again; the history keeps every step.
+    assert_eq!(activate(app, &example, json!({"kind": "fee", "tenantId": t.id})).await.status(), 200);
+    assert_eq!(quote(app, &t.token).await["fee"], "3.95");
+    assert_eq!(rollback(app, json!({"kind": "fee", "tenantId": t.id})).await.status(), 200);
+    assert_eq!(quote(app, &t.token).await["fee"], "4.95");
+    let history: Value = app
+        .request(Method::GET, &format!("/v1/admin/policy-bindings?kind=fee&tenantId={}", t.id), &app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let steps: Vec<(String, bool)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["action"].as_str().unwrap().to_owned(), b["removed"].as_bool().unwrap()))
+        .collect();
+    let expected = [("rollback", true), ("activate", false), ("rollback", true), ("activate", false)];
+    assert_eq!(steps, expected.map(|(a, r)| (a.to_owned(), r)));
+}
+
+/// The HTTP-level hot swap in small (the full run with figures is
+/// `cargo bench -p pix-server --bench policy-hot-swap`): clients quote concurrently while two
+/// components are activated in turn; every answer must be one of the two components' answers.
+async fn quotes_never_fail_while_activations_alternate(app: &TestApp) {
+    let t = app.tenant("acme").await;
+    let shipped = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+    let example = upload(app, "example-institution.wasm", "fee").await.json::<Value>().await.unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expected = Arc::new([(shipped.clone(), "4.95"), (example.clone(), "3.95")]);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url, token, expected, done) =
+                (app.http.clone(), app.url.clone(), t.token.clone(), expected.clone(), done.clone());
+            tokio::spawn(async move {
+                let (mut answers, mut failures, mut by) = (0u32, Vec::new(), [0u32; 2]);
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || answers < 100 {
+                    answers += 1;
+                    let response = http
+                        .post(format!("{url}/v1/fees/quote"))
+                        .bearer_auth(&token)
+                        .json(&json!({"operation": "CASH_IN", "amount": "500.00", "payeeType": "LEGAL", "accountSegment": "merchant"}))
+                        .send()
+                        .await;
+                    let body = match response {
+                        Ok(r) if r.status() == 200 => r.json::<Value>().await.ok(),
+                        Ok(r) => Some(json!({"status": r.status().as_u16()})),
+                        Err(e) => Some(json!({"error": e.to_string()})),
+                    };
+                    let body = body.unwrap_or(Value::Null);
+                    let known =
+                        expected.iter().position(|(sha, fee)| body["policySha256"] == *sha && body["fee"] == *fee);
+                    match known {
+                        Some(i) => by[i] += 1,
+                        None => failures.push(body),
+                    }
+                }
+                (answers, failures, by)
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        let sha = if i % 2 == 0 { &example } else { &shipped };
+        assert_eq!(activate(app, sha, json!({"kind": "fee", "tenantId": t.id})).await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut by = [0u32; 2];
+    for client in clients {
+        // Each client made at least 100 decisions (the loop's floor).
+        let (_, failures, seen) = client.await.unwrap();
+        assert!(failures.is_empty(), "failed or foreign decisions: {failures:?}");
+        by = [by[0] + seen[0], by[1] + seen[1]];
+    }
+    assert!(by[0] > 0 && by[1] > 0, "both versions answered while swapping: {by:?}");
 }

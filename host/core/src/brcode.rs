@@ -11,6 +11,7 @@
 //! typed here as [`ImmediateCharge`] and [`DueDateCharge`].
 
 mod charge;
+mod due_date;
 mod error;
 mod tlv;
 
@@ -27,6 +28,10 @@ use crate::pix_key::{PixKey, PixKeyType};
 pub use charge::{
     AdditionalInfo, AmountChange, ChargeStatus, DueDateCalendar, DueDateCharge, DueDateValue, ImmediateCalendar,
     ImmediateCharge, ImmediateValue, Party, TaxId,
+};
+pub use due_date::{
+    AmountOrPercent, DatedRate, DiscountModality, DiscountRule, DueDateError, DueDateRules, InterestModality, Rate,
+    Rule, is_business_day, last_payable_date, roll_to_business_day,
 };
 pub use error::{BrCodeError, Placement};
 pub use tlv::{DataObject, MAX_VALUE_LEN, TagPath, crc16_ccitt_false, read_data_objects, write_data_object};

@@ -2,6 +2,8 @@
 //!
 //! Known Lerian codes (PIX-0000…0008, 0112, 0113, 0219, 0404, 0407) keep their published meaning;
 //! codes from PIX-0009 upward that Lerian does not publish are ours and stay stable once shipped.
+//! Ranges follow Lerian's: 00xx middleware and validation, 01xx DICT, 02xx MED, 03xx QR codes
+//! and collections, 04xx transfers.
 //! Business codes of the spec (e.g. `OPERATIONS_SUM_MISMATCH`) are plain strings.
 
 use serde::Serialize;
@@ -57,9 +59,19 @@ pub enum ErrorCode {
     FraudMarkerNotFound,
     InvalidRefundId,
     InvalidInfractionId,
+    InvalidQrCode,
+    QrPayloadUnavailable,
+    QrChargeNotPayable,
+    QrPayloadInvalid,
     InvalidTransferQuery,
     TransferNotFound,
     InvalidPurpose,
+    InitiationNotFound,
+    InitiationExpired,
+    InitiationAlreadyProcessed,
+    InsufficientBalance,
+    IntraPspUnavailable,
+    TransferNotInReview,
     OperationsSumMismatch,
     DuplicateAccountAlias,
     AccountAliasNotInOriginalTransaction,
@@ -117,9 +129,19 @@ impl ErrorCode {
         Self::FraudMarkerNotFound,
         Self::InvalidRefundId,
         Self::InvalidInfractionId,
+        Self::InvalidQrCode,
+        Self::QrPayloadUnavailable,
+        Self::QrChargeNotPayable,
+        Self::QrPayloadInvalid,
         Self::InvalidTransferQuery,
         Self::TransferNotFound,
         Self::InvalidPurpose,
+        Self::InitiationNotFound,
+        Self::InitiationExpired,
+        Self::InitiationAlreadyProcessed,
+        Self::InsufficientBalance,
+        Self::IntraPspUnavailable,
+        Self::TransferNotInReview,
         Self::OperationsSumMismatch,
         Self::DuplicateAccountAlias,
         Self::AccountAliasNotInOriginalTransaction,
@@ -177,9 +199,19 @@ impl ErrorCode {
             Self::FraudMarkerNotFound => ("PIX-0205", 404, "Fraud Marker Not Found"),
             Self::InvalidRefundId => ("PIX-0206", 400, "Invalid Refund Request Id"),
             Self::InvalidInfractionId => ("PIX-0219", 400, "Invalid Infraction Report Id"),
+            Self::InvalidQrCode => ("PIX-0301", 400, "Invalid QR Code"),
+            Self::QrPayloadUnavailable => ("PIX-0302", 502, "Dynamic QR Payload Unavailable"),
+            Self::QrChargeNotPayable => ("PIX-0303", 422, "QR Code Charge Not Payable"),
+            Self::QrPayloadInvalid => ("PIX-0304", 502, "Dynamic QR Payload Invalid"),
             Self::InvalidTransferQuery => ("PIX-0404", 400, "Invalid Transfer Query"),
             Self::TransferNotFound => ("PIX-0407", 404, "Transfer Not Found"),
             Self::InvalidPurpose => ("PIX-0429", 400, "Unsupported Transfer Purpose"),
+            Self::InitiationNotFound => ("PIX-0408", 404, "Initiation Not Found"),
+            Self::InitiationExpired => ("PIX-0409", 422, "Initiation Expired"),
+            Self::InitiationAlreadyProcessed => ("PIX-0410", 409, "Initiation Already Processed"),
+            Self::InsufficientBalance => ("PIX-0411", 422, "Insufficient Balance"),
+            Self::IntraPspUnavailable => ("PIX-0412", 422, "Intra-PSP Settlement Not Available"),
+            Self::TransferNotInReview => ("PIX-0413", 409, "Transfer Not Awaiting Review"),
             Self::OperationsSumMismatch => ("OPERATIONS_SUM_MISMATCH", 400, "Operations Sum Mismatch"),
             Self::DuplicateAccountAlias => ("DUPLICATE_ACCOUNT_ALIAS", 400, "Duplicate Account Alias"),
             Self::AccountAliasNotInOriginalTransaction => {

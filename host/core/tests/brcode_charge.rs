@@ -145,6 +145,8 @@ fn bcb_due_date_example_parses_once_its_comma_is_fixed() {
     assert_eq!(charge.value.discount, None);
     assert_eq!(charge.value.abatement, None);
     assert_eq!(charge.value.total, Money::from_centavos(14045));
+    assert!(charge.value.components_add_up(), "123.45 + 15.00 + 2.00 = 140.45");
+    assert_eq!(charge.last_payable_date(), NaiveDate::from_ymd_opt(2021, 1, 30));
     assert_eq!(charge.debtor.name, "Empresa de Alimentos SA");
     assert_eq!(charge.receiver.tax_id, TaxId::Cnpj("58900633120711".to_owned()));
     // BCB's example CNPJs have the right shape but wrong check digits.

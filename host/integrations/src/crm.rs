@@ -61,6 +61,24 @@ pub struct BankingDetails {
     /// `YYYY-MM-DD`.
     #[serde(default)]
     pub opening_date: Option<String>,
+    /// `YYYY-MM-DD` once the account is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing_date: Option<String>,
+}
+
+impl BankingDetails {
+    /// Whether the account is still open on `today`: no closing date, or one after `today`.
+    /// An unparsable closing date counts as closed (fail safe: never credit a doubtful account).
+    pub fn is_open_on(&self, today: chrono::NaiveDate) -> bool {
+        closing_date_open(self.closing_date.as_deref(), today)
+    }
+}
+
+fn closing_date_open(closing: Option<&str>, today: chrono::NaiveDate) -> bool {
+    match closing {
+        None => true,
+        Some(d) => chrono::NaiveDate::parse_from_str(d.get(..10).unwrap_or(d), "%Y-%m-%d").is_ok_and(|c| c > today),
+    }
 }
 
 /// CRM alias linking a holder to a ledger account (subset).
@@ -113,6 +131,16 @@ pub struct AccountHolder {
     pub account_type: String,
     /// Account opening date (`YYYY-MM-DD`) when known.
     pub opening_date: Option<String>,
+    /// Account closing date (`YYYY-MM-DD`) from the alias, when the account was closed.
+    #[serde(default)]
+    pub closing_date: Option<String>,
+}
+
+impl AccountHolder {
+    /// Whether the alias is open on `today` (see [`BankingDetails::is_open_on`]).
+    pub fn is_open_on(&self, today: chrono::NaiveDate) -> bool {
+        closing_date_open(self.closing_date.as_deref(), today)
+    }
 }
 
 // Holder data is PII: Debug masks it so that it can be logged.
@@ -126,6 +154,7 @@ impl std::fmt::Debug for AccountHolder {
             .field("person_type", &self.person_type)
             .field("branch", &self.branch)
             .field("account_type", &self.account_type)
+            .field("closing_date", &self.closing_date)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +168,10 @@ pub trait HolderDirectory: Send + Sync {
     async fn holder(&self, holder_id: &str) -> Result<Holder>;
     /// The alias of a Midaz account in the configured ledger.
     async fn alias_for_account(&self, account_id: &str) -> Result<Alias>;
+    /// The alias in the configured ledger whose `bankingDetails` have this branch and account
+    /// number (NotFound when none does). Reconciliation maps a DICT entry back to its Midaz
+    /// account with it.
+    async fn alias_by_banking_details(&self, branch: &str, account: &str) -> Result<Alias>;
     /// Forgets a cached account (after an update in CRM).
     fn invalidate(&self, account_id: &str);
 }
@@ -208,6 +241,7 @@ impl HolderDirectory for CrmClient {
             account: None,
             account_type: None,
             opening_date: None,
+            closing_date: None,
         });
         let missing = |field: &str| IntegrationError::Decode {
             upstream: Upstream::Crm,
@@ -225,6 +259,7 @@ impl HolderDirectory for CrmClient {
             account_number: banking.account.ok_or_else(|| missing("account"))?,
             account_type: banking.account_type.unwrap_or_else(|| "CACC".to_owned()),
             opening_date: banking.opening_date,
+            closing_date: banking.closing_date,
         };
         tracing::debug!(document = %mask_document(&resolved.document), "resolved holder");
         self.cache
@@ -252,6 +287,33 @@ impl HolderDirectory for CrmClient {
             upstream: Upstream::Crm,
             code: "CRM-0008".to_owned(),
             message: "no alias for this account".to_owned(),
+        })
+    }
+
+    #[tracing::instrument(name = "crm.alias_by_banking_details", skip_all, fields(branch = %branch))]
+    async fn alias_by_banking_details(&self, branch: &str, account: &str) -> Result<Alias> {
+        let page: Page<Alias> = self
+            .get(
+                "alias_by_banking_details",
+                url(&self.base, &["v1", "aliases"])?,
+                &[
+                    ("banking_details_branch", branch),
+                    ("banking_details_account", account),
+                    ("ledger_id", &self.ledger_id),
+                ],
+            )
+            .await?;
+        // Filter again: a CRM that ignored a filter must not map a key to the wrong account.
+        let matches = |a: &Alias| {
+            a.ledger_id == self.ledger_id
+                && a.banking_details
+                    .as_ref()
+                    .is_some_and(|b| b.branch.as_deref() == Some(branch) && b.account.as_deref() == Some(account))
+        };
+        page.items.into_iter().find(matches).ok_or_else(|| IntegrationError::NotFound {
+            upstream: Upstream::Crm,
+            code: "CRM-0008".to_owned(),
+            message: "no alias with these banking details".to_owned(),
         })
     }
 

@@ -207,6 +207,68 @@ async fn crm_wire_contract_and_cache() {
     assert!(matches!(client.account_holder("acc-2").await.unwrap_err(), IntegrationError::NotFound { .. }));
 }
 
+#[tokio::test]
+async fn crm_alias_by_banking_details_and_closing_date() {
+    let server = MockServer::start().await;
+    let alias = json!({
+        "id":"al-7","document":"91315026015","type":"NATURAL_PERSON","ledgerId":"led-1","accountId":"acc-7",
+        "holderId":"h-7","bankingDetails":{"branch":"0001","account":"777770","type":"CACC",
+            "openingDate":"2024-01-01","closingDate":"2025-03-31","countryCode":"BR"},
+        "createdAt":"2024-01-01T00:00:00Z","updatedAt":"2025-03-31T00:00:00Z","deletedAt":null});
+    Mock::given(method("GET"))
+        .and(path("/v1/aliases"))
+        .and(query_param("banking_details_branch", "0001"))
+        .and(query_param("banking_details_account", "777770"))
+        .and(query_param("ledger_id", "led-1"))
+        .and(header("X-Organization-Id", "org-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[alias.clone()],"page":1,"limit":10})))
+        .mount(&server)
+        .await;
+    // A CRM that ignores the filters: the client must not take a wrong alias.
+    Mock::given(method("GET"))
+        .and(path("/v1/aliases"))
+        .and(query_param("banking_details_account", "000000"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[alias.clone()],"page":1,"limit":10})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/aliases"))
+        .and(query_param("account_id", "acc-7"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items":[alias],"page":1,"limit":10})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/holders/h-7"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id":"h-7","type":"NATURAL_PERSON","name":"Maria Silva","document":"91315026015"})))
+        .mount(&server)
+        .await;
+    let client = CrmClient::new(&CrmConfig {
+        base_url: server.uri(),
+        organization_id: "org-1".into(),
+        ledger_id: "led-1".into(),
+        cache_ttl_ms: 60_000,
+        auth: None,
+        http: http(),
+    })
+    .unwrap();
+    let found = client.alias_by_banking_details("0001", "777770").await.unwrap();
+    assert_eq!((found.id.as_str(), found.account_id.as_str()), ("al-7", "acc-7"));
+    let details = found.banking_details.unwrap();
+    assert_eq!(details.closing_date.as_deref(), Some("2025-03-31"));
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    assert!(details.is_open_on(day("2025-03-30")));
+    assert!(!details.is_open_on(day("2025-03-31")));
+    assert!(matches!(
+        client.alias_by_banking_details("0001", "000000").await.unwrap_err(),
+        IntegrationError::NotFound { ref code, .. } if code == "CRM-0008"
+    ));
+    let holder = client.account_holder("acc-7").await.unwrap();
+    assert_eq!(holder.closing_date.as_deref(), Some("2025-03-31"));
+    assert!(!holder.is_open_on(day("2025-04-01")));
+    assert!(format!("{holder:?}").contains("2025-03-31"), "the closing date is not PII");
+}
+
 fn btg_client(server: &MockServer, http: HttpConfig) -> BtgClient {
     BtgClient::new(&BtgConfig {
         base_url: server.uri(),
@@ -282,6 +344,7 @@ async fn btg_wire_contract_retries_and_token() {
         .and(header("x-idempotency-key", "pix-out-1"))
         .and(body_json(json!({
             "endToEndId":"E12345678202501011200abcdefghijk","amount":"100.00","initiationType":"DICT",
+            "transactionType":"TRANSFER",
             "debtor":{"branch":"0001","account":"100001","accountType":"CACC","taxId":"11144477735","name":"Maria Silva"},
             "creditor":{"ispb":"87654321","branch":"0042","account":"7002","accountType":"CACC","taxId":"39053344705","name":"Carlos Lima","key":"+5511987654321"},
             "remittanceInformation":null,"txid":null})))
@@ -320,6 +383,7 @@ async fn btg_wire_contract_retries_and_token() {
         end_to_end_id: lookup.end_to_end_id.clone(),
         amount: m("100.00"),
         initiation_type: InitiationType::Dict,
+        transaction_type: TransactionType::Transfer,
         debtor: Debtor {
             branch: "0001".into(),
             account: "100001".into(),
@@ -355,6 +419,97 @@ async fn btg_wire_contract_retries_and_token() {
     assert_eq!(rev.end_to_end_id, "D12345678202501011200abcdefghijk");
     let claim = client.claim_action("c-1", ClaimAction::Confirm(Reason::UserRequested)).await.unwrap();
     assert_eq!((claim.status, claim.confirm_reason), (ClaimStatus::Confirmed, Some(Reason::UserRequested)));
+}
+
+#[tokio::test]
+async fn btg_cid_lookup_refusal_and_completion_contract() {
+    let server = MockServer::start().await;
+    mount_token(&server, 1).await;
+    let cid = "28c06eb41c4dc9c3ae114831efcac7446c8747777fca8b145ecd31ff8480ae88";
+    let mut with_request_id = entry_json();
+    with_request_id["requestId"] = json!("01020304-0506-0708-090a-0b0c0d0e0f10");
+    Mock::given(method("GET"))
+        .and(path(format!("/dict/cids/{cid}/entry")))
+        .and(header("authorization", "Bearer bt-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(with_request_id))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/dict/cids/{}/entry", "0".repeat(64))))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"code":"ENTRY_NOT_FOUND","message":"not found"})))
+        .expect(1) // a 404 is final
+        .mount(&server)
+        .await;
+    let e2e = "E87654321202501011200abcdefghijk";
+    Mock::given(method("POST"))
+        .and(path(format!("/pix/payments/{e2e}/refusal")))
+        .and(header("x-idempotency-key", format!("refusal-{e2e}").as_str()))
+        .and(body_json(
+            json!({"reasonCode":"AG03","reason":"RECIPIENT_CANNOT_RECEIVE","description":"conta encerrada"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id":"p-9","endToEndId":e2e,"status":"REJECTED","amount":"42.00","rejectionCode":"AG03",
+            "rejectionReason":"conta encerrada","settledAt":"2025-01-01T12:00:00Z"})))
+        .expect(2) // the same answer for a repeat
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/pix/payments/E12345678202501011200abcdefghijk/refusal"))
+        .and(body_json(json!({"reasonCode":"AG03","reason":"RECIPIENT_CANNOT_RECEIVE","description":null})))
+        .respond_with(ResponseTemplate::new(422).set_body_json(
+            json!({"code":"PAYMENT_NOT_REFUSABLE","message":"only payments received for our accounts can be refused"}),
+        ))
+        .expect(1) // business errors are not retried
+        .mount(&server)
+        .await;
+    let completion = uuid::Uuid::parse_str("a946d533-7f22-42a5-9a9b-e87cd55c0f4d").unwrap();
+    Mock::given(method("POST"))
+        .and(path("/dict/claims/c-2/complete"))
+        .and(body_json(json!({"requestId":"a946d533-7f22-42a5-9a9b-e87cd55c0f4d"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id":"c-2","type":"PORTABILITY","key":"ana@example.com","keyType":"EMAIL","status":"COMPLETED",
+            "claimerParticipant":"12345678","donorParticipant":"87654321",
+            "claimerAccount":{"participant":"12345678","branch":"0001","number":"100001","type":"CACC"},
+            "claimer":{"type":"NATURAL_PERSON","taxIdNumber":"11144477735","name":"Maria Silva"},
+            "resolutionPeriodEnd":"2025-01-08T00:00:00Z","lastModified":"2025-01-03T00:00:00Z"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let client = btg_client(&server, http());
+    let entry = client.entry_by_cid(cid).await.unwrap();
+    assert_eq!(entry.key, "+5511987654321");
+    assert_eq!(entry.request_id, Some(uuid::Uuid::from_bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])));
+    assert_eq!(entry.account.number, "7002");
+    assert!(matches!(
+        client.entry_by_cid(&"0".repeat(64)).await.unwrap_err(),
+        IntegrationError::NotFound { ref code, .. } if code == "ENTRY_NOT_FOUND"
+    ));
+
+    let refusal = InboundRefusal {
+        reason_code: "AG03".into(),
+        reason: "RECIPIENT_CANNOT_RECEIVE".into(),
+        description: Some("conta encerrada".into()),
+    };
+    let refused = client.refuse_inbound_payment(e2e, &refusal).await.unwrap();
+    assert_eq!((refused.status, refused.rejection_code.as_deref()), (PaymentStatus::Rejected, Some("AG03")));
+    assert_eq!(refused.amount, m("42.00"));
+    assert_eq!(client.refuse_inbound_payment(e2e, &refusal).await.unwrap(), refused);
+    let outbound = client
+        .refuse_inbound_payment(
+            "E12345678202501011200abcdefghijk",
+            &InboundRefusal { description: None, ..refusal.clone() },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(outbound, IntegrationError::Rejected { status: 422, ref code, .. } if code == "PAYMENT_NOT_REFUSABLE"),
+        "{outbound}"
+    );
+
+    let done = client.claim_action("c-2", ClaimAction::Complete(completion)).await.unwrap();
+    assert_eq!(done.status, ClaimStatus::Completed);
 }
 
 #[tokio::test]

@@ -309,7 +309,8 @@ fn write_report(dir: &std::path::Path, stats: &[Stats], load_before: &str) -> st
     }
     md += "\nVariants: `native` is the Rust rule in `pix_policy::native`; `wasm-reused` calls one \
            long-lived instance (`PolicyEngine::session`); `wasm-fresh` is the production path \
-           (new store and instance from the cached `InstancePre` per decision, fuel + epoch \
+           (new store and instance from the cached `InstancePre` per decision, in a pooled slot \
+           reset in place (dirty pages found with PAGEMAP_SCAN), fuel + epoch \
            deadline + 16 MiB cap, answer validated); `rhai` is the same fee rule as a Rhai script \
            (AST compiled once, new scope per call).\n";
     std::fs::write(dir.join("policy-latency.md"), md)?;

@@ -81,6 +81,20 @@ impl PolicySet {
         Ok(now_active)
     }
 
+    /// Remove the `kind` policy of `tenant` and its history, so that lookups fall through to the
+    /// caller's fallback. Returns whether a policy was active.
+    pub fn deactivate(&self, tenant: &str, kind: PolicyKind) -> bool {
+        let mut history = self.lock();
+        let Some(versions) = history.get_mut(tenant).map(|slots| &mut slots[slot(kind)]) else {
+            return false;
+        };
+        let was_active = !versions.is_empty();
+        versions.clear();
+        self.publish(tenant, &history);
+        tracing::info!(tenant, kind = kind.as_str(), "policy deactivated");
+        was_active
+    }
+
     /// Every version activated for `tenant` and `kind`, oldest first; the last one is active.
     pub fn history(&self, tenant: &str, kind: PolicyKind) -> Vec<LoadedPolicy> {
         self.lock().get(tenant).map(|slots| slots[slot(kind)].clone()).unwrap_or_default()

@@ -54,6 +54,13 @@ fn activate_rollback_and_history_per_tenant_and_kind() {
     assert_eq!(sha(set.active("acme", PolicyKind::FraudTriage)), Some(v2.sha256().into()));
     assert!(matches!(set.rollback("acme", PolicyKind::Fee), Err(PolicyError::NoPreviousVersion { .. })));
     assert_eq!(sha(set.active("acme", PolicyKind::Fee)), Some(v1.sha256().into()));
+    // Deactivating empties only that slot; the caller's fallback takes over.
+    assert!(set.deactivate("acme", PolicyKind::Fee));
+    assert!(set.active("acme", PolicyKind::Fee).is_none());
+    assert!(set.history("acme", PolicyKind::Fee).is_empty());
+    assert_eq!(sha(set.active("acme", PolicyKind::FraudTriage)), Some(v2.sha256().into()));
+    assert!(!set.deactivate("acme", PolicyKind::Fee), "nothing left to deactivate");
+    assert!(!set.deactivate("other-bank", PolicyKind::Fee));
 }
 
 #[test]

@@ -143,17 +143,21 @@ struct PaymentRec {
     direction: Direction,
     settle_at: Option<DateTime<Utc>>,
     settled_at: Option<DateTime<Utc>>,
-    rejection: Option<(&'static str, &'static str)>,
+    rejection: Option<(String, String)>,
     debtor: Value,
     creditor: Value,
     returned: i64,
+    /// Our refusal of an inbound payment (`{reasonCode, reason, description, refusedAt}`).
+    refusal: Option<Value>,
+    /// `TRANSFER` or `INSTANT_PAYMENT_REFUND` (MED 2.0); inbound payments are transfers.
+    transaction_type: &'static str,
 }
 
 impl PaymentRec {
     fn json(&self) -> Value {
         json!({"id": self.id, "endToEndId": self.e2e, "status": self.status,
-               "amount": money(self.amount), "rejectionCode": self.rejection.map(|r| r.0),
-               "rejectionReason": self.rejection.map(|r| r.1), "settledAt": self.settled_at})
+               "amount": money(self.amount), "rejectionCode": self.rejection.as_ref().map(|r| &r.0),
+               "rejectionReason": self.rejection.as_ref().map(|r| &r.1), "settledAt": self.settled_at})
     }
 }
 
@@ -245,12 +249,14 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/dict/statistics/persons/{tax_id}", get(person_statistics))
         .route("/dict/cid-files", post(create_cid_file))
         .route("/dict/cid-files/{id}", get(get_cid_file))
+        .route("/dict/cids/{cid}/entry", get(entry_by_cid))
         .route("/dict/funds-recoveries", post(create_recovery))
         .route("/dict/funds-recoveries/{id}", get(get_recovery))
         .route("/dict/funds-recoveries/{id}/cancel", post(cancel_recovery))
         .route("/dict/funds-recoveries/{id}/tracking-graph", get(tracking_graph))
         .route("/pix/payments", post(create_payment))
         .route("/pix/payments/{e2e}", get(get_payment))
+        .route("/pix/payments/{e2e}/refusal", post(refuse_payment))
         .route("/pix/payments/{e2e}/reversals", post(create_reversal))
         .route("/pix/payments/{e2e}/reversals/{rtr}", get(get_reversal))
         .route("/pix/internal-transactions-reports", post(create_report))
@@ -485,6 +491,8 @@ impl Shared {
                 debtor,
                 creditor,
                 returned: 0,
+                refusal: None,
+                transaction_type: "TRANSFER",
             },
         );
         drop(st);
@@ -660,7 +668,7 @@ impl Shared {
             if p.status == "PROCESSING" && p.settle_at.is_some_and(|t| t <= now) {
                 if p.amount % 100 == REJECT_CENTS {
                     p.status = "REJECTED";
-                    p.rejection = Some(("AC03", "creditor account number invalid or missing"));
+                    p.rejection = Some(("AC03".into(), "creditor account number invalid or missing".into()));
                 } else {
                     p.status = "CONFIRMED";
                     p.settled_at = Some(now);
@@ -918,6 +926,14 @@ async fn claim_action(
 ) -> ApiResult {
     let b = if bytes.is_empty() { json!({}) } else { body(&bytes)? };
     let reason = b["reason"].as_str().map(str::to_owned);
+    // The completion's RequestId keys the new entry's CID, as in createEntry.
+    let completion_request_id = match b["requestId"].as_str() {
+        Some(r) => Some(
+            Uuid::parse_str(r)
+                .map_err(|_| btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "requestId must be a UUID"))?,
+        ),
+        None => None,
+    };
     let now = s.sim.clock.now();
     let own = s.ispb().to_owned();
     let mut st = s.btg();
@@ -990,7 +1006,7 @@ async fn claim_action(
         st.directory.remove(&k);
     }
     if let Some(c) = completed {
-        let request_id = s.sim.uuid();
+        let request_id = completion_request_id.unwrap_or_else(|| s.sim.uuid());
         st.directory.insert(
             c.key.clone(),
             DirEntry {
@@ -1234,6 +1250,25 @@ async fn get_cid_file(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> A
     timed_get(&s.btg().cid_files, &id, "CID_FILE_NOT_FOUND")
 }
 
+/// DICT's "consulta de vínculo por CID": one of our entries by its current CID, with the
+/// RequestId of its creation.
+async fn entry_by_cid(State(s): State<Arc<Shared>>, Path(cid): Path<String>) -> ApiResult {
+    if cid.len() != 64 || !cid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_CID", "a CID is 64 hex digits"));
+    }
+    let cid = cid.to_ascii_lowercase();
+    let own = s.ispb().to_owned();
+    let st = s.btg();
+    let entry = st
+        .directory
+        .values()
+        .find(|e| e.participant() == own && e.cid() == cid)
+        .ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+    let mut v = entry.json();
+    v["requestId"] = json!(entry.request_id);
+    ok(v)
+}
+
 async fn create_recovery(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
     let b = body(&bytes)?;
     let root = str_field(&b, "rootEndToEndId")?.to_owned();
@@ -1312,6 +1347,17 @@ async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult
     for field in ["branch", "account", "taxId", "name"] {
         str_field(&b["debtor"], field)?;
     }
+    let transaction_type = match b["transactionType"].as_str() {
+        None | Some("TRANSFER") => "TRANSFER",
+        Some("INSTANT_PAYMENT_REFUND") => "INSTANT_PAYMENT_REFUND",
+        Some(_) => {
+            return Err(btg_err(
+                StatusCode::BAD_REQUEST,
+                "INVALID_TRANSACTION_TYPE",
+                "transactionType must be TRANSFER or INSTANT_PAYMENT_REFUND",
+            ));
+        }
+    };
     let now = s.sim.clock.now();
     let id = s.sim.uuid().to_string();
     let mut st = s.btg();
@@ -1336,6 +1382,8 @@ async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult
             debtor,
             creditor,
             returned: 0,
+            refusal: None,
+            transaction_type,
         },
     );
     accepted(json!({"id": id, "endToEndId": e2e, "status": "PROCESSING"}))
@@ -1343,6 +1391,46 @@ async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult
 
 async fn get_payment(State(s): State<Arc<Shared>>, Path(e2e): Path<String>) -> ApiResult {
     let st = s.btg();
+    let p = st.payments.get(&e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    ok(p.json())
+}
+
+/// We decline a Pix BTG settled for one of our accounts: BTG returns the funds to the payer's
+/// participant and the payment reads REJECTED with our code. A repeat answers the same.
+async fn refuse_payment(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let code = str_field(&b, "reasonCode")?.to_owned();
+    if code.len() != 4 || !code.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        return Err(btg_err(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REASON_CODE",
+            "reasonCode is a 4-character pacs.002 code",
+        ));
+    }
+    let reason = str_field(&b, "reason")?.to_owned();
+    let description = b["description"].as_str().map(str::to_owned);
+    let now = s.sim.clock.now();
+    let mut st = s.btg();
+    let p = st.payments.get_mut(&e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    if p.direction != Direction::Inbound {
+        return Err(unprocessable("PAYMENT_NOT_REFUSABLE", "only payments received for our accounts can be refused"));
+    }
+    if p.refusal.is_some() {
+        return ok(p.json());
+    }
+    if p.status != "CONFIRMED" || p.returned > 0 {
+        return Err(unprocessable("PAYMENT_NOT_REFUSABLE", "the payment was already returned in part"));
+    }
+    p.status = "REJECTED";
+    p.rejection = Some((code.clone(), description.clone().unwrap_or_else(|| reason.clone())));
+    p.returned = p.amount;
+    p.refusal = Some(json!({"reasonCode": code, "reason": reason, "description": description, "refusedAt": now}));
+    if let Some(k) = p.creditor["key"].as_str().map(str::to_owned)
+        && let Some(n) = st.settlements_by_key.get_mut(&k)
+    {
+        // The credit never stood: it no longer counts as a settlement to the key.
+        *n = n.saturating_sub(1);
+    }
     let p = st.payments.get(&e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
     ok(p.json())
 }
@@ -1422,6 +1510,8 @@ pub(crate) fn payment_summary(st: &BtgState) -> Value {
         .map(|p| {
             let mut v = p.json();
             v["direction"] = json!(if p.direction == Direction::Outbound { "OUTBOUND" } else { "INBOUND" });
+            v["refusal"] = p.refusal.clone().unwrap_or(Value::Null);
+            v["transactionType"] = json!(p.transaction_type);
             v
         })
         .collect();

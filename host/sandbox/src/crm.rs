@@ -48,7 +48,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/v1/holders", post(create_holder).get(list_holders))
         .route("/v1/holders/{id}", get(get_holder))
         .route("/v1/holders/{id}/aliases", post(create_alias))
-        .route("/v1/holders/{holder}/aliases/{alias}", get(get_alias))
+        .route("/v1/holders/{holder}/aliases/{alias}", get(get_alias).patch(update_alias))
         .route("/v1/aliases", get(list_aliases))
         .layer(axum::middleware::from_fn(require_org))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::midaz::lerian_auth))
@@ -114,6 +114,48 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Merges `patch` into an alias (`bankingDetails` field by field, as CRM's PATCH does).
+    pub(crate) fn crm_update_alias(&self, alias_id: Uuid, patch: &Value) -> Result<Value, ApiError> {
+        let now = self.sim.clock.now();
+        let mut st = self.crm();
+        let alias = st.aliases.get_mut(&alias_id).ok_or_else(|| crm_err("CRM-0008", "Alias not found"))?;
+        if let Some(closing) = patch["bankingDetails"]["closingDate"].as_str() {
+            let created = alias["createdAt"].as_str().and_then(|c| c.get(..10)).unwrap_or_default();
+            if chrono::NaiveDate::parse_from_str(closing, "%Y-%m-%d").is_err() {
+                return Err(crm_err("CRM-0001", "closingDate must be YYYY-MM-DD"));
+            }
+            if closing < created {
+                return Err(crm_err("CRM-0023", "closingDate cannot be before the alias creation"));
+            }
+        }
+        for (field, value) in patch.as_object().into_iter().flatten() {
+            match (field.as_str(), value.as_object()) {
+                ("id" | "holderId" | "ledgerId" | "accountId" | "document" | "type" | "createdAt", _) => {}
+                ("bankingDetails", Some(details)) => {
+                    if !alias["bankingDetails"].is_object() {
+                        alias["bankingDetails"] = json!({});
+                    }
+                    for (k, v) in details {
+                        alias["bankingDetails"][k] = v.clone();
+                    }
+                }
+                _ => alias[field.as_str()] = value.clone(),
+            }
+        }
+        alias["updatedAt"] = json!(now);
+        Ok(alias.clone())
+    }
+
+    /// Closes the account behind a Midaz account id: its alias gets today's (simulated)
+    /// `bankingDetails.closingDate`. Returns the alias, or `None` when no alias has the account.
+    pub(crate) fn crm_close_account(&self, account_id: &str) -> Option<Value> {
+        let alias_id = self.crm().aliases.iter().find(|(_, a)| a["accountId"] == account_id).map(|(id, _)| *id)?;
+        let today = self.sim.clock.now().format("%Y-%m-%d").to_string();
+        self.crm_update_alias(alias_id, &json!({"bankingDetails": {"closingDate": today}})).ok()
+    }
+}
+
 fn parse(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|_| crm_err("CRM-0001", "invalid JSON body"))
 }
@@ -164,6 +206,19 @@ async fn get_alias(
     Ok(Json(a).into_response())
 }
 
+async fn update_alias(
+    State(s): State<Arc<Shared>>,
+    Path((holder, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let not_found = || crm_err("CRM-0008", "Alias not found");
+    let alias = Uuid::parse_str(&alias).map_err(|_| not_found())?;
+    if s.crm().aliases.get(&alias).is_none_or(|a| a["holderId"] != holder.as_str()) {
+        return Err(not_found());
+    }
+    Ok(Json(s.crm_update_alias(alias, &parse(&body)?)?).into_response())
+}
+
 async fn list_aliases(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let matches = |a: &Value, param: &str, field: &str| q.get(param).is_none_or(|v| a[field] == v.as_str());
     let items = s
@@ -175,6 +230,8 @@ async fn list_aliases(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<Stri
                 && matches(a, "ledger_id", "ledgerId")
                 && matches(a, "holder_id", "holderId")
                 && matches(a, "document", "document")
+                && q.get("banking_details_branch").is_none_or(|v| a["bankingDetails"]["branch"] == v.as_str())
+                && q.get("banking_details_account").is_none_or(|v| a["bankingDetails"]["account"] == v.as_str())
         })
         .cloned()
         .collect();

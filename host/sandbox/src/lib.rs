@@ -16,6 +16,7 @@ mod control;
 mod crm;
 pub mod ledger;
 mod midaz;
+mod qr;
 mod seed;
 mod sim;
 mod webhooks;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 pub use btg::{DonorBehaviour, REJECT_CENTS, STUCK_CENTS};
+pub use qr::{QrCharge, QrChargeKind, QrChargeRequest, QrServing};
 pub use seed::{DemoAccount, DemoData, DemoKey, DemoParticipant, seed_demo};
 pub use sim::{FaultKind, FaultRule, FaultTarget};
 pub use webhooks::{Delivery, HEADER_CORRELATION, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign};
@@ -66,6 +68,8 @@ pub struct SandboxConfig {
     pub btg_port: u16,
     /// Control API port.
     pub control_port: u16,
+    /// Port of the receiving PSP that serves dynamic QR code locations (`qr.rs`).
+    pub qr_port: u16,
     /// When set, Midaz and CRM require a Lerian bearer token issued for these credentials.
     pub lerian_auth: Option<Credentials>,
     /// Credentials BTG's token endpoint accepts.
@@ -99,6 +103,7 @@ impl Default for SandboxConfig {
             crm_port: 0,
             btg_port: 0,
             control_port: 0,
+            qr_port: 0,
             lerian_auth: None,
             btg_credentials: Credentials { client_id: "pix-host".into(), client_secret: "sandbox-btg-secret".into() },
             webhook_url: None,
@@ -121,6 +126,7 @@ pub(crate) struct Shared {
     pub crm: Mutex<crm::CrmState>,
     pub btg: Mutex<btg::BtgState>,
     pub webhooks: webhooks::Webhooks,
+    pub qr: qr::QrPsp,
 }
 
 /// Entry point.
@@ -136,6 +142,8 @@ pub struct SandboxHandle {
     pub btg_url: String,
     /// Control API base URL.
     pub control_url: String,
+    /// Base URL of the receiving PSP serving dynamic QR code locations and its JWKS.
+    pub qr_url: String,
     pub(crate) shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -178,6 +186,7 @@ impl Sandbox {
             crm: Mutex::default(),
             btg: Mutex::default(),
             webhooks,
+            qr: qr::QrPsp::new()?,
         });
         let host = config.host.as_str();
         let (midaz_url, t1) =
@@ -187,7 +196,11 @@ impl Sandbox {
             serve(host, config.crm_port, with_faults(crm::router(shared.clone()), &shared, FaultTarget::Crm)).await?;
         let (btg_url, t3) =
             serve(host, config.btg_port, with_faults(btg::router(shared.clone()), &shared, FaultTarget::Btg)).await?;
-        let (control_url, t4) = serve(host, config.control_port, control::router(shared.clone())).await?;
+        let (control_url, t4) =
+            serve(host, config.control_port, control::router(shared.clone()).merge(qr::control_router(shared.clone())))
+                .await?;
+        let (qr_url, t5) = serve(host, config.qr_port, qr::router(shared.clone())).await?;
+        shared.qr.set_authority(&qr_url);
         let ticker = {
             let shared = shared.clone();
             let every = Duration::from_millis(config.tick_interval_ms.max(1));
@@ -198,8 +211,16 @@ impl Sandbox {
                 }
             })
         };
-        tracing::info!(%midaz_url, %crm_url, %btg_url, %control_url, "sandbox started");
-        Ok(SandboxHandle { midaz_url, crm_url, btg_url, control_url, shared, tasks: vec![t1, t2, t3, t4, ticker] })
+        tracing::info!(%midaz_url, %crm_url, %btg_url, %control_url, %qr_url, "sandbox started");
+        Ok(SandboxHandle {
+            midaz_url,
+            crm_url,
+            btg_url,
+            control_url,
+            qr_url,
+            shared,
+            tasks: vec![t1, t2, t3, t4, t5, ticker],
+        })
     }
 }
 
@@ -253,6 +274,32 @@ impl SandboxHandle {
     /// Sets what the simulated donor participant does with our claims.
     pub fn set_donor_behaviour(&self, behaviour: DonorBehaviour) {
         self.shared.btg_set_donor_behaviour(behaviour);
+    }
+
+    /// Closes a customer account in CRM: its alias gets today's (simulated)
+    /// `bankingDetails.closingDate`. Returns the alias, or `None` for an account without one.
+    pub fn close_account(&self, account_id: &str) -> Option<serde_json::Value> {
+        self.shared.crm_close_account(account_id)
+    }
+
+    /// Creates a dynamic QR charge at the simulated receiving PSP; returns its BR Code and location.
+    pub fn create_qr_charge(&self, request: QrChargeRequest) -> anyhow::Result<QrCharge> {
+        self.shared.qr_create_charge(request).map_err(|e| anyhow::anyhow!("QR charge refused: {}", e.1))
+    }
+
+    /// Makes a QR charge expired (an immediate one past `expiracao`, a due-date one past its validity).
+    pub fn expire_qr_charge(&self, id: &str) -> anyhow::Result<()> {
+        self.shared.qr_expire_charge(id).map_err(|e| anyhow::anyhow!("{}", e.1))
+    }
+
+    /// Sets a QR charge's status (e.g. removed by the receiver); it is still served.
+    pub fn set_qr_charge_status(&self, id: &str, status: pix_core::brcode::ChargeStatus) -> anyhow::Result<()> {
+        self.shared.qr_set_status(id, status).map_err(|e| anyhow::anyhow!("{}", e.1))
+    }
+
+    /// Changes how a QR charge's location answers (an HTTP error, a bad signature, plain JSON).
+    pub fn set_qr_charge_serving(&self, id: &str, serving: QrServing) -> anyhow::Result<()> {
+        self.shared.qr_set_serving(id, serving).map_err(|e| anyhow::anyhow!("{}", e.1))
     }
 
     /// Stops every server and background task.

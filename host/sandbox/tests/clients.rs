@@ -304,6 +304,7 @@ async fn btg_payment_webhooks_reversal_and_report() {
         end_to_end_id: e2e.into(),
         amount: m(amount),
         initiation_type: InitiationType::Dict,
+        transaction_type: TransactionType::Transfer,
         debtor: Debtor {
             branch: "0001".into(),
             account: "100001".into(),
@@ -456,14 +457,25 @@ async fn btg_claims_follow_simulated_time() {
         btg.create_claim(&claim_for(&phone, ClaimType::Ownership, KeyType::Phone)).await.unwrap_err(),
         IntegrationError::Conflict { .. }
     ));
-    assert!(btg.claim_action(&claim.id, ClaimAction::Complete).await.is_err(), "cannot complete an OPEN claim");
+    let completion = uuid::Uuid::new_v4();
+    assert!(
+        btg.claim_action(&claim.id, ClaimAction::Complete(completion)).await.is_err(),
+        "cannot complete an OPEN claim"
+    );
     h.advance_clock(Duration::from_secs(2 * 3600));
     assert_eq!(btg.claim(&claim.id).await.unwrap().status, ClaimStatus::WaitingResolution);
     h.advance_clock(Duration::from_secs(24 * 3600));
     assert_eq!(btg.claim(&claim.id).await.unwrap().status, ClaimStatus::Confirmed);
-    let done = btg.claim_action(&claim.id, ClaimAction::Complete).await.unwrap();
+    let done = btg.claim_action(&claim.id, ClaimAction::Complete(completion)).await.unwrap();
     assert_eq!(done.status, ClaimStatus::Completed);
     assert_eq!(btg.entry(&phone).await.unwrap().account.participant, "12345678");
+    // The new entry's CID is keyed by the completion's RequestId, not by a simulator-side id.
+    let file = btg.request_cid_file(KeyType::Phone).await.unwrap();
+    h.advance_clock(Duration::from_secs(3));
+    let file = btg.cid_file(&file.id).await.unwrap();
+    assert_eq!(file.cids.len(), 1);
+    let claimed = btg.entry_by_cid(&file.cids[0]).await.unwrap();
+    assert_eq!((claimed.key.as_str(), claimed.request_id), (phone.as_str(), Some(completion)));
 
     // Portability ignored by the donor lapses at the end of the resolution period.
     h.set_donor_behaviour(pix_sandbox::DonorBehaviour::Ignore);
@@ -591,4 +603,195 @@ async fn btg_med_objects() {
     let graph = btg.tracking_graph(&recovery.id).await.unwrap();
     assert_eq!(graph.nodes[0].end_to_end_id, e2e);
     assert_eq!(btg.cancel_funds_recovery(&recovery.id).await.unwrap().status, "CANCELLED");
+}
+
+#[tokio::test]
+async fn btg_resolves_our_cids_to_entries() {
+    let (h, _demo) = start(|_| {}).await;
+    let btg = btg(&h, http(2_000));
+    let request_id = uuid::Uuid::new_v4();
+    btg.create_entry(&NewEntry {
+        key: Some("maria@example.com".into()),
+        key_type: KeyType::Email,
+        account: our_account("100001"),
+        owner: maria(),
+        reason: Reason::UserRequested,
+        request_id,
+    })
+    .await
+    .unwrap();
+    let file = btg.request_cid_file(KeyType::Email).await.unwrap();
+    h.advance_clock(Duration::from_secs(3));
+    let cids = btg.cid_file(&file.id).await.unwrap().cids;
+    assert_eq!(cids.len(), 1, "only our entries are in our CID file");
+
+    let entry = btg.entry_by_cid(&cids[0]).await.unwrap();
+    assert_eq!(entry.key, "maria@example.com");
+    assert_eq!(entry.request_id, Some(request_id), "the RequestId of the creation comes back");
+    assert_eq!((entry.account.number.as_str(), entry.owner.tax_id.as_str()), ("100001", "11144477735"));
+    // Upper-case hex names the same CID.
+    assert_eq!(btg.entry_by_cid(&cids[0].to_uppercase()).await.unwrap().key, "maria@example.com");
+    // Plain reads never carry the RequestId.
+    assert_eq!(btg.entry("maria@example.com").await.unwrap().request_id, None);
+
+    // After an update the old CID no longer resolves.
+    btg.update_entry(
+        "maria@example.com",
+        &EntryUpdate {
+            account: our_account("200001"),
+            name: "Maria Silva".into(),
+            trade_name: None,
+            reason: Reason::BranchTransfer,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(btg.entry_by_cid(&cids[0]).await.unwrap_err(), IntegrationError::NotFound { ref code, .. } if code == "ENTRY_NOT_FOUND")
+    );
+    let malformed = btg.entry_by_cid("not-a-cid").await.unwrap_err();
+    assert!(matches!(malformed, IntegrationError::Rejected { ref code, .. } if code == "INVALID_CID"), "{malformed}");
+}
+
+#[tokio::test]
+async fn btg_inbound_payment_refusal_returns_the_funds() {
+    let (h, demo) = start(|_| {}).await;
+    let btg = btg(&h, http(2_000));
+    btg.create_entry(&NewEntry {
+        key: Some("11144477735".into()),
+        key_type: KeyType::Cpf,
+        account: our_account("100001"),
+        owner: maria(),
+        reason: Reason::UserRequested,
+        request_id: uuid::Uuid::new_v4(),
+    })
+    .await
+    .unwrap();
+    let inbound = h.inbound_pix(&json!({"key": "11144477735", "amount": "42.00"})).unwrap();
+    let e2e = inbound["endToEndId"].as_str().unwrap().to_owned();
+    let refusal = InboundRefusal {
+        reason_code: "AG03".into(),
+        reason: "RECIPIENT_CANNOT_RECEIVE".into(),
+        description: Some("conta encerrada".into()),
+    };
+    let refused = btg.refuse_inbound_payment(&e2e, &refusal).await.unwrap();
+    assert_eq!(refused.status, PaymentStatus::Rejected);
+    assert_eq!(refused.rejection_code.as_deref(), Some("AG03"));
+    assert_eq!(refused.rejection_reason.as_deref(), Some("conta encerrada"));
+    assert_eq!(refused.amount, m("42.00"));
+    assert_eq!(btg.payment(&e2e).await.unwrap(), refused, "the payment reads as refused");
+    // Idempotent: a repeat (even with other words) answers the same.
+    let other = InboundRefusal { reason_code: "AC06".into(), reason: "OTHER".into(), description: None };
+    assert_eq!(btg.refuse_inbound_payment(&e2e, &refusal).await.unwrap(), refused);
+    assert_eq!(btg.refuse_inbound_payment(&e2e, &other).await.unwrap(), refused);
+    // The funds went back: nothing is left to return with a pacs.004.
+    let reversal = btg
+        .initiate_reversal(
+            &e2e,
+            &ReversalOrder { amount: m("1.00"), reason: ReversalReason::Md06, description: None },
+            "rev-x",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(reversal, IntegrationError::Rejected { ref code, .. } if code == "PAYMENT_NOT_REVERSIBLE"),
+        "{reversal}"
+    );
+
+    // The refusal is recorded where tests inspect the simulator.
+    let state: serde_json::Value =
+        reqwest::get(format!("{}/_control/btg/state", h.control_url)).await.unwrap().json().await.unwrap();
+    let recorded = state["payments"].as_array().unwrap().iter().find(|p| p["endToEndId"] == e2e.as_str()).unwrap();
+    assert_eq!(recorded["direction"], "INBOUND");
+    assert_eq!(recorded["status"], "REJECTED");
+    assert_eq!(
+        recorded["refusal"],
+        json!({"reasonCode": "AG03", "reason": "RECIPIENT_CANNOT_RECEIVE", "description": "conta encerrada",
+               "refusedAt": recorded["refusal"]["refusedAt"]})
+    );
+    assert!(recorded["refusal"]["refusedAt"].is_string());
+
+    // Unknown and outbound payments cannot be refused.
+    let unknown = btg.refuse_inbound_payment("E00000000202501011200xxxxxxxxxxx", &refusal).await.unwrap_err();
+    assert!(matches!(unknown, IntegrationError::NotFound { ref code, .. } if code == "PAYMENT_NOT_FOUND"), "{unknown}");
+    let key = &demo.other_participant.keys[0];
+    let lookup = btg.lookup_key(&key.key, None).await.unwrap();
+    let order = PaymentOrder {
+        end_to_end_id: lookup.end_to_end_id.clone(),
+        amount: m("5.00"),
+        initiation_type: InitiationType::Dict,
+        transaction_type: TransactionType::Transfer,
+        debtor: Debtor {
+            branch: "0001".into(),
+            account: "100001".into(),
+            account_type: AccountType::Cacc,
+            tax_id: "11144477735".into(),
+            name: "Maria Silva".into(),
+        },
+        creditor: Creditor {
+            ispb: lookup.entry.account.participant.clone(),
+            branch: lookup.entry.account.branch.clone(),
+            account: lookup.entry.account.number.clone(),
+            account_type: lookup.entry.account.account_type,
+            tax_id: lookup.entry.owner.tax_id.clone(),
+            name: lookup.entry.owner.name.clone(),
+            key: Some(key.key.clone()),
+        },
+        remittance_information: None,
+        txid: None,
+    };
+    btg.initiate_payment(&order, "pix-out-r").await.unwrap();
+    let outbound = btg.refuse_inbound_payment(&lookup.end_to_end_id, &refusal).await.unwrap_err();
+    assert!(
+        matches!(outbound, IntegrationError::Rejected { status: 422, ref code, .. } if code == "PAYMENT_NOT_REFUSABLE"),
+        "{outbound}"
+    );
+    let bad_code = InboundRefusal { reason_code: "nope".into(), ..refusal.clone() };
+    let e2e2 = h.inbound_pix(&json!({"key": "11144477735", "amount": "1.00"})).unwrap()["endToEndId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invalid = btg.refuse_inbound_payment(&e2e2, &bad_code).await.unwrap_err();
+    assert!(
+        matches!(invalid, IntegrationError::Rejected { status: 400, ref code, .. } if code == "INVALID_REASON_CODE"),
+        "{invalid}"
+    );
+    assert_eq!(btg.payment(&e2e2).await.unwrap().status, PaymentStatus::Confirmed, "a refused request changes nothing");
+}
+
+#[tokio::test]
+async fn crm_maps_banking_details_to_aliases_and_reports_closed_accounts() {
+    let (h, demo) = start(|_| {}).await;
+    let crm = crm(&h, &demo, http(1_000));
+    let joao = &demo.accounts[1];
+    let number = joao.number.clone().unwrap();
+    let alias = crm.alias_by_banking_details("0001", &number).await.unwrap();
+    assert_eq!(alias.account_id, joao.account_id);
+    assert_eq!(alias.holder_id, joao.holder_id.clone().unwrap());
+    for (branch, account) in [("0002", number.as_str()), ("0001", "999999")] {
+        let missing = crm.alias_by_banking_details(branch, account).await.unwrap_err();
+        assert!(matches!(missing, IntegrationError::NotFound { ref code, .. } if code == "CRM-0008"), "{missing}");
+    }
+
+    let holder = crm.account_holder(&joao.account_id).await.unwrap();
+    assert_eq!(holder.closing_date, None);
+    let today = h.now().date_naive();
+    assert!(holder.is_open_on(today));
+
+    let closed = h.close_account(&joao.account_id).expect("the account has an alias");
+    let closing = today.format("%Y-%m-%d").to_string();
+    assert_eq!(closed["bankingDetails"]["closingDate"], closing.as_str());
+    assert_eq!(closed["bankingDetails"]["account"], number.as_str(), "other banking details are kept");
+    assert!(h.close_account(&demo.fee_account.account_id).is_none(), "no alias, nothing to close");
+    // The cache still has the open account until it is invalidated.
+    assert_eq!(crm.account_holder(&joao.account_id).await.unwrap().closing_date, None);
+    crm.invalidate(&joao.account_id);
+    let holder = crm.account_holder(&joao.account_id).await.unwrap();
+    assert_eq!(holder.closing_date.as_deref(), Some(closing.as_str()));
+    assert!(!holder.is_open_on(today));
+    let alias = crm.alias_by_banking_details("0001", &number).await.unwrap();
+    let details = alias.banking_details.unwrap();
+    assert_eq!(details.closing_date.as_deref(), Some(closing.as_str()));
+    assert!(!details.is_open_on(today));
+    assert!(details.is_open_on(today - chrono::Duration::days(1)), "open until the closing day");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pix_integrations::btg::{AccountType, BtgEvent, Creditor, Debtor, InitiationType, PaymentOrder};
+use pix_integrations::btg::{AccountType, BtgEvent, Creditor, Debtor, InitiationType, PaymentOrder, TransactionType};
 use pix_integrations::config::BreakerConfig;
 use pix_integrations::crm::HolderDirectory;
 use pix_integrations::{BreakerState, Btg, IntegrationError, Ledger};
@@ -38,6 +38,7 @@ fn order(e2e: &str) -> PaymentOrder {
         end_to_end_id: e2e.into(),
         amount: "12.00".parse().unwrap(),
         initiation_type: InitiationType::Manual,
+        transaction_type: TransactionType::Transfer,
         debtor: Debtor {
             branch: "0001".into(),
             account: "100001".into(),

@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use pix_core::error::ErrorCode;
+use pix_integrations::midaz::LedgerAccount;
 use pix_integrations::{AccountHolder, IntegrationError};
 use uuid::Uuid;
 
@@ -17,6 +18,8 @@ use crate::integrations::upstream_error;
 #[derive(Debug, Clone)]
 pub struct OwnedAccount {
     pub id: Uuid,
+    /// The Midaz account (alias, status, blocked flag).
+    pub ledger: LedgerAccount,
     pub holder: AccountHolder,
 }
 
@@ -29,11 +32,11 @@ impl FromRequestParts<AppState> for OwnedAccount {
         let clients = state.integrations.for_tenant(&tenant)?;
         let not_ours =
             || ApiError::new(ErrorCode::AccountNotFound, "X-Account-Id is not an account of this institution");
-        match clients.ledger.account(&id.to_string()).await {
-            Ok(_) => {}
+        let ledger = match clients.ledger.account(&id.to_string()).await {
+            Ok(ledger) => ledger,
             Err(IntegrationError::NotFound { .. }) => return Err(not_ours()),
             Err(e) => return Err(upstream_error("ledger account", e)),
-        }
+        };
         let holder = match clients.holders.account_holder(&id.to_string()).await {
             Ok(holder) => holder,
             Err(IntegrationError::NotFound { .. }) => {
@@ -41,6 +44,6 @@ impl FromRequestParts<AppState> for OwnedAccount {
             }
             Err(e) => return Err(upstream_error("account holder", e)),
         };
-        Ok(OwnedAccount { id, holder })
+        Ok(OwnedAccount { id, ledger, holder })
     }
 }

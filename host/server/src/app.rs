@@ -84,8 +84,13 @@ fn areas() -> Areas {
         inbound: OpenApiRouter::new().routes(utoipa_axum::routes!(crate::inbound::receive_btg_event)),
         tenant: routes::webhook_endpoints::routes()
             .merge(crate::dict::routes())
+            .merge(crate::qrcodes::routes())
+            .merge(crate::transfers::routes())
             .merge(crate::policies::quote::routes()),
-        admin: routes::admin::routes().merge(crate::webhooks::admin_routes()).merge(crate::policies::admin::routes()),
+        admin: routes::admin::routes()
+            .merge(crate::webhooks::admin_routes())
+            .merge(crate::policies::admin::routes())
+            .merge(crate::transfers::admin_routes()),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The `pix-host` command line: `serve` (default), `migrate`, `admin-token`.
+//! The `pix-host` command line: `serve` (default), `migrate`, `admin-token`, `sandbox`, `policy`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,12 +63,19 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Validate, upload, activate, roll back, shadow and replay WebAssembly policies.
+    Policy(crate::policy_cli::PolicyArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // A client of a running host (or offline validation): no server configuration involved.
+    let command = match cli.command {
+        Some(Command::Policy(args)) => return crate::policy_cli::run(args).await,
+        other => other,
+    };
     let config = Config::load(cli.config.as_deref())?;
     telemetry::init_logging(&config.log);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, cli.role).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
@@ -97,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", issued.token);
             Ok(())
         }
+        Command::Policy(args) => crate::policy_cli::run(args).await,
     }
 }
 
@@ -180,11 +188,14 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
                 .run(shutdown.clone(), grace),
         );
         let mut inbound = InboundDispatcher::new(store.clone(), clock.clone());
-        for (event_type, handler) in crate::dict::inbound_handlers(&state) {
+        for (event_type, handler) in
+            crate::dict::inbound_handlers(&state).into_iter().chain(crate::transfers::inbound_handlers(&state))
+        {
             inbound = inbound.register(event_type, handler);
         }
         let inbound = Arc::new(inbound);
         crate::dict::spawn_workers(&state, &shutdown, &mut background);
+        crate::transfers::spawn_workers(&state, &shutdown, &mut background);
         crate::webhooks::spawn_workers(&state, &shutdown, &mut background);
         background.spawn(
             worker::Worker::new(store.clone(), clock.clone(), INBOUND_QUEUE, state.config.workers.clone())

@@ -23,6 +23,13 @@ impl ApiError {
     }
 }
 
+/// `CODE: message`, for logs and job errors (an internal error's cause was logged already).
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code.code(), self.0.message)
+    }
+}
+
 impl From<PixError> for ApiError {
     fn from(e: PixError) -> Self {
         ApiError(e)

@@ -320,6 +320,15 @@ impl Store {
         row.map(Job::try_from).transpose()
     }
 
+    /// The payloads of a queue's jobs (any status) in enqueue order: what a feature put in its
+    /// outbox, e.g. the events recorded for the webhook engine.
+    pub async fn queued_job_payloads(&self, queue: &str) -> StoreResult<Vec<serde_json::Value>> {
+        let rows: Vec<(Json<serde_json::Value>,)> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT payload FROM jobs WHERE queue = $1 ORDER BY id").bind(queue).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(|(p,)| p.0).collect())
+    }
+
     pub async fn queue_counts(&self, queue: &str) -> StoreResult<QueueCounts> {
         let rows: Vec<(String, i64)> = on_pool!(self.db(), pool => {
             sqlx::query_as("SELECT status, COUNT(*) FROM jobs WHERE queue = $1 GROUP BY status")

@@ -10,9 +10,11 @@ pub mod idempotency;
 pub mod inbound;
 pub mod jobs;
 pub mod policies;
+mod query;
 pub mod tenants;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod transfers;
 pub mod webhook_endpoints;
 
 pub use db::{Backend, Db, DbOptions, Tx};

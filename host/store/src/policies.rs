@@ -29,6 +29,10 @@ pub struct Binding {
     pub params: serde_json::Value,
     pub action: String,
     pub previous_id: Option<i64>,
+    /// True for the row that rolled back a slot's first activation: the slot has no binding
+    /// (it falls back to the default binding, then the shipped component); `sha256` is the
+    /// component that was removed.
+    pub removed: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -72,15 +76,25 @@ fn tenant_of(slot: &str) -> StoreResult<Option<Uuid>> {
 
 type BindingRow = (i64, String, String, String, Json<serde_json::Value>, String, Option<i64>, DateTime<Utc>);
 
+/// The `params` of a removal row. The schema has no "removed" action, and a boolean can never be
+/// a real policy parameter (the API accepts integers and strings only), so this cannot clash.
+const REMOVED: &str = "pix:removed";
+
+fn is_removal(params: &serde_json::Value) -> bool {
+    params.get(REMOVED) == Some(&serde_json::Value::Bool(true))
+}
+
 fn binding(r: BindingRow) -> StoreResult<Binding> {
+    let removed = is_removal(&r.4.0);
     Ok(Binding {
         id: r.0,
         tenant_id: tenant_of(&r.1)?,
         kind: r.2,
         sha256: r.3,
-        params: r.4.0,
+        params: if removed { serde_json::Value::Null } else { r.4.0 },
         action: r.5,
         previous_id: r.6,
+        removed,
         created_at: r.7,
     })
 }
@@ -180,16 +194,24 @@ impl Store {
         params: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> StoreResult<Binding> {
-        let current = self.current_policy_binding(tenant, kind).await?;
+        // After a removal nothing is active: rolling this activation back removes it again.
+        let current = self.current_policy_binding(tenant, kind).await?.filter(|b| !b.removed);
         self.insert_binding(tenant, kind, sha256, params, "activate", current.map(|b| b.id), now).await
     }
 
-    /// Returns (tenant, kind) to the binding the current one replaced.
+    /// Returns (tenant, kind) to the binding the current one replaced; rolling back the first
+    /// activation removes the binding (the returned row has `removed`), so the slot falls back.
+    /// `Conflict` when nothing is active.
     pub async fn rollback_policy(&self, tenant: Option<Uuid>, kind: &str, now: DateTime<Utc>) -> StoreResult<Binding> {
-        let current = self.current_policy_binding(tenant, kind).await?.ok_or(StoreError::NotFound)?;
-        let previous_id = current
-            .previous_id
-            .ok_or_else(|| StoreError::Conflict("there is no earlier version to roll back to".into()))?;
+        let current = self
+            .current_policy_binding(tenant, kind)
+            .await?
+            .filter(|b| !b.removed)
+            .ok_or_else(|| StoreError::Conflict("nothing is active for this tenant and kind".into()))?;
+        let Some(previous_id) = current.previous_id else {
+            let removal = serde_json::json!({ REMOVED: true });
+            return self.insert_binding(tenant, kind, &current.sha256, &removal, "rollback", None, now).await;
+        };
         let sql = format!("SELECT {BINDING} FROM policy_bindings WHERE id = $1");
         let previous: BindingRow = on_pool!(self.db(), pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(previous_id).fetch_one(pool).await
@@ -235,7 +257,7 @@ impl Store {
         binding(row)
     }
 
-    /// The active binding of every (tenant, kind) that has one.
+    /// The active binding of every (tenant, kind) that has one (removed bindings left out).
     pub async fn active_policy_bindings(&self) -> StoreResult<Vec<Binding>> {
         let sql = format!(
             "SELECT {BINDING} FROM policy_bindings b
@@ -244,7 +266,8 @@ impl Store {
         );
         let rows: Vec<BindingRow> =
             on_pool!(self.db(), pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await)?;
-        rows.into_iter().map(binding).collect()
+        let bindings: Vec<Binding> = rows.into_iter().map(binding).collect::<StoreResult<_>>()?;
+        Ok(bindings.into_iter().filter(|b| !b.removed).collect())
     }
 
     pub async fn policy_binding_history(

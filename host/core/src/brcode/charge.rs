@@ -141,6 +141,13 @@ pub struct DueDateCharge {
     pub status: ChargeStatus,
 }
 
+impl DueDateCharge {
+    /// The last date it may be paid: `validadeAposVencimento` calendar days after the due date.
+    pub fn last_payable_date(&self) -> Option<NaiveDate> {
+        super::due_date::last_payable_date(self.calendar.due_date, self.calendar.days_valid_after_due)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DueDateCalendar {
     #[serde(rename = "criacao")]

@@ -79,6 +79,9 @@ pub trait Btg: Send + Sync {
     async fn request_cid_file(&self, key_type: KeyType) -> Result<CidFile>;
     /// Reads a CID file.
     async fn cid_file(&self, id: &str) -> Result<CidFile>;
+    /// The entry of ours behind a CID, with its creation RequestId (DICT's "consulta de vínculo
+    /// por CID"); NotFound when DICT has no entry of ours with that CID.
+    async fn entry_by_cid(&self, cid: &str) -> Result<DictEntry>;
     // --- MED 2.0
     /// Opens a funds recovery.
     async fn create_funds_recovery(&self, recovery: &NewFundsRecovery) -> Result<FundsRecovery>;
@@ -100,6 +103,10 @@ pub trait Btg: Send + Sync {
         order: &ReversalOrder,
         idempotency_key: &str,
     ) -> Result<PaymentAccepted>;
+    /// Declines a Pix received for one of our accounts: BTG, which settled it, returns the funds
+    /// to the payer's participant. Idempotent by EndToEndId (a repeat returns the same payment,
+    /// REJECTED with `rejection_code` = `reason_code`); an outbound or unknown payment is a 4xx.
+    async fn refuse_inbound_payment(&self, end_to_end_id: &str, refusal: &InboundRefusal) -> Result<Payment>;
     /// Status of a reversal.
     async fn reversal(&self, original_end_to_end_id: &str, return_end_to_end_id: &str) -> Result<Reversal>;
     /// Submits a trck.002 report of intra-PSP transfers.
@@ -397,6 +404,11 @@ impl Btg for BtgClient {
         wire::decode_cid_file(&self.read("cid_file", wire::get_cid_file(id)).await?)
     }
 
+    #[tracing::instrument(name = "btg.entry_by_cid", skip_all, fields(cid = %cid))]
+    async fn entry_by_cid(&self, cid: &str) -> Result<DictEntry> {
+        wire::decode_entry(&self.read("entry_by_cid", wire::entry_by_cid(cid)).await?)
+    }
+
     #[tracing::instrument(name = "btg.create_funds_recovery", skip_all, fields(root = %recovery.root_end_to_end_id))]
     async fn create_funds_recovery(&self, recovery: &NewFundsRecovery) -> Result<FundsRecovery> {
         let body = self.write("create_funds_recovery", None, wire::create_funds_recovery(recovery)).await?;
@@ -450,6 +462,16 @@ impl Btg for BtgClient {
             )
             .await?;
         wire::decode_reversal_accepted(&body)
+    }
+
+    #[tracing::instrument(name = "btg.refuse_inbound_payment", skip_all, fields(end_to_end_id = %end_to_end_id, reason_code = %refusal.reason_code, reason = %refusal.reason))]
+    async fn refuse_inbound_payment(&self, end_to_end_id: &str, refusal: &InboundRefusal) -> Result<Payment> {
+        // Idempotent by EndToEndId at BTG, so retrying on a timeout cannot refuse twice.
+        let key = format!("refusal-{end_to_end_id}");
+        let body = self
+            .write("refuse_inbound_payment", Some(&key), wire::refuse_inbound_payment(end_to_end_id, refusal))
+            .await?;
+        wire::decode_payment(&body)
     }
 
     #[tracing::instrument(name = "btg.reversal", skip_all, fields(original_end_to_end_id = %original_end_to_end_id, return_end_to_end_id = %return_end_to_end_id))]

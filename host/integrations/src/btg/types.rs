@@ -120,6 +120,16 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// BTG's `transactionType` of a payment: the client's `X-Purpose` (MED 2.0 spec).
+    TransactionType {
+        /// An ordinary Pix transfer.
+        Transfer = "TRANSFER",
+        /// A MED 2.0 refund transfer.
+        InstantPaymentRefund = "INSTANT_PAYMENT_REFUND",
+    }
+);
+
+wire_enum!(
     /// Status of a payment or a reversal at BTG.
     PaymentStatus {
         /// Accepted, not yet settled.
@@ -231,6 +241,10 @@ pub struct DictEntry {
     pub created_at: Option<DateTime<Utc>>,
     /// When the current owner got the key.
     pub key_ownership_date: Option<DateTime<Utc>>,
+    /// RequestId of the entry's creation (the CID's HMAC key). Only the CID lookup
+    /// ([`super::Btg::entry_by_cid`]) returns it, as DICT's `GET /cids/entries/{Cid}` does.
+    #[serde(default)]
+    pub request_id: Option<uuid::Uuid>,
 }
 
 /// Request to register a key.
@@ -346,8 +360,9 @@ pub enum ClaimAction {
     Confirm(Reason),
     /// Either side: → CANCELLED.
     Cancel(Reason),
-    /// Claimer: CONFIRMED → COMPLETED.
-    Complete,
+    /// Claimer: CONFIRMED → COMPLETED, with the RequestId of the entry it creates (the CID's
+    /// HMAC key, so both sides compute the same CID).
+    Complete(uuid::Uuid),
 }
 
 /// Claim list filter.
@@ -647,6 +662,8 @@ pub struct PaymentOrder {
     pub amount: Money,
     /// Initiation type.
     pub initiation_type: InitiationType,
+    /// `TRANSFER`, or `INSTANT_PAYMENT_REFUND` for a MED 2.0 refund.
+    pub transaction_type: TransactionType,
     /// Payer.
     pub debtor: Debtor,
     /// Payee.
@@ -720,6 +737,19 @@ pub struct ReversalOrder {
     pub amount: Money,
     /// Reason.
     pub reason: ReversalReason,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// Why we decline a Pix received for one of our accounts (BTG settled it and returns the funds to
+/// the payer's participant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundRefusal {
+    /// pacs.002-style code reported to the payer's participant, e.g. `AG03`.
+    pub reason_code: String,
+    /// Our reason, e.g. `RECIPIENT_CANNOT_RECEIVE`.
+    pub reason: String,
     /// Free text.
     pub description: Option<String>,
 }

@@ -161,6 +161,8 @@ struct WEntry {
     creation_date: Option<DateTime<Utc>>,
     #[serde(default)]
     key_ownership_date: Option<DateTime<Utc>>,
+    #[serde(default)]
+    request_id: Option<uuid::Uuid>,
 }
 
 impl From<WEntry> for DictEntry {
@@ -172,6 +174,7 @@ impl From<WEntry> for DictEntry {
             owner: e.owner.into(),
             created_at: e.creation_date,
             key_ownership_date: e.key_ownership_date,
+            request_id: e.request_id,
         }
     }
 }
@@ -210,6 +213,12 @@ pub(crate) fn update_entry(key: &str, u: &EntryUpdate) -> WireRequest {
 
 pub(crate) fn delete_entry(key: &str, reason: Reason) -> WireRequest {
     WireRequest::new(Method::DELETE, &["dict", "entries", key]).query("reason", Some(reason.as_str().to_owned()))
+}
+
+/// `GET /dict/cids/{cid}/entry`: the entry of ours behind a CID, with its creation `requestId`
+/// (DICT's "consulta de vínculo por CID").
+pub(crate) fn entry_by_cid(cid: &str) -> WireRequest {
+    WireRequest::get(&["dict", "cids", cid, "entry"])
 }
 
 pub(crate) fn decode_entry(body: &[u8]) -> Result<DictEntry> {
@@ -337,11 +346,13 @@ pub(crate) fn claim_action(id: &str, action: ClaimAction) -> WireRequest {
         ClaimAction::Acknowledge => ("acknowledge", None),
         ClaimAction::Confirm(r) => ("confirm", Some(r)),
         ClaimAction::Cancel(r) => ("cancel", Some(r)),
-        ClaimAction::Complete => ("complete", None),
+        ClaimAction::Complete(_) => ("complete", None),
     };
-    let body = match reason {
-        Some(r) => json!({ "reason": r }),
-        None => json!({}),
+    let body = match (reason, action) {
+        (Some(r), _) => json!({ "reason": r }),
+        // DICT keys the new entry's CID by the completion's RequestId.
+        (None, ClaimAction::Complete(request_id)) => json!({ "requestId": request_id }),
+        (None, _) => json!({}),
     };
     WireRequest::post(&["dict", "claims", id, verb], body)
 }
@@ -799,6 +810,7 @@ pub(crate) fn initiate_payment(p: &PaymentOrder) -> WireRequest {
             "endToEndId": p.end_to_end_id,
             "amount": p.amount,
             "initiationType": p.initiation_type,
+            "transactionType": p.transaction_type,
             "debtor": to_value(&WParty::from(&p.debtor)),
             "creditor": to_value(&WParty::from(&p.creditor)),
             "remittanceInformation": p.remittance_information,
@@ -852,6 +864,14 @@ fn payment_from(w: WPayment) -> Payment {
 
 pub(crate) fn decode_payment(body: &[u8]) -> Result<Payment> {
     decode::<WPayment>(body).map(payment_from)
+}
+
+/// `POST /pix/payments/{e2e}/refusal`: we decline a Pix received for one of our accounts.
+pub(crate) fn refuse_inbound_payment(end_to_end_id: &str, r: &InboundRefusal) -> WireRequest {
+    WireRequest::post(
+        &["pix", "payments", end_to_end_id, "refusal"],
+        json!({ "reasonCode": r.reason_code, "reason": r.reason, "description": r.description }),
+    )
 }
 
 pub(crate) fn initiate_reversal(original: &str, r: &ReversalOrder) -> WireRequest {

@@ -636,25 +636,56 @@ async fn complete_claim(
     headers: HeaderMap,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<Json<ClaimView>> {
-    let request_id = match header(&headers, "x-request-id") {
-        None => Uuid::new_v4(),
-        Some(v) => {
-            Uuid::parse_str(v).map_err(|_| ApiError::new(ErrorCode::InvalidHeader, "X-Request-Id must be a UUID"))?
-        }
+    let requested = match header(&headers, "x-request-id") {
+        None => None,
+        Some(v) => Some(
+            Uuid::parse_str(v).map_err(|_| ApiError::new(ErrorCode::InvalidHeader, "X-Request-Id must be a UUID"))?,
+        ),
     };
-    let claim = owned_claim(&state, &tenant, account, id).await?;
+    let mut claim = owned_claim(&state, &tenant, account, id).await?;
     let p = parsed(&claim)?;
     if !check_complete(p.role, p.claim_type, p.status, state.clock.now(), claim.completion_period_end)
         .map_err(refused)?
     {
         return Ok(Json(ClaimView::from(&claim)));
     }
-    let claim = act(&state, &tenant, claim, ClaimAction::Complete, |c| {
-        c.completion_request_id = Some(request_id.to_string());
+    let request_id = keep_completion_request_id(&state, &tenant, &mut claim, account, requested).await?;
+    let claim = act(&state, &tenant, claim, ClaimAction::Complete(request_id), |c| {
         c.account_id = c.account_id.or(Some(account));
     })
     .await?;
     Ok(Json(ClaimView::from(&claim)))
+}
+
+/// The RequestId of the entry a completion creates keys its CID at DICT and here alike, so it is
+/// stored on the claim before BTG is called: the `DICT_CLAIM` event of the completion may be
+/// applied before BTG's answer, and a retry after a lost answer must send the same one. The first
+/// RequestId stored stands.
+async fn keep_completion_request_id(
+    state: &Dict,
+    tenant: &Tenant,
+    claim: &mut Claim,
+    account: Uuid,
+    requested: Option<Uuid>,
+) -> ApiResult<Uuid> {
+    for _ in 0..3 {
+        if let Some(kept) = claim.completion_request_id.as_deref().and_then(|r| Uuid::parse_str(r).ok()) {
+            return Ok(kept);
+        }
+        let request_id = requested.unwrap_or_else(Uuid::new_v4);
+        claim.completion_request_id = Some(request_id.to_string());
+        claim.account_id = claim.account_id.or(Some(account));
+        let mut tx = state.store.begin().await?;
+        if save_claim(&mut tx, claim).await? {
+            tx.commit().await?;
+            claim.version += 1;
+            return Ok(request_id);
+        }
+        drop(tx);
+        // Changed meanwhile (an event was applied): read it again.
+        *claim = state.store.dict_claim(tenant.id, claim.id).await?.ok_or_else(claim_not_found)?;
+    }
+    Err(ApiError::new(ErrorCode::InvalidClaimStatus, "the claim keeps changing; retry"))
 }
 
 // ------------------------------------------------------------------------------------ events and deadlines

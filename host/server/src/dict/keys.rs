@@ -16,7 +16,8 @@ use pix_core::ids::EndToEndId;
 use pix_core::mask::mask_raw_key;
 use pix_core::pix_key::PixKey;
 use pix_integrations::IntegrationError;
-use pix_integrations::btg::{Counters, DictEntry, Statistics};
+use pix_integrations::btg::{Counters, DictEntry, KeyLookup, Statistics};
+use pix_store::tenants::Tenant;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -135,18 +136,41 @@ async fn lookup_key(
         .map_err(|e| ApiError::new(ErrorCode::InvalidPathParameter, format!("key: {e}")))?
         .value()
         .to_owned();
+    Ok(match lookup_for_payment(&state, &tenant, &account, &key, end_to_end.as_deref()).await? {
+        KeyLookupOutcome::Found(found) => Json(key_view(found.entry, found.end_to_end_id)).into_response(),
+        KeyLookupOutcome::RateLimited(response) => response,
+    })
+}
+
+/// A lookup charged to the paying account's anti-scan bucket.
+pub enum KeyLookupOutcome {
+    Found(KeyLookup),
+    /// The bucket is empty: the ready 429 with `Retry-After`.
+    RateLimited(Response),
+}
+
+/// Looks `key` (already validated) up for a payment from `account`: charges the anti-scan
+/// bucket, answers "not found" for keys locked by a CONFIRMED claim. The cash-out initiation
+/// uses this too, so a payment lookup costs the same as a direct one.
+pub async fn lookup_for_payment(
+    state: &Dict,
+    tenant: &Tenant,
+    account: &OwnedAccount,
+    key: &str,
+    end_to_end: Option<&str>,
+) -> ApiResult<KeyLookupOutcome> {
     let bucket = antiscan_bucket(account.holder.person_type);
     let scope = format!("lookup:{}", account.id);
     let now = state.clock.now();
     let balance = state.store.charge_bucket(tenant.id, &scope, bucket, 0, now).await?;
     if !balance.admitted {
         tracing::warn!(account = %account.id, "anti-scan bucket exhausted");
-        return Ok(rate_limited(bucket.seconds_until_one(balance.tokens)));
+        return Ok(KeyLookupOutcome::RateLimited(rate_limited(bucket.seconds_until_one(balance.tokens))));
     }
     let not_found = || ApiError::new(ErrorCode::KeyNotFound, "no entry for this key");
     // A key whose claim is CONFIRMED answers "not found" until the claim completes or is cancelled.
-    let confirmed = state.store.locking_dict_claim(tenant.id, &key).await?.is_some_and(|c| c.status == "CONFIRMED");
-    let btg = state.integrations.for_tenant(&tenant)?.btg.clone();
+    let confirmed = state.store.locking_dict_claim(tenant.id, key).await?.is_some_and(|c| c.status == "CONFIRMED");
+    let btg = state.integrations.for_tenant(tenant)?.btg.clone();
     let outcome = if confirmed {
         Err(IntegrationError::NotFound {
             upstream: pix_integrations::Upstream::Btg,
@@ -154,16 +178,16 @@ async fn lookup_key(
             message: "key locked by a confirmed claim".into(),
         })
     } else {
-        btg.lookup_key(&key, end_to_end.as_deref()).await
+        btg.lookup_key(key, end_to_end).await
     };
     match outcome {
         Ok(found) => {
             state.store.charge_bucket(tenant.id, &scope, bucket, LOOKUP_HIT_COST, now).await?;
-            Ok(Json(key_view(found.entry, found.end_to_end_id)).into_response())
+            Ok(KeyLookupOutcome::Found(found))
         }
         Err(IntegrationError::NotFound { .. }) => {
             state.store.charge_bucket(tenant.id, &scope, bucket, LOOKUP_MISS_COST, now).await?;
-            tracing::info!(key = %mask_raw_key(&key), "key lookup: not found");
+            tracing::info!(key = %mask_raw_key(key), "key lookup: not found");
             Err(not_found())
         }
         Err(e) => Err(btg_error("key lookup", e)),

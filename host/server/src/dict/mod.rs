@@ -36,6 +36,7 @@ use crate::inbound::InboundHandler;
 use crate::worker::{JobError, Worker};
 
 pub use claims::run_claim_deadlines;
+pub use keys::{KeyLookupOutcome, lookup_for_payment};
 pub use reconciliation::run_scheduled_vsync_checks;
 
 /// The job queue of DICT's own background work (settling BTG writes).
@@ -177,7 +178,7 @@ fn parse_enum<T: std::str::FromStr<Err = String>>(field: &str, value: &str) -> A
 }
 
 /// Whether BTG's answer settles the outcome (a business answer) or leaves it unknown.
-fn is_definite(e: &IntegrationError) -> bool {
+pub(crate) fn is_definite(e: &IntegrationError) -> bool {
     matches!(
         e,
         IntegrationError::NotFound { .. } | IntegrationError::Conflict { .. } | IntegrationError::Rejected { .. }
@@ -245,7 +246,7 @@ async fn record_event(
 }
 
 /// Decodes a stored BTG event (`{event, data}`) into its typed form.
-fn decode_event(event: &InboundEvent) -> Result<BtgEvent, JobError> {
+pub(crate) fn decode_event(event: &InboundEvent) -> Result<BtgEvent, JobError> {
     let envelope = serde_json::json!({
         "webhookId": event.event_id, "event": event.payload["event"], "data": event.payload["data"],
     });

@@ -5,7 +5,9 @@
 //! check (`EVENT_SYNC` jobs) and a full reconciliation (`FULL_RECONCILIATION` jobs) ask for a CID
 //! file and finish when its `DICT_CID_FILE` event arrives: the check compares VSyncs and marks the
 //! key type SYNCED or OUT_OF_SYNC; the full run also repairs our entries from DICT (reason
-//! RECONCILIATION) and records what it did.
+//! RECONCILIATION) and records what it did: entries DICT no longer has are deactivated, entries it
+//! holds differently are repaired, and CIDs that match none of ours are resolved through DICT's
+//! CID lookup and added to the Midaz account CRM maps their branch and number to.
 
 use std::collections::HashSet;
 
@@ -14,10 +16,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use pix_core::dict::{Cid, VSync};
+use pix_core::mask::mask_raw_key;
 use pix_core::pix_key::PixKeyType;
 use pix_integrations::IntegrationError;
-use pix_integrations::btg::{BtgEvent, CidFile, CidFileStatus};
-use pix_store::dict::{ReconciliationFilter, ReconciliationJob, VSyncCheck, VSyncState};
+use pix_integrations::btg::{BtgEvent, CidFile, CidFileStatus, DictEntry};
+use pix_store::dict::{
+    Entry, ReconciliationFilter, ReconciliationJob, VSyncCheck, VSyncState, insert_entry, toggle_vsync,
+};
 use pix_store::inbound::InboundEvent;
 use pix_store::tenants::Tenant;
 use serde::{Deserialize, Serialize};
@@ -34,6 +39,7 @@ use crate::auth::CurrentTenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppQuery;
 use crate::inbound::InboundHandler;
+use crate::integrations::TenantClients;
 use crate::routes::{ErrorResponse, Page};
 use crate::worker::{JobError, JobFuture};
 
@@ -492,11 +498,14 @@ async fn process_file(state: &Dict, tenant: &Tenant, mut job: ReconciliationJob,
 }
 
 /// Makes our entries of the job's key type agree with DICT, which is authoritative: an entry
-/// DICT no longer has becomes INACTIVE, an entry DICT holds differently takes DICT's data (both
-/// with reason RECONCILIATION). DICT's CIDs that still match nothing are counted as orphans.
+/// DICT no longer has becomes INACTIVE, an entry DICT holds differently takes DICT's data, and an
+/// entry DICT holds that we do not know is added (all with reason RECONCILIATION). DICT's CIDs
+/// that still match nothing are counted as orphans.
 async fn repair(state: &Dict, tenant: &Tenant, job: &mut ReconciliationJob, remote: &HashSet<Cid>) -> ApiResult<()> {
-    let btg = state.integrations.for_tenant(tenant)?.btg.clone();
+    let clients = state.integrations.for_tenant(tenant)?;
+    let btg = clients.btg.clone();
     let mut matched = HashSet::new();
+    let mut repaired = HashSet::new();
     for mut entry in state.store.active_dict_entries(tenant.id, &job.key_type).await? {
         let cid = entry.cid.as_deref().and_then(Cid::from_hex);
         if let Some(c) = cid.filter(|c| remote.contains(c)) {
@@ -521,7 +530,7 @@ async fn repair(state: &Dict, tenant: &Tenant, job: &mut ReconciliationJob, remo
                 if entry.cid != old {
                     entry.reason = "RECONCILIATION".into();
                     finish_repair(state, &mut entry, old.as_deref(), now).await?;
-                    job.entries_repaired += 1;
+                    repaired.insert(entry.id);
                     tracing::warn!(entry = %entry.id, "reconciliation: entry repaired from DICT");
                 }
                 if let Some(c) = entry.cid.as_deref().and_then(Cid::from_hex).filter(|c| remote.contains(c)) {
@@ -531,8 +540,149 @@ async fn repair(state: &Dict, tenant: &Tenant, job: &mut ReconciliationJob, remo
             Err(e) => return Err(btg_error("reading an entry for reconciliation", e)),
         }
     }
-    job.orphan_entries = remote.iter().filter(|c| !matched.contains(c)).count() as i64;
+    // Sorted, so that a rerun visits DICT's CIDs in the same order.
+    let mut unmatched: Vec<String> = remote.iter().filter(|c| !matched.contains(c)).map(Cid::to_hex).collect();
+    unmatched.sort();
+    for cid in unmatched {
+        match resolve_remote(state, tenant, &clients, job, &cid).await? {
+            Resolved::Added => job.entries_added += 1,
+            Resolved::Repaired(id) => {
+                repaired.insert(id);
+            }
+            Resolved::Orphan(why) => {
+                job.orphan_entries += 1;
+                tracing::warn!(job = %job.id, %cid, why, "reconciliation: CID at DICT matches no entry of ours");
+            }
+        }
+    }
+    job.entries_repaired = repaired.len() as i64;
     Ok(())
+}
+
+/// What became of a CID DICT holds and we did not.
+enum Resolved {
+    /// A new local entry.
+    Added,
+    /// A local entry of the same key took DICT's data and RequestId.
+    Repaired(Uuid),
+    /// Nothing could be done; why.
+    Orphan(&'static str),
+}
+
+/// Resolves a CID of DICT's to its entry ("consulta de vínculo por CID") and mirrors it locally:
+/// on the live entry of the same key when there is one (DICT's RequestId replaces ours, e.g.
+/// after a claim completion whose RequestId was lost), else as a new entry of the Midaz account
+/// whose CRM alias has the entry's branch and account number.
+async fn resolve_remote(
+    state: &Dict,
+    tenant: &Tenant,
+    clients: &TenantClients,
+    job: &ReconciliationJob,
+    cid: &str,
+) -> ApiResult<Resolved> {
+    let at_dict = match clients.btg.entry_by_cid(cid).await {
+        Ok(e) => e,
+        Err(IntegrationError::NotFound { .. }) => return Ok(Resolved::Orphan("DICT no longer has an entry with it")),
+        Err(e) => return Err(btg_error("reading an entry by CID", e)),
+    };
+    if at_dict.account.participant != tenant.ispb {
+        return Ok(Resolved::Orphan("the entry belongs to another participant"));
+    }
+    if at_dict.key_type.as_str() != job.key_type {
+        return Ok(Resolved::Orphan("the entry is of another key type"));
+    }
+    let Some(request_id) = at_dict.request_id else {
+        return Ok(Resolved::Orphan("DICT did not return the entry's RequestId"));
+    };
+    let now = state.clock.now();
+    if let Some(mut entry) = state.store.live_dict_entry_by_key(tenant.id, &at_dict.key).await? {
+        if entry.status != "ACTIVE" || entry.pending_op.is_some() {
+            return Ok(Resolved::Orphan("a change of the local entry is being settled"));
+        }
+        let old = entry.cid.clone();
+        adopt(&mut entry, &at_dict);
+        entry.request_id = request_id;
+        entry.cid = entry.compute_cid().map(|c| c.to_hex());
+        if entry.cid.as_deref() != Some(cid) {
+            return Ok(Resolved::Orphan("DICT's data does not reproduce the CID"));
+        }
+        entry.reason = "RECONCILIATION".into();
+        finish_repair(state, &mut entry, old.as_deref(), now).await?;
+        tracing::warn!(entry = %entry.id, "reconciliation: entry re-keyed with DICT's RequestId");
+        return Ok(Resolved::Repaired(entry.id));
+    }
+    let (branch, number) = (&at_dict.account.branch, &at_dict.account.number);
+    let alias = match clients.holders.alias_by_banking_details(branch, number).await {
+        Ok(a) => a,
+        Err(IntegrationError::NotFound { .. }) => {
+            return Ok(Resolved::Orphan("no account of ours has the entry's branch and number"));
+        }
+        Err(e) => return Err(crate::integrations::upstream_error("mapping a DICT entry to an account", e)),
+    };
+    let Ok(account_id) = Uuid::parse_str(&alias.account_id) else {
+        return Ok(Resolved::Orphan("the CRM alias has no valid Midaz account id"));
+    };
+    let entry = learnt_entry(tenant, job, &at_dict, request_id, account_id, now);
+    if entry.cid.as_deref() != Some(cid) {
+        return Ok(Resolved::Orphan("DICT's data does not reproduce the CID"));
+    }
+    let mut tx = state.store.begin().await?;
+    match insert_entry(&mut tx, &entry).await {
+        Ok(()) => {}
+        Err(pix_store::StoreError::Conflict(_)) => {
+            return Ok(Resolved::Orphan("the key was registered here meanwhile"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    toggle_vsync(&mut tx, tenant.id, &entry.key_type, None, entry.cid.as_deref(), now).await?;
+    tx.commit().await?;
+    tracing::warn!(entry = %entry.id, key = %mask_raw_key(&at_dict.key), account = %account_id,
+        "reconciliation: entry registered at DICT behind our back added");
+    Ok(Resolved::Added)
+}
+
+/// A local ACTIVE entry mirroring one DICT holds, keyed by its creation RequestId.
+fn learnt_entry(
+    tenant: &Tenant,
+    job: &ReconciliationJob,
+    at_dict: &DictEntry,
+    request_id: Uuid,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> Entry {
+    let mut entry = Entry {
+        id: pix_core::ids::new_id(),
+        tenant_id: tenant.id,
+        account_id: Some(account_id),
+        key: None,
+        key_type: job.key_type.clone(),
+        status: "ACTIVE".into(),
+        pending_op: None,
+        pending_payload: None,
+        pending_since: None,
+        participant: String::new(),
+        branch: String::new(),
+        account_number: String::new(),
+        account_type: String::new(),
+        opening_date: None,
+        owner_type: String::new(),
+        owner_tax_id: String::new(),
+        owner_name: String::new(),
+        owner_trade_name: None,
+        request_id,
+        cid: None,
+        reason: "RECONCILIATION".into(),
+        metadata: serde_json::json!({"source": "RECONCILIATION", "reconciliationJobId": job.id}),
+        key_ownership_date: None,
+        version: 0,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    adopt(&mut entry, at_dict);
+    entry.key_ownership_date = entry.key_ownership_date.or(at_dict.created_at).or(Some(now));
+    entry.cid = entry.compute_cid().map(|c| c.to_hex());
+    entry
 }
 
 async fn finish_repair(

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use pix_core::error::ErrorCode;
-use pix_policy::{LoadedPolicy, PolicyKind};
+use pix_policy::{LoadedPolicy, PolicyEngine, PolicyKind};
 use pix_store::policies::{Binding, ComponentMeta, Decision};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -80,6 +80,21 @@ fn rejected(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::PolicyRejected, e.to_string())
 }
 
+/// What an upload checks, also run offline by `pix-host policy validate`: the size, that the
+/// component compiles, imports nothing but stdio, exports the world of `kind`, and passes the
+/// conformance fixtures of every kind it exports within the engine's limits. Blocks for the
+/// compile (tens of milliseconds on a cache miss).
+pub fn validate_component(engine: &PolicyEngine, kind: PolicyKind, bytes: &[u8]) -> ApiResult<LoadedPolicy> {
+    if bytes.is_empty() || bytes.len() > MAX_COMPONENT {
+        return Err(ApiError::new(ErrorCode::InvalidField, "the body must be a component of at most 8 MiB"));
+    }
+    let policy = engine.load(bytes).map_err(rejected)?;
+    if !policy.implements(kind) {
+        return Err(rejected(format!("the component does not export the {kind} decision")));
+    }
+    Ok(policy)
+}
+
 /// Upload a component (`application/wasm`). It must compile, import nothing but stdio, export
 /// the world of `kind` and pass that kind's conformance fixtures within the limits.
 #[utoipa::path(post, path = "/v1/admin/policies", tag = "Policies", params(UploadQuery),
@@ -93,14 +108,8 @@ async fn upload(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
     let kind = parse_kind(&query.kind)?;
-    if body.is_empty() || body.len() > MAX_COMPONENT {
-        return Err(ApiError::new(ErrorCode::InvalidField, "the body must be a component of at most 8 MiB"));
-    }
     let engine = &state.policies.engine;
-    let policy = tokio::task::block_in_place(|| engine.load(&body)).map_err(rejected)?;
-    if !policy.implements(kind) {
-        return Err(rejected(format!("the component does not export the {kind} decision")));
-    }
+    let policy = tokio::task::block_in_place(|| validate_component(engine, kind, &body))?;
     let kinds: Vec<String> = policy.kinds().iter().map(|k| k.as_str().to_owned()).collect();
     let name = query.name.unwrap_or_else(|| format!("{kind}-{}", &policy.sha256()[..12]));
     let created = state.store.put_policy_component(policy.sha256(), &name, &kinds, &body, state.clock.now()).await?;
@@ -206,22 +215,22 @@ pub struct SlotRef {
     pub tenant_id: Option<Uuid>,
 }
 
-/// Return (tenant, kind) to the version the current one replaced.
+/// Return (tenant, kind) to the version the current one replaced. Rolling back the slot's first
+/// activation removes its binding (the answer has `removed: true`): the tenant falls back to the
+/// default binding, and the default to the shipped component. 409 when nothing is active.
 #[utoipa::path(post, path = "/v1/admin/policy-bindings/rollback", tag = "Policies", request_body = SlotRef,
     security(("admin_token" = [])),
-    responses((status = 200, body = Object), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+    responses((status = 200, body = Object), (status = 409, body = ErrorResponse)))]
 async fn rollback(State(state): State<AppState>, AppJson(slot): AppJson<SlotRef>) -> ApiResult<Json<Binding>> {
     let kind = parse_kind(&slot.kind)?;
     let binding = match state.store.rollback_policy(slot.tenant_id, kind.as_str(), state.clock.now()).await {
         Ok(b) => b,
-        Err(pix_store::StoreError::NotFound) => {
-            return Err(ApiError::new(ErrorCode::ResourceNotFound, "nothing was activated for this tenant and kind"));
-        }
         Err(pix_store::StoreError::Conflict(m)) => return Err(ApiError::new(ErrorCode::PolicyNoEarlierVersion, m)),
         Err(e) => return Err(e.into()),
     };
     reload(&state).await?;
     metrics::counter!("pix_policy_activations_total", "kind" => kind.as_str(), "action" => "rollback").increment(1);
+    tracing::info!(sha256 = %binding.sha256, %kind, tenant = ?slot.tenant_id, removed = binding.removed, "policy rolled back");
     Ok(Json(binding))
 }
 

@@ -65,7 +65,7 @@ pub struct FeeQuote {
 }
 
 /// Brazil has had no daylight saving time since 2019: São Paulo is UTC−3 all year.
-fn sao_paulo(now: chrono::DateTime<chrono::Utc>) -> LocalTime {
+pub(crate) fn sao_paulo(now: chrono::DateTime<chrono::Utc>) -> LocalTime {
     let local = now - chrono::Duration::hours(3);
     let weekday = match local.weekday() {
         chrono::Weekday::Mon => Weekday::Monday,

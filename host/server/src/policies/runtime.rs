@@ -5,7 +5,7 @@
 //! instance keeps them in a `PolicySet` (atomic swap: a decision in flight finishes on the version
 //! it started with) and reloads on PostgreSQL `NOTIFY` or, failing that, by polling.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -143,7 +143,19 @@ impl PolicyRuntime {
 
     /// Applies the bindings and shadows stored in the database.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        for binding in self.store.active_policy_bindings().await? {
+        let bindings = self.store.active_policy_bindings().await?;
+        let bound: HashSet<(String, PolicyKind)> =
+            bindings.iter().filter_map(|b| Some((slot(b.tenant_id), PolicyKind::parse(&b.kind)?))).collect();
+        // Slots whose binding was removed (rollback of a first activation) fall back again.
+        self.applied.lock().unwrap_or_else(|p| p.into_inner()).retain(|key, _| {
+            let keep = bound.contains(key);
+            if !keep {
+                self.active.deactivate(&key.0, key.1);
+                tracing::info!(tenant = %key.0, kind = %key.1, "policy binding removed; falling back");
+            }
+            keep
+        });
+        for binding in bindings {
             let Some(kind) = PolicyKind::parse(&binding.kind) else { continue };
             let key = (slot(binding.tenant_id), kind);
             let wanted = (binding.sha256.clone(), binding.params.clone());

@@ -1,0 +1,424 @@
+//! Transfer storage: cash-out initiations and transfers in both directions. Every query is
+//! scoped by tenant, except the review queue, which is an operator's view across tenants.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::query::{Bind, Where, bind_all, fetch_page, opt_uuid, order};
+use crate::{Store, StoreError, StoreResult, Tx, on_pool, on_tx, parse_uuid};
+
+/// A validated cash-out destination and amount (`POST /v1/transfers/cashout/initiate`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Initiation {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub account_id: Uuid,
+    /// `KEY`, `QR_CODE` or `MANUAL`.
+    pub initiation_type: String,
+    /// Centavos.
+    pub amount: i64,
+    pub end_to_end_id: String,
+    pub is_intra_psp: bool,
+    /// Destination and what was resolved to reach it (the API view is built from it).
+    pub details: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+const INITIATION_COLUMNS: &str =
+    "id, tenant_id, account_id, initiation_type, amount, end_to_end_id, is_intra_psp, details, expires_at, created_at";
+
+#[derive(sqlx::FromRow)]
+struct InitiationRow {
+    id: String,
+    tenant_id: String,
+    account_id: String,
+    initiation_type: String,
+    amount: i64,
+    end_to_end_id: String,
+    is_intra_psp: bool,
+    details: Json<serde_json::Value>,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<InitiationRow> for Initiation {
+    type Error = StoreError;
+    fn try_from(r: InitiationRow) -> StoreResult<Initiation> {
+        Ok(Initiation {
+            id: parse_uuid(&r.id)?,
+            tenant_id: parse_uuid(&r.tenant_id)?,
+            account_id: parse_uuid(&r.account_id)?,
+            initiation_type: r.initiation_type,
+            amount: r.amount,
+            end_to_end_id: r.end_to_end_id,
+            is_intra_psp: r.is_intra_psp,
+            details: r.details.0,
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// A transfer. `status` is the client's view; `step` records how far the money moved so that
+/// retried work resumes rather than repeats (see migrations/*/0006_transfers.sql).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub account_id: Uuid,
+    /// `CASHOUT` or `CASHIN`.
+    pub direction: String,
+    pub status: String,
+    pub step: String,
+    pub end_to_end_id: String,
+    pub initiation_id: Option<Uuid>,
+    /// Centavos sent (cash-out) or received (cash-in).
+    pub amount: i64,
+    /// Centavos charged by the fee policy.
+    pub fee: i64,
+    pub purpose: String,
+    pub is_intra_psp: bool,
+    /// The other side's CPF/CNPJ, for velocity and first-time-counterparty checks.
+    pub counterparty: Option<String>,
+    /// The Midaz transaction: the pending hold of a cash-out, the credit of a cash-in.
+    pub ledger_tx_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_reason: Option<String>,
+    /// Counterparty details, description, fee and fraud decisions.
+    pub details: serde_json::Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Transfer {
+    /// COMPLETED, FAILED and CANCELLED never change again.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "COMPLETED" | "FAILED" | "CANCELLED")
+    }
+}
+
+const TRANSFER_COLUMNS: &str = "id, tenant_id, account_id, direction, status, step, end_to_end_id, initiation_id, \
+    amount, fee, purpose, is_intra_psp, counterparty, ledger_tx_id, failure_code, failure_reason, details, version, \
+    created_at, updated_at, completed_at";
+
+#[derive(sqlx::FromRow)]
+struct TransferRow {
+    id: String,
+    tenant_id: String,
+    account_id: String,
+    direction: String,
+    status: String,
+    step: String,
+    end_to_end_id: String,
+    initiation_id: Option<String>,
+    amount: i64,
+    fee: i64,
+    purpose: String,
+    is_intra_psp: bool,
+    counterparty: Option<String>,
+    ledger_tx_id: Option<String>,
+    failure_code: Option<String>,
+    failure_reason: Option<String>,
+    details: Json<serde_json::Value>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TransferRow> for Transfer {
+    type Error = StoreError;
+    fn try_from(r: TransferRow) -> StoreResult<Transfer> {
+        Ok(Transfer {
+            id: parse_uuid(&r.id)?,
+            tenant_id: parse_uuid(&r.tenant_id)?,
+            account_id: parse_uuid(&r.account_id)?,
+            direction: r.direction,
+            status: r.status,
+            step: r.step,
+            end_to_end_id: r.end_to_end_id,
+            initiation_id: opt_uuid(r.initiation_id)?,
+            amount: r.amount,
+            fee: r.fee,
+            purpose: r.purpose,
+            is_intra_psp: r.is_intra_psp,
+            counterparty: r.counterparty,
+            ledger_tx_id: r.ledger_tx_id,
+            failure_code: r.failure_code,
+            failure_reason: r.failure_reason,
+            details: r.details.0,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            completed_at: r.completed_at,
+        })
+    }
+}
+
+/// Filters of `GET /v1/transfers`.
+#[derive(Debug, Clone, Default)]
+pub struct TransferFilter {
+    pub end_to_end_id: Option<String>,
+    pub status: Option<String>,
+    pub direction: Option<String>,
+    pub modified_after: Option<DateTime<Utc>>,
+    pub modified_before: Option<DateTime<Utc>>,
+    pub descending: bool,
+}
+
+/// An account's transfers in one direction since an instant (fee tiers, limits, velocity).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub count: i64,
+    /// Centavos.
+    pub volume: i64,
+    pub distinct_counterparties: i64,
+    /// Transfers with the counterparty asked about, at any time.
+    pub with_counterparty: i64,
+}
+
+pub async fn insert_initiation(tx: &mut Tx, i: &Initiation) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO cashout_initiations ({INITIATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    on_tx!(tx, conn => {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(i.id.to_string())
+            .bind(i.tenant_id.to_string())
+            .bind(i.account_id.to_string())
+            .bind(&i.initiation_type)
+            .bind(i.amount)
+            .bind(&i.end_to_end_id)
+            .bind(i.is_intra_psp)
+            .bind(Json(&i.details))
+            .bind(i.expires_at)
+            .bind(i.created_at)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Inserts a transfer; a second transfer for the same initiation, or the same EndToEndId in
+/// the same direction, is a `Conflict` (this is what makes processing and cash-in idempotent).
+pub async fn insert_transfer(tx: &mut Tx, t: &Transfer) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+    );
+    on_tx!(tx, conn => {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(t.id.to_string())
+            .bind(t.tenant_id.to_string())
+            .bind(t.account_id.to_string())
+            .bind(&t.direction)
+            .bind(&t.status)
+            .bind(&t.step)
+            .bind(&t.end_to_end_id)
+            .bind(t.initiation_id.map(|i| i.to_string()))
+            .bind(t.amount)
+            .bind(t.fee)
+            .bind(&t.purpose)
+            .bind(t.is_intra_psp)
+            .bind(&t.counterparty)
+            .bind(&t.ledger_tx_id)
+            .bind(&t.failure_code)
+            .bind(&t.failure_reason)
+            .bind(Json(&t.details))
+            .bind(t.version)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .bind(t.completed_at)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(|e| {
+        if crate::db::is_unique_violation(&e) {
+            StoreError::Conflict("a transfer for this initiation or EndToEndId exists".into())
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+/// Writes the mutable columns of `t` if nobody changed the row since it was read (its
+/// `version`); returns `false` when the row moved on. The stored version becomes `t.version + 1`.
+pub async fn save_transfer(tx: &mut Tx, t: &Transfer) -> StoreResult<bool> {
+    let done = on_tx!(tx, conn => {
+        sqlx::query(
+            "UPDATE transfers SET status = $3, step = $4, fee = $5, ledger_tx_id = $6, failure_code = $7,
+                 failure_reason = $8, details = $9, updated_at = $10, completed_at = $11, version = version + 1
+             WHERE tenant_id = $1 AND id = $2 AND version = $12",
+        )
+        .bind(t.tenant_id.to_string())
+        .bind(t.id.to_string())
+        .bind(&t.status)
+        .bind(&t.step)
+        .bind(t.fee)
+        .bind(&t.ledger_tx_id)
+        .bind(&t.failure_code)
+        .bind(&t.failure_reason)
+        .bind(Json(&t.details))
+        .bind(t.updated_at)
+        .bind(t.completed_at)
+        .bind(t.version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+impl Store {
+    pub async fn cashout_initiation(&self, tenant: Uuid, account: Uuid, id: Uuid) -> StoreResult<Option<Initiation>> {
+        let sql = format!(
+            "SELECT {INITIATION_COLUMNS} FROM cashout_initiations WHERE tenant_id = $1 AND account_id = $2 AND id = $3"
+        );
+        let row: Option<InitiationRow> = on_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(tenant.to_string())
+                .bind(account.to_string())
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(Initiation::try_from).transpose()
+    }
+
+    async fn transfers_where(&self, clause: &str, binds: Vec<Bind>) -> StoreResult<Vec<Transfer>> {
+        let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE {clause} ORDER BY created_at, id");
+        let rows: Vec<TransferRow> = on_pool!(self.db(), pool => {
+            bind_all!(sqlx::query_as::<_, TransferRow>(sqlx::AssertSqlSafe(sql.as_str())), &binds).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(Transfer::try_from).collect()
+    }
+
+    async fn one_transfer(&self, clause: &str, binds: Vec<Bind>) -> StoreResult<Option<Transfer>> {
+        Ok(self.transfers_where(clause, binds).await?.into_iter().next())
+    }
+
+    pub async fn transfer(&self, tenant: Uuid, id: Uuid) -> StoreResult<Option<Transfer>> {
+        self.one_transfer(
+            "tenant_id = $1 AND id = $2",
+            vec![Bind::Text(tenant.to_string()), Bind::Text(id.to_string())],
+        )
+        .await
+    }
+
+    pub async fn transfer_by_end_to_end_id(
+        &self,
+        tenant: Uuid,
+        direction: &str,
+        end_to_end_id: &str,
+    ) -> StoreResult<Option<Transfer>> {
+        self.one_transfer(
+            "tenant_id = $1 AND direction = $2 AND end_to_end_id = $3",
+            vec![
+                Bind::Text(tenant.to_string()),
+                Bind::Text(direction.to_owned()),
+                Bind::Text(end_to_end_id.to_owned()),
+            ],
+        )
+        .await
+    }
+
+    pub async fn transfer_by_initiation(&self, tenant: Uuid, initiation: Uuid) -> StoreResult<Option<Transfer>> {
+        self.one_transfer(
+            "tenant_id = $1 AND initiation_id = $2",
+            vec![Bind::Text(tenant.to_string()), Bind::Text(initiation.to_string())],
+        )
+        .await
+    }
+
+    /// One account's transfers, filtered and paged; returns the page and the total.
+    pub async fn list_transfers(
+        &self,
+        tenant: Uuid,
+        account: Uuid,
+        f: &TransferFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Transfer>, i64)> {
+        let mut w = Where::tenant(tenant);
+        w.text("account_id = ?", Some(&account.to_string()));
+        w.text("end_to_end_id = ?", f.end_to_end_id.as_deref());
+        w.text("status = ?", f.status.as_deref());
+        w.text("direction = ?", f.direction.as_deref());
+        w.time("updated_at > ?", f.modified_after);
+        w.time("updated_at < ?", f.modified_before);
+        let (rows, total) = fetch_page!(
+            self,
+            TransferRow,
+            TRANSFER_COLUMNS,
+            "transfers",
+            w,
+            order("created_at", f.descending),
+            limit,
+            offset
+        );
+        Ok((rows.into_iter().map(Transfer::try_from).collect::<StoreResult<_>>()?, total))
+    }
+
+    /// Cash-outs waiting for an operator's review, oldest first, across tenants.
+    pub async fn transfers_in_review(&self, limit: i64) -> StoreResult<Vec<Transfer>> {
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE status = 'IN_REVIEW' ORDER BY created_at, id LIMIT $1"
+        );
+        let rows: Vec<TransferRow> = on_pool!(self.db(), pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(pool).await)?;
+        rows.into_iter().map(Transfer::try_from).collect()
+    }
+
+    /// What `account` did in `direction` within each window (transfers created since each
+    /// instant), not counting failed or cancelled transfers, in one query; `counterparty` also
+    /// counts its transfers with that CPF/CNPJ at any time (`with_counterparty` of every window).
+    pub async fn account_activity(
+        &self,
+        tenant: Uuid,
+        account: Uuid,
+        direction: &str,
+        windows: [DateTime<Utc>; 3],
+        counterparty: Option<&str>,
+    ) -> StoreResult<[Activity; 3]> {
+        type Row = (i64, Option<i64>, i64, i64, Option<i64>, i64, i64, Option<i64>, i64, Option<i64>);
+        let r: Row = on_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT COUNT(*) FILTER (WHERE created_at >= $4),
+                        CAST(SUM(amount) FILTER (WHERE created_at >= $4) AS BIGINT),
+                        COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $4),
+                        COUNT(*) FILTER (WHERE created_at >= $5),
+                        CAST(SUM(amount) FILTER (WHERE created_at >= $5) AS BIGINT),
+                        COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $5),
+                        COUNT(*) FILTER (WHERE created_at >= $6),
+                        CAST(SUM(amount) FILTER (WHERE created_at >= $6) AS BIGINT),
+                        COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $6),
+                        CAST(SUM(CASE WHEN counterparty = $7 THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM transfers
+                 WHERE tenant_id = $1 AND account_id = $2 AND direction = $3 AND status NOT IN ('FAILED', 'CANCELLED')",
+            )
+            .bind(tenant.to_string())
+            .bind(account.to_string())
+            .bind(direction)
+            .bind(windows[0])
+            .bind(windows[1])
+            .bind(windows[2])
+            .bind(counterparty)
+            .fetch_one(pool)
+            .await
+        })?;
+        let with_counterparty = r.9.unwrap_or(0);
+        let window = |count: i64, volume: Option<i64>, distinct: i64| Activity {
+            count,
+            volume: volume.unwrap_or(0),
+            distinct_counterparties: distinct,
+            with_counterparty,
+        };
+        Ok([window(r.0, r.1, r.2), window(r.3, r.4, r.5), window(r.6, r.7, r.8)])
+    }
+}

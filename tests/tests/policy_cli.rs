@@ -1,0 +1,194 @@
+//! `pix-host policy …` against a running host: the CLI is parsed from words as the binary parses
+//! them (`policy_cli::parse`) and run with its output captured (`policy_cli::execute`).
+
+use pix_e2e::{TestApp, api_tests, shipped_policies};
+use pix_server::policy_cli::{self, PolicyCliError};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+api_tests!(
+    upload_list_activate_and_rollback_drive_the_tenants_fee,
+    shadow_report_and_replay_compare_a_candidate,
+    server_refusals_surface_as_errors_with_their_code,
+);
+
+fn file(name: &str) -> String {
+    shipped_policies().join(name).display().to_string()
+}
+
+/// Runs `pix-host policy <words…>` against `app` (when given), returning its output.
+async fn cli(app: Option<&TestApp>, words: &[&str]) -> Result<String, PolicyCliError> {
+    let mut argv: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+    if let Some(app) = app {
+        argv.extend(["--url".into(), app.url.clone(), "--admin-token".into(), app.admin_token.clone()]);
+    }
+    let args = policy_cli::parse(&argv).unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
+    let mut out = Vec::new();
+    policy_cli::execute(&args, &mut out).await?;
+    Ok(String::from_utf8(out).expect("utf-8 output"))
+}
+
+async fn cli_json(app: &TestApp, words: &[&str]) -> Value {
+    let mut words = words.to_vec();
+    words.push("--json");
+    let out = cli(Some(app), &words).await.unwrap_or_else(|e| panic!("{words:?}: {e}"));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{words:?} printed non-JSON ({e}): {out}"))
+}
+
+async fn quote(app: &TestApp, token: &str) -> Value {
+    let response = app
+        .request(Method::POST, "/v1/fees/quote", token)
+        .json(&json!({"operation": "CASH_IN", "amount": "500.00", "payeeType": "LEGAL", "accountSegment": "merchant"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_accepts_a_conforming_component_and_names_what_is_wrong_with_hostile_ones() {
+    let out = cli(None, &["validate", &file("default-fee.wasm"), "--kind", "fee"]).await.unwrap();
+    assert!(out.starts_with("valid: "), "{out}");
+    assert!(out.contains("546aab8724ec93235328bdc5d76de8b5f66aa7fdd541a72b14ea2353a5998ec8"), "{out}");
+    assert!(out.contains("conformance fixtures passed"), "{out}");
+    // An institution bundle implements every kind.
+    let json: Value = serde_json::from_str(
+        &cli(None, &["validate", &file("example-institution.wasm"), "--kind", "fraud-triage", "--json"]).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["kinds"].as_array().map(Vec::len), Some(4), "{json}");
+    assert!(json["fixturesPassed"].as_u64().unwrap() > 4, "{json}");
+
+    let cases = [
+        ("hostile/hostile-fs.wasm", "fee", "wasi:filesystem"),
+        ("hostile/hostile-net.wasm", "fee", "wasi:sockets"),
+        ("hostile/hostile-invalid.wasm", "fee", "conformance fixture `pf-cash-out` of `fee` failed"),
+        ("default-fee.wasm", "refund-split", "does not export the refund-split decision"),
+    ];
+    for (name, kind, why) in cases {
+        let err = cli(None, &["validate", &file(name), "--kind", kind]).await.expect_err(name);
+        assert_eq!(err.code(), Some("PIX-0022"), "{name}: {err}");
+        assert!(err.to_string().contains(why), "{name}: {err}");
+    }
+    let missing = cli(None, &["validate", "/nonexistent.wasm", "--kind", "fee"]).await.expect_err("missing file");
+    assert!(missing.to_string().contains("cannot read /nonexistent.wasm"), "{missing}");
+    assert!(policy_cli::parse(["validate", "x.wasm", "--kind", "tips"]).is_err(), "unknown kinds are refused");
+}
+
+async fn upload_list_activate_and_rollback_drive_the_tenants_fee(app: &TestApp) {
+    let t = app.tenant("acme").await;
+    let tenant = t.id.to_string();
+    let shipped = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+
+    // A new component is stored; a shipped one is already there (registered at start).
+    let out = cli(Some(app), &["upload", &file("hostile/hostile-counter.wasm"), "--kind", "fee"]).await.unwrap();
+    assert!(out.starts_with("uploaded: "), "{out}");
+    let counter = out.lines().find_map(|l| l.trim().strip_prefix("sha256  ")).unwrap().to_owned();
+    let again = cli_json(app, &["upload", &file("example-institution.wasm"), "--kind", "fee"]).await;
+    assert_eq!(again["created"], false);
+    let example = again["sha256"].as_str().unwrap().to_owned();
+
+    let list = cli(Some(app), &["list", "--kind", "fee", "--tenant", &tenant]).await.unwrap();
+    assert!(list.contains(&counter) && list.contains(&example) && list.contains(&shipped), "{list}");
+    assert!(list.contains("none (falls back)"), "no binding yet: {list}");
+    let only_refunds = cli_json(app, &["list", "--kind", "refund-split"]).await;
+    let names: Vec<&str> =
+        only_refunds["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(!names.is_empty() && names.iter().all(|n| !n.contains("default-fee")), "{names:?}");
+
+    // Upload-and-activate in one go, then activate another version by hash.
+    let both = cli_json(
+        app,
+        &["upload", &file("example-institution.wasm"), "--kind", "fee", "--tenant", &tenant, "--activate"],
+    )
+    .await;
+    assert_eq!(both["binding"]["sha256"], example.as_str());
+    assert_eq!(quote(app, &t.token).await["fee"], "3.95", "the example institution charges merchants 0.79%");
+    let out = cli(
+        Some(app),
+        &["activate", &shipped, "--kind", "fee", "--tenant", &tenant, "--params", r#"{"fee-account": "@tarifas"}"#],
+    )
+    .await
+    .unwrap();
+    assert!(out.starts_with(&format!("activated for fee of tenant {tenant}: {shipped}")), "{out}");
+    assert_eq!(quote(app, &t.token).await["feeAccount"], "@tarifas");
+    let list = cli_json(app, &["list", "--kind", "fee", "--tenant", &tenant]).await;
+    assert_eq!(list["bindings"]["fee"]["sha256"], shipped.as_str());
+
+    // Roll back to the example, then past the first activation: the binding goes away.
+    let out = cli(Some(app), &["rollback", "--kind", "fee", "--tenant", &tenant]).await.unwrap();
+    assert!(out.contains(&format!("now {example}")), "{out}");
+    assert_eq!(quote(app, &t.token).await["fee"], "3.95");
+    let out = cli(Some(app), &["rollback", "--kind", "fee", "--tenant", &tenant]).await.unwrap();
+    assert!(out.contains("first activation") && out.contains("falls back"), "{out}");
+    let q = quote(app, &t.token).await;
+    assert_eq!((q["fee"].as_str(), q["policySha256"].as_str()), (Some("4.95"), Some(shipped.as_str())));
+    let err = cli(Some(app), &["rollback", "--kind", "fee", "--tenant", &tenant]).await.expect_err("nothing left");
+    assert_eq!(err.code(), Some("PIX-0023"), "{err}");
+}
+
+async fn shadow_report_and_replay_compare_a_candidate(app: &TestApp) {
+    let t = app.tenant("acme").await;
+    let tenant = t.id.to_string();
+    let example = cli_json(app, &["upload", &file("example-institution.wasm"), "--kind", "fee"]).await["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = cli(Some(app), &["shadow", &example, "--kind", "fee", "--tenant", &tenant]).await.unwrap();
+    assert!(out.starts_with("shadow running: "), "{out}");
+    for _ in 0..3 {
+        assert_eq!(quote(app, &t.token).await["fee"], "4.95", "the shadow never changes the answer");
+    }
+    let report = cli_json(app, &["shadow", "--report", "--kind", "fee", "--tenant", &tenant]).await;
+    assert_eq!((report["compared"].as_u64(), report["disagreed"].as_u64()), (Some(3), Some(3)), "{report}");
+    let text =
+        cli(Some(app), &["shadow", "--report", "--kind", "fee", "--tenant", &tenant, "--last", "2"]).await.unwrap();
+    assert!(text.contains("2 compared, 0 agreed, 2 disagreed"), "{text}");
+    assert!(text.contains(r#""fee":395"#) && text.contains(r#""fee":495"#), "both answers are shown: {text}");
+    let out = cli(Some(app), &["shadow", "--clear", "--kind", "fee", "--tenant", &tenant]).await.unwrap();
+    assert!(out.starts_with("shadow stopped"), "{out}");
+    quote(app, &t.token).await;
+    let after = cli_json(app, &["shadow", "--report", "--kind", "fee", "--tenant", &tenant, "--last", "1"]).await;
+    assert_eq!(after["compared"], 0, "no shadow after --clear: {after}");
+    let again = cli(Some(app), &["shadow", "--clear", "--kind", "fee", "--tenant", &tenant]).await.expect_err("none");
+    assert_eq!(again.code(), Some("PIX-0019"), "{again}");
+
+    let out = cli(Some(app), &["replay", &example, "--kind", "fee", "--tenant", &tenant, "--last", "4"]).await.unwrap();
+    assert!(out.starts_with("replayed 4 fee decisions"), "{out}");
+    assert!(out.contains("0 same, 4 different (0 candidate errors)"), "{out}");
+    let report = cli_json(app, &["replay", &example, "--kind", "fee", "--tenant", &tenant, "--last", "10"]).await;
+    assert_eq!(report["replayed"], 4);
+    assert_eq!(report["differences"][0]["candidate"]["fee"], 395);
+}
+
+async fn server_refusals_surface_as_errors_with_their_code(app: &TestApp) {
+    let unknown = "0".repeat(64);
+    let err = cli(Some(app), &["activate", &unknown, "--kind", "fee"]).await.expect_err("unknown sha");
+    assert!(matches!(&err, PolicyCliError::Api { status: 404, .. }), "{err:?}");
+    assert_eq!(err.code(), Some("PIX-0019"));
+    assert!(err.to_string().starts_with("PIX-0019: "), "code and message: {err}");
+
+    let err =
+        cli(Some(app), &["upload", &file("hostile/hostile-invalid.wasm"), "--kind", "fee"]).await.expect_err("bad");
+    assert_eq!(err.code(), Some("PIX-0022"), "{err}");
+    let err = cli(Some(app), &["rollback", "--kind", "fraud-triage"]).await.expect_err("nothing active");
+    assert_eq!(err.code(), Some("PIX-0023"), "{err}");
+    let err = cli(Some(app), &["activate", "not-a-sha", "--kind", "fee"]).await.expect_err("not hex");
+    assert!(matches!(err, PolicyCliError::Usage(_)), "{err:?}");
+
+    // Without a token nothing is sent; with a wrong one the host refuses, and the token is
+    // never echoed back.
+    let args = policy_cli::parse(["list", "--url", app.url.as_str()]).unwrap();
+    let mut out = Vec::new();
+    if std::env::var_os("PIX_ADMIN_TOKEN").is_none() {
+        let err = policy_cli::execute(&args, &mut out).await.expect_err("no token");
+        assert!(err.to_string().contains("--admin-token"), "{err}");
+    }
+    let args = policy_cli::parse(["list", "--url", app.url.as_str(), "--admin-token", "pix_wrong_secret"]).unwrap();
+    assert!(!format!("{args:?}").contains("pix_wrong_secret"), "Debug hides the token");
+    let err = policy_cli::execute(&args, &mut out).await.expect_err("wrong token");
+    assert!(matches!(&err, PolicyCliError::Api { status: 401, .. }), "{err:?}");
+    assert!(!err.to_string().contains("pix_wrong_secret"));
+    assert!(out.is_empty(), "nothing printed on errors");
+}

@@ -1,0 +1,749 @@
+//! Transfers end to end over HTTP against the simulators: cash-outs by key and by account
+//! details, BTG's verdicts (confirm, reject, late, duplicated, reordered), insufficient balance,
+//! fraud block and review, cash-ins accepted and refused, fees to the centavo on the simulated
+//! ledger, policy swaps, idempotency and queries.
+
+use std::time::Duration;
+
+use pix_core::brcode::BrCode;
+use pix_core::money::Money;
+use pix_core::pix_key::PixKey;
+use pix_e2e::{TestApp, TestTenant, WEBHOOK_SECRET, api_tests, error_code};
+use pix_sandbox::{FaultKind, FaultRule, FaultTarget, QrChargeKind, QrChargeRequest};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+
+api_tests!(
+    a_key_cash_out_completes_and_moves_exactly_amount_plus_fee,
+    a_manual_cash_out_is_validated_then_completes,
+    static_and_dynamic_qr_code_cash_outs_complete,
+    a_cash_out_btg_rejects_fails_and_releases_the_hold,
+    insufficient_balance_is_422_and_holds_nothing,
+    a_lost_btg_answer_is_finished_by_the_worker_and_the_late_webhook_settles_it,
+    a_webhook_arriving_before_process_returns_completes_it,
+    duplicated_and_reordered_payment_webhooks_settle_once,
+    fraud_block_fails_and_review_waits_for_an_operator,
+    a_policy_swapped_mid_test_changes_only_later_transfers,
+    process_is_idempotent_and_an_initiation_is_processed_once,
+    initiations_are_validated,
+    a_cash_in_is_credited_net_of_the_fee_to_the_centavo,
+    a_cash_in_denied_by_policy_is_refused_at_btg_and_credits_nothing,
+    a_duplicated_cash_in_webhook_credits_once,
+    transfers_are_listed_filtered_and_scoped_to_the_account,
+    transfer_events_are_recorded_in_order,
+);
+
+// ------------------------------------------------------------------------------- harness
+
+/// A tenant on the demo institution whose BTG webhooks reach the host, with the transfer
+/// workers running.
+async fn setup(app: &TestApp) -> TestTenant {
+    let tenant = app.tenant("Banco Exemplo").await;
+    app.sandbox.handle.set_webhook_url(Some(format!("{}/v1/inbound/btg/{}", app.url, tenant.id)));
+    app.run_transfer_workers();
+    tenant
+}
+
+fn account(app: &TestApp, alias: &str) -> String {
+    app.sandbox.data.accounts.iter().find(|a| a.alias == alias).expect("demo account").account_id.clone()
+}
+
+fn call(app: &TestApp, tenant: &TestTenant, method: Method, path: &str, alias: &str) -> RequestBuilder {
+    app.request(method, path, &tenant.token).header("X-Account-Id", account(app, alias))
+}
+
+/// A key of the other participant (Ana Pereira's CPF).
+fn ana_key(app: &TestApp) -> String {
+    app.sandbox.data.other_participant.keys[0].key.clone()
+}
+
+async fn initiate(app: &TestApp, tenant: &TestTenant, alias: &str, body: Value) -> Response {
+    call(app, tenant, Method::POST, "/v1/transfers/cashout/initiate", alias).json(&body).send().await.unwrap()
+}
+
+async fn process(app: &TestApp, tenant: &TestTenant, alias: &str, initiation: &str) -> Response {
+    call(app, tenant, Method::POST, "/v1/transfers/cashout/process", alias)
+        .json(&json!({"initiationId": initiation}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Initiates a payment of `amount` to Ana's key and processes it; returns the 201 body.
+async fn pay_key(app: &TestApp, tenant: &TestTenant, alias: &str, amount: &str) -> Value {
+    let initiated = initiate(app, tenant, alias, json!({"type": "KEY", "key": ana_key(app), "amount": amount})).await;
+    assert_eq!(initiated.status(), 201);
+    let initiated: Value = initiated.json().await.unwrap();
+    let processed = process(app, tenant, alias, initiated["initiationId"].as_str().unwrap()).await;
+    assert_eq!(processed.status(), 201);
+    processed.json().await.unwrap()
+}
+
+async fn get_transfer(app: &TestApp, tenant: &TestTenant, alias: &str, id: &str) -> Value {
+    let response = call(app, tenant, Method::GET, &format!("/v1/transfers/{id}"), alias).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Polls until the transfer reaches `status` (BTG settles after a short simulated delay).
+async fn wait_status(app: &TestApp, tenant: &TestTenant, alias: &str, id: &str, status: &str) -> Value {
+    for _ in 0..300 {
+        let t = get_transfer(app, tenant, alias, id).await;
+        if t["status"] == status {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("transfer {id} never reached {status}: {}", get_transfer(app, tenant, alias, id).await);
+}
+
+/// (available, on hold) centavos of a Midaz alias in the simulator.
+fn balance(app: &TestApp, alias: &str) -> (i64, i64) {
+    let state = app.sandbox.handle.midaz_state();
+    for ledger in state["ledgers"].as_array().unwrap() {
+        for a in ledger["accounts"].as_array().unwrap() {
+            if a["alias"] == alias {
+                return (a["availableCentavos"].as_i64().unwrap(), a["onHoldCentavos"].as_i64().unwrap());
+            }
+        }
+    }
+    panic!("no Midaz account {alias}");
+}
+
+fn pending_ledger_transactions(app: &TestApp) -> i64 {
+    app.sandbox.handle.midaz_state()["ledgers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["pendingTransactions"].as_i64().unwrap())
+        .sum()
+}
+
+/// A payment as the simulated BTG holds it (control API state), by EndToEndId.
+async fn btg_payment(app: &TestApp, end_to_end_id: &Value) -> Value {
+    let url = format!("{}/_control/btg/state", app.sandbox.data.control_url);
+    let state: Value = app.http.get(url).send().await.unwrap().json().await.unwrap();
+    state["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| &p["endToEndId"] == end_to_end_id)
+        .expect("BTG has it")
+        .clone()
+}
+
+async fn activate_policy(app: &TestApp, tenant: &TestTenant, kind: &str, params: Value) {
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(pix_e2e::shipped_policies().join("manifest.json")).unwrap())
+            .unwrap();
+    let sha = manifest["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == kind)
+        .expect("shipped component of the kind")["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = app
+        .request(Method::POST, &format!("/v1/admin/policies/{sha}/activate"), &app.admin_token)
+        .json(&json!({"kind": kind, "tenantId": tenant.id, "params": params}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "activating {kind}: {}", response.text().await.unwrap());
+}
+
+/// Signs and posts a BTG event to the host's ingress, as BTG would.
+async fn post_btg_event(app: &TestApp, tenant: &TestTenant, event: &str, data: Value) {
+    let body =
+        serde_json::to_vec(&json!({"webhookId": uuid::Uuid::new_v4().to_string(), "event": event, "data": data}))
+            .unwrap();
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = pix_sandbox::sign(WEBHOOK_SECRET.as_bytes(), timestamp, &body);
+    let response = app
+        .http
+        .post(format!("{}/v1/inbound/btg/{}", app.url, tenant.id))
+        .header("content-type", "application/json")
+        .header(pix_sandbox::HEADER_SIGNATURE, signature)
+        .header(pix_sandbox::HEADER_TIMESTAMP, timestamp.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "posting {event}");
+}
+
+// --------------------------------------------------------------------------------- cash-out
+
+async fn a_key_cash_out_completes_and_moves_exactly_amount_plus_fee(app: &TestApp) {
+    let tenant = setup(app).await;
+    let (acme_before, _) = balance(app, "@acme");
+    let (fees_before, _) = balance(app, "@fees_revenue");
+    let initiated = initiate(
+        app,
+        &tenant,
+        "@acme",
+        json!({"type": "KEY", "key": ana_key(app), "amount": "100.00", "description": "Fatura 42"}),
+    )
+    .await;
+    assert_eq!(initiated.status(), 201);
+    let initiated: Value = initiated.json().await.unwrap();
+    assert_eq!(initiated["destination"]["name"], "Ana Pereira");
+    assert_eq!(initiated["destination"]["taxId"], "***.982.247-**", "the payee's document is masked");
+    assert_eq!(initiated["isIntraPSP"], false);
+    assert!(initiated["endToEndId"].as_str().unwrap().starts_with('E'));
+    assert_eq!(balance(app, "@acme"), (acme_before, 0), "initiation moves no money");
+
+    let processed = process(app, &tenant, "@acme", initiated["initiationId"].as_str().unwrap()).await;
+    assert_eq!(processed.status(), 201);
+    let processed: Value = processed.json().await.unwrap();
+    assert_eq!(processed["type"], "CASHOUT");
+    assert_eq!(processed["purpose"], "TRANSFER");
+    assert_eq!(processed["fee"], "1.50", "legal persons pay R$ 1.50 per cash-out (first tier)");
+    assert_eq!(processed["endToEndId"], initiated["endToEndId"]);
+    assert!(["PROCESSING", "COMPLETED"].contains(&processed["status"].as_str().unwrap()), "{processed}");
+
+    let done = wait_status(app, &tenant, "@acme", processed["id"].as_str().unwrap(), "COMPLETED").await;
+    assert!(done["completedAt"].is_string());
+    assert_eq!(balance(app, "@acme"), (acme_before - 10_150, 0), "amount and fee leave; nothing stays on hold");
+    assert_eq!(balance(app, "@fees_revenue").0, fees_before + 150);
+}
+
+async fn a_manual_cash_out_is_validated_then_completes(app: &TestApp) {
+    let tenant = setup(app).await;
+    let (before, _) = balance(app, "@maria");
+    let destination = json!({"ispb": "87654321", "branch": "0042", "account": "7001", "accountType": "CACC",
+                             "document": "52998224725", "name": "Ana Pereira"});
+    for (field, bad) in [
+        ("ispb", json!("123")),
+        ("branch", json!("00421")),
+        ("accountType", json!("XXXX")),
+        ("document", json!("52998224700")),
+    ] {
+        let mut d = destination.clone();
+        d[field] = bad;
+        let response =
+            initiate(app, &tenant, "@maria", json!({"type": "MANUAL", "amount": "10.00", "destination": d})).await;
+        assert_eq!(response.status(), 400, "bad {field}");
+        assert_eq!(error_code(response).await, "PIX-0004");
+    }
+    let initiated =
+        initiate(app, &tenant, "@maria", json!({"type": "MANUAL", "amount": "25.10", "destination": destination}))
+            .await;
+    assert_eq!(initiated.status(), 201);
+    let initiated: Value = initiated.json().await.unwrap();
+    assert_eq!(initiated["destination"]["personType"], "NATURAL_PERSON");
+    // A MED 2.0 refund transfer: the purpose reaches BTG as its transactionType.
+    let processed: Value = call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+        .header("X-Purpose", "INSTANT_PAYMENT_REFUND")
+        .json(&json!({"initiationId": initiated["initiationId"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(processed["fee"], "0.00", "natural persons send for free");
+    assert_eq!(processed["initiationType"], "MANUAL");
+    assert_eq!(processed["purpose"], "INSTANT_PAYMENT_REFUND");
+    wait_status(app, &tenant, "@maria", processed["id"].as_str().unwrap(), "COMPLETED").await;
+    assert_eq!(balance(app, "@maria"), (before - 2_510, 0));
+    let sent = btg_payment(app, &processed["endToEndId"]).await;
+    assert_eq!(sent["transactionType"], "INSTANT_PAYMENT_REFUND");
+    assert_eq!(sent["amount"], "25.10");
+}
+
+async fn static_and_dynamic_qr_code_cash_outs_complete(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    let email = &app.sandbox.data.other_participant.keys[1].key;
+    let key = PixKey::infer(email).unwrap();
+
+    // Static code without an amount: the payer types it.
+    let open = BrCode::static_code(key.clone(), "Ana Pereira", "Sao Paulo").build().unwrap().encode();
+    let missing = initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": open})).await;
+    assert_eq!(error_code(missing).await, "PIX-0003");
+    let typed: Value = initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": open, "amount": "3.50"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(typed["amount"], "3.50");
+
+    // Static code with an amount and a txid: the amount is the code's.
+    let fixed = BrCode::static_code(key, "Ana Pereira", "Sao Paulo")
+        .amount(Money::parse("4.25").unwrap())
+        .txid("PEDIDO42")
+        .build()
+        .unwrap()
+        .encode();
+    let other = initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": fixed, "amount": "4.00"})).await;
+    assert_eq!(other.status(), 400, "an amount other than the code's");
+    let initiated: Value =
+        initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": fixed})).await.json().await.unwrap();
+    assert_eq!((initiated["amount"].as_str(), initiated["txId"].as_str()), (Some("4.25"), Some("PEDIDO42")));
+    assert_eq!(initiated["destination"]["name"], "Ana Pereira");
+    let paid: Value =
+        process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(paid["initiationType"], "QR_CODE");
+    wait_status(app, &tenant, "@maria", paid["id"].as_str().unwrap(), "COMPLETED").await;
+
+    // Dynamic code: the charge is fetched from its location; its amount and txid are paid.
+    let charge = app
+        .sandbox
+        .handle
+        .create_qr_charge(QrChargeRequest {
+            kind: QrChargeKind::Immediate,
+            key: email.clone(),
+            merchant_name: "Ana Pereira".into(),
+            merchant_city: "SAO PAULO".into(),
+            txid: None,
+            description: Some("Pedido 43".into()),
+            amount: Some(Money::parse("33.00").unwrap()),
+            expires_in_seconds: Some(3600),
+            payer_may_change_amount: false,
+            due_date: None,
+            valid_after_due: None,
+            value: None,
+            debtor: None,
+        })
+        .unwrap();
+    let initiated: Value =
+        initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": charge.emv})).await.json().await.unwrap();
+    assert_eq!(initiated["amount"], "33.00");
+    assert_eq!(initiated["txId"], charge.txid.as_str());
+    let paid: Value =
+        process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await.json().await.unwrap();
+    let done = wait_status(app, &tenant, "@maria", paid["id"].as_str().unwrap(), "COMPLETED").await;
+    assert_eq!(done["txId"], charge.txid.as_str());
+    let sent = btg_payment(app, &done["endToEndId"]).await;
+    assert_eq!(sent["amount"], "33.00");
+    assert_eq!(balance(app, "@maria"), (before - 425 - 3_300, 0));
+}
+
+async fn a_cash_out_btg_rejects_fails_and_releases_the_hold(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria");
+    // The simulator rejects amounts ending in .13 (AC03) after accepting them.
+    let processed = pay_key(app, &tenant, "@maria", "50.13").await;
+    let failed = wait_status(app, &tenant, "@maria", processed["id"].as_str().unwrap(), "FAILED").await;
+    assert_eq!(failed["failureCode"], "AC03");
+    assert!(failed["failedReason"].as_str().unwrap().contains("creditor account"));
+    assert_eq!(balance(app, "@maria"), before, "the hold is released");
+    assert_eq!(pending_ledger_transactions(app), 0);
+}
+
+async fn insufficient_balance_is_422_and_holds_nothing(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@joao");
+    let initiated =
+        initiate(app, &tenant, "@joao", json!({"type": "KEY", "key": ana_key(app), "amount": "1500.01"})).await;
+    let initiated: Value = initiated.json().await.unwrap();
+    let response = process(app, &tenant, "@joao", initiated["initiationId"].as_str().unwrap()).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(error_code(response).await, "PIX-0411");
+    assert_eq!(balance(app, "@joao"), before);
+    assert_eq!(pending_ledger_transactions(app), 0);
+    let listed: Value = call(app, &tenant, Method::GET, "/v1/transfers?status=FAILED", "@joao")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["failureCode"], "INSUFFICIENT_BALANCE", "the attempt is recorded as failed");
+}
+
+fn btg_payment_fault(app: &TestApp, kind: FaultKind, count: u32) {
+    app.sandbox.handle.add_fault(FaultRule {
+        id: String::new(),
+        upstream: FaultTarget::Btg,
+        path_prefix: "/pix/payments".into(),
+        method: Some("POST".into()),
+        kind,
+        count: Some(count),
+        probability: None,
+    });
+}
+
+async fn a_lost_btg_answer_is_finished_by_the_worker_and_the_late_webhook_settles_it(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    // BTG is down for every attempt the client makes (three, fewer than open its breaker).
+    btg_payment_fault(app, FaultKind::Status { status: 503 }, 3);
+    let processed = pay_key(app, &tenant, "@maria", "30.00").await;
+    assert_eq!(processed["status"], "PENDING", "the outcome is unknown, so the transfer waits: {processed}");
+    assert_eq!(balance(app, "@maria"), (before - 3_000, 3_000), "the hold stays until BTG answers");
+    // The safety job runs once the request's head start is over: it sends with the same
+    // idempotency key until BTG accepts, and BTG's webhook settles the payment.
+    // Time passes (the job also backs off between its own attempts).
+    let id = processed["id"].as_str().unwrap();
+    for _ in 0..50 {
+        app.clock.advance(chrono::Duration::seconds(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if get_transfer(app, &tenant, "@maria", id).await["status"] != "PENDING" {
+            break;
+        }
+    }
+    let done = wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    assert_eq!(done["failureCode"], Value::Null);
+    assert_eq!(balance(app, "@maria"), (before - 3_000, 0), "debited once");
+}
+
+async fn a_webhook_arriving_before_process_returns_completes_it(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    // BTG takes the payment but the answer is lost (the client times out), and the retries
+    // find BTG down: meanwhile BTG settles the payment and its webhook reaches the host.
+    btg_payment_fault(app, FaultKind::TimeoutAfterEffect, 1);
+    btg_payment_fault(app, FaultKind::Status { status: 503 }, 2);
+    let processed = pay_key(app, &tenant, "@maria", "40.00").await;
+    assert_eq!(processed["status"], "COMPLETED", "the webhook settled it while the request waited: {processed}");
+    assert_eq!(balance(app, "@maria"), (before - 4_000, 0));
+    // The safety job finds nothing left to do.
+    app.clock.advance(chrono::Duration::seconds(31));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(get_transfer(app, &tenant, "@maria", processed["id"].as_str().unwrap()).await["status"], "COMPLETED");
+    assert_eq!(balance(app, "@maria"), (before - 4_000, 0), "debited once");
+}
+
+async fn duplicated_and_reordered_payment_webhooks_settle_once(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    // The simulator never settles amounts ending in .66: we play BTG's webhooks ourselves.
+    let processed = pay_key(app, &tenant, "@maria", "20.66").await;
+    let id = processed["id"].as_str().unwrap();
+    let e2e = processed["endToEndId"].as_str().unwrap();
+    wait_status(app, &tenant, "@maria", id, "PROCESSING").await;
+    let payment = |status: &str| {
+        json!({"id": "btg-1", "endToEndId": e2e, "status": status, "amount": "20.66",
+                                          "settledAt": chrono::Utc::now()})
+    };
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("CONFIRMED")).await;
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("CONFIRMED")).await;
+    wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    // Late and out of order: a stale PROCESSING, and a verdict contradicting the final one.
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("PROCESSING")).await;
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("REJECTED")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = get_transfer(app, &tenant, "@maria", id).await;
+    assert_eq!(t["status"], "COMPLETED", "stale and contradicting events change nothing");
+    assert_eq!(balance(app, "@maria"), (before - 2_066, 0), "committed once");
+}
+
+async fn fraud_block_fails_and_review_waits_for_an_operator(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria");
+    activate_policy(app, &tenant, "fraud-triage", json!({"block-threshold": 0})).await;
+    let blocked = pay_key(app, &tenant, "@maria", "10.00").await;
+    assert_eq!(blocked["status"], "FAILED");
+    assert_eq!(blocked["failureCode"], "FRAUD_BLOCKED");
+    assert_eq!(blocked["fraud"]["action"], "BLOCK");
+    assert_eq!(balance(app, "@maria"), before, "a blocked payment holds nothing");
+
+    activate_policy(app, &tenant, "fraud-triage", json!({"review-threshold": 0, "block-threshold": 1001})).await;
+    let first = pay_key(app, &tenant, "@maria", "11.00").await;
+    let second = pay_key(app, &tenant, "@maria", "12.00").await;
+    assert_eq!(first["status"], "IN_REVIEW");
+    assert_eq!(balance(app, "@maria"), before, "nothing is held while in review");
+    let queue: Value = app
+        .request(Method::GET, "/v1/admin/transfer-reviews", &app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = queue.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&first["id"].as_str().unwrap()) && ids.contains(&second["id"].as_str().unwrap()));
+    let review = |id: &str, decision: &str| {
+        app.request(Method::POST, &format!("/v1/admin/tenants/{}/transfers/{id}/review", tenant.id), &app.admin_token)
+            .json(&json!({"decision": decision, "note": "checked with the customer"}))
+            .send()
+    };
+    let released = review(first["id"].as_str().unwrap(), "RELEASE").await.unwrap();
+    assert_eq!(released.status(), 200);
+    wait_status(app, &tenant, "@maria", first["id"].as_str().unwrap(), "COMPLETED").await;
+    let rejected: Value = review(second["id"].as_str().unwrap(), "REJECT").await.unwrap().json().await.unwrap();
+    assert_eq!(rejected["status"], "FAILED");
+    assert_eq!(rejected["failureCode"], "FRAUD_REVIEW_REJECTED");
+    let again = review(second["id"].as_str().unwrap(), "RELEASE").await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(error_code(again).await, "PIX-0413");
+    assert_eq!(balance(app, "@maria"), (before.0 - 1_100, 0), "only the released payment left");
+}
+
+async fn a_policy_swapped_mid_test_changes_only_later_transfers(app: &TestApp) {
+    let tenant = setup(app).await;
+    let earlier = pay_key(app, &tenant, "@maria", "5.00").await;
+    let earlier = wait_status(app, &tenant, "@maria", earlier["id"].as_str().unwrap(), "COMPLETED").await;
+    activate_policy(app, &tenant, "fraud-triage", json!({"block-threshold": 0})).await;
+    let later = pay_key(app, &tenant, "@maria", "6.00").await;
+    assert_eq!(later["failureCode"], "FRAUD_BLOCKED");
+    assert_ne!(later["fraud"]["policySha256"], Value::Null);
+    let unchanged = get_transfer(app, &tenant, "@maria", earlier["id"].as_str().unwrap()).await;
+    assert_eq!(unchanged, earlier, "a transfer decided before the swap is untouched");
+}
+
+async fn process_is_idempotent_and_an_initiation_is_processed_once(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    let initiated: Value =
+        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "7.00"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let body = json!({"initiationId": initiated["initiationId"]});
+    let send = |key: &str| {
+        call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+            .header("X-Idempotency", key)
+            .json(&body)
+            .send()
+    };
+    let first = send("pay-7").await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first_body = first.text().await.unwrap();
+    let replay = send("pay-7").await.unwrap();
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["x-idempotency-replayed"], "true");
+    assert_eq!(replay.text().await.unwrap(), first_body, "a replay is the identical answer");
+    let other_key = send("pay-7-again").await.unwrap();
+    assert_eq!(other_key.status(), 409);
+    assert_eq!(error_code(other_key).await, "PIX-0410");
+    let id = serde_json::from_str::<Value>(&first_body).unwrap()["id"].as_str().unwrap().to_owned();
+    wait_status(app, &tenant, "@maria", &id, "COMPLETED").await;
+    assert_eq!(balance(app, "@maria").0, before - 700, "paid once");
+}
+
+async fn initiations_are_validated(app: &TestApp) {
+    let tenant = setup(app).await;
+    let tenant = &tenant;
+    let check = |body: Value, status: u16, code: &'static str| async move {
+        let response = initiate(app, tenant, "@maria", body.clone()).await;
+        assert_eq!(response.status(), status, "{body}");
+        assert_eq!(error_code(response).await, code, "{body}");
+    };
+    check(json!({"type": "KEY", "amount": "1.00"}), 400, "PIX-0003").await;
+    check(json!({"type": "KEY", "key": ana_key(app)}), 400, "PIX-0003").await;
+    check(json!({"type": "KEY", "key": ana_key(app), "amount": "0.00"}), 400, "PIX-0004").await;
+    check(json!({"type": "KEY", "key": ana_key(app), "amount": "1.001"}), 400, "PIX-0004").await;
+    check(json!({"type": "PIGEON", "amount": "1.00"}), 400, "PIX-0004").await;
+    check(json!({"type": "KEY", "key": "nobody@example.com", "amount": "1.00"}), 404, "PIX-0114").await;
+    check(json!({"type": "QR_CODE", "amount": "1.00"}), 400, "PIX-0003").await;
+
+    // A key of this institution: flagged intra-PSP at initiation, refused at processing.
+    let own = call(app, tenant, Method::POST, "/v1/dict/entries", "@joao")
+        .json(&json!({"keyType": "EVP"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 201);
+    let own: Value = own.json().await.unwrap();
+    let intra: Value = initiate(app, tenant, "@maria", json!({"type": "KEY", "key": own["key"], "amount": "1.00"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(intra["isIntraPSP"], true);
+    let response = process(app, tenant, "@maria", intra["initiationId"].as_str().unwrap()).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(error_code(response).await, "PIX-0412");
+
+    // Purposes: only TRANSFER and INSTANT_PAYMENT_REFUND.
+    let initiated: Value =
+        initiate(app, tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "1.00"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let with_purpose = |purpose: &str| {
+        call(app, tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+            .header("X-Purpose", purpose)
+            .json(&json!({"initiationId": initiated["initiationId"]}))
+            .send()
+    };
+    for unsupported in ["CHANGE", "WITHDRAWAL", "REFUND_AUTOMATIC_PIX", "INSTALLMENT_PIX"] {
+        let response = with_purpose(unsupported).await.unwrap();
+        assert_eq!(response.status(), 400);
+        assert_eq!(error_code(response).await, "PIX-0429");
+    }
+    // Another account cannot process it; an unknown id is not found.
+    let response = process(app, tenant, "@joao", initiated["initiationId"].as_str().unwrap()).await;
+    assert_eq!(error_code(response).await, "PIX-0408");
+    // Expired initiations cannot be processed.
+    app.clock.advance(chrono::Duration::seconds(301));
+    let response = with_purpose("INSTANT_PAYMENT_REFUND").await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert_eq!(error_code(response).await, "PIX-0409");
+}
+
+// ---------------------------------------------------------------------------------- cash-in
+
+fn demo_account(app: &TestApp, alias: &str) -> pix_sandbox::DemoAccount {
+    app.sandbox.data.accounts.iter().find(|a| a.alias == alias).unwrap().clone()
+}
+
+/// Sends a Pix from another bank to a demo account's branch and number.
+fn send_pix_to(app: &TestApp, alias: &str, amount: &str) -> Value {
+    let a = demo_account(app, alias);
+    app.sandbox
+        .handle
+        .inbound_pix(
+            &json!({"amount": amount, "creditor": {"branch": a.branch, "account": a.number, "accountType": "CACC",
+                                                            "taxId": a.document, "name": a.name}}),
+        )
+        .unwrap()
+}
+
+async fn wait_cash_in(app: &TestApp, tenant: &TestTenant, alias: &str, e2e: &str) -> Value {
+    for _ in 0..300 {
+        let page: Value = call(app, tenant, Method::GET, &format!("/v1/transfers?type=CASHIN&end_to_end={e2e}"), alias)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(t) = page["items"].get(0).filter(|t| t["status"] == "COMPLETED" || t["status"] == "FAILED") {
+            return t.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cash-in {e2e} never settled");
+}
+
+async fn a_cash_in_is_credited_net_of_the_fee_to_the_centavo(app: &TestApp) {
+    let tenant = setup(app).await;
+    let (acme, fees) = (balance(app, "@acme").0, balance(app, "@fees_revenue").0);
+    let pix = send_pix_to(app, "@acme", "345.67");
+    let t = wait_cash_in(app, &tenant, "@acme", pix["endToEndId"].as_str().unwrap()).await;
+    assert_eq!(t["status"], "COMPLETED");
+    assert_eq!(t["amount"], "345.67");
+    // 0.99 % of 345.67 = 3.4221… → 3.42, deducted from what is credited.
+    assert_eq!(t["fee"], "3.42");
+    assert_eq!(t["counterparty"]["name"], "Pagador Externo");
+    assert_eq!(balance(app, "@acme").0, acme + 34_225);
+    assert_eq!(balance(app, "@fees_revenue").0, fees + 342);
+}
+
+async fn a_cash_in_denied_by_policy_is_refused_at_btg_and_credits_nothing(app: &TestApp) {
+    let tenant = setup(app).await;
+    // Every hour is "night" and the limit is zero: natural persons receive nothing
+    // (unless the payer is the payee: the simulator's default payer is Maria, so pay João).
+    activate_policy(
+        app,
+        &tenant,
+        "cashin-acceptance",
+        json!({"nightly-limit": 0, "night-start": 0, "night-end": 1439}),
+    )
+    .await;
+    let before = balance(app, "@joao").0;
+    let pix = send_pix_to(app, "@joao", "80.00");
+    let e2e = pix["endToEndId"].as_str().unwrap();
+    let t = wait_cash_in(app, &tenant, "@joao", e2e).await;
+    assert_eq!(t["status"], "FAILED");
+    assert_eq!(t["failureCode"], "RECIPIENT_CANNOT_RECEIVE");
+    assert_eq!(balance(app, "@joao").0, before, "nothing credited");
+    // BTG was told, with the pacs.002 reason of the policy: its payment reads REJECTED.
+    let stored = app.db.store.tenant(tenant.id).await.unwrap().unwrap();
+    let btg = app.state.integrations.for_tenant(&stored).unwrap().btg.clone();
+    let mut payment = btg.payment(e2e).await.unwrap();
+    for _ in 0..100 {
+        if payment.status.as_str() == "REJECTED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        payment = btg.payment(e2e).await.unwrap();
+    }
+    assert_eq!(payment.status.as_str(), "REJECTED");
+    assert_eq!(payment.rejection_code.as_deref(), Some("AM02"));
+}
+
+async fn a_duplicated_cash_in_webhook_credits_once(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@joao").0;
+    let pix = send_pix_to(app, "@joao", "15.00");
+    let e2e = pix["endToEndId"].as_str().unwrap();
+    wait_cash_in(app, &tenant, "@joao", e2e).await;
+    // The same payment delivered again under a new webhook id.
+    post_btg_event(app, &tenant, "PIX_PAYMENT_INBOUND", pix.clone()).await;
+    post_btg_event(app, &tenant, "PIX_PAYMENT_INBOUND", pix.clone()).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(balance(app, "@joao").0, before + 1_500, "credited once");
+    let page: Value = call(app, &tenant, Method::GET, "/v1/transfers?type=CASHIN", "@joao")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 1);
+}
+
+// ---------------------------------------------------------------------------------- queries
+
+async fn transfers_are_listed_filtered_and_scoped_to_the_account(app: &TestApp) {
+    let tenant = setup(app).await;
+    let out = pay_key(app, &tenant, "@maria", "3.00").await;
+    wait_status(app, &tenant, "@maria", out["id"].as_str().unwrap(), "COMPLETED").await;
+    let pix = send_pix_to(app, "@maria", "4.00");
+    wait_cash_in(app, &tenant, "@maria", pix["endToEndId"].as_str().unwrap()).await;
+
+    let list =
+        |query: &str, alias: &str| call(app, &tenant, Method::GET, &format!("/v1/transfers{query}"), alias).send();
+    let all: Value = list("", "@maria").await.unwrap().json().await.unwrap();
+    assert_eq!(all["total"], 2);
+    assert_eq!(all["items"][0]["type"], "CASHIN", "newest first by default");
+    let asc: Value = list("?sort_order=asc&limit=1", "@maria").await.unwrap().json().await.unwrap();
+    assert_eq!(asc["items"].as_array().unwrap().len(), 1);
+    assert_eq!(asc["items"][0]["type"], "CASHOUT");
+    let by_e2e: Value = list(&format!("?end_to_end={}", out["endToEndId"].as_str().unwrap()), "@maria")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_e2e["total"], 1);
+    let after: Value = list("?modified_after=2999-01-01T00:00:00Z", "@maria").await.unwrap().json().await.unwrap();
+    assert_eq!(after["total"], 0);
+    let others: Value = list("", "@joao").await.unwrap().json().await.unwrap();
+    assert_eq!(others["total"], 0, "another account sees none of them");
+    for bad in
+        ["?limit=0", "?limit=abc", "?sort_order=up", "?status=DONE", "?type=REFUND", "?modified_before=yesterday"]
+    {
+        let response = list(bad, "@maria").await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(error_code(response).await, "PIX-0404", "{bad}");
+    }
+    let hidden = call(app, &tenant, Method::GET, &format!("/v1/transfers/{}", out["id"].as_str().unwrap()), "@joao")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 404);
+    assert_eq!(error_code(hidden).await, "PIX-0407");
+    let malformed = call(app, &tenant, Method::GET, "/v1/transfers/not-a-uuid", "@maria").send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+}
+
+async fn transfer_events_are_recorded_in_order(app: &TestApp) {
+    let tenant = setup(app).await;
+    let out = pay_key(app, &tenant, "@maria", "2.00").await;
+    let id = out["id"].as_str().unwrap();
+    wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    let statuses: Vec<String> = app
+        .db
+        .store
+        .queued_job_payloads(pix_store::events::WEBHOOK_QUEUE)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["entityId"] == id)
+        .map(|e| {
+            assert_eq!((e["flowType"].as_str(), e["entityType"].as_str()), (Some("TRANSFER"), Some("CASHOUT")));
+            e["payload"]["status"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(statuses, ["PENDING", "PROCESSING", "COMPLETED"]);
+}
