@@ -2,7 +2,34 @@
 
 use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Datelike, Duration, DurationRound, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
+
+/// Brasília time, UTC−3 all year (Brazil has had no daylight saving time since 2019): the time
+/// business rules run on (limits, fee tiers, charge due dates, DICT write windows).
+pub fn brasilia(now: DateTime<Utc>) -> DateTime<FixedOffset> {
+    now.with_timezone(&brasilia_offset())
+}
+
+/// Today in Brasília.
+pub fn brasilia_date(now: DateTime<Utc>) -> NaiveDate {
+    brasilia(now).date_naive()
+}
+
+/// The instant a Brasília day starts.
+pub fn brasilia_day_start(date: NaiveDate) -> DateTime<Utc> {
+    let midnight = brasilia_offset().from_local_datetime(&date.and_time(NaiveTime::MIN));
+    midnight.single().expect("a fixed offset maps each local time to one instant").to_utc()
+}
+
+/// The instant the Brasília month of `now` started.
+pub fn brasilia_month_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = brasilia_date(now);
+    brasilia_day_start(today - Duration::days(i64::from(today.day0())))
+}
+
+fn brasilia_offset() -> FixedOffset {
+    FixedOffset::west_opt(3 * 3600).expect("UTC-3 is a valid offset")
+}
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current instant, truncated to microseconds (what PostgreSQL stores), so a value
@@ -47,6 +74,19 @@ pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn brasilia_days_and_months_start_at_03_utc() {
+        use chrono::TimeZone;
+        let at = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
+        assert_eq!(brasilia_date(at(2026, 3, 12, 2, 59)), NaiveDate::from_ymd_opt(2026, 3, 11).unwrap());
+        assert_eq!(brasilia_date(at(2026, 3, 12, 3, 0)), NaiveDate::from_ymd_opt(2026, 3, 12).unwrap());
+        assert_eq!(brasilia_day_start(NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()), at(2026, 2, 28, 3, 0));
+        // 02:00 UTC on 1 March is still 28 February in Brasília.
+        assert_eq!(brasilia_month_start(at(2026, 3, 1, 2, 0)), at(2026, 2, 1, 3, 0));
+        assert_eq!(brasilia_month_start(at(2026, 3, 1, 3, 0)), at(2026, 3, 1, 3, 0));
+        assert_eq!(brasilia(at(2026, 3, 1, 3, 0)).format("%H:%M").to_string(), "00:00");
+    }
+
     use super::*;
 
     #[test]

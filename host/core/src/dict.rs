@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -163,8 +163,7 @@ impl WriteBlockWindow {
     }
 
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
-        let brt = FixedOffset::west_opt(3 * 3600).expect("UTC-3 is a valid offset");
-        let local = now.with_timezone(&brt).time();
+        let local = crate::clock::brasilia(now).time();
         if self.start <= self.end {
             self.start <= local && local < self.end
         } else {

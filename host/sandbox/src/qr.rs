@@ -23,11 +23,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta};
 use pix_core::brcode::{
     AmountChange, BrCode, ChargeStatus, DueDateCalendar, DueDateCharge, DueDateError, DueDateRules, DueDateValue,
     ImmediateCalendar, ImmediateCharge, ImmediateValue, Party, TaxId,
 };
+use pix_core::clock::brasilia_date;
 use pix_core::money::Money;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -190,11 +191,6 @@ impl QrPsp {
             .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "signing failed"})))?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())))
     }
-}
-
-/// Today in Brasília (UTC−3, no daylight saving since 2019): the date a payer pays on.
-pub(crate) fn brasilia_date(now: DateTime<Utc>) -> NaiveDate {
-    (now - TimeDelta::hours(3)).date_naive()
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {

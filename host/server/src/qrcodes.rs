@@ -18,7 +18,7 @@ use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use pix_core::brcode::{AmountChange, BrCode, ChargeStatus, DueDateCharge, DueDateValue, ImmediateCharge, PixTarget};
 use pix_core::error::ErrorCode;
 use pix_core::money::Money;
@@ -186,9 +186,7 @@ fn not_payable(message: impl Into<String>) -> ApiError {
 }
 
 /// Today in Brasília (UTC−3, no daylight saving since 2019): the date a payment is made on.
-pub fn brasilia_date(now: DateTime<Utc>) -> NaiveDate {
-    (now - TimeDelta::hours(3)).date_naive()
-}
+pub use pix_core::clock::brasilia_date;
 
 /// The charge a location served.
 enum FetchedCharge {
@@ -716,12 +714,5 @@ mod tests {
             assert_eq!(err.0.code, ErrorCode::InvalidQrCode, "{refused}");
         }
         assert!(location_url("user:pw@pix.example.com/x", false, date, None).is_err());
-    }
-
-    #[test]
-    fn brasilia_dates_lag_utc_by_three_hours() {
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        assert_eq!(brasilia_date(at("2026-03-12T02:59:00Z")), NaiveDate::from_ymd_opt(2026, 3, 11).unwrap());
-        assert_eq!(brasilia_date(at("2026-03-12T03:00:00Z")), NaiveDate::from_ymd_opt(2026, 3, 12).unwrap());
     }
 }

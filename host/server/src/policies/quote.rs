@@ -64,9 +64,9 @@ pub struct FeeQuote {
     pub policy_sha256: String,
 }
 
-/// Brazil has had no daylight saving time since 2019: São Paulo is UTC−3 all year.
+/// Local time in São Paulo (Brasília time), as policies receive it.
 pub(crate) fn sao_paulo(now: chrono::DateTime<chrono::Utc>) -> LocalTime {
-    let local = now - chrono::Duration::hours(3);
+    let local = pix_core::clock::brasilia(now);
     let weekday = match local.weekday() {
         chrono::Weekday::Mon => Weekday::Monday,
         chrono::Weekday::Tue => Weekday::Tuesday,

@@ -4,6 +4,7 @@
 //! refused at BTG with the reason code. The transfer row is written before either effect, so a
 //! redelivered event or a retried job resumes from it and never credits twice.
 
+use pix_core::clock::brasilia_month_start;
 use pix_core::document::PersonType as DocumentPersonType;
 use pix_core::ids::new_id;
 use pix_integrations::btg::{BtgEvent, InboundPayment, InboundRefusal};
@@ -20,9 +21,7 @@ use pix_store::transfers::{Transfer, insert_transfer};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    days_since, fail, fraud_details, policy_person, retry, sat, save_with_event, start_of_day, start_of_month, velocity,
-};
+use super::{days_since, fail, fraud_details, policy_person, retry, sat, save_with_event, start_of_day, velocity};
 use crate::dict::{decode_event, is_definite};
 use crate::inbound::InboundHandler;
 use crate::integrations::TenantClients;
@@ -213,7 +212,7 @@ async fn approve(
     if balances.iter().any(|b| b.key == "default" && !b.allow_receiving) {
         return Ok(Err(Refusal::new("RECIPIENT_CANNOT_RECEIVE", "AG03", "the account may not receive")));
     }
-    let windows = [now - chrono::Duration::hours(1), start_of_day(now), start_of_month(now)];
+    let windows = [now - chrono::Duration::hours(1), start_of_day(now), brasilia_month_start(now)];
     let [hour, day, month] = state
         .store
         .account_activity(tenant.id, payee.account_id, "CASHIN", windows, Some(&p.debtor.tax_id))

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use pix_core::clock::brasilia_month_start;
 use pix_core::error::ErrorCode;
 use pix_core::ids::new_id;
 use pix_integrations::btg::{
@@ -36,7 +37,7 @@ use uuid::Uuid;
 use super::initiate::Destination;
 use super::{
     TRANSFERS_QUEUE, TransferView, days_since, fail, fraud_details, policy_person, record_event, retry, sat,
-    save_with_event, start_of_month, velocity,
+    save_with_event, velocity,
 };
 use crate::account::OwnedAccount;
 use crate::app::AppState;
@@ -140,7 +141,7 @@ async fn process_cashout(
         serde_json::from_value(initiation.details["destination"].clone()).map_err(ApiError::internal)?;
     let method = initiation.details["initiationMethod"].as_str().unwrap_or("MANUAL").to_owned();
 
-    let windows = [now - chrono::Duration::hours(1), now - chrono::Duration::hours(24), start_of_month(now)];
+    let windows = [now - chrono::Duration::hours(1), now - chrono::Duration::hours(24), brasilia_month_start(now)];
     let [hour, day, month] =
         state.store.account_activity(tenant.id, account.id, "CASHOUT", windows, Some(&destination.tax_id)).await?;
     let local_time = sao_paulo(now);

@@ -15,7 +15,8 @@ mod review;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Utc};
+use pix_core::clock::{brasilia_date, brasilia_day_start};
 use pix_core::money::Money;
 use pix_store::Tx;
 use pix_store::events::{OutboundEvent, record_outbound_event};
@@ -174,20 +175,9 @@ fn fail(t: &mut Transfer, code: &str, reason: impl Into<String>, now: DateTime<U
     t.completed_at = Some(now);
 }
 
-/// Brazil has had no daylight saving time since 2019: São Paulo is UTC−3 all year.
-const SAO_PAULO_OFFSET_HOURS: i64 = 3;
-
-/// Midnight starting the São Paulo day of `now`, as UTC.
+/// Midnight starting the Brasília day of `now`.
 fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
-    let local = (now - chrono::Duration::hours(SAO_PAULO_OFFSET_HOURS)).date_naive();
-    Utc.from_utc_datetime(&local.and_hms_opt(0, 0, 0).unwrap_or_default())
-        + chrono::Duration::hours(SAO_PAULO_OFFSET_HOURS)
-}
-
-/// Midnight starting the São Paulo month of `now`, as UTC.
-fn start_of_month(now: DateTime<Utc>) -> DateTime<Utc> {
-    let day = start_of_day(now);
-    day - chrono::Duration::days(i64::from((now - chrono::Duration::hours(SAO_PAULO_OFFSET_HOURS)).day0()))
+    brasilia_day_start(brasilia_date(now))
 }
 
 /// Days since a `YYYY-MM-DD` (or RFC 3339) date; `None` when unknown.
@@ -239,16 +229,7 @@ fn retry(e: impl std::fmt::Display) -> JobError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sao_paulo_day_and_month_boundaries() {
-        // 02:00 UTC on 1 March is still 28 February in São Paulo.
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
-        assert_eq!(start_of_day(now), Utc.with_ymd_and_hms(2026, 2, 28, 3, 0, 0).unwrap());
-        assert_eq!(start_of_month(now), Utc.with_ymd_and_hms(2026, 2, 1, 3, 0, 0).unwrap());
-        let later = Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap();
-        assert_eq!(start_of_month(later), later);
-    }
+    use chrono::TimeZone;
 
     #[test]
     fn account_age_from_dates() {
