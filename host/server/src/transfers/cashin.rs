@@ -21,16 +21,16 @@ use pix_store::transfers::{Transfer, insert_transfer};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{days_since, fail, fraud_details, policy_person, retry, sat, save_with_event, start_of_day, velocity};
+use super::{
+    ASSET, EXTERNAL, account_segment, days_since, fail, fraud_details, policy_person, retry, sat, save_with_event,
+    start_of_day, velocity,
+};
 use crate::dict::{decode_event, is_definite};
 use crate::inbound::InboundHandler;
 use crate::integrations::TenantClients;
 use crate::policies::quote::sao_paulo;
 use crate::policies::runtime::{Cashin, Fee, Fraud};
 use crate::worker::{JobError, JobFuture};
-
-const ASSET: &str = "BRL";
-const EXTERNAL: &str = "@external/BRL";
 
 pub struct InboundPayments(pub crate::app::AppState);
 
@@ -275,13 +275,7 @@ async fn approve(
         amount: t.amount,
         payer_type: policy_person(payer_type),
         payee_type: policy_person(payee.holder.person_type),
-        account_segment: ledger
-            .metadata
-            .as_ref()
-            .and_then(|m| m.get("segment"))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned(),
+        account_segment: account_segment(&ledger),
         intra_psp: false,
         local_time,
         month_count: sat(month.count),

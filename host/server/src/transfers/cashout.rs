@@ -36,8 +36,8 @@ use uuid::Uuid;
 
 use super::initiate::Destination;
 use super::{
-    TRANSFERS_QUEUE, TransferView, days_since, fail, fraud_details, policy_person, record_event, retry, sat,
-    save_with_event, velocity,
+    ASSET, EXTERNAL, TRANSFERS_QUEUE, TransferView, account_segment, days_since, fail, fraud_details, policy_person,
+    record_event, retry, sat, save_with_event, velocity,
 };
 use crate::account::OwnedAccount;
 use crate::app::AppState;
@@ -56,10 +56,6 @@ pub const ADVANCE_CASHOUT: &str = "transfers_advance_cashout";
 /// The request path's head start: the safety job runs only after this, so that it does not
 /// race the request that is placing the hold.
 pub(super) const INLINE_GRACE_SECS: i64 = 30;
-
-/// Pix is BRL only.
-const ASSET: &str = "BRL";
-const EXTERNAL: &str = "@external/BRL";
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(process_cashout))
@@ -170,7 +166,7 @@ async fn process_cashout(
         amount: initiation.amount,
         payer_type: policy_person(account.holder.person_type),
         payee_type: policy_person(destination.person_type),
-        account_segment: segment(&account),
+        account_segment: account_segment(&account.ledger),
         intra_psp: false,
         local_time,
         month_count: sat(month.count),
@@ -278,18 +274,6 @@ fn policy_key_type(t: &str) -> Option<KeyType> {
         "EVP" => KeyType::Evp,
         _ => return None,
     })
-}
-
-/// The account's Midaz segment (fee tiers by segment), from account metadata.
-fn segment(account: &OwnedAccount) -> String {
-    account
-        .ledger
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("segment"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
 }
 
 // ------------------------------------------------------------------------------------ steps

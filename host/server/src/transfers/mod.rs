@@ -36,6 +36,10 @@ use crate::worker::{JobError, Worker};
 
 pub use review::admin_routes;
 
+/// Pix is BRL only: the Midaz asset, and the account money leaves to and arrives from.
+const ASSET: &str = "BRL";
+const EXTERNAL: &str = "@external/BRL";
+
 /// The queue of cash-out work (placing holds, sending to BTG).
 pub const TRANSFERS_QUEUE: &str = "transfers";
 
@@ -208,6 +212,11 @@ fn velocity(hour: &pix_store::transfers::Activity, day: &pix_store::transfers::A
 /// A fraud-triage decision as kept on the transfer (`details.fraud`).
 fn fraud_details(fraud: &pix_policy::FraudDecision, policy_sha256: &str) -> Value {
     serde_json::json!({"score": fraud.score, "action": fraud.action, "reasons": fraud.reasons, "policySha256": policy_sha256})
+}
+
+/// The account's Midaz segment (fee tiers by segment), from account metadata `segment`.
+fn account_segment(ledger: &pix_integrations::midaz::LedgerAccount) -> String {
+    ledger.metadata.as_ref().and_then(|m| m.get("segment")).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
 /// Counts for policy inputs (`u32`), saturating.
