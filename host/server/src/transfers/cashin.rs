@@ -62,6 +62,8 @@ impl Refusal {
 struct Payee {
     account_id: Uuid,
     ledger_alias: String,
+    /// The Midaz account (status, blocked flag, segment metadata).
+    ledger: pix_integrations::midaz::LedgerAccount,
     holder: pix_integrations::AccountHolder,
 }
 
@@ -182,10 +184,10 @@ async fn find_payee(
         Err(IntegrationError::NotFound { .. }) => return invalid("the account is not in the ledger"),
         Err(e) => return Err(retry(e)),
     };
-    let Some(ledger_alias) = ledger.alias else {
+    let Some(ledger_alias) = ledger.alias.clone() else {
         return invalid("the ledger account has no alias");
     };
-    Ok(Ok(Payee { account_id, ledger_alias, holder }))
+    Ok(Ok(Payee { account_id, ledger_alias, ledger, holder }))
 }
 
 /// Account state, balance rules and the two policies; on acceptance, the fee is set on `t`.
@@ -199,7 +201,7 @@ async fn approve(
 ) -> Result<Result<(), Refusal>, JobError> {
     let now = state.clock.now();
     let account = payee.account_id.to_string();
-    let ledger = clients.ledger.account(&account).await.map_err(retry)?;
+    let ledger = &payee.ledger;
     let blocked = ledger.blocked == Some(true) || ledger.status.as_ref().is_some_and(|s| s.code == "BLOCKED");
     let payee_status = if !payee.holder.is_open_on(now.date_naive()) {
         AccountStatus::Closed
@@ -275,7 +277,7 @@ async fn approve(
         amount: t.amount,
         payer_type: policy_person(payer_type),
         payee_type: policy_person(payee.holder.person_type),
-        account_segment: account_segment(&ledger),
+        account_segment: account_segment(ledger),
         intra_psp: false,
         local_time,
         month_count: sat(month.count),
