@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pix_core::clock::{Clock, SystemClock};
+use pix_core::transfer::TransferStatus;
 use pix_server::app::{AppState, router};
 use pix_server::config::Config;
 use pix_server::embedded::start_sandbox;
@@ -23,6 +24,9 @@ use pix_server::policies::PolicyRuntime;
 use pix_store::testing::TestStore;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+/// How long PostgreSQL may take to publish a connection's transaction counts.
+const STATS_DELAY: Duration = Duration::from_secs(11);
 
 const SECRET: &str = "load-webhook-secret-0123456789";
 
@@ -42,14 +46,13 @@ async fn main() -> anyhow::Result<()> {
     let sandbox = start_sandbox(7, None, SECRET).await?;
     let policies =
         PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &pix_e2e::shipped_policies()).await?;
-    let state = AppState {
-        store: db.store.clone(),
-        config: Arc::new(config),
-        clock: clock.clone(),
-        metrics: pix_server::telemetry::metrics_handle(),
-        integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
+    let state = AppState::new(
+        db.store.clone(),
+        config,
+        clock.clone(),
+        Arc::new(Integrations::new(sandbox.integrations.clone())),
         policies,
-    };
+    );
     let shutdown = CancellationToken::new();
     let url = serve(router(state.clone()), &shutdown).await?;
     let baseline_url = serve(insert_baseline(&db).await?, &shutdown).await?;
@@ -134,7 +137,9 @@ async fn main() -> anyhow::Result<()> {
     .await;
 
     // Cash-outs: initiate (MANUAL, so DICT's anti-scan buckets do not cap the run) + process.
+    tokio::time::sleep(STATS_DELAY).await;
     let commits_before = commits(&db).await;
+    let writes_before = table_writes(&db).await;
     let started = Instant::now();
     let cashouts = run(clients, total, {
         let (http, url, token, payer) = (http.clone(), url.clone(), token.clone(), payer.clone());
@@ -163,10 +168,20 @@ async fn main() -> anyhow::Result<()> {
     let tenant: uuid::Uuid = tenant_id.parse()?;
     let payer_id: uuid::Uuid = payer.parse()?;
     let filter =
-        |status: &str| pix_store::transfers::TransferFilter { status: Some(status.to_owned()), ..Default::default() };
+        |status: TransferStatus| pix_store::transfers::TransferFilter { status: Some(status), ..Default::default() };
+    // Watched on the simulated ledger (no hold left pending), not by polling the database: the
+    // polls would be counted among the commits of the cash-outs. The database is asked only once
+    // the ledger is settled, for the last saves that follow the last commits.
     let deadline = Instant::now() + Duration::from_secs(600);
+    let pending_holds = || -> i64 {
+        let state = sandbox.handle.midaz_state();
+        state["ledgers"].as_array().into_iter().flatten().filter_map(|l| l["pendingTransactions"].as_i64()).sum()
+    };
+    while Instant::now() < deadline && pending_holds() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     while Instant::now() < deadline {
-        let open = ["PENDING", "PROCESSING"];
+        let open = [TransferStatus::Pending, TransferStatus::Processing];
         let mut waiting = 0;
         for status in open {
             waiting += db.store.list_transfers(tenant, payer_id, &filter(status), 1, 0).await?.1;
@@ -174,12 +189,15 @@ async fn main() -> anyhow::Result<()> {
         if waiting == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let all_settled = started.elapsed();
+    // PostgreSQL publishes an idle connection's counters up to 10 s late.
+    tokio::time::sleep(STATS_DELAY).await;
     let commits_during = commits(&db).await.zip(commits_before).map(|(after, before)| after - before);
-    let completed = db.store.list_transfers(tenant, payer_id, &filter("COMPLETED"), 1, 0).await?.1;
-    let failed = db.store.list_transfers(tenant, payer_id, &filter("FAILED"), 1, 0).await?.1;
+    let writes_during = writes_between(&writes_before, table_writes(&db).await);
+    let completed = db.store.list_transfers(tenant, payer_id, &filter(TransferStatus::Completed), 1, 0).await?.1;
+    let failed = db.store.list_transfers(tenant, payer_id, &filter(TransferStatus::Failed), 1, 0).await?.1;
     let load_after = load_average();
     shutdown.cancel();
 
@@ -196,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
         completed,
         failed,
         commits_during,
+        writes_during,
         load_before,
         load_after,
     };
@@ -316,6 +335,35 @@ fn percentiles(samples: &[Sample]) -> (f64, f64, usize) {
     (at(0.50), at(0.99), samples.iter().filter(|s| !s.1).count())
 }
 
+/// Rows inserted, updated and deleted per table of this schema (PostgreSQL): where the writes of
+/// a cash-out go.
+async fn table_writes(db: &TestStore) -> Vec<(String, i64)> {
+    match db.store.db() {
+        pix_store::Db::Postgres(pool) => sqlx::query_as(
+            "SELECT relname::TEXT, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables
+             WHERE schemaname = current_schema()",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default(),
+        pix_store::Db::Sqlite(_) => Vec::new(),
+    }
+}
+
+/// `after - before` per table, largest first, without the tables nothing wrote to.
+fn writes_between(before: &[(String, i64)], after: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    let mut delta: Vec<(String, i64)> = after
+        .into_iter()
+        .map(|(table, n)| {
+            let earlier = before.iter().find(|(t, _)| *t == table).map_or(0, |(_, b)| *b);
+            (table, n - earlier)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    delta.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    delta
+}
+
 /// PostgreSQL's count of committed transactions in this database (`None` on SQLite).
 async fn commits(db: &TestStore) -> Option<i64> {
     match db.store.db() {
@@ -353,6 +401,8 @@ struct Report {
     failed: i64,
     /// PostgreSQL transactions committed in the database during the cash-out phase.
     commits_during: Option<i64>,
+    /// Rows written per table during the cash-out phase (PostgreSQL).
+    writes_during: Vec<(String, i64)>,
     load_before: String,
     load_after: String,
 }
@@ -384,9 +434,10 @@ impl Report {
              and clients share them. Load average before / after: {lb} / {la}.\n\n\
              **Completed cash-outs: {completed} of {total} ({failed} failed) in {settled:.1} s = {cps:.0} per second** \
              (from the first initiate until BTG confirmed the last payment and its hold was committed; the clients \
-             finished their calls after {requests:.1} s). Target ≥ 500/s: **{verdict}**.\n\n\
+             finished their calls after {requests:.1} s).\n\n\
              Ratios against the baselines measured in the same run: {r1:.1}× slower than `GET /health` \
-             ({health_rate:.0}/s), {r2:.1}× slower than the one-insert endpoint ({insert_rate:.0}/s).\n\n\
+             ({health_rate:.0}/s), {r2:.1}× slower than the one-insert endpoint ({insert_rate:.0}/s), i.e. \
+             {share:.1} % of the one-insert rate. Target (issue #11): ≥ 10 % of it: **{verdict}**.\n\n\
              | call | throughput /s | p50 ms | p99 ms | failures |\n|---|---:|---:|---:|---:|\n",
             clients = self.clients,
             total = self.total,
@@ -398,7 +449,8 @@ impl Report {
             failed = self.failed,
             settled = self.all_settled.as_secs_f64(),
             requests = self.requests_done.as_secs_f64(),
-            verdict = if cps >= 500.0 { "met" } else { "NOT met" },
+            share = 100.0 * cps / insert_rate.max(1e-9),
+            verdict = if cps >= insert_rate / 10.0 { "met" } else { "NOT met" },
             r1 = health_rate / cps.max(1e-9),
             r2 = insert_rate / cps.max(1e-9),
         );
@@ -411,9 +463,17 @@ impl Report {
                 "\nDatabase transactions committed during the cash-out phase: {commits} ({per:.1} per completed \
                  cash-out; the statistics are database-wide and include the workers' polling). With each commit a \
                  WAL flush, the one-insert baseline's {insert_rate:.0} commits/s divided by {per:.1} predicts about \
-                 {ceiling:.0} cash-outs/s from commits alone.\n",
+                 {ceiling:.0} cash-outs/s from commits alone. Target (issue #11): ≤ 8 per cash-out: **{verdict}**.\n",
                 ceiling = insert_rate / per.max(1e-9),
+                verdict = if per <= 8.0 { "met" } else { "NOT met" },
             ));
+        }
+        if !self.writes_during.is_empty() {
+            md.push_str("\nRows written per table during the cash-out phase:\n\n| table | rows | per cash-out |\n|---|---:|---:|\n");
+            for (table, rows) in &self.writes_during {
+                let per = *rows as f64 / self.completed.max(1) as f64;
+                md.push_str(&format!("| {table} | {rows} | {per:.1} |\n"));
+            }
         }
         md
     }

@@ -63,14 +63,13 @@ impl TestApp {
         let policies = PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &shipped_policies())
             .await
             .expect("shipped policies load");
-        let state = AppState {
-            store: db.store.clone(),
-            config: Arc::new(config),
-            clock: clock.clone(),
-            metrics: pix_server::telemetry::metrics_handle(),
-            integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
+        let state = AppState::new(
+            db.store.clone(),
+            config,
+            clock.clone(),
+            Arc::new(Integrations::new(sandbox.integrations.clone())),
             policies,
-        };
+        );
         let admin_token = db.issue_token(None, "test admin", clock.now()).await.unwrap().token;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -98,13 +97,15 @@ impl TestApp {
     }
 
     /// Runs what moves money in the background, as `serve` does: the inbound worker with the
-    /// transfer handlers, and the transfers queue (the cash-out outbox).
+    /// transfer handlers, and the stuck-transfer sweeper (looking every 10 ms of real time; what
+    /// it finds stale depends on the test's clock).
     pub fn run_transfer_workers(&self) {
         self.run_inbound_worker(pix_server::transfers::inbound_handlers(&self.state));
-        let mut config = Config::default().workers;
-        config.poll_interval_ms = 10;
-        let worker = pix_server::transfers::worker(&self.state, config);
-        tokio::spawn(worker.run(self.shutdown.clone(), std::time::Duration::from_secs(1)));
+        let mut app = self.state.app.clone();
+        let settings =
+            pix_app::TransferSettings { sweep_every: std::time::Duration::from_millis(10), ..(*app.settings).clone() };
+        app.settings = Arc::new(settings);
+        tokio::spawn(pix_app::transfers::sweeper::run(app, self.shutdown.clone()));
     }
 
     pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {

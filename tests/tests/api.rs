@@ -12,6 +12,7 @@ api_tests!(
     bad_input_gets_catalogued_json_errors,
     idempotent_create_replays_rejects_reuse_and_expires,
     webhook_endpoint_lifecycle,
+    transfer_limits_are_set_by_an_admin_and_validated,
 );
 
 async fn health_readiness_metrics_and_openapi(app: &TestApp) {
@@ -29,9 +30,15 @@ async fn health_readiness_metrics_and_openapi(app: &TestApp) {
 
     let doc: Value = app.http.get(format!("{}/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
-    for path in
-        ["/health", "/readyz", "/metrics", "/v1/webhooks/endpoints", "/v1/webhooks/endpoints/{id}", "/v1/admin/tenants"]
-    {
+    for path in [
+        "/health",
+        "/readyz",
+        "/metrics",
+        "/v1/webhooks/endpoints",
+        "/v1/webhooks/endpoints/{id}",
+        "/v1/admin/tenants",
+        "/v1/admin/tenants/{tenant_id}/transfer-limits",
+    ] {
         assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
     }
     assert!(doc["components"]["schemas"]["ErrorResponse"].is_object());
@@ -249,4 +256,53 @@ async fn webhook_endpoint_lifecycle(app: &TestApp) {
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(app.request(Method::DELETE, &path, &t.token).send().await.unwrap().status(), 204);
     assert_eq!(app.request(Method::GET, &path, &t.token).send().await.unwrap().status(), 404);
+}
+
+async fn transfer_limits_are_set_by_an_admin_and_validated(app: &TestApp) {
+    let (a, b) = (app.tenant("a").await, app.tenant("b").await);
+    let path = |t: &pix_e2e::TestTenant| format!("/v1/admin/tenants/{}/transfer-limits", t.id);
+    let get = |path: String| async move {
+        let response = app.request(Method::GET, &path, &app.admin_token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    let put = |path: String, body: Value| async move {
+        app.request(Method::PUT, &path, &app.admin_token).json(&body).send().await.unwrap()
+    };
+
+    let defaults = json!({"maxTransferAmount": null, "maxFee": null, "feeAccounts": []});
+    assert_eq!(get(path(&a)).await, defaults, "unset limits read as the defaults");
+
+    let set = put(path(&a), json!({"maxTransferAmount": "5000", "maxFee": "2.5", "feeAccounts": ["@tarifas"]})).await;
+    assert_eq!(set.status(), 200);
+    let stored = json!({"maxTransferAmount": "5000.00", "maxFee": "2.50", "feeAccounts": ["@tarifas"]});
+    assert_eq!(set.json::<Value>().await.unwrap(), stored, "amounts come back as two-place strings");
+    assert_eq!(get(path(&a)).await, stored);
+    assert_eq!(get(path(&b)).await, defaults, "limits are per tenant");
+    let limits = app.db.transfer_limits(a.id).await.unwrap();
+    assert_eq!(limits.max_transfer_amount.map(|m| m.centavos()), Some(500_000), "stored as centavos");
+
+    for bad in [
+        json!({"maxTransferAmount": "0"}),
+        json!({"maxTransferAmount": "10.001"}),
+        json!({"maxTransferAmount": "ten"}),
+        json!({"maxFee": "-1.00"}),
+        json!({"feeAccounts": ["tarifas"]}),
+        json!({"feeAccounts": ["@a", "@a"]}),
+    ] {
+        let response = put(path(&a), bad.clone()).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(error_code(response).await, "PIX-0416", "{bad}");
+    }
+    assert_eq!(get(path(&a)).await, stored, "a refused update changes nothing");
+    assert_eq!(error_code(put(path(&a), json!({"maxFee": 2})).await).await, "PIX-0005", "numbers are not amounts");
+
+    let cleared = put(path(&a), json!({})).await;
+    assert_eq!(cleared.json::<Value>().await.unwrap(), defaults, "PUT replaces every field");
+
+    let unknown = format!("/v1/admin/tenants/{}/transfer-limits", uuid::Uuid::new_v4());
+    assert_eq!(app.request(Method::GET, &unknown, &app.admin_token).send().await.unwrap().status(), 404);
+    assert_eq!(put(unknown, json!({})).await.status(), 404);
+    let as_tenant = app.request(Method::PUT, &path(&a), &a.token).json(&json!({})).send().await.unwrap();
+    assert_eq!(as_tenant.status(), 403, "a tenant cannot change its own limits");
 }

@@ -200,20 +200,19 @@ async fn an_event_sent_while_the_host_is_down_arrives_after_it_comes_back() {
 
     let mut config = pix_server::config::Config::default();
     config.btg_webhook.hmac_secret = Some(WEBHOOK_SECRET.into());
-    let state = pix_server::app::AppState {
-        store: db.store.clone(),
-        config: Arc::new(config),
-        clock: Arc::new(pix_core::clock::SystemClock),
-        metrics: pix_server::telemetry::metrics_handle(),
-        integrations: Arc::new(pix_server::integrations::Integrations::new(sandbox.integrations.clone())),
-        policies: pix_server::policies::PolicyRuntime::with_default_limits(
+    let state = pix_server::app::AppState::new(
+        db.store.clone(),
+        config,
+        Arc::new(pix_core::clock::SystemClock),
+        Arc::new(pix_server::integrations::Integrations::new(sandbox.integrations.clone())),
+        pix_server::policies::PolicyRuntime::with_default_limits(
             db.store.clone(),
             Arc::new(pix_core::clock::SystemClock),
             &pix_e2e::shipped_policies(),
         )
         .await
         .unwrap(),
-    };
+    );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(pix_server::cli::serve_http(listener, pix_server::app::router(state), shutdown.clone()));

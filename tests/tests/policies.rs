@@ -247,20 +247,15 @@ async fn another_instance_follows_an_activation(app: &TestApp) {
     config.policies.poll_interval_ms = 100;
     config.btg_webhook.hmac_secret = Some(pix_e2e::WEBHOOK_SECRET.into());
     let clock: Arc<dyn pix_core::clock::Clock> = app.clock.clone();
-    let other = pix_server::app::AppState {
-        store: app.db.store.clone(),
-        config: Arc::new(config),
-        clock: clock.clone(),
-        metrics: pix_server::telemetry::metrics_handle(),
-        integrations: Arc::new(pix_server::integrations::Integrations::new(app.sandbox.integrations.clone())),
-        policies: pix_server::policies::PolicyRuntime::with_default_limits(
-            app.db.store.clone(),
-            clock,
-            &shipped_policies(),
-        )
-        .await
-        .unwrap(),
-    };
+    let other = pix_server::app::AppState::new(
+        app.db.store.clone(),
+        config,
+        clock.clone(),
+        Arc::new(pix_server::integrations::Integrations::new(app.sandbox.integrations.clone())),
+        pix_server::policies::PolicyRuntime::with_default_limits(app.db.store.clone(), clock, &shipped_policies())
+            .await
+            .unwrap(),
+    );
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(pix_server::policies::sync::follow_changes(other.clone(), shutdown.clone()));
     let before = other.policies.policy_for(t.id, pix_policy::PolicyKind::Fee).sha256().to_owned();

@@ -19,7 +19,7 @@ api_tests!(
     static_and_dynamic_qr_code_cash_outs_complete,
     a_cash_out_btg_rejects_fails_and_releases_the_hold,
     insufficient_balance_is_422_and_holds_nothing,
-    a_lost_btg_answer_is_finished_by_the_worker_and_the_late_webhook_settles_it,
+    a_lost_btg_answer_is_finished_by_the_sweeper_and_btg_s_verdict_settles_it,
     a_webhook_arriving_before_process_returns_completes_it,
     duplicated_and_reordered_payment_webhooks_settle_once,
     fraud_block_fails_and_review_waits_for_an_operator,
@@ -31,6 +31,15 @@ api_tests!(
     a_duplicated_cash_in_webhook_credits_once,
     transfers_are_listed_filtered_and_scoped_to_the_account,
     transfer_events_are_recorded_in_order,
+    a_retry_refused_after_a_lost_answer_reads_btg_back_and_completes,
+    a_dropped_confirmation_is_read_back_by_the_sweeper,
+    a_dropped_rejection_is_read_back_and_releases_the_hold,
+    a_confirmation_after_failure_opens_an_incident_and_re_debits,
+    a_rejection_after_completion_opens_an_incident_and_reverts,
+    a_closed_payer_account_is_refused_before_anything_is_held,
+    an_amount_above_the_tenant_maximum_is_refused,
+    concurrent_cash_outs_of_one_account_see_each_other_in_triage,
+    an_idempotency_key_reused_with_another_account_is_refused,
 );
 
 // ------------------------------------------------------------------------------- harness
@@ -355,6 +364,59 @@ async fn insufficient_balance_is_422_and_holds_nothing(app: &TestApp) {
     assert_eq!(listed["items"][0]["failureCode"], "INSUFFICIENT_BALANCE", "the attempt is recorded as failed");
 }
 
+/// Drops BTG's `PIX_PAYMENT` webhooks to the host (the next `count`).
+fn drop_payment_webhooks(app: &TestApp, count: u32) {
+    app.sandbox.handle.add_fault(FaultRule {
+        id: String::new(),
+        upstream: FaultTarget::Webhooks,
+        path_prefix: "PIX_PAYMENT".into(),
+        method: None,
+        kind: FaultKind::Drop,
+        count: Some(count),
+        probability: None,
+    });
+}
+
+/// Waits until the simulated BTG holds the payment with `status`.
+async fn wait_btg_status(app: &TestApp, end_to_end_id: &Value, status: &str) {
+    for _ in 0..200 {
+        if btg_payment(app, end_to_end_id).await["status"] == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("BTG never had {end_to_end_id} {status}");
+}
+
+/// Advances the test clock past the sweeper's SENT threshold until the transfer reaches `status`.
+async fn sweep_until(app: &TestApp, tenant: &TestTenant, alias: &str, id: &str, status: &str) -> Value {
+    for _ in 0..40 {
+        app.clock.advance(chrono::Duration::seconds(61));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = get_transfer(app, tenant, alias, id).await;
+        if t["status"] == status {
+            return t;
+        }
+    }
+    panic!("transfer {id} never reached {status}: {}", get_transfer(app, tenant, alias, id).await);
+}
+
+async fn admin_incidents(app: &TestApp) -> Vec<Value> {
+    let response = app.request(Method::GET, "/v1/admin/transfer-incidents", &app.admin_token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Vec<Value>>().await.unwrap()
+}
+
+/// The events recorded for transfer `id`, in order.
+async fn events_of(app: &TestApp, tenant: &TestTenant, id: &str) -> Vec<Value> {
+    let all = app.db.store.recorded_event_bodies(tenant.id).await.unwrap();
+    all.into_iter().filter(|e| e["entityId"] == id).collect()
+}
+
+fn payment_event(e2e: &Value, status: &str, amount: &str) -> Value {
+    json!({"id": "btg-x", "endToEndId": e2e, "status": status, "amount": amount, "settledAt": chrono::Utc::now()})
+}
+
 fn btg_payment_fault(app: &TestApp, kind: FaultKind, count: u32) {
     app.sandbox.handle.add_fault(FaultRule {
         id: String::new(),
@@ -367,7 +429,7 @@ fn btg_payment_fault(app: &TestApp, kind: FaultKind, count: u32) {
     });
 }
 
-async fn a_lost_btg_answer_is_finished_by_the_worker_and_the_late_webhook_settles_it(app: &TestApp) {
+async fn a_lost_btg_answer_is_finished_by_the_sweeper_and_btg_s_verdict_settles_it(app: &TestApp) {
     let tenant = setup(app).await;
     let before = balance(app, "@maria").0;
     // BTG is down for every attempt the client makes (three, fewer than open its breaker).
@@ -375,14 +437,14 @@ async fn a_lost_btg_answer_is_finished_by_the_worker_and_the_late_webhook_settle
     let processed = pay_key(app, &tenant, "@maria", "30.00").await;
     assert_eq!(processed["status"], "PENDING", "the outcome is unknown, so the transfer waits: {processed}");
     assert_eq!(balance(app, "@maria"), (before - 3_000, 3_000), "the hold stays until BTG answers");
-    // The safety job runs once the request's head start is over: it sends with the same
-    // idempotency key until BTG accepts, and BTG's webhook settles the payment.
-    // Time passes (the job also backs off between its own attempts).
+    // The sweeper finds it stale at HELD: BTG has no record of it, so it sends again with the
+    // same idempotency key until BTG accepts, and BTG's webhook settles the payment.
     let id = processed["id"].as_str().unwrap();
-    for _ in 0..50 {
-        app.clock.advance(chrono::Duration::seconds(60));
+    // Whether BTG's webhook or the sweeper's read-back of a late verdict settles it, time passes.
+    for _ in 0..60 {
+        app.clock.advance(chrono::Duration::seconds(31));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if get_transfer(app, &tenant, "@maria", id).await["status"] != "PENDING" {
+        if get_transfer(app, &tenant, "@maria", id).await["status"] == "COMPLETED" {
             break;
         }
     }
@@ -732,18 +794,189 @@ async fn transfer_events_are_recorded_in_order(app: &TestApp) {
     let out = pay_key(app, &tenant, "@maria", "2.00").await;
     let id = out["id"].as_str().unwrap();
     wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
-    let statuses: Vec<String> = app
-        .db
-        .store
-        .queued_job_payloads(pix_store::events::WEBHOOK_QUEUE)
+    let statuses: Vec<String> = events_of(app, &tenant, id)
         .await
-        .unwrap()
         .into_iter()
-        .filter(|e| e["entityId"] == id)
         .map(|e| {
             assert_eq!((e["flowType"].as_str(), e["entityType"].as_str()), (Some("TRANSFER"), Some("CASHOUT")));
             e["payload"]["status"].as_str().unwrap().to_owned()
         })
         .collect();
     assert_eq!(statuses, ["PENDING", "PROCESSING", "COMPLETED"]);
+}
+
+// ------------------------------------------------------------------- the money engine (#11)
+
+async fn a_retry_refused_after_a_lost_answer_reads_btg_back_and_completes(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    // BTG takes the payment but its answer is lost; the retry with the same key is refused with
+    // a business error. Releasing the hold now would let the customer keep money that left.
+    btg_payment_fault(app, FaultKind::TimeoutAfterEffect, 1);
+    btg_payment_fault(app, FaultKind::Status { status: 422 }, 5);
+    let processed = pay_key(app, &tenant, "@maria", "35.00").await;
+    assert_ne!(processed["status"], "FAILED", "a refused retry is not a refusal of the payment: {processed}");
+    let id = processed["id"].as_str().unwrap();
+    let done = wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    assert_eq!(done["failureCode"], Value::Null);
+    assert_eq!(balance(app, "@maria"), (before - 3_500, 0), "debited once, nothing released");
+    assert_eq!(pending_ledger_transactions(app), 0);
+}
+
+async fn a_dropped_confirmation_is_read_back_by_the_sweeper(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    drop_payment_webhooks(app, 10);
+    let processed = pay_key(app, &tenant, "@maria", "21.00").await;
+    let id = processed["id"].as_str().unwrap();
+    wait_btg_status(app, &processed["endToEndId"], "CONFIRMED").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get_transfer(app, &tenant, "@maria", id).await["status"], "PROCESSING", "no webhook reached us");
+    assert_eq!(balance(app, "@maria"), (before - 2_100, 2_100), "still on hold");
+    sweep_until(app, &tenant, "@maria", id, "COMPLETED").await;
+    assert_eq!(balance(app, "@maria"), (before - 2_100, 0), "the sweeper committed the hold");
+}
+
+async fn a_dropped_rejection_is_read_back_and_releases_the_hold(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria");
+    drop_payment_webhooks(app, 10);
+    // The simulator rejects amounts ending in .13.
+    let processed = pay_key(app, &tenant, "@maria", "22.13").await;
+    let id = processed["id"].as_str().unwrap();
+    wait_btg_status(app, &processed["endToEndId"], "REJECTED").await;
+    let failed = sweep_until(app, &tenant, "@maria", id, "FAILED").await;
+    assert_eq!(failed["failureCode"], "AC03");
+    assert_eq!(balance(app, "@maria"), before, "the hold is released");
+    assert_eq!(pending_ledger_transactions(app), 0);
+}
+
+async fn a_confirmation_after_failure_opens_an_incident_and_re_debits(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    drop_payment_webhooks(app, 10);
+    let processed = pay_key(app, &tenant, "@maria", "23.00").await;
+    let (id, e2e) = (processed["id"].as_str().unwrap(), &processed["endToEndId"]);
+    // A (mistaken) rejection reaches us first: the hold is released.
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "REJECTED", "23.00")).await;
+    wait_status(app, &tenant, "@maria", id, "FAILED").await;
+    assert_eq!(balance(app, "@maria"), (before, 0));
+    // BTG in fact paid it, and says so.
+    wait_btg_status(app, e2e, "CONFIRMED").await;
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "CONFIRMED", "23.00")).await;
+    let incident = wait_status(app, &tenant, "@maria", id, "RECONCILIATION_REQUIRED").await;
+    assert_eq!(incident["incident"]["kind"], "CONFIRMED_AFTER_FAILED");
+    for _ in 0..100 {
+        if balance(app, "@maria").0 == before - 2_300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(balance(app, "@maria"), (before - 2_300, 0), "the customer is re-debited what BTG paid");
+    let listed = admin_incidents(app).await;
+    assert!(listed.iter().any(|t| t["id"] == id), "the incident is on the admin listing");
+    let events = events_of(app, &tenant, id).await;
+    assert!(events.iter().any(|e| e["payload"]["status"] == "RECONCILIATION_REQUIRED"), "an event says so");
+}
+
+async fn a_rejection_after_completion_opens_an_incident_and_reverts(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria").0;
+    drop_payment_webhooks(app, 10);
+    let processed = pay_key(app, &tenant, "@maria", "24.13").await;
+    let (id, e2e) = (processed["id"].as_str().unwrap(), &processed["endToEndId"]);
+    // A (mistaken) confirmation reaches us first: the hold is committed.
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "CONFIRMED", "24.13")).await;
+    wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    assert_eq!(balance(app, "@maria"), (before - 2_413, 0));
+    // BTG in fact rejected it.
+    wait_btg_status(app, e2e, "REJECTED").await;
+    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "REJECTED", "24.13")).await;
+    let incident = wait_status(app, &tenant, "@maria", id, "RECONCILIATION_REQUIRED").await;
+    assert_eq!(incident["incident"]["kind"], "REJECTED_AFTER_COMPLETED");
+    for _ in 0..100 {
+        if balance(app, "@maria").0 == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(balance(app, "@maria"), (before, 0), "the committed hold is reverted");
+    assert!(admin_incidents(app).await.iter().any(|t| t["id"] == id));
+}
+
+async fn a_closed_payer_account_is_refused_before_anything_is_held(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria");
+    app.sandbox.handle.close_account(&account(app, "@maria")).expect("the account has an alias");
+    let initiated =
+        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "5.00"})).await;
+    assert_eq!(initiated.status(), 201);
+    let initiated: Value = initiated.json().await.unwrap();
+    let refused = process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(error_code(refused).await, "PIX-0414");
+    assert_eq!(balance(app, "@maria"), before, "nothing held");
+}
+
+async fn an_amount_above_the_tenant_maximum_is_refused(app: &TestApp) {
+    let tenant = setup(app).await;
+    let before = balance(app, "@maria");
+    let set = app
+        .request(Method::PUT, &format!("/v1/admin/tenants/{}/transfer-limits", tenant.id), &app.admin_token)
+        .json(&json!({"maxTransferAmount": "50.00", "maxFee": null, "feeAccounts": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
+    let initiated =
+        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "50.01"})).await;
+    let initiated: Value = initiated.json().await.unwrap();
+    let refused = process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(error_code(refused).await, "PIX-0415");
+    assert_eq!(balance(app, "@maria"), before, "nothing held");
+    let at_max = pay_key(app, &tenant, "@maria", "50.00").await;
+    assert_ne!(at_max["status"], "FAILED", "the maximum itself is allowed");
+}
+
+async fn concurrent_cash_outs_of_one_account_see_each_other_in_triage(app: &TestApp) {
+    let tenant = setup(app).await;
+    let mut initiations = Vec::new();
+    for _ in 0..4 {
+        let initiated =
+            initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "1.00"})).await;
+        let initiated: Value = initiated.json().await.unwrap();
+        initiations.push(initiated["initiationId"].as_str().unwrap().to_owned());
+    }
+    let responses = futures::future::join_all(initiations.iter().map(|i| process(app, &tenant, "@maria", i))).await;
+    assert!(responses.iter().all(|r| r.status() == 201));
+    app.state.policies.flush_decisions().await;
+    let decisions = app.db.store.recent_policy_decisions(tenant.id, "fraud-triage", 10).await.unwrap();
+    let mut counts: Vec<i64> =
+        decisions.iter().map(|d| d.input["velocity"]["count1h"].as_i64().expect("velocity in the input")).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [0, 1, 2, 3], "each admission saw the ones admitted before it");
+}
+
+async fn an_idempotency_key_reused_with_another_account_is_refused(app: &TestApp) {
+    let tenant = setup(app).await;
+    let initiated =
+        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "2.00"})).await;
+    let initiated: Value = initiated.json().await.unwrap();
+    let body = json!({"initiationId": initiated["initiationId"]});
+    let first = call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+        .header("X-Idempotency", "process-once")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+    let other = call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@acme")
+        .header("X-Idempotency", "process-once")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 422);
+    assert_eq!(error_code(other).await, "IDEMPOTENCY_KEY_REUSE");
 }

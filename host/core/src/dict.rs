@@ -416,6 +416,26 @@ impl TokenBucket {
     }
 }
 
+crate::text_enum! {
+    /// Where a CID/VSync reconciliation job is.
+    pub enum ReconciliationStatus {
+        /// Waiting for DICT's CID file.
+        WaitingFile = "WAITING_FILE",
+        Pending = "PENDING",
+        Processing = "PROCESSING",
+        Completed = "COMPLETED",
+        Failed = "FAILED",
+        Cancelled = "CANCELLED",
+    }
+}
+
+impl ReconciliationStatus {
+    /// COMPLETED, FAILED and CANCELLED never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, ReconciliationStatus::Completed | ReconciliationStatus::Failed | ReconciliationStatus::Cancelled)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,5 +10,6 @@ pub mod ids;
 pub mod mask;
 pub mod money;
 pub mod pix_key;
+pub mod transfer;
 
 mod serde_str;

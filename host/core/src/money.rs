@@ -183,6 +183,88 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// Serde adapter for amounts read from upstream systems (`#[serde(with = "pix_core::money::upstream")]`).
+///
+/// Midaz documents its amounts as numbers and sends strings, so both are accepted here (`"10.5"`,
+/// `100`, `99.5`), still with at most two decimal places: a third place would silently lose money.
+/// Amounts are written as the usual two-place string. API request bodies keep the strict
+/// string-only `Deserialize` of [`Money`].
+pub mod upstream {
+    use std::fmt;
+
+    use serde::de::{self, Unexpected, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::Money;
+
+    const EXPECTING: &str = "a decimal string or number with at most two places";
+
+    pub fn serialize<S: Serializer>(value: &Money, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        d.deserialize_any(UpstreamVisitor)
+    }
+
+    /// The same for an optional amount (use with `#[serde(default)]` when the field may be absent).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Money;
+
+        pub fn serialize<S: Serializer>(value: &Option<Money>, s: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(money) => s.collect_str(money),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Money>, D::Error> {
+            #[derive(Deserialize)]
+            struct Upstream(#[serde(with = "super")] Money);
+            Ok(Option::<Upstream>::deserialize(d)?.map(|u| u.0))
+        }
+    }
+
+    struct UpstreamVisitor;
+
+    impl UpstreamVisitor {
+        fn parse<E: de::Error>(text: &str, unexpected: Unexpected<'_>) -> Result<Money, E> {
+            Money::parse(text).map_err(|err| E::invalid_value(unexpected, &format!("{EXPECTING} ({err})").as_str()))
+        }
+    }
+
+    impl Visitor<'_> for UpstreamVisitor {
+        type Value = Money;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(EXPECTING)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
+            Self::parse(v, Unexpected::Str(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
+            Self::parse(&v.to_string(), Unexpected::Signed(v))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
+            Self::parse(&v.to_string(), Unexpected::Unsigned(v))
+        }
+
+        /// `f64`'s `Display` is the shortest text that reads back as the same number, so `99.5`
+        /// stays `"99.5"` and `0.1 + 0.2` shows its real digits (and is refused).
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+            if !v.is_finite() {
+                return Err(E::invalid_value(Unexpected::Float(v), &EXPECTING));
+            }
+            Self::parse(&v.to_string(), Unexpected::Float(v))
+        }
+    }
+}
+
 /// A strictly positive amount, as every request body needs (transfers, refunds, charges).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Amount(Money);
@@ -393,6 +475,35 @@ mod tests {
         }
         let msg = serde_json::from_str::<Amount>("25.3").unwrap_err().to_string();
         assert!(msg.starts_with("invalid type"), "{msg}");
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct FromUpstream {
+        #[serde(with = "upstream")]
+        value: Money,
+        #[serde(default, with = "upstream::option", skip_serializing_if = "Option::is_none")]
+        total: Option<Money>,
+    }
+
+    #[test]
+    fn upstream_amounts_accept_strings_and_numbers_with_two_places_at_most() {
+        let read = |json: &str| serde_json::from_str::<FromUpstream>(json).map(|u| (u.value, u.total));
+        assert_eq!(read(r#"{"value":"10.5"}"#).unwrap(), (m(1050), None));
+        assert_eq!(read(r#"{"value":100,"total":"1000.82"}"#).unwrap(), (m(10000), Some(m(100082))));
+        assert_eq!(read(r#"{"value":99.5,"total":null}"#).unwrap(), (m(9950), None));
+        assert_eq!(read(r#"{"value":-12.3}"#).unwrap(), (m(-1230), None));
+        assert_eq!(read(r#"{"value":1e3}"#).unwrap(), (m(100000), None));
+        for bad in [r#"{"value":"1.234"}"#, r#"{"value":0.001}"#, r#"{"value":"abc"}"#, r#"{"value":true}"#] {
+            assert!(read(bad).is_err(), "{bad} should be refused");
+        }
+        let msg = read(r#"{"value":1.005}"#).unwrap_err().to_string();
+        assert!(msg.contains("more than two decimal places"), "{msg}");
+    }
+
+    #[test]
+    fn upstream_amounts_are_written_as_two_place_strings() {
+        let json = serde_json::to_string(&FromUpstream { value: m(1050), total: Some(m(7)) }).unwrap();
+        assert_eq!(json, r#"{"value":"10.50","total":"0.07"}"#);
     }
 
     /// Large enough to exercise big values, small enough that most triple sums do not overflow.

@@ -162,6 +162,16 @@ impl IntegrationError {
     }
 
     /// The upstream error code, when the upstream sent one.
+    /// The upstream certainly answered and refused (not found, conflict, business rule): the
+    /// same request would be refused again. Anything else (timeout, 5xx, open circuit) leaves
+    /// the outcome unknown.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            IntegrationError::NotFound { .. } | IntegrationError::Conflict { .. } | IntegrationError::Rejected { .. }
+        )
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             IntegrationError::NotFound { code, .. }

@@ -73,8 +73,10 @@ pub struct Balance {
     /// Asset code.
     pub asset_code: String,
     /// Spendable amount.
+    #[serde(with = "pix_core::money::upstream")]
     pub available: Money,
     /// Amount reserved by pending transactions.
+    #[serde(with = "pix_core::money::upstream")]
     pub on_hold: Money,
     /// Optimistic-lock version; increments on every change.
     pub version: i64,
@@ -101,6 +103,7 @@ pub struct LegAmount {
     /// Asset code.
     pub asset: String,
     /// Decimal-string value.
+    #[serde(with = "pix_core::money::upstream")]
     pub value: Money,
 }
 
@@ -194,6 +197,7 @@ pub struct SendBlock {
     /// Asset code.
     pub asset: String,
     /// Total.
+    #[serde(with = "pix_core::money::upstream")]
     pub value: Money,
     /// Absent on inflow (the source is `@external/{asset}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,6 +325,7 @@ impl TransactionStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperationAmount {
     /// Decimal-string value.
+    #[serde(with = "pix_core::money::upstream")]
     pub value: Money,
 }
 
@@ -358,7 +363,7 @@ pub struct Transaction {
     #[serde(rename = "status")]
     pub status_object: StatusObject,
     /// Total.
-    #[serde(default)]
+    #[serde(default, with = "pix_core::money::upstream::option")]
     pub amount: Option<Money>,
     /// Asset code.
     #[serde(default)]

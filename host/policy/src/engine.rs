@@ -76,6 +76,9 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:io/streams",
 ];
 
+/// A caller's extra rule on a policy answer (e.g. a tenant's fee cap); `Err` says what it broke.
+pub type Check<'a, T> = dyn Fn(&T) -> Result<(), String> + Send + Sync + 'a;
+
 /// The policy runtime: one per process, cheap to clone, shared by every tenant.
 #[derive(Clone)]
 pub struct PolicyEngine {
@@ -457,6 +460,47 @@ impl PolicyEngine {
         self.decide_or_failsafe(policy, input)
     }
 
+    /// [`Self::fee_or_failsafe`] where the answer must also pass `check` (the tenant's limits);
+    /// an answer that fails it counts as an invalid answer and the fail-safe applies.
+    pub fn fee_or_failsafe_checked(
+        &self,
+        policy: &LoadedPolicy,
+        input: &FeeInput,
+        check: &Check<'_, FeeDecision>,
+    ) -> (FeeDecision, Outcome) {
+        self.decide_or_failsafe_checked(policy, input, check)
+    }
+
+    /// [`Self::refund_split_or_failsafe`] with a caller check on the answer.
+    pub fn refund_split_or_failsafe_checked(
+        &self,
+        policy: &LoadedPolicy,
+        input: &RefundSplitInput,
+        check: &Check<'_, RefundSplitDecision>,
+    ) -> (RefundSplitDecision, Outcome) {
+        self.decide_or_failsafe_checked(policy, input, check)
+    }
+
+    /// [`Self::cashin_acceptance_or_failsafe`] with a caller check on the answer.
+    pub fn cashin_acceptance_or_failsafe_checked(
+        &self,
+        policy: &LoadedPolicy,
+        input: &CashinInput,
+        check: &Check<'_, CashinDecision>,
+    ) -> (CashinDecision, Outcome) {
+        self.decide_or_failsafe_checked(policy, input, check)
+    }
+
+    /// [`Self::fraud_triage_or_failsafe`] with a caller check on the answer.
+    pub fn fraud_triage_or_failsafe_checked(
+        &self,
+        policy: &LoadedPolicy,
+        input: &FraudInput,
+        check: &Check<'_, FraudDecision>,
+    ) -> (FraudDecision, Outcome) {
+        self.decide_or_failsafe_checked(policy, input, check)
+    }
+
     /// A long-lived instance of `policy` for very hot, pure rules: about 1 µs per call instead
     /// of a fresh instance's ~25 µs, but guest state persists between calls. Fuel and the
     /// deadline are reset per call; after any trap the instance is replaced.
@@ -465,8 +509,21 @@ impl PolicyEngine {
     }
 
     fn decide<D: Decide>(&self, policy: &LoadedPolicy, input: &D) -> Result<D::Output, PolicyError> {
+        self.decide_checked(policy, input, &|_| Ok(()))
+    }
+
+    /// A decision whose answer must also pass the caller's `check` (a tenant's limits): an answer
+    /// that fails it is an invalid answer like any other, with the same metrics and log.
+    fn decide_checked<D: Decide>(
+        &self,
+        policy: &LoadedPolicy,
+        input: &D,
+        check: &Check<'_, D::Output>,
+    ) -> Result<D::Output, PolicyError> {
         let started = Instant::now();
-        let result = self.run(policy, input);
+        let result = self
+            .run(policy, input)
+            .and_then(|output| check(&output).map(|()| output).map_err(PolicyError::InvalidOutput));
         let kind = D::KIND.as_str();
         metrics::histogram!("pix_policy_decision_seconds", "kind" => kind).record(started.elapsed().as_secs_f64());
         match &result {
@@ -483,7 +540,16 @@ impl PolicyEngine {
     }
 
     fn decide_or_failsafe<D: Decide>(&self, policy: &LoadedPolicy, input: &D) -> (D::Output, Outcome) {
-        match self.decide(policy, input) {
+        self.decide_or_failsafe_checked(policy, input, &|_| Ok(()))
+    }
+
+    fn decide_or_failsafe_checked<D: Decide>(
+        &self,
+        policy: &LoadedPolicy,
+        input: &D,
+        check: &Check<'_, D::Output>,
+    ) -> (D::Output, Outcome) {
+        match self.decide_checked(policy, input, check) {
             Ok(output) => (output, Outcome::Policy),
             Err(e) => {
                 metrics::counter!("pix_policy_failsafe_total", "kind" => D::KIND.as_str()).increment(1);

@@ -48,7 +48,7 @@ pub mod native;
 mod registry;
 mod types;
 
-pub use engine::{LoadedPolicy, PolicyEngine, PolicyLimits, Session};
+pub use engine::{Check, LoadedPolicy, PolicyEngine, PolicyLimits, Session};
 pub use error::{Outcome, PolicyError};
 pub use limits::{
     MAX_ALIAS, MAX_MESSAGE, MAX_OPERATIONS, MAX_PARAMS, MAX_REASONS, MAX_SHORT_TEXT, MAX_SPI_MESSAGE, PACS002_REASONS,

@@ -24,9 +24,17 @@ fn free(label: &str) -> FeeDecision {
     decision(0, "", FeeCharge::OnTop, label)
 }
 
+/// The account fees go to unless the tenant's `fee-account` parameter names another.
+pub const DEFAULT_FEE_ACCOUNT: &str = "@fees_revenue";
+
+/// The fee account the default table (and so the fee fail-safe) uses with these parameters.
+pub fn fee_account(params: &Params) -> &str {
+    params.text("fee-account").unwrap_or(DEFAULT_FEE_ACCOUNT)
+}
+
 /// Default fee table (see the SDK's `defaults::fee` for the rules).
 pub fn fee(input: &FeeInput, params: &Params) -> FeeDecision {
-    let account = params.text("fee-account").unwrap_or("@fees_revenue");
+    let account = fee_account(params);
     let on_top = |fee, label| decision(fee, account, FeeCharge::OnTop, label);
     let deducted = |fee, label| decision(fee, account, FeeCharge::Deducted, label);
     match input.operation {

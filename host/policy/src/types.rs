@@ -178,15 +178,7 @@ wire_enum!(
     /// Pix purpose (the plugin's purpose header).
     Purpose { Transfer, Change, Withdrawal, RefundAutomaticPix, InstantPaymentRefund, InstallmentPix }
 );
-wire_enum!(
-    /// Who pays the fee.
-    FeeCharge {
-        /// The payee receives `amount - fee`.
-        Deducted,
-        /// The payer is debited `amount + fee`.
-        OnTop
-    }
-);
+pub use pix_core::transfer::FeeCharge;
 
 /// Input of the fee decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,27 +295,9 @@ wire_enum!(
     /// Counterparty key type.
     KeyType { Cpf, Cnpj, Phone, Email, Evp }
 );
-wire_enum!(
-    /// What to do with the payment.
-    FraudAction { Allow, Review, Block }
-);
+pub use pix_core::transfer::FraudAction;
 
-/// DICT statistics of a key or person.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DictStatistics {
-    pub settlements_d90: u32,
-    pub application_frauds: u32,
-    pub mule_accounts: u32,
-    pub scammer_accounts: u32,
-    pub other_frauds: u32,
-    pub unknown_frauds: u32,
-    pub total_fraud_amount: Centavos,
-    pub distinct_fraud_reporters: u32,
-    pub open_reports: u32,
-    pub open_reports_distinct_reporters: u32,
-    pub rejected_reports: u32,
-}
+pub use pix_core::transfer::DictStatistics;
 
 /// Recent activity of the customer's account.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ use axum::{Form, Json};
 use base64_decode::decode_basic;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
+use pix_core::money::Money;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -183,7 +184,7 @@ impl ReversalRec {
 
 /// Two-place decimal string, as BTG sends amounts.
 fn money(centavos: i64) -> String {
-    format!("{}.{:02}", centavos / 100, centavos % 100)
+    Money::from_centavos(centavos).to_string()
 }
 
 /// A record whose status moves on its own with simulated time.

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use pix_core::money::Money;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -46,38 +47,12 @@ pub(crate) fn err(code: &'static str, message: impl Into<String>) -> LedgerError
 
 /// Midaz decimals are shopspring `String()`: trailing zeros stripped (`"100"`, `"99.5"`).
 pub fn midaz_decimal(centavos: i64) -> String {
-    let sign = if centavos < 0 { "-" } else { "" };
-    let abs = centavos.unsigned_abs();
-    let (units, cents) = (abs / 100, abs % 100);
-    match cents {
-        0 => format!("{sign}{units}"),
-        c if c % 10 == 0 => format!("{sign}{units}.{}", c / 10),
-        c => format!("{sign}{units}.{c:02}"),
-    }
+    Money::from_centavos(centavos).to_decimal().normalize().to_string()
 }
 
-/// Parses a decimal string or number into centavos (at most two places).
+/// Reads a decimal string or number into centavos (at most two places), as Midaz does.
 pub fn parse_amount(v: &Value) -> Option<i64> {
-    let text = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let (neg, digits) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text.as_str()),
-    };
-    let (i, f) = digits.split_once('.').unwrap_or((digits, ""));
-    if i.is_empty() || f.len() > 2 || !i.chars().chain(f.chars()).all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let cents = match f.len() {
-        0 => 0,
-        1 => f.parse::<i64>().ok()? * 10,
-        _ => f.parse::<i64>().ok()?,
-    };
-    let value = i.parse::<i64>().ok()?.checked_mul(100)?.checked_add(cents)?;
-    Some(if neg { -value } else { value })
+    pix_core::money::upstream::deserialize(v).ok().map(Money::centavos)
 }
 
 /// An account with its `default` balance.
@@ -577,6 +552,18 @@ mod tests {
         assert_eq!(midaz_decimal(10_050), "100.5");
         assert_eq!(midaz_decimal(7), "0.07");
         assert_eq!(midaz_decimal(-1_005), "-10.05");
+        assert_eq!(midaz_decimal(0), "0");
+    }
+
+    #[test]
+    fn amounts_are_read_from_strings_or_numbers_with_two_places_at_most() {
+        assert_eq!(parse_amount(&json!("10.5")), Some(1_050));
+        assert_eq!(parse_amount(&json!(100)), Some(10_000));
+        assert_eq!(parse_amount(&json!(99.99)), Some(9_999));
+        assert_eq!(parse_amount(&json!("-0.07")), Some(-7));
+        for bad in [json!("1.234"), json!("1,00"), json!(null), json!(true), json!("")] {
+            assert_eq!(parse_amount(&bad), None, "{bad}");
+        }
     }
 
     #[test]

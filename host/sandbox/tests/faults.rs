@@ -195,7 +195,12 @@ async fn webhooks_are_signed_and_retried_until_2xx() {
     })
     .await;
     assert!(matches!(&events[0].1, BtgEvent::PaymentInbound(p) if p.end_to_end_id == data["endToEndId"]));
-    let log = h.deliveries();
+    // The receiver holds the event before the simulator logs the 2xx: wait for that log line.
+    let log = eventually(10, || {
+        let log = h.deliveries();
+        log.iter().any(|d| d.webhook_id == events[0].0 && d.outcome == "delivered").then_some(log)
+    })
+    .await;
     let attempts: Vec<_> = log.iter().filter(|d| d.webhook_id == events[0].0).collect();
     assert_eq!(attempts.len(), 4, "{attempts:?}");
     assert!(attempts[..3].iter().all(|d| d.outcome == "failed" && d.status == Some(500)));

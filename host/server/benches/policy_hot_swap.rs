@@ -64,14 +64,13 @@ async fn run() -> anyhow::Result<()> {
     config.btg_webhook.hmac_secret = Some(SECRET.into());
     let sandbox = pix_server::embedded::start_sandbox(42, None, SECRET).await?;
     let policies = PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &root.join("policies")).await?;
-    let state = AppState {
-        store: db.store.clone(),
-        config: Arc::new(config),
-        clock: clock.clone(),
-        metrics: pix_server::telemetry::metrics_handle(),
-        integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
+    let state = AppState::new(
+        db.store.clone(),
+        config,
+        clock.clone(),
+        Arc::new(Integrations::new(sandbox.integrations.clone())),
         policies,
-    };
+    );
     let admin = db.store.issue_token(None, "hot-swap bench", clock.now()).await?.token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);

@@ -36,6 +36,36 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub integrations: Arc<crate::integrations::Integrations>,
     pub policies: Arc<crate::policies::PolicyRuntime>,
+    /// The use cases, over the same store, clock, clients and policies.
+    pub app: pix_app::App,
+}
+
+impl AppState {
+    /// The one way to assemble the state: the binary, the tests and the benches all use it.
+    pub fn new(
+        store: Store,
+        config: Config,
+        clock: Arc<dyn Clock>,
+        integrations: Arc<crate::integrations::Integrations>,
+        policies: Arc<crate::policies::PolicyRuntime>,
+    ) -> AppState {
+        let app = pix_app::App {
+            store: store.clone(),
+            clock: clock.clone(),
+            upstreams: integrations.clone(),
+            policies: policies.clone(),
+            settings: Arc::new(config.transfers.settings()),
+        };
+        AppState {
+            store,
+            config: Arc::new(config),
+            clock,
+            metrics: telemetry::metrics_handle(),
+            integrations,
+            policies,
+            app,
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -88,6 +118,7 @@ fn areas() -> Areas {
             .merge(crate::transfers::routes())
             .merge(crate::policies::quote::routes()),
         admin: routes::admin::routes()
+            .merge(routes::transfer_limits::routes())
             .merge(crate::webhooks::admin_routes())
             .merge(crate::policies::admin::routes())
             .merge(crate::transfers::admin_routes()),

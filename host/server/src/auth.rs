@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pix_core::error::ErrorCode;
-use pix_store::tenants::{Principal, Tenant};
+use pix_store::tenants::{Credential, Principal, Tenant};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -29,7 +29,8 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+/// Resolves the bearer token; the store keeps resolved credentials briefly (`cache.credential_ttl_ms`).
+async fn credential(state: &AppState, headers: &HeaderMap) -> Result<Credential, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized("missing bearer token"));
     };
@@ -40,7 +41,7 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, R
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
-    match state.store.authenticate(token).await {
+    match state.store.credential(token).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(unauthorized("invalid or revoked token")),
         Err(e) => Err(ApiError::from(e).into_response()),
@@ -48,26 +49,23 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, R
 }
 
 pub async fn require_tenant(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let tenant_id = match principal(&state, req.headers()).await {
-        Ok(Principal::Tenant { tenant_id, .. }) => tenant_id,
-        Ok(Principal::Admin { .. }) => {
+    let tenant = match credential(&state, req.headers()).await {
+        Ok(Credential { principal: Principal::Tenant { .. }, tenant }) => tenant,
+        Ok(Credential { principal: Principal::Admin { .. }, .. }) => {
             return ApiError::new(ErrorCode::Forbidden, "admin credentials cannot act as a tenant").into_response();
         }
         Err(response) => return response,
     };
-    match state.store.tenant(tenant_id).await {
-        Ok(Some(tenant)) => {
-            tracing::Span::current().record("tenant", tracing::field::display(tenant.id));
-            req.extensions_mut().insert(CurrentTenant(tenant));
-            next.run(req).await
-        }
-        Ok(None) => unauthorized("the token's tenant no longer exists"),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+    let Some(tenant) = tenant else {
+        return unauthorized("the token's tenant no longer exists");
+    };
+    tracing::Span::current().record("tenant", tracing::field::display(tenant.id));
+    req.extensions_mut().insert(CurrentTenant(tenant));
+    next.run(req).await
 }
 
 pub async fn require_admin(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    match principal(&state, req.headers()).await {
+    match credential(&state, req.headers()).await.map(|c| c.principal) {
         Ok(Principal::Admin { credential_id }) => {
             req.extensions_mut().insert(CurrentAdmin { credential_id });
             next.run(req).await

@@ -119,7 +119,8 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
         schema: None,
     };
-    Store::connect(&config.database_url(), &options).await.context("connecting to the database")
+    let store = Store::connect(&config.database_url(), &options).await.context("connecting to the database")?;
+    Ok(store.with_credential_ttl(config.cache.credential_ttl()))
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and jobs.
@@ -164,14 +165,9 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let policies =
         crate::policies::PolicyRuntime::with_default_limits(store.clone(), clock.clone(), &config.policies.dir).await?;
-    let state = AppState {
-        store: store.clone(),
-        config: Arc::new(config),
-        clock: clock.clone(),
-        metrics: telemetry::metrics_handle(),
-        integrations: Arc::new(Integrations::new(integrations)),
-        policies,
-    };
+    let policy_runtime = policies.clone();
+    let integrations = Arc::new(Integrations::new(integrations).with_account_ttl(config.cache.account_ttl()));
+    let state = AppState::new(store.clone(), config, clock.clone(), integrations, policies);
 
     let mut background = tokio::task::JoinSet::new();
     // Every role decides (the API on requests, workers on events), so every role follows policy changes.
@@ -222,6 +218,7 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     serve_http(listener, app, shutdown.clone()).await?;
     shutdown.cancel();
     while background.join_next().await.is_some() {}
+    policy_runtime.flush_decisions().await;
     if let Some(embedded) = sandbox {
         embedded.handle.shutdown();
     }

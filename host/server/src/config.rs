@@ -28,6 +28,81 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub btg_webhook: BtgWebhookConfig,
     pub policies: PoliciesConfig,
+    pub transfers: TransfersConfig,
+    pub cache: CacheConfig,
+}
+
+/// The money engine's waits and the stuck-transfer sweeper (see docs/transfers.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransfersConfig {
+    /// BTG's "no such payment" releases a hold only once the cash-out is this old.
+    pub btg_not_found_grace_secs: u64,
+    /// The sweeper reads back a cash-out left at NEW or HELD (or a cash-in not finished) this long.
+    pub stale_pending_secs: u64,
+    /// … one at SENT whose verdict has not arrived.
+    pub stale_sent_secs: u64,
+    /// … one IN_REVIEW nobody decided (it is then rejected).
+    pub stale_review_secs: u64,
+    /// … an incident whose ledger correction is not posted yet.
+    pub stale_incident_secs: u64,
+    pub sweep_every_ms: u64,
+    pub sweep_batch: u32,
+}
+
+impl TransfersConfig {
+    pub fn settings(&self) -> pix_app::TransferSettings {
+        let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        pix_app::TransferSettings {
+            btg_not_found_grace: secs(self.btg_not_found_grace_secs),
+            stale_after: pix_store::transfers::StaleAfter {
+                pending: secs(self.stale_pending_secs),
+                sent: secs(self.stale_sent_secs),
+                review: secs(self.stale_review_secs),
+                incident: secs(self.stale_incident_secs),
+            },
+            sweep_every: Duration::from_millis(self.sweep_every_ms),
+            sweep_batch: i64::from(self.sweep_batch),
+        }
+    }
+}
+
+impl Default for TransfersConfig {
+    fn default() -> Self {
+        let d = pix_app::TransferSettings::default();
+        let secs = |d: chrono::Duration| u64::try_from(d.num_seconds()).unwrap_or(0);
+        TransfersConfig {
+            btg_not_found_grace_secs: secs(d.btg_not_found_grace),
+            stale_pending_secs: secs(d.stale_after.pending),
+            stale_sent_secs: secs(d.stale_after.sent),
+            stale_review_secs: secs(d.stale_after.review),
+            stale_incident_secs: secs(d.stale_after.incident),
+            sweep_every_ms: u64::try_from(d.sweep_every.as_millis()).unwrap_or(u64::MAX),
+            sweep_batch: u32::try_from(d.sweep_batch).unwrap_or(100),
+        }
+    }
+}
+
+/// What a process keeps in memory briefly instead of reading on every request. Zero disables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Resolved bearer credentials (by token hash). A revocation made by another instance takes
+    /// effect there within this time; in the revoking process, at once.
+    pub credential_ttl_ms: u64,
+    /// `X-Account-Id` ownership (Midaz account with its blocked flag, CRM holder) per tenant and
+    /// account. A block in Midaz takes effect here within this time.
+    pub account_ttl_ms: u64,
+}
+
+impl CacheConfig {
+    pub fn credential_ttl(&self) -> Duration {
+        Duration::from_millis(self.credential_ttl_ms)
+    }
+
+    pub fn account_ttl(&self) -> Duration {
+        Duration::from_millis(self.account_ttl_ms)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +223,9 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     pub poll_interval_ms: u64,
     pub lease_secs: u64,
+    /// How long one handler may run before it is stopped and its job retried; below the lease,
+    /// so a job never runs on two workers at once.
+    pub job_timeout_ms: u64,
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
 }
@@ -180,6 +258,7 @@ impl Default for Config {
                 concurrency: 8,
                 poll_interval_ms: 250,
                 lease_secs: 60,
+                job_timeout_ms: 30_000,
                 retry_base_ms: 1_000,
                 retry_cap_ms: 15 * 60 * 1000,
             },
@@ -192,6 +271,11 @@ impl Default for Config {
                 watch: false,
                 poll_interval_ms: 2_000,
                 decision_retention_days: 30,
+            },
+            transfers: TransfersConfig::default(),
+            cache: CacheConfig {
+                credential_ttl_ms: pix_store::DEFAULT_CREDENTIAL_TTL.as_millis() as u64,
+                account_ttl_ms: crate::account::DEFAULT_ACCOUNT_TTL.as_millis() as u64,
             },
         }
     }
@@ -230,6 +314,9 @@ impl Config {
         {
             return fail("database.url", "must start with sqlite: or postgres: (or be empty for the embedded default)");
         }
+        if self.transfers.sweep_every_ms == 0 || self.transfers.sweep_batch == 0 {
+            return fail("transfers.sweep_every_ms", "the sweeper's interval and batch must be greater than 0");
+        }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");
         }
@@ -265,6 +352,9 @@ impl Config {
         if w.lease_secs == 0 || w.poll_interval_ms == 0 {
             return fail("workers.lease_secs", "lease and poll interval must be greater than 0");
         }
+        if w.job_timeout_ms == 0 || w.job_timeout_ms >= w.lease_secs.saturating_mul(1000) {
+            return fail("workers.job_timeout_ms", "must be greater than 0 and below workers.lease_secs");
+        }
         if w.retry_base_ms == 0 || w.retry_base_ms > w.retry_cap_ms {
             return fail("workers.retry_base_ms", "must be between 1 and workers.retry_cap_ms");
         }
@@ -292,6 +382,12 @@ impl Config {
         }
         if self.policies.poll_interval_ms == 0 || self.policies.decision_retention_days == 0 {
             return fail("policies.poll_interval_ms", "poll interval and retention must be greater than 0");
+        }
+        if self.cache.credential_ttl_ms > 60_000 {
+            return fail("cache.credential_ttl_ms", "must be at most 60000: a revocation elsewhere waits this long");
+        }
+        if self.cache.account_ttl_ms > 60_000 {
+            return fail("cache.account_ttl_ms", "must be at most 60000: a Midaz block waits this long");
         }
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return fail("log.filter", &e.to_string());
@@ -374,5 +470,13 @@ mod tests {
         let mut c = Config::default();
         c.log.filter = "[[[".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.filter"));
+        for timeout_ms in [0, 60_000, 90_000] {
+            let mut c = Config::default();
+            c.workers.job_timeout_ms = timeout_ms;
+            assert!(c.validate().unwrap_err().to_string().contains("workers.job_timeout_ms"), "{timeout_ms}");
+        }
+        let mut c = Config::default();
+        c.workers.job_timeout_ms = 59_999;
+        c.validate().unwrap();
     }
 }

@@ -36,6 +36,22 @@ impl From<PixError> for ApiError {
     }
 }
 
+impl From<pix_app::AppError> for ApiError {
+    fn from(e: pix_app::AppError) -> ApiError {
+        use pix_app::AppError;
+        match e {
+            AppError::Refused { code, message } => ApiError::new(code, message),
+            AppError::Upstream { what, source } => crate::integrations::upstream_error(what, source),
+            AppError::Unknown(why) => {
+                tracing::warn!(%why, "outcome unknown");
+                ApiError::new(ErrorCode::UpstreamUnavailable, "the outcome is not known yet; read the resource again")
+            }
+            AppError::Store(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

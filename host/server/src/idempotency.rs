@@ -1,14 +1,15 @@
 //! `X-Idempotency` / `X-TTL` for mutating endpoints (Lerian's header names, stricter semantics):
 //! a replay returns the stored status, headers and body with `X-Idempotency-Replayed: true`;
-//! the same key with a different request → 422 `IDEMPOTENCY_KEY_REUSE`; the same key while the
-//! first request is still running → 409 with `Retry-After`. Keys are per tenant. Server errors
-//! and transient refusals (409, 429, 5xx) are not stored, so the client can retry them.
+//! the same key with a different request (method, path, body, `X-Account-Id` or `X-Purpose`)
+//! → 422 `IDEMPOTENCY_KEY_REUSE`; the same key while the first request is still running → 409
+//! with `Retry-After`. Keys are per tenant. Server errors and transient refusals (409, 429, 5xx)
+//! are not stored, so the client can retry them.
 
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pix_core::error::ErrorCode;
@@ -18,10 +19,13 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::auth::CurrentTenant;
 use crate::error::ApiError;
+use crate::extract::ACCOUNT_ID_HEADER;
 
 pub const KEY_HEADER: &str = "x-idempotency";
 pub const TTL_HEADER: &str = "x-ttl";
 pub const REPLAYED_HEADER: &str = "x-idempotency-replayed";
+/// The cash-out's purpose (`TRANSFER`, `INSTANT_PAYMENT_REFUND`).
+pub const PURPOSE_HEADER: &str = "x-purpose";
 
 /// Headers that describe one transmission rather than the response itself.
 const NOT_REPLAYED: &[&str] = &["x-request-id", "date", "content-length", REPLAYED_HEADER];
@@ -51,15 +55,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
     let body = to_bytes(body, state.config.server.body_limit_bytes)
         .await
         .map_err(|_| reject(ErrorCode::PayloadTooLarge, "the request body exceeds the size limit"))?;
-    let fingerprint = {
-        let mut h = Sha256::new();
-        h.update(parts.method.as_str());
-        h.update(b"\n");
-        h.update(parts.uri.path_and_query().map_or("", |p| p.as_str()));
-        h.update(b"\n");
-        h.update(&body);
-        hex::encode(h.finalize())
-    };
+    let fingerprint = fingerprint(&parts.method, &parts.uri, &parts.headers, &body);
 
     let lock = Duration::from_secs(state.config.idempotency.lock_secs);
     let claim = state
@@ -123,6 +119,31 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
+/// Headers that change what a request does, so they are part of what a key stands for: the same
+/// key reused with another account or purpose is a different request (422), not a replay.
+const FINGERPRINTED_HEADERS: &[&str] = &[ACCOUNT_ID_HEADER, PURPOSE_HEADER];
+
+/// SHA-256 of method, path and query, the [`FINGERPRINTED_HEADERS`] and the body. Every header
+/// gets a line whether present or not (`name:value` or a bare `name`), and neither a path nor a
+/// header value can hold a newline, so no two different requests encode to the same bytes.
+fn fingerprint(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str());
+    h.update(b"\n");
+    h.update(uri.path_and_query().map_or("", |p| p.as_str()));
+    h.update(b"\n");
+    for name in FINGERPRINTED_HEADERS {
+        h.update(name);
+        if let Some(value) = headers.get(*name) {
+            h.update(b":");
+            h.update(value.as_bytes());
+        }
+        h.update(b"\n");
+    }
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
 /// Whether a response is the operation's answer (stored) or a transient refusal (not stored).
 fn is_final(status: StatusCode) -> bool {
     !(status.is_server_error()
@@ -168,4 +189,37 @@ fn header_str(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiErro
 
 fn reject(code: ErrorCode, message: &str) -> ApiError {
     ApiError::new(code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn print(headers: &[(&'static str, &'static str)], body: &str) -> String {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        fingerprint(&Method::POST, &Uri::from_static("/v1/transfers?x=1"), &map, body.as_bytes())
+    }
+
+    #[test]
+    fn account_and_purpose_are_part_of_the_request() {
+        let base = print(&[("x-account-id", "a"), ("x-purpose", "TRANSFER")], "{}");
+        assert_eq!(
+            base,
+            print(&[("x-purpose", "TRANSFER"), ("x-account-id", "a")], "{}"),
+            "header order is irrelevant"
+        );
+        assert_ne!(base, print(&[("x-account-id", "b"), ("x-purpose", "TRANSFER")], "{}"));
+        assert_ne!(base, print(&[("x-account-id", "a"), ("x-purpose", "INSTANT_PAYMENT_REFUND")], "{}"));
+        assert_ne!(base, print(&[("x-account-id", "a")], "{}"), "absent is not the default purpose");
+        assert_eq!(base, print(&[("x-account-id", "a"), ("x-purpose", "TRANSFER"), ("x-other", "1")], "{}"));
+    }
+
+    #[test]
+    fn absent_empty_and_body_borne_headers_do_not_collide() {
+        assert_ne!(print(&[], "{}"), print(&[("x-account-id", "")], "{}"));
+        assert_ne!(print(&[("x-account-id", "a")], "{}"), print(&[], "x-account-id:a\n{}"));
+    }
 }

@@ -4,33 +4,43 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use pix_app::{AppError, Upstreams};
 use pix_core::error::ErrorCode;
-use pix_integrations::{Btg, BtgClient, CrmClient, HolderDirectory, IntegrationError, Ledger, MidazClient};
+use pix_integrations::{BtgClient, CrmClient, IntegrationError, MidazClient};
 use pix_store::tenants::Tenant;
 use uuid::Uuid;
 
+use crate::account::{AccountCache, DEFAULT_ACCOUNT_TTL};
 use crate::config::IntegrationsConfig;
 use crate::error::ApiError;
 
-/// One tenant's view of the three upstreams.
-pub struct TenantClients {
-    pub ledger: Arc<dyn Ledger>,
-    pub holders: Arc<dyn HolderDirectory>,
-    pub btg: Arc<dyn Btg>,
-}
+pub use pix_app::TenantClients;
 
 pub struct Integrations {
     base: IntegrationsConfig,
     clients: Mutex<HashMap<Uuid, Arc<TenantClients>>>,
+    /// Proven `X-Account-Id` ownerships; they depend on the tenant's clients, so `forget` drops them.
+    accounts: AccountCache,
 }
 
 impl Integrations {
     pub fn new(base: IntegrationsConfig) -> Integrations {
-        Integrations { base, clients: Mutex::default() }
+        Integrations { base, clients: Mutex::default(), accounts: AccountCache::new(DEFAULT_ACCOUNT_TTL) }
     }
 
-    pub fn for_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantClients>, ApiError> {
+    /// Sets how long a proven account ownership is reused (zero: never).
+    pub fn with_account_ttl(mut self, ttl: Duration) -> Integrations {
+        self.accounts = AccountCache::new(ttl);
+        self
+    }
+
+    pub fn accounts(&self) -> &AccountCache {
+        &self.accounts
+    }
+
+    pub fn for_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantClients>, AppError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&tenant.id) {
             return Ok(c.clone());
@@ -48,9 +58,9 @@ impl Integrations {
         }
         btg.ispb.clone_from(&tenant.ispb);
         let built = Arc::new(TenantClients {
-            ledger: Arc::new(MidazClient::new(&midaz).map_err(ApiError::internal)?),
-            holders: Arc::new(CrmClient::new(&crm).map_err(ApiError::internal)?),
-            btg: Arc::new(BtgClient::new(&btg).map_err(ApiError::internal)?),
+            ledger: Arc::new(MidazClient::new(&midaz).map_err(internal)?),
+            holders: Arc::new(CrmClient::new(&crm).map_err(internal)?),
+            btg: Arc::new(BtgClient::new(&btg).map_err(internal)?),
         });
         clients.insert(tenant.id, built.clone());
         Ok(built)
@@ -59,7 +69,18 @@ impl Integrations {
     /// Drops a tenant's cached clients (after its settings change).
     pub fn forget(&self, tenant: Uuid) {
         self.clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
+        self.accounts.forget_tenant(tenant);
     }
+}
+
+impl Upstreams for Integrations {
+    fn for_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantClients>, AppError> {
+        Integrations::for_tenant(self, tenant)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(format!("building upstream clients: {e}"))
 }
 
 /// Maps an upstream failure to the API: "not found" stays a client error, the rest says which

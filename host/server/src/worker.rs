@@ -2,7 +2,9 @@
 //!
 //! Handlers must be idempotent: delivery is at least once (a worker that dies mid-job leaves a
 //! lease that expires, and the job runs again). Retryable failures come back after an exponential
-//! delay with jitter; permanent failures and exhausted jobs go to `dead` for an operator.
+//! delay with jitter; permanent failures and exhausted jobs go to `dead` for an operator. A
+//! handler that runs past `workers.job_timeout_ms` is stopped and retried like any retryable
+//! failure.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +17,7 @@ use pix_store::Store;
 use pix_store::jobs::{Job, retry_delay};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::WorkerConfig;
 
@@ -27,6 +30,13 @@ pub enum JobError {
     /// Retrying cannot help (bad payload, business rejection).
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+/// A refusal is final; anything else (an upstream, the database, an unknown outcome) is retried.
+impl From<pix_app::AppError> for JobError {
+    fn from(e: pix_app::AppError) -> JobError {
+        if e.is_permanent() { JobError::Permanent(e.to_string()) } else { JobError::Retry(e.to_string()) }
+    }
 }
 
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'a>>;
@@ -97,11 +107,17 @@ impl Worker {
         tracing::info!(queue = %worker.queue, "worker stopped");
     }
 
+    /// Runs one job inside its span. `instrument` enters the span only while this future is
+    /// polled; a guard from `span.enter()` held across an `.await` would stay entered on the
+    /// thread while other jobs run there, nesting their spans (`job:job:job:…`).
     async fn execute(&self, job: Job) {
         let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
-        let _enter = span.enter();
+        self.run_job(job).instrument(span).await;
+    }
+
+    async fn run_job(&self, job: Job) {
         let outcome = match self.handlers.get(&job.kind) {
-            Some(handler) => handler.handle(&job).await,
+            Some(handler) => self.handle_within_timeout(handler.as_ref(), &job).await,
             None => Err(JobError::Permanent(format!("no handler for job kind {:?}", job.kind))),
         };
         let now = self.clock.now();
@@ -131,6 +147,24 @@ impl Worker {
         }
         metrics::counter!("jobs_processed_total", "queue" => self.queue.clone(), "kind" => job.kind.clone(), "outcome" => label)
             .increment(1);
+    }
+
+    /// The handler's outcome, or a retryable failure once `job_timeout_ms` passes. The timeout is
+    /// shorter than the lease (checked at start), so a hung handler gives its job back through
+    /// the retry schedule before another worker could claim it while this one still runs it.
+    /// Dropping the handler mid-way is safe for the same reason a crash is: handlers are
+    /// idempotent and an ambiguous upstream call is resolved by reading back on the retry.
+    async fn handle_within_timeout(&self, handler: &dyn JobHandler, job: &Job) -> Result<(), JobError> {
+        let limit = Duration::from_millis(self.config.job_timeout_ms);
+        match tokio::time::timeout(limit, handler.handle(job)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                metrics::counter!("jobs_timed_out_total", "queue" => self.queue.clone(), "kind" => job.kind.clone())
+                    .increment(1);
+                tracing::warn!(timeout_ms = self.config.job_timeout_ms, "job handler timed out; it will be retried");
+                Err(JobError::Retry(format!("timed out after {} ms", self.config.job_timeout_ms)))
+            }
+        }
     }
 }
 

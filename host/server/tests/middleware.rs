@@ -15,7 +15,7 @@ use pix_server::config::Config;
 use pix_server::embedded::{EmbeddedSandbox, start_sandbox};
 use pix_server::extract::AccountId;
 use pix_server::integrations::Integrations;
-use pix_server::{auth, cli, idempotency, telemetry};
+use pix_server::{auth, cli, idempotency};
 use pix_store::tenants::NewTenant;
 use pix_store::testing::TestStore;
 use tokio::sync::Notify;
@@ -53,20 +53,19 @@ async fn harness_on(db: TestStore, config: Config) -> Harness {
     let token = db.issue_token(Some(tenant.id), "t", now).await.unwrap().token;
     let sandbox = start_sandbox(7, None, "middleware-test-secret").await.unwrap();
     db.set_tenant_ledger(tenant.id, &sandbox.data.organization_id, &sandbox.data.ledger_id, now).await.unwrap();
-    let state = AppState {
-        store: db.store.clone(),
-        config: Arc::new(config),
-        clock: Arc::new(SystemClock),
-        metrics: telemetry::metrics_handle(),
-        integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
-        policies: pix_server::policies::PolicyRuntime::with_default_limits(
+    let state = AppState::new(
+        db.store.clone(),
+        config,
+        Arc::new(SystemClock),
+        Arc::new(Integrations::new(sandbox.integrations.clone())),
+        pix_server::policies::PolicyRuntime::with_default_limits(
             db.store.clone(),
             Arc::new(SystemClock),
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"),
         )
         .await
         .unwrap(),
-    };
+    );
     let calls = Arc::new(AtomicUsize::new(0));
     let release = Arc::new(Notify::new());
     let (c, r) = (calls.clone(), release.clone());
@@ -82,6 +81,7 @@ async fn harness_on(db: TestStore, config: Config) -> Harness {
                 }
             }),
         )
+        .route("/create", post(|| async { (axum::http::StatusCode::CREATED, uuid::Uuid::now_v7().to_string()) }))
         .route(
             "/panic",
             post(|| async {
@@ -147,6 +147,52 @@ async fn in_flight_is_refused(h: Harness) {
     }
     h.release.notify_one();
     assert!(!plain.await.unwrap().unwrap().headers().contains_key("x-idempotency-replayed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_key_reused_with_another_account_or_purpose_is_refused() {
+    key_reuse_across_accounts(harness(Config::default()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_key_reused_with_another_account_or_purpose_is_refused() {
+    if let Some(db) = TestStore::postgres().await {
+        key_reuse_across_accounts(harness_on(db, Config::default()).await).await;
+    }
+}
+
+async fn key_reuse_across_accounts(h: Harness) {
+    let client = reqwest::Client::new();
+    let send = |key: &str, account: Option<&str>, purpose: Option<&str>| {
+        let mut request = client.post(format!("{}/create", h.url)).bearer_auth(&h.token).header("x-idempotency", key);
+        if let Some(account) = account {
+            request = request.header("x-account-id", account);
+        }
+        if let Some(purpose) = purpose {
+            request = request.header("x-purpose", purpose);
+        }
+        request.body("{}").send()
+    };
+    let (a, b) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+    let first = send("k", Some(&a), Some("TRANSFER")).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let created = first.text().await.unwrap();
+    let replay = send("k", Some(&a), Some("TRANSFER")).await.unwrap();
+    assert_eq!(replay.headers()["x-idempotency-replayed"], "true");
+    assert_eq!(replay.text().await.unwrap(), created, "same key, account and purpose: a replay");
+
+    for (account, purpose) in [
+        (Some(b.as_str()), Some("TRANSFER")),
+        (Some(a.as_str()), Some("INSTANT_PAYMENT_REFUND")),
+        (None, Some("TRANSFER")),
+    ] {
+        let reuse = send("k", account, purpose).await.unwrap();
+        assert_eq!(reuse.status(), 422, "{account:?} {purpose:?}");
+        assert_eq!(json(reuse).await["code"], "IDEMPOTENCY_KEY_REUSE");
+    }
+    let other_key = send("k2", Some(&b), Some("TRANSFER")).await.unwrap();
+    assert_eq!(other_key.status(), 201, "another key for the other account runs");
+    assert_ne!(other_key.text().await.unwrap(), created);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

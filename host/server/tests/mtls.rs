@@ -8,7 +8,7 @@ use pix_server::app::{AppState, mtls_ingress_router};
 use pix_server::config::{Config, MtlsListenerConfig};
 use pix_server::embedded::start_sandbox;
 use pix_server::integrations::Integrations;
-use pix_server::{mtls, telemetry};
+use pix_server::mtls;
 use pix_store::tenants::NewTenant;
 use pix_store::testing::TestStore;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -82,20 +82,19 @@ async fn only_clients_with_a_certificate_from_the_configured_ca_get_in() {
     let mut config = Config::default();
     config.btg_webhook.hmac_secret = None; // mTLS alone vouches for the sender here.
     config.btg_webhook.mtls = Some(listener.clone());
-    let state = AppState {
-        store: db.store.clone(),
-        config: Arc::new(config),
-        clock: Arc::new(SystemClock),
-        metrics: telemetry::metrics_handle(),
-        integrations: Arc::new(Integrations::new(sandbox.integrations.clone())),
-        policies: pix_server::policies::PolicyRuntime::with_default_limits(
+    let state = AppState::new(
+        db.store.clone(),
+        config,
+        Arc::new(SystemClock),
+        Arc::new(Integrations::new(sandbox.integrations.clone())),
+        pix_server::policies::PolicyRuntime::with_default_limits(
             db.store.clone(),
             Arc::new(SystemClock),
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"),
         )
         .await
         .unwrap(),
-    };
+    );
     let shutdown = CancellationToken::new();
     let (addr, _task) =
         mtls::serve(&listener, mtls_ingress_router(state), shutdown.clone(), Duration::from_secs(1)).await.unwrap();

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{Backend, Store, StoreError, StoreResult, on_pool, on_tx, parse_uuid};
+use crate::{Backend, Store, StoreError, StoreResult, Tx, on_pool, on_tx, parse_uuid};
 
 /// How the engine routed an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -321,34 +321,8 @@ pub struct DeliveryFilter {
 
 impl Store {
     /// The tenant's endpoints that could match `flow`/`entity` at any level (entity, flow, default).
-    pub async fn webhook_route_candidates(
-        &self,
-        tenant: Uuid,
-        flow: &str,
-        entity: &str,
-    ) -> StoreResult<Vec<RouteCandidate>> {
-        let rows: Vec<(String, Option<String>, Option<String>, bool)> = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT id, flow_type, entity_type, enabled FROM webhook_endpoints
-                 WHERE tenant_id = $1 AND (flow_type IS NULL OR flow_type = $2)
-                   AND (entity_type IS NULL OR entity_type = $3)
-                 ORDER BY created_at, id",
-            )
-            .bind(tenant.to_string())
-            .bind(flow)
-            .bind(entity)
-            .fetch_all(pool)
-            .await
-        })?;
-        rows.into_iter()
-            .map(|(id, flow_type, entity_type, enabled)| {
-                Ok(RouteCandidate { id: parse_uuid(&id)?, flow_type, entity_type, enabled })
-            })
-            .collect()
-    }
-
     /// Records `event` and one pending delivery per endpoint, atomically. `false` when the event
-    /// was already recorded (the routing job ran again): nothing changes.
+    /// was already recorded: nothing changes.
     pub async fn record_webhook_event(
         &self,
         event: &NewWebhookEvent<'_>,
@@ -357,49 +331,28 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let inserted: Option<String> = on_tx!(&mut tx, conn => {
-            sqlx::query_scalar(
-                "INSERT INTO webhook_events
-                    (id, tenant_id, flow_type, entity_type, entity_id, body, routing, occurred_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (id) DO NOTHING
-                 RETURNING id",
-            )
-            .bind(event.id.to_string())
-            .bind(event.tenant_id.to_string())
-            .bind(event.flow_type)
-            .bind(event.entity_type)
-            .bind(event.entity_id)
-            .bind(event.body)
-            .bind(routing.as_str())
-            .bind(event.occurred_at)
-            .bind(now)
-            .fetch_optional(conn)
-            .await
-        })?;
-        if inserted.is_none() {
-            return Ok(false);
-        }
-        let ordering_key = format!("{}:{}:{}", event.flow_type, event.entity_type, event.entity_id);
-        for endpoint in endpoints {
-            on_tx!(&mut tx, conn => {
-                sqlx::query(
-                    "INSERT INTO webhook_deliveries
-                        (event_id, tenant_id, endpoint_id, ordering_key, status, next_attempt_at, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 'pending', $5, $5, $5)",
-                )
-                .bind(event.id.to_string())
-                .bind(event.tenant_id.to_string())
-                .bind(endpoint.to_string())
-                .bind(&ordering_key)
-                .bind(now)
-                .execute(conn)
-                .await
-                .map(|r| r.rows_affected())
-            })?;
-        }
+        let inserted = insert_webhook_event(&mut tx, event, routing, endpoints, now).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(inserted)
+    }
+
+    /// Every event recorded for `tenant` in the order recorded, as its body plus `entityId`
+    /// (what a tenant's endpoints receive; for tests and investigations).
+    pub async fn recorded_event_bodies(&self, tenant: Uuid) -> StoreResult<Vec<serde_json::Value>> {
+        let rows: Vec<(String, String)> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT entity_id, body FROM webhook_events WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant.to_string())
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter()
+            .map(|(entity_id, body)| {
+                let mut value: serde_json::Value =
+                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("webhook event body: {e}")))?;
+                value["entityId"] = serde_json::Value::String(entity_id);
+                Ok(value)
+            })
+            .collect()
     }
 
     pub async fn webhook_event(&self, id: Uuid) -> StoreResult<Option<WebhookEvent>> {
@@ -725,4 +678,108 @@ impl Store {
         })?;
         Ok(done)
     }
+}
+
+/// The tenant's endpoints that could receive an event of `flow` and `entity`, read in `tx`.
+pub async fn route_candidates(tx: &mut Tx, tenant: Uuid, flow: &str, entity: &str) -> StoreResult<Vec<RouteCandidate>> {
+    let rows: Vec<(String, Option<String>, Option<String>, bool)> = on_tx!(tx, conn => {
+        sqlx::query_as(
+            "SELECT id, flow_type, entity_type, enabled FROM webhook_endpoints
+             WHERE tenant_id = $1 AND (flow_type IS NULL OR flow_type = $2)
+               AND (entity_type IS NULL OR entity_type = $3)
+             ORDER BY created_at, id",
+        )
+        .bind(tenant.to_string())
+        .bind(flow)
+        .bind(entity)
+        .fetch_all(conn)
+        .await
+    })?;
+    rows.into_iter()
+        .map(|(id, flow_type, entity_type, enabled)| {
+            Ok(RouteCandidate { id: parse_uuid(&id)?, flow_type, entity_type, enabled })
+        })
+        .collect()
+}
+
+/// Records `event` and one pending delivery per endpoint in `tx`. `false` when the event was
+/// already recorded: nothing changes.
+pub async fn insert_webhook_event(
+    tx: &mut Tx,
+    event: &NewWebhookEvent<'_>,
+    routing: EventRouting,
+    endpoints: &[Uuid],
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let inserted: Option<String> = on_tx!(tx, conn => {
+        sqlx::query_scalar(
+            "INSERT INTO webhook_events
+                (id, tenant_id, flow_type, entity_type, entity_id, body, routing, occurred_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id",
+        )
+        .bind(event.id.to_string())
+        .bind(event.tenant_id.to_string())
+        .bind(event.flow_type)
+        .bind(event.entity_type)
+        .bind(event.entity_id)
+        .bind(event.body)
+        .bind(routing.as_str())
+        .bind(event.occurred_at)
+        .bind(now)
+        .fetch_optional(conn)
+        .await
+    })?;
+    if inserted.is_none() {
+        return Ok(false);
+    }
+    insert_deliveries(tx, event, endpoints, now).await?;
+    Ok(true)
+}
+
+/// Sets the routing of the recorded `event` and adds one pending delivery per endpoint, in `tx`.
+pub async fn set_event_routing(
+    tx: &mut Tx,
+    event: &NewWebhookEvent<'_>,
+    routing: EventRouting,
+    endpoints: &[Uuid],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    on_tx!(tx, conn => {
+        sqlx::query("UPDATE webhook_events SET routing = $2 WHERE id = $1")
+            .bind(event.id.to_string())
+            .bind(routing.as_str())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    insert_deliveries(tx, event, endpoints, now).await
+}
+
+async fn insert_deliveries(
+    tx: &mut Tx,
+    event: &NewWebhookEvent<'_>,
+    endpoints: &[Uuid],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let ordering_key = format!("{}:{}:{}", event.flow_type, event.entity_type, event.entity_id);
+    for endpoint in endpoints {
+        on_tx!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries
+                    (event_id, tenant_id, endpoint_id, ordering_key, status, next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $5)",
+            )
+            .bind(event.id.to_string())
+            .bind(event.tenant_id.to_string())
+            .bind(endpoint.to_string())
+            .bind(&ordering_key)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
 }

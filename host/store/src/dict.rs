@@ -3,6 +3,7 @@
 //! worker scans that return rows of all tenants on purpose (each row carries its tenant).
 
 use chrono::{DateTime, Utc};
+use pix_core::dict::ReconciliationStatus;
 use pix_core::dict::{Cid, TokenBucket, VSync};
 use serde::Serialize;
 use sqlx::types::Json;
@@ -823,8 +824,7 @@ pub struct ReconciliationJob {
     /// `EVENT_SYNC` or `FULL_RECONCILIATION`.
     pub job_type: String,
     pub key_type: String,
-    /// `WAITING_FILE`, `PENDING`, `PROCESSING`, `COMPLETED`, `FAILED`, `CANCELLED`.
-    pub status: String,
+    pub status: ReconciliationStatus,
     /// The CID file requested from BTG.
     pub file_id: Option<String>,
     pub total_items: i64,
@@ -849,7 +849,7 @@ struct JobRow {
     tenant_id: String,
     job_type: String,
     key_type: String,
-    status: String,
+    status: ReconciliationStatus,
     file_id: Option<String>,
     total_items: i64,
     processed_items: i64,
@@ -927,7 +927,7 @@ impl Store {
                 .bind(j.tenant_id.to_string())
                 .bind(&j.job_type)
                 .bind(&j.key_type)
-                .bind(&j.status)
+                .bind(j.status)
                 .bind(&j.file_id)
                 .bind(j.total_items)
                 .bind(j.processed_items)

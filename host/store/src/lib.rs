@@ -9,8 +9,11 @@ pub mod events;
 pub mod idempotency;
 pub mod inbound;
 pub mod jobs;
+pub mod limits;
 pub mod policies;
 mod query;
+pub mod routing;
+mod short_cache;
 pub mod tenants;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -18,6 +21,7 @@ pub mod transfers;
 pub mod webhook_endpoints;
 
 pub use db::{Backend, Db, DbOptions, Tx};
+pub use short_cache::DEFAULT_CREDENTIAL_TTL;
 
 /// Storage failures. Callers map `NotFound`/`Conflict` to 4xx and everything else to a logged 500.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +44,27 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    credentials: short_cache::ShortCache<String, tenants::Credential>,
+    tenants: short_cache::ShortCache<uuid::Uuid, tenants::Tenant>,
 }
 
 impl Store {
     pub async fn connect(url: &str, options: &DbOptions) -> StoreResult<Store> {
-        Ok(Store { db: Db::connect(url, options).await? })
+        Ok(Store::new(Db::connect(url, options).await?))
     }
 
     pub fn new(db: Db) -> Store {
-        Store { db }
+        Store::new_with_ttl(db, DEFAULT_CREDENTIAL_TTL)
+    }
+
+    fn new_with_ttl(db: Db, ttl: std::time::Duration) -> Store {
+        Store { db, credentials: short_cache::ShortCache::new(ttl), tenants: short_cache::ShortCache::new(ttl) }
+    }
+
+    /// Sets how long resolved bearer credentials and tenant rows are kept (zero: never kept).
+    /// Clones made afterwards share the caches.
+    pub fn with_credential_ttl(self, ttl: std::time::Duration) -> Store {
+        Store::new_with_ttl(self.db, ttl)
     }
 
     pub fn db(&self) -> &Db {

@@ -356,29 +356,37 @@ impl Store {
     }
 
     pub async fn record_policy_decision(&self, d: &Decision) -> StoreResult<()> {
-        on_pool!(self.db(), pool => {
-            sqlx::query(
-                "INSERT INTO policy_decisions (tenant_id, kind, sha256, input_sha256, input, output, outcome, duration_us,
-                                               shadow_sha256, shadow_output, shadow_agrees, decided_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(d.tenant_id.to_string())
-            .bind(&d.kind)
-            .bind(&d.sha256)
-            .bind(&d.input_sha256)
-            .bind(Json(&d.input))
-            .bind(Json(&d.output))
-            .bind(&d.outcome)
-            .bind(d.duration_us)
-            .bind(&d.shadow_sha256)
-            .bind(d.shadow_output.as_ref().map(Json))
-            .bind(d.shadow_agrees)
-            .bind(d.decided_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(())
+        self.record_policy_decisions(std::slice::from_ref(d)).await
+    }
+
+    /// Records many decisions in one transaction (one commit for the batch).
+    pub async fn record_policy_decisions(&self, decisions: &[Decision]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for d in decisions {
+            on_tx!(&mut tx, c => {
+                sqlx::query(
+                    "INSERT INTO policy_decisions (tenant_id, kind, sha256, input_sha256, input, output, outcome,
+                                                   duration_us, shadow_sha256, shadow_output, shadow_agrees, decided_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(d.tenant_id.to_string())
+                .bind(&d.kind)
+                .bind(&d.sha256)
+                .bind(&d.input_sha256)
+                .bind(Json(&d.input))
+                .bind(Json(&d.output))
+                .bind(&d.outcome)
+                .bind(d.duration_us)
+                .bind(&d.shadow_sha256)
+                .bind(d.shadow_output.as_ref().map(Json))
+                .bind(d.shadow_agrees)
+                .bind(d.decided_at)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        tx.commit().await
     }
 
     /// The newest `limit` decisions of (tenant, kind), newest first.

@@ -69,6 +69,13 @@ pub enum Principal {
     Admin { credential_id: Uuid },
 }
 
+/// A valid credential with, for a tenant credential, its tenant (`None` if the tenant is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub principal: Principal,
+    pub tenant: Option<Tenant>,
+}
+
 /// A freshly issued credential: the only moment the plain token exists.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
@@ -118,12 +125,20 @@ impl Store {
         self.tenant(id).await?.ok_or(StoreError::NotFound)
     }
 
+    /// The tenant `id` (kept briefly, like credentials: see `short_cache`).
     pub async fn tenant(&self, id: Uuid) -> StoreResult<Option<Tenant>> {
+        if let Some(tenant) = self.tenants.get(&id) {
+            return Ok(Some(tenant));
+        }
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
         let row: Option<TenantRow> = on_pool!(self.db(), pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id.to_string()).fetch_optional(pool).await
         })?;
-        row.map(Tenant::try_from).transpose()
+        let tenant = row.map(Tenant::try_from).transpose()?;
+        if let Some(t) = &tenant {
+            self.tenants.insert(id, t.clone());
+        }
+        Ok(tenant)
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
@@ -161,6 +176,9 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
+        // Cached credentials carry the tenant row.
+        self.credentials.clear();
+        self.tenants.remove(&tenant);
         if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
@@ -190,6 +208,30 @@ impl Store {
         Ok(IssuedToken { credential_id, token })
     }
 
+    /// Resolves a presented bearer token with its tenant, from the credential cache when it was
+    /// resolved within the TTL (see `credential_cache`). Revoked and unknown tokens resolve to
+    /// `None` and are never cached.
+    pub async fn credential(&self, token: &str) -> StoreResult<Option<Credential>> {
+        let hash = token_sha256(token);
+        if let Some(cached) = self.credentials.get(&hash) {
+            return Ok(Some(cached));
+        }
+        let Some(principal) = self.authenticate(token).await? else {
+            return Ok(None);
+        };
+        let tenant = match &principal {
+            Principal::Tenant { tenant_id, .. } => self.tenant(*tenant_id).await?,
+            Principal::Admin { .. } => None,
+        };
+        let credential = Credential { principal, tenant };
+        // A tenant credential whose tenant is gone is refused; keep only usable answers.
+        let usable = matches!(credential.principal, Principal::Admin { .. }) || credential.tenant.is_some();
+        if usable {
+            self.credentials.insert(hash, credential.clone());
+        }
+        Ok(Some(credential))
+    }
+
     /// Resolves a presented bearer token; revoked and unknown tokens resolve to `None`.
     pub async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>> {
         let row: Option<(String, Option<String>, String)> = on_pool!(self.db(), pool => {
@@ -214,19 +256,22 @@ impl Store {
 
     /// Revokes a credential. Scoped: a tenant can only revoke its own (`tenant` = its id).
     pub async fn revoke_token(&self, tenant: Option<Uuid>, credential_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        let done = on_pool!(self.db(), pool => {
-            sqlx::query(
+        let revoked: Option<(String,)> = on_pool!(self.db(), pool => {
+            sqlx::query_as(
                 "UPDATE api_credentials SET revoked_at = $1
                  WHERE id = $2 AND revoked_at IS NULL
-                   AND (tenant_id = $3 OR ($3 IS NULL AND tenant_id IS NULL))",
+                   AND (tenant_id = $3 OR ($3 IS NULL AND tenant_id IS NULL))
+                 RETURNING token_sha256",
             )
             .bind(now)
             .bind(credential_id.to_string())
             .bind(tenant.map(|t| t.to_string()))
-            .execute(pool)
+            .fetch_optional(pool)
             .await
-            .map(|r| r.rows_affected())
         })?;
-        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+        let (hash,) = revoked.ok_or(StoreError::NotFound)?;
+        // This process stops honouring the token at once; others within the cache TTL.
+        self.credentials.remove(&hash);
+        Ok(())
     }
 }

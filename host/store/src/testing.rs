@@ -16,7 +16,15 @@ pub struct TestStore {
 
 enum Cleanup {
     Sqlite(#[allow(dead_code, reason = "held so the directory outlives the pool")] tempfile::TempDir),
-    Postgres { url: String, schema: String },
+    Postgres {
+        url: String,
+        schema: String,
+    },
+    /// A database of its own: `DROP DATABASE` on the server at `url`.
+    Database {
+        url: String,
+        name: String,
+    },
 }
 
 impl std::ops::Deref for TestStore {
@@ -53,22 +61,42 @@ impl TestStore {
         store.migrate().await.expect("migrate postgres");
         Some(TestStore { store, cleanup: Cleanup::Postgres { url, schema } })
     }
+
+    /// A migrated PostgreSQL database of its own (not just a schema), for tests that read
+    /// per-database statistics such as `pg_stat_database.xact_commit`. `None` when
+    /// `PIX_TEST_DATABASE_URL` is unset.
+    pub async fn postgres_database() -> Option<TestStore> {
+        let url = std::env::var(PG_ENV).ok()?;
+        let name = format!("pix_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&url).await.expect("connect postgres");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let (server, _) = url.rsplit_once('/').expect("PIX_TEST_DATABASE_URL names a database");
+        let own = format!("{server}/{name}");
+        let store = Store::connect(&own, &DbOptions::default()).await.expect("connect test database");
+        store.migrate().await.expect("migrate postgres");
+        Some(TestStore { store, cleanup: Cleanup::Database { url, name } })
+    }
 }
 
 impl Drop for TestStore {
     fn drop(&mut self) {
-        let Cleanup::Postgres { url, schema } = &self.cleanup else {
-            return;
+        let (url, statement) = match &self.cleanup {
+            Cleanup::Sqlite(_) => return,
+            Cleanup::Postgres { url, schema } => (url.clone(), format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")),
+            Cleanup::Database { url, name } => {
+                (url.clone(), format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            }
         };
-        let (url, schema) = (url.clone(), schema.clone());
         // Drop may run inside a runtime (or during a panic): clean up on a thread of our own.
         let joined = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
                 let pool = sqlx::PgPool::connect(&url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
-                    .execute(&pool)
-                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await?;
                 pool.close().await;
                 Ok::<_, sqlx::Error>(())
             })

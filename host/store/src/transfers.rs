@@ -2,6 +2,10 @@
 //! scoped by tenant, except the review queue, which is an operator's view across tenants.
 
 use chrono::{DateTime, Utc};
+use pix_core::transfer::{
+    Direction, Failure, IncidentKind, InitiationDetails, InitiationType, Purpose, StateColumns, Step, TransferDetails,
+    TransferState, TransferStatus,
+};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -14,14 +18,13 @@ pub struct Initiation {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub account_id: Uuid,
-    /// `KEY`, `QR_CODE` or `MANUAL`.
-    pub initiation_type: String,
+    pub initiation_type: InitiationType,
     /// Centavos.
     pub amount: i64,
     pub end_to_end_id: String,
     pub is_intra_psp: bool,
     /// Destination and what was resolved to reach it (the API view is built from it).
-    pub details: serde_json::Value,
+    pub details: InitiationDetails,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
 }
@@ -34,11 +37,11 @@ struct InitiationRow {
     id: String,
     tenant_id: String,
     account_id: String,
-    initiation_type: String,
+    initiation_type: InitiationType,
     amount: i64,
     end_to_end_id: String,
     is_intra_psp: bool,
-    details: Json<serde_json::Value>,
+    details: Json<InitiationDetails>,
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
 }
@@ -61,33 +64,26 @@ impl TryFrom<InitiationRow> for Initiation {
     }
 }
 
-/// A transfer. `status` is the client's view; `step` records how far the money moved so that
-/// retried work resumes rather than repeats (see migrations/*/0006_transfers.sql).
+/// A transfer. Its state (`status`, `step`, the ledger transaction, the failure and any
+/// incident) is stored in columns and read back only as a [`TransferState`]; a row that no
+/// transition produces is a [`StoreError::Corrupt`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transfer {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub account_id: Uuid,
-    /// `CASHOUT` or `CASHIN`.
-    pub direction: String,
-    pub status: String,
-    pub step: String,
+    pub state: TransferState,
     pub end_to_end_id: String,
     pub initiation_id: Option<Uuid>,
     /// Centavos sent (cash-out) or received (cash-in).
     pub amount: i64,
     /// Centavos charged by the fee policy.
     pub fee: i64,
-    pub purpose: String,
+    pub purpose: Purpose,
     pub is_intra_psp: bool,
     /// The other side's CPF/CNPJ, for velocity and first-time-counterparty checks.
     pub counterparty: Option<String>,
-    /// The Midaz transaction: the pending hold of a cash-out, the credit of a cash-in.
-    pub ledger_tx_id: Option<String>,
-    pub failure_code: Option<String>,
-    pub failure_reason: Option<String>,
-    /// Counterparty details, description, fee and fraud decisions.
-    pub details: serde_json::Value,
+    pub details: TransferDetails,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -95,51 +91,73 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// COMPLETED, FAILED and CANCELLED never change again.
+    pub fn direction(&self) -> Direction {
+        self.state.direction()
+    }
+
+    pub fn status(&self) -> TransferStatus {
+        self.state.status()
+    }
+
+    /// COMPLETED, FAILED, CANCELLED and RECONCILIATION_REQUIRED.
     pub fn is_final(&self) -> bool {
-        matches!(self.status.as_str(), "COMPLETED" | "FAILED" | "CANCELLED")
+        self.status().is_final()
     }
 }
 
 const TRANSFER_COLUMNS: &str = "id, tenant_id, account_id, direction, status, step, end_to_end_id, initiation_id, \
     amount, fee, purpose, is_intra_psp, counterparty, ledger_tx_id, failure_code, failure_reason, details, version, \
-    created_at, updated_at, completed_at";
+    created_at, updated_at, completed_at, incident, correction_tx_id";
 
 #[derive(sqlx::FromRow)]
 struct TransferRow {
     id: String,
     tenant_id: String,
     account_id: String,
-    direction: String,
-    status: String,
-    step: String,
+    direction: Direction,
+    status: TransferStatus,
+    step: Step,
     end_to_end_id: String,
     initiation_id: Option<String>,
     amount: i64,
     fee: i64,
-    purpose: String,
+    purpose: Purpose,
     is_intra_psp: bool,
     counterparty: Option<String>,
     ledger_tx_id: Option<String>,
     failure_code: Option<String>,
     failure_reason: Option<String>,
-    details: Json<serde_json::Value>,
+    details: Json<TransferDetails>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
+    incident: Option<IncidentKind>,
+    correction_tx_id: Option<String>,
 }
 
 impl TryFrom<TransferRow> for Transfer {
     type Error = StoreError;
     fn try_from(r: TransferRow) -> StoreResult<Transfer> {
+        let failure = match (r.failure_code, r.failure_reason) {
+            (Some(code), reason) => Some(Failure { code, reason: reason.unwrap_or_default() }),
+            (None, _) => None,
+        };
+        let columns = StateColumns {
+            status: r.status,
+            step: r.step,
+            ledger_tx_id: r.ledger_tx_id,
+            correction_tx_id: r.correction_tx_id,
+            incident: r.incident,
+            failure,
+        };
+        let state = TransferState::from_columns(r.direction, columns)
+            .map_err(|e| StoreError::Corrupt(format!("transfer {}: {e}", r.id)))?;
         Ok(Transfer {
             id: parse_uuid(&r.id)?,
             tenant_id: parse_uuid(&r.tenant_id)?,
             account_id: parse_uuid(&r.account_id)?,
-            direction: r.direction,
-            status: r.status,
-            step: r.step,
+            state,
             end_to_end_id: r.end_to_end_id,
             initiation_id: opt_uuid(r.initiation_id)?,
             amount: r.amount,
@@ -147,9 +165,6 @@ impl TryFrom<TransferRow> for Transfer {
             purpose: r.purpose,
             is_intra_psp: r.is_intra_psp,
             counterparty: r.counterparty,
-            ledger_tx_id: r.ledger_tx_id,
-            failure_code: r.failure_code,
-            failure_reason: r.failure_reason,
             details: r.details.0,
             version: r.version,
             created_at: r.created_at,
@@ -163,8 +178,8 @@ impl TryFrom<TransferRow> for Transfer {
 #[derive(Debug, Clone, Default)]
 pub struct TransferFilter {
     pub end_to_end_id: Option<String>,
-    pub status: Option<String>,
-    pub direction: Option<String>,
+    pub status: Option<TransferStatus>,
+    pub direction: Option<Direction>,
     pub modified_after: Option<DateTime<Utc>>,
     pub modified_before: Option<DateTime<Utc>>,
     pub descending: bool,
@@ -190,7 +205,7 @@ pub async fn insert_initiation(tx: &mut Tx, i: &Initiation) -> StoreResult<()> {
             .bind(i.id.to_string())
             .bind(i.tenant_id.to_string())
             .bind(i.account_id.to_string())
-            .bind(&i.initiation_type)
+            .bind(i.initiation_type)
             .bind(i.amount)
             .bind(&i.end_to_end_id)
             .bind(i.is_intra_psp)
@@ -208,32 +223,35 @@ pub async fn insert_initiation(tx: &mut Tx, i: &Initiation) -> StoreResult<()> {
 /// the same direction, is a `Conflict` (this is what makes processing and cash-in idempotent).
 pub async fn insert_transfer(tx: &mut Tx, t: &Transfer) -> StoreResult<()> {
     let sql = format!(
-        "INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+        "INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
     );
+    let c = t.state.columns();
     on_tx!(tx, conn => {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(t.id.to_string())
             .bind(t.tenant_id.to_string())
             .bind(t.account_id.to_string())
-            .bind(&t.direction)
-            .bind(&t.status)
-            .bind(&t.step)
+            .bind(t.direction())
+            .bind(c.status)
+            .bind(c.step)
             .bind(&t.end_to_end_id)
             .bind(t.initiation_id.map(|i| i.to_string()))
             .bind(t.amount)
             .bind(t.fee)
-            .bind(&t.purpose)
+            .bind(t.purpose)
             .bind(t.is_intra_psp)
             .bind(&t.counterparty)
-            .bind(&t.ledger_tx_id)
-            .bind(&t.failure_code)
-            .bind(&t.failure_reason)
+            .bind(&c.ledger_tx_id)
+            .bind(c.failure.as_ref().map(|f| f.code.as_str()))
+            .bind(c.failure.as_ref().map(|f| f.reason.as_str()))
             .bind(Json(&t.details))
             .bind(t.version)
             .bind(t.created_at)
             .bind(t.updated_at)
             .bind(t.completed_at)
+            .bind(c.incident)
+            .bind(&c.correction_tx_id)
             .execute(conn)
             .await
             .map(|r| r.rows_affected())
@@ -248,27 +266,32 @@ pub async fn insert_transfer(tx: &mut Tx, t: &Transfer) -> StoreResult<()> {
     Ok(())
 }
 
-/// Writes the mutable columns of `t` if nobody changed the row since it was read (its
-/// `version`); returns `false` when the row moved on. The stored version becomes `t.version + 1`.
+/// Writes the state, fee, details and times of `t` if nobody changed the row since it was read
+/// (its `version`); returns `false` when the row moved on. The stored version becomes
+/// `t.version + 1`.
 pub async fn save_transfer(tx: &mut Tx, t: &Transfer) -> StoreResult<bool> {
+    let c = t.state.columns();
     let done = on_tx!(tx, conn => {
         sqlx::query(
             "UPDATE transfers SET status = $3, step = $4, fee = $5, ledger_tx_id = $6, failure_code = $7,
-                 failure_reason = $8, details = $9, updated_at = $10, completed_at = $11, version = version + 1
+                 failure_reason = $8, details = $9, updated_at = $10, completed_at = $11, incident = $13,
+                 correction_tx_id = $14, sweep_after = NULL, version = version + 1
              WHERE tenant_id = $1 AND id = $2 AND version = $12",
         )
         .bind(t.tenant_id.to_string())
         .bind(t.id.to_string())
-        .bind(&t.status)
-        .bind(&t.step)
+        .bind(c.status)
+        .bind(c.step)
         .bind(t.fee)
-        .bind(&t.ledger_tx_id)
-        .bind(&t.failure_code)
-        .bind(&t.failure_reason)
+        .bind(&c.ledger_tx_id)
+        .bind(c.failure.as_ref().map(|f| f.code.as_str()))
+        .bind(c.failure.as_ref().map(|f| f.reason.as_str()))
         .bind(Json(&t.details))
         .bind(t.updated_at)
         .bind(t.completed_at)
         .bind(t.version)
+        .bind(c.incident)
+        .bind(&c.correction_tx_id)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
@@ -276,22 +299,145 @@ pub async fn save_transfer(tx: &mut Tx, t: &Transfer) -> StoreResult<bool> {
     Ok(done == 1)
 }
 
-impl Store {
-    pub async fn cashout_initiation(&self, tenant: Uuid, account: Uuid, id: Uuid) -> StoreResult<Option<Initiation>> {
-        let sql = format!(
-            "SELECT {INITIATION_COLUMNS} FROM cashout_initiations WHERE tenant_id = $1 AND account_id = $2 AND id = $3"
-        );
-        let row: Option<InitiationRow> = on_pool!(self.db(), pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(tenant.to_string())
-                .bind(account.to_string())
-                .bind(id.to_string())
-                .fetch_optional(pool)
-                .await
-        })?;
-        row.map(Initiation::try_from).transpose()
-    }
+/// The account's initiation `id`, read in `tx`.
+pub async fn cashout_initiation(tx: &mut Tx, tenant: Uuid, account: Uuid, id: Uuid) -> StoreResult<Option<Initiation>> {
+    let sql = format!(
+        "SELECT {INITIATION_COLUMNS} FROM cashout_initiations WHERE tenant_id = $1 AND account_id = $2 AND id = $3"
+    );
+    let row: Option<InitiationRow> = on_tx!(tx, conn => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(tenant.to_string())
+            .bind(account.to_string())
+            .bind(id.to_string())
+            .fetch_optional(conn)
+            .await
+    })?;
+    row.map(Initiation::try_from).transpose()
+}
 
+/// Takes `account`'s turn to admit a cash-out: concurrent admissions for one account wait for
+/// each other until the transaction ends, so what they read of its activity is current.
+pub async fn admit_account(tx: &mut Tx, tenant: Uuid, account: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+    on_tx!(tx, conn => {
+        sqlx::query(
+            "INSERT INTO account_admissions (tenant_id, account_id, admitted_at) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id, account_id) DO UPDATE SET admitted_at = excluded.admitted_at",
+        )
+        .bind(tenant.to_string())
+        .bind(account.to_string())
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// How long each in-flight step may stay untouched before the sweeper looks at it.
+#[derive(Debug, Clone, Copy)]
+pub struct StaleAfter {
+    /// NEW and HELD (and a cash-in not yet credited or refused).
+    pub pending: chrono::Duration,
+    /// SENT: BTG's verdict is late.
+    pub sent: chrono::Duration,
+    /// IN_REVIEW: nobody decided.
+    pub review: chrono::Duration,
+    /// INCIDENT_OPEN: the ledger correction is retried.
+    pub incident: chrono::Duration,
+}
+
+/// Claims up to `limit` transfers left in a non-final step for longer than `stale` allows, and
+/// leaves them to this caller until `retry_at` (several sweepers never take the same one; one
+/// that is not moved on is looked at again after `retry_at`). Across tenants: the sweeper is an
+/// operator process and acts on each with that transfer's own tenant.
+pub async fn claim_stale_transfers(
+    store: &Store,
+    stale: StaleAfter,
+    limit: i64,
+    now: DateTime<Utc>,
+    retry_at: DateTime<Utc>,
+) -> StoreResult<Vec<Transfer>> {
+    let lock = match store.backend() {
+        crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        crate::Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE transfers SET sweep_after = $1
+         WHERE id IN (
+             SELECT id FROM transfers
+             WHERE step IN ('NEW', 'HELD', 'SENT', 'INCIDENT_OPEN')
+               AND (sweep_after IS NULL OR sweep_after <= $2)
+               AND ((status = 'IN_REVIEW' AND updated_at < $5)
+                 OR (status <> 'IN_REVIEW' AND step IN ('NEW', 'HELD') AND updated_at < $3)
+                 OR (step = 'SENT' AND updated_at < $4)
+                 OR (step = 'INCIDENT_OPEN' AND updated_at < $6))
+             ORDER BY updated_at, id
+             LIMIT $7 {lock})
+         RETURNING {TRANSFER_COLUMNS}"
+    );
+    let rows: Vec<TransferRow> = on_pool!(store.db(), pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(retry_at)
+            .bind(now)
+            .bind(now - stale.pending)
+            .bind(now - stale.sent)
+            .bind(now - stale.review)
+            .bind(now - stale.incident)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })?;
+    rows.into_iter().map(Transfer::try_from).collect()
+}
+
+/// What `account` did in `direction` within each window (transfers created since each
+/// instant), not counting failed or cancelled transfers, in one query; `counterparty` also
+/// counts its transfers with that CPF/CNPJ at any time (`with_counterparty` of every window).
+pub async fn account_activity(
+    tx: &mut Tx,
+    tenant: Uuid,
+    account: Uuid,
+    direction: Direction,
+    windows: [DateTime<Utc>; 3],
+    counterparty: Option<&str>,
+) -> StoreResult<[Activity; 3]> {
+    type Row = (i64, Option<i64>, i64, i64, Option<i64>, i64, i64, Option<i64>, i64, Option<i64>);
+    let r: Row = on_tx!(tx, conn => {
+        sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE created_at >= $4),
+                    CAST(SUM(amount) FILTER (WHERE created_at >= $4) AS BIGINT),
+                    COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $4),
+                    COUNT(*) FILTER (WHERE created_at >= $5),
+                    CAST(SUM(amount) FILTER (WHERE created_at >= $5) AS BIGINT),
+                    COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $5),
+                    COUNT(*) FILTER (WHERE created_at >= $6),
+                    CAST(SUM(amount) FILTER (WHERE created_at >= $6) AS BIGINT),
+                    COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $6),
+                    CAST(SUM(CASE WHEN counterparty = $7 THEN 1 ELSE 0 END) AS BIGINT)
+             FROM transfers
+             WHERE tenant_id = $1 AND account_id = $2 AND direction = $3 AND status NOT IN ('FAILED', 'CANCELLED')",
+        )
+        .bind(tenant.to_string())
+        .bind(account.to_string())
+        .bind(direction)
+        .bind(windows[0])
+        .bind(windows[1])
+        .bind(windows[2])
+        .bind(counterparty)
+        .fetch_one(conn)
+        .await
+    })?;
+    let with_counterparty = r.9.unwrap_or(0);
+    let window = |count: i64, volume: Option<i64>, distinct: i64| Activity {
+        count,
+        volume: volume.unwrap_or(0),
+        distinct_counterparties: distinct,
+        with_counterparty,
+    };
+    Ok([window(r.0, r.1, r.2), window(r.3, r.4, r.5), window(r.6, r.7, r.8)])
+}
+
+impl Store {
     async fn transfers_where(&self, clause: &str, binds: Vec<Bind>) -> StoreResult<Vec<Transfer>> {
         let sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE {clause} ORDER BY created_at, id");
         let rows: Vec<TransferRow> = on_pool!(self.db(), pool => {
@@ -315,14 +461,14 @@ impl Store {
     pub async fn transfer_by_end_to_end_id(
         &self,
         tenant: Uuid,
-        direction: &str,
+        direction: Direction,
         end_to_end_id: &str,
     ) -> StoreResult<Option<Transfer>> {
         self.one_transfer(
             "tenant_id = $1 AND direction = $2 AND end_to_end_id = $3",
             vec![
                 Bind::Text(tenant.to_string()),
-                Bind::Text(direction.to_owned()),
+                Bind::Text(direction.as_str().to_owned()),
                 Bind::Text(end_to_end_id.to_owned()),
             ],
         )
@@ -349,8 +495,8 @@ impl Store {
         let mut w = Where::tenant(tenant);
         w.text("account_id = ?", Some(&account.to_string()));
         w.text("end_to_end_id = ?", f.end_to_end_id.as_deref());
-        w.text("status = ?", f.status.as_deref());
-        w.text("direction = ?", f.direction.as_deref());
+        w.text("status = ?", f.status.map(TransferStatus::as_str));
+        w.text("direction = ?", f.direction.map(Direction::as_str));
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
         let (rows, total) = fetch_page!(
@@ -366,59 +512,14 @@ impl Store {
         Ok((rows.into_iter().map(Transfer::try_from).collect::<StoreResult<_>>()?, total))
     }
 
-    /// Cash-outs waiting for an operator's review, oldest first, across tenants.
-    pub async fn transfers_in_review(&self, limit: i64) -> StoreResult<Vec<Transfer>> {
-        let sql = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE status = 'IN_REVIEW' ORDER BY created_at, id LIMIT $1"
-        );
-        let rows: Vec<TransferRow> = on_pool!(self.db(), pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(pool).await)?;
-        rows.into_iter().map(Transfer::try_from).collect()
-    }
-
-    /// What `account` did in `direction` within each window (transfers created since each
-    /// instant), not counting failed or cancelled transfers, in one query; `counterparty` also
-    /// counts its transfers with that CPF/CNPJ at any time (`with_counterparty` of every window).
-    pub async fn account_activity(
-        &self,
-        tenant: Uuid,
-        account: Uuid,
-        direction: &str,
-        windows: [DateTime<Utc>; 3],
-        counterparty: Option<&str>,
-    ) -> StoreResult<[Activity; 3]> {
-        type Row = (i64, Option<i64>, i64, i64, Option<i64>, i64, i64, Option<i64>, i64, Option<i64>);
-        let r: Row = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT COUNT(*) FILTER (WHERE created_at >= $4),
-                        CAST(SUM(amount) FILTER (WHERE created_at >= $4) AS BIGINT),
-                        COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $4),
-                        COUNT(*) FILTER (WHERE created_at >= $5),
-                        CAST(SUM(amount) FILTER (WHERE created_at >= $5) AS BIGINT),
-                        COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $5),
-                        COUNT(*) FILTER (WHERE created_at >= $6),
-                        CAST(SUM(amount) FILTER (WHERE created_at >= $6) AS BIGINT),
-                        COUNT(DISTINCT counterparty) FILTER (WHERE created_at >= $6),
-                        CAST(SUM(CASE WHEN counterparty = $7 THEN 1 ELSE 0 END) AS BIGINT)
-                 FROM transfers
-                 WHERE tenant_id = $1 AND account_id = $2 AND direction = $3 AND status NOT IN ('FAILED', 'CANCELLED')",
-            )
-            .bind(tenant.to_string())
-            .bind(account.to_string())
-            .bind(direction)
-            .bind(windows[0])
-            .bind(windows[1])
-            .bind(windows[2])
-            .bind(counterparty)
-            .fetch_one(pool)
-            .await
+    /// Transfers with `status`, oldest first, across tenants: an operator's queue (reviews,
+    /// incidents).
+    pub async fn transfers_with_status(&self, status: TransferStatus, limit: i64) -> StoreResult<Vec<Transfer>> {
+        let sql =
+            format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE status = $1 ORDER BY created_at, id LIMIT $2");
+        let rows: Vec<TransferRow> = on_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(status).bind(limit).fetch_all(pool).await
         })?;
-        let with_counterparty = r.9.unwrap_or(0);
-        let window = |count: i64, volume: Option<i64>, distinct: i64| Activity {
-            count,
-            volume: volume.unwrap_or(0),
-            distinct_counterparties: distinct,
-            with_counterparty,
-        };
-        Ok([window(r.0, r.1, r.2), window(r.3, r.4, r.5), window(r.6, r.7, r.8)])
+        rows.into_iter().map(Transfer::try_from).collect()
     }
 }

@@ -61,7 +61,7 @@ async fn an_unmigrated_database_is_not_ready() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
     let store = pix_store::Store::connect(&url, &Default::default()).await.unwrap();
-    assert_eq!(store.db().pending_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(store.db().pending_migrations().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
     let reason = store.readiness().await.unwrap_err();
     assert!(reason.contains("migrations not applied"), "{reason}");
     store.migrate().await.unwrap();
@@ -286,8 +286,9 @@ async fn ten_thousand_jobs_each_processed_exactly_once(db: &TestStore) {
 }
 
 #[tokio::test]
-async fn outbound_events_are_recorded_with_the_state_change_and_ordered_per_entity() {
-    use pix_store::events::{DELIVER_EVENT, OutboundEvent, WEBHOOK_QUEUE, record_outbound_event};
+async fn outbound_events_are_recorded_routed_with_the_state_change() {
+    use pix_store::deliveries::EventRouting;
+    use pix_store::events::{OutboundEvent, record_outbound_event};
     let db = TestStore::sqlite().await;
     let t = tenant(&db, "acme").await;
     let payload = json!({"status": "OPEN"});
@@ -295,21 +296,21 @@ async fn outbound_events_are_recorded_with_the_state_change_and_ordered_per_enti
         |id| OutboundEvent { tenant_id: t, flow_type: "DICT", entity_type: "CLAIM", entity_id: id, payload: &payload };
     let mut tx = db.begin().await.unwrap();
     record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
-    record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
-    record_outbound_event(&mut tx, &event("claim-2"), t0()).await.unwrap();
     drop(tx);
-    assert_eq!(db.queue_counts(WEBHOOK_QUEUE).await.unwrap().ready, 0, "rolled back with its transaction");
+    assert!(db.recorded_event_bodies(t).await.unwrap().is_empty(), "rolled back with its transaction");
 
     let mut tx = db.begin().await.unwrap();
     let first = record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
     record_outbound_event(&mut tx, &event("claim-1"), t0()).await.unwrap();
     record_outbound_event(&mut tx, &event("claim-2"), t0()).await.unwrap();
     tx.commit().await.unwrap();
-    let claimed = db.claim_jobs(WEBHOOK_QUEUE, "w", Duration::from_secs(30), 10, t0()).await.unwrap();
-    let entities: Vec<_> = claimed.iter().map(|j| j.payload["entityId"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(entities, vec!["claim-1", "claim-2"], "the second claim-1 event waits for the first");
-    assert_eq!(claimed[0].kind, DELIVER_EVENT);
-    assert_eq!(claimed[0].payload["eventId"], first.to_string());
-    assert_eq!(claimed[0].payload["flowType"], "DICT");
-    assert_eq!(claimed[0].payload["payload"], payload);
+    let bodies = db.recorded_event_bodies(t).await.unwrap();
+    let entities: Vec<&str> = bodies.iter().map(|b| b["entityId"].as_str().unwrap()).collect();
+    assert_eq!(entities, ["claim-1", "claim-1", "claim-2"], "in the order recorded");
+    assert_eq!(
+        bodies[0],
+        json!({"entityType": "CLAIM", "flowType": "DICT", "payload": payload, "entityId": "claim-1"})
+    );
+    let recorded = db.webhook_event(first).await.unwrap().expect("recorded under its event id");
+    assert_eq!(recorded.routing, EventRouting::NotRouted, "the tenant has no endpoint");
 }

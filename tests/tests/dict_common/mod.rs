@@ -199,22 +199,8 @@ pub async fn deliver(dx: &Dx, event: &str, data: Value) {
     assert_eq!(response.status(), 202);
 }
 
-/// The outbound events recorded for the tenant (jobs of the webhook queue).
+/// The outbound events recorded for the tenant of one entity type, in order.
 pub async fn outbound_events(dx: &Dx, entity_type: &str) -> Vec<Value> {
-    let mut found = Vec::new();
-    let mut id = 1;
-    // Jobs are numbered from 1; read until a long gap (tests create few).
-    let mut misses = 0;
-    while misses < 50 {
-        match dx.app.db.job(id).await.unwrap() {
-            Some(job) if job.queue == pix_store::events::WEBHOOK_QUEUE && job.payload["entityType"] == entity_type => {
-                found.push(job.payload);
-                misses = 0;
-            }
-            Some(_) => misses = 0,
-            None => misses += 1,
-        }
-        id += 1;
-    }
-    found
+    let all = dx.app.db.store.recorded_event_bodies(dx.tenant.id).await.unwrap();
+    all.into_iter().filter(|e| e["entityType"] == entity_type).collect()
 }

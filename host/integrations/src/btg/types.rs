@@ -459,6 +459,7 @@ pub struct RefundRequest {
     /// The payment.
     pub end_to_end_id: String,
     /// Amount.
+    #[serde(with = "pix_core::money::upstream")]
     pub amount: Money,
     /// Reason.
     pub reason: String,
@@ -578,6 +579,7 @@ pub struct TrackingNode {
     /// The payment that funded it (absent at the root).
     pub parent_end_to_end_id: Option<String>,
     /// Amount.
+    #[serde(with = "pix_core::money::upstream")]
     pub amount: Money,
     /// Debtor participant ISPB.
     pub debtor_participant: String,
@@ -697,6 +699,7 @@ pub struct Payment {
     /// Status.
     pub status: PaymentStatus,
     /// Amount.
+    #[serde(with = "pix_core::money::upstream")]
     pub amount: Money,
     /// pacs.002 rejection code (`AC03`, `AM04`, …).
     pub rejection_code: Option<String>,
@@ -713,6 +716,7 @@ pub struct InboundPayment {
     /// EndToEndId.
     pub end_to_end_id: String,
     /// Amount.
+    #[serde(with = "pix_core::money::upstream")]
     pub amount: Money,
     /// Payer's participant ISPB.
     pub debtor_ispb: String,
@@ -763,6 +767,7 @@ pub struct Reversal {
     /// The payment being returned.
     pub original_end_to_end_id: String,
     /// Amount.
+    #[serde(with = "pix_core::money::upstream")]
     pub amount: Money,
     /// Reason.
     pub reason: ReversalReason,
@@ -781,6 +786,7 @@ pub struct InternalTransaction {
     /// EndToEndId.
     pub end_to_end_id: String,
     /// Amount.
+    #[serde(with = "pix_core::money::upstream")]
     pub amount: Money,
     /// Settlement instant.
     pub settled_at: DateTime<Utc>,

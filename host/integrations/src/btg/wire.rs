@@ -501,6 +501,7 @@ pub(crate) fn decode_infraction_report(body: &[u8]) -> Result<InfractionReport> 
 struct WRefund {
     id: String,
     end_to_end_id: String,
+    #[serde(with = "pix_core::money::upstream")]
     amount: Money,
     reason: String,
     status: String,
@@ -700,6 +701,7 @@ pub(crate) fn decode_tracking_graph(body: &[u8]) -> Result<TrackingGraph> {
         end_to_end_id: String,
         #[serde(default)]
         parent_end_to_end_id: Option<String>,
+        #[serde(with = "pix_core::money::upstream")]
         amount: Money,
         debtor_participant: String,
         creditor_participant: String,
@@ -841,6 +843,7 @@ struct WPayment {
     id: String,
     end_to_end_id: String,
     status: PaymentStatus,
+    #[serde(with = "pix_core::money::upstream")]
     amount: Money,
     #[serde(default)]
     rejection_code: Option<String>,
@@ -902,6 +905,7 @@ pub(crate) fn get_reversal(original: &str, return_id: &str) -> WireRequest {
 struct WReversal {
     return_end_to_end_id: String,
     original_end_to_end_id: String,
+    #[serde(with = "pix_core::money::upstream")]
     amount: Money,
     reason: ReversalReason,
     status: PaymentStatus,
@@ -1040,6 +1044,7 @@ fn decode_inbound_payment(body: &[u8]) -> Result<InboundPayment> {
     #[serde(rename_all = "camelCase")]
     struct W {
         end_to_end_id: String,
+        #[serde(with = "pix_core::money::upstream")]
         amount: Money,
         debtor: WParty,
         creditor: WParty,

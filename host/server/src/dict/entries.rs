@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Dict;
-use super::{DICT_QUEUE, btg_error, ensure_writable, invalid, is_definite, missing, paging, required_header, retry};
+use super::{DICT_QUEUE, btg_error, ensure_writable, invalid, missing, paging, required_header, retry};
 use crate::account::OwnedAccount;
 use crate::app::AppState;
 use crate::auth::CurrentTenant;
@@ -462,7 +462,7 @@ async fn create_entry(
             tracing::info!(entry = %entry.id, key_type = %kt, key = %entry.key.as_deref().map(mask_raw_key).unwrap_or_default(), "DICT entry registered");
             Ok((StatusCode::CREATED, Json(entry.into())))
         }
-        Err(e) if is_definite(&e) => {
+        Err(e) if e.is_definite() => {
             let mut tx = state.store.begin().await?;
             discard_entry(&mut tx, tenant.id, entry.id, entry.version).await?;
             tx.commit().await?;
@@ -642,7 +642,7 @@ async fn update_entry(
             tracing::info!(entry = %entry.id, key = %mask_raw_key(&key), %reason, "DICT entry updated");
             Ok(Json(entry.into()))
         }
-        Err(e) if is_definite(&e) => {
+        Err(e) if e.is_definite() => {
             let old = entry.cid.clone();
             finish(&state, &mut entry, old.as_deref(), state.clock.now()).await?;
             Err(btg_error("updating the entry", e))
@@ -714,7 +714,7 @@ async fn delete_entry(
             tracing::info!(entry = %entry.id, key = %mask_raw_key(&key), %reason, "DICT entry deleted");
             Ok(StatusCode::NO_CONTENT)
         }
-        Err(e) if is_definite(&e) => {
+        Err(e) if e.is_definite() => {
             let cid = entry.cid.clone();
             finish(&state, &mut entry, cid.as_deref(), state.clock.now()).await?;
             Err(btg_error("deleting the entry", e))
@@ -760,7 +760,7 @@ async fn settle(state: &Dict, job: &Job) -> Result<(), JobError> {
     let Some(op) = entry.pending_op.clone() else {
         return Ok(()); // The request finished on its own.
     };
-    let btg = state.integrations.for_tenant(&tenant).map_err(|e| retry(e.0))?.btg.clone();
+    let btg = state.integrations.for_tenant(&tenant).map_err(retry)?.btg.clone();
     let now = state.clock.now();
     let outcome = match op.as_str() {
         "CREATE" => compensate_create(state, btg.as_ref(), &mut entry).await,
@@ -789,7 +789,7 @@ async fn settle(state: &Dict, job: &Job) -> Result<(), JobError> {
                 Ok(()) | Err(IntegrationError::NotFound { .. }) => {
                     deactivate(state, &mut entry, &reason, now).await.map_err(|e| retry(e.0))
                 }
-                Err(e) if is_definite(&e) => {
+                Err(e) if e.is_definite() => {
                     let cid = entry.cid.clone();
                     finish(state, &mut entry, cid.as_deref(), now).await.map_err(|e| retry(e.0))
                 }
@@ -816,7 +816,7 @@ async fn compensate_create(state: &Dict, btg: &dyn Btg, entry: &mut Entry) -> Re
         // idempotency key) returns it whether or not the first attempt got through.
         None => match btg.create_entry(&new_entry(entry).map_err(|e| retry(e.0))?).await {
             Ok(e) => Some(e),
-            Err(e) if is_definite(&e) => None,
+            Err(e) if e.is_definite() => None,
             Err(e) => return Err(retry(e)),
         },
     };

@@ -177,14 +177,6 @@ fn parse_enum<T: std::str::FromStr<Err = String>>(field: &str, value: &str) -> A
     value.parse().map_err(|e: String| invalid(format!("{field}: {e}")))
 }
 
-/// Whether BTG's answer settles the outcome (a business answer) or leaves it unknown.
-pub(crate) fn is_definite(e: &IntegrationError) -> bool {
-    matches!(
-        e,
-        IntegrationError::NotFound { .. } | IntegrationError::Conflict { .. } | IntegrationError::Rejected { .. }
-    )
-}
-
 /// Maps a BTG failure to the catalogue: DICT's business refusals keep their meaning, the rest
 /// says the upstream failed (see `crate::integrations::upstream_error`).
 fn btg_error(what: &str, e: IntegrationError) -> ApiError {

@@ -15,6 +15,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use pix_core::dict::ReconciliationStatus;
 use pix_core::dict::{Cid, VSync};
 use pix_core::mask::mask_raw_key;
 use pix_core::pix_key::PixKeyType;
@@ -61,7 +62,8 @@ pub struct ReconciliationJobView {
     pub job_type: String,
     pub key_type: String,
     /// `WAITING_FILE`, `PENDING`, `PROCESSING`, `COMPLETED`, `FAILED`, `CANCELLED`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ReconciliationStatus,
     pub file_id: Option<String>,
     pub total_items: i64,
     pub processed_items: i64,
@@ -86,7 +88,7 @@ impl From<&ReconciliationJob> for ReconciliationJobView {
             id: j.id,
             job_type: j.job_type.clone(),
             key_type: j.key_type.clone(),
-            status: j.status.clone(),
+            status: j.status,
             file_id: j.file_id.clone(),
             total_items: j.total_items,
             processed_items: j.processed_items,
@@ -111,7 +113,8 @@ impl From<&ReconciliationJob> for ReconciliationJobView {
 pub struct StartedJob {
     pub job_id: Uuid,
     pub key_type: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ReconciliationStatus,
     pub file_request_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -186,7 +189,7 @@ async fn request_file(
         tenant_id: tenant.id,
         job_type: job_type.to_owned(),
         key_type: key_type.as_str().to_owned(),
-        status: "WAITING_FILE".into(),
+        status: ReconciliationStatus::WaitingFile,
         file_id: Some(file.id),
         total_items: 0,
         processed_items: 0,
@@ -403,7 +406,7 @@ async fn check_tenant(state: &Dict, tenant: &Tenant) -> ApiResult<()> {
 /// Jobs whose file never came are FAILED once they expire.
 async fn expire(state: &Dict, jobs: Vec<ReconciliationJob>, now: DateTime<Utc>) -> ApiResult<()> {
     for mut job in jobs.into_iter().filter(|j| j.expires_at.is_some_and(|t| t <= now)) {
-        job.status = "FAILED".into();
+        job.status = ReconciliationStatus::Failed;
         job.error_message = Some("the CID file did not arrive before the job expired".into());
         job.completed_at = Some(now);
         job.updated_at = now;
@@ -443,18 +446,18 @@ impl InboundHandler for CidFileEvents {
 }
 
 async fn process_file(state: &Dict, tenant: &Tenant, mut job: ReconciliationJob, file: &CidFile) -> ApiResult<()> {
-    if matches!(job.status.as_str(), "COMPLETED" | "FAILED" | "CANCELLED") {
+    if job.status.is_final() {
         return Ok(());
     }
     let now = state.clock.now();
     job.updated_at = now;
     match file.status {
         CidFileStatus::Requested | CidFileStatus::Processing => {
-            job.status = "PENDING".into();
+            job.status = ReconciliationStatus::Pending;
             return Ok(state.store.save_reconciliation_job(&job).await?);
         }
         CidFileStatus::Unavailable | CidFileStatus::Error => {
-            job.status = "FAILED".into();
+            job.status = ReconciliationStatus::Failed;
             job.error_message = Some(format!("DICT could not produce the CID file ({})", file.status));
             job.completed_at = Some(now);
             state.store.save_reconciliation_job(&job).await?;
@@ -469,7 +472,7 @@ async fn process_file(state: &Dict, tenant: &Tenant, mut job: ReconciliationJob,
         );
     }
     let remote_vsync = VSync::of(&remote);
-    job.status = "PROCESSING".into();
+    job.status = ReconciliationStatus::Processing;
     job.total_items = remote.len() as i64;
     state.store.save_reconciliation_job(&job).await?;
     let full = job.job_type == "FULL_RECONCILIATION";
@@ -485,7 +488,7 @@ async fn process_file(state: &Dict, tenant: &Tenant, mut job: ReconciliationJob,
     };
     mark(state, tenant, &job.key_type, status, Some(&remote_vsync.to_hex()), synced, full).await?;
     job.processed_items = remote.len() as i64;
-    job.status = "COMPLETED".into();
+    job.status = ReconciliationStatus::Completed;
     job.completed_at = Some(state.clock.now());
     job.updated_at = state.clock.now();
     if !synced && full {

@@ -301,6 +301,8 @@ impl DecisionsQuery {
         if !(1..=10_000).contains(&limit) {
             return Err(ApiError::new(ErrorCode::InvalidField, "limit must be between 1 and 10000"));
         }
+        // Decisions are written in batches; read this process's own ones too.
+        state.policies.flush_decisions().await;
         Ok((kind, state.store.recent_policy_decisions(self.tenant_id, kind.as_str(), limit).await?))
     }
 }

@@ -3,6 +3,8 @@
 //! background work that keeps every instance on the active versions.
 
 pub mod admin;
+mod decision_log;
+mod port;
 pub mod quote;
 pub mod runtime;
 pub mod sync;

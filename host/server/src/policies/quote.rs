@@ -3,9 +3,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{Datelike, Timelike};
 use pix_core::money::{Amount, Money};
-use pix_policy::{FeeCharge, FeeInput, Initiation, LocalTime, Operation, PersonType, Purpose, Weekday};
+use pix_policy::{FeeCharge, FeeInput, Initiation, Operation, PersonType, Purpose};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -64,21 +63,6 @@ pub struct FeeQuote {
     pub policy_sha256: String,
 }
 
-/// Local time in São Paulo (Brasília time), as policies receive it.
-pub(crate) fn sao_paulo(now: chrono::DateTime<chrono::Utc>) -> LocalTime {
-    let local = pix_core::clock::brasilia(now);
-    let weekday = match local.weekday() {
-        chrono::Weekday::Mon => Weekday::Monday,
-        chrono::Weekday::Tue => Weekday::Tuesday,
-        chrono::Weekday::Wed => Weekday::Wednesday,
-        chrono::Weekday::Thu => Weekday::Thursday,
-        chrono::Weekday::Fri => Weekday::Friday,
-        chrono::Weekday::Sat => Weekday::Saturday,
-        chrono::Weekday::Sun => Weekday::Sunday,
-    };
-    LocalTime { minute_of_day: (local.hour() * 60 + local.minute()) as u16, weekday }
-}
-
 /// Quote the fee of an operation with the tenant's active fee policy.
 #[utoipa::path(post, path = "/v1/fees/quote", tag = "Policies", request_body = FeeQuoteRequest,
     security(("tenant_token" = [])),
@@ -97,7 +81,7 @@ async fn quote_fee(
         payee_type: body.payee_type.unwrap_or(PersonType::Natural),
         account_segment: body.account_segment,
         intra_psp: body.operation == Operation::IntraPsp,
-        local_time: sao_paulo(state.clock.now()),
+        local_time: pix_app::transfers::sao_paulo(state.clock.now()),
         month_count: body.month_count,
         month_volume: body.month_volume.unwrap_or(Money::ZERO).centavos(),
     };

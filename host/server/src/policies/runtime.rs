@@ -14,13 +14,15 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use pix_core::clock::Clock;
 use pix_policy::{
-    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, LoadedPolicy, Outcome, PolicyEngine,
-    PolicyError, PolicyKind, PolicySet, RefundSplitDecision, RefundSplitInput,
+    CashinDecision, CashinInput, Check, FeeDecision, FeeInput, FraudDecision, FraudInput, LoadedPolicy, Outcome,
+    PolicyEngine, PolicyError, PolicyKind, PolicySet, RefundSplitDecision, RefundSplitInput,
 };
 use pix_store::Store;
 use pix_store::policies::Decision;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use super::decision_log::DecisionLog;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -38,6 +40,8 @@ pub struct PolicyRuntime {
     shadows: ArcSwap<HashMap<(String, PolicyKind), LoadedPolicy>>,
     /// What `reload` last applied, so an unchanged binding is not swapped again.
     applied: Mutex<HashMap<(String, PolicyKind), (String, serde_json::Value)>>,
+    /// Where `decide` records its decisions (written in batches).
+    decisions: DecisionLog,
 }
 
 /// A decision kind's input, output and engine calls, so one generic path logs and shadows all four.
@@ -47,10 +51,16 @@ pub trait Kind {
     type Output: Serialize + PartialEq;
     fn decide(engine: &PolicyEngine, policy: &LoadedPolicy, input: &Self::Input) -> Result<Self::Output, PolicyError>;
     fn or_failsafe(engine: &PolicyEngine, policy: &LoadedPolicy, input: &Self::Input) -> (Self::Output, Outcome);
+    fn or_failsafe_checked(
+        engine: &PolicyEngine,
+        policy: &LoadedPolicy,
+        input: &Self::Input,
+        check: &Check<'_, Self::Output>,
+    ) -> (Self::Output, Outcome);
 }
 
 macro_rules! kind {
-    ($name:ident, $kind:expr, $input:ty, $output:ty, $decide:ident, $failsafe:ident) => {
+    ($name:ident, $kind:expr, $input:ty, $output:ty, $decide:ident, $failsafe:ident, $checked:ident) => {
         pub struct $name;
         impl Kind for $name {
             const KIND: PolicyKind = $kind;
@@ -62,18 +72,27 @@ macro_rules! kind {
             fn or_failsafe(engine: &PolicyEngine, p: &LoadedPolicy, i: &$input) -> ($output, Outcome) {
                 engine.$failsafe(p, i)
             }
+            fn or_failsafe_checked(
+                engine: &PolicyEngine,
+                p: &LoadedPolicy,
+                i: &$input,
+                check: &Check<'_, $output>,
+            ) -> ($output, Outcome) {
+                engine.$checked(p, i, check)
+            }
         }
     };
 }
 
-kind!(Fee, PolicyKind::Fee, FeeInput, FeeDecision, decide_fee, fee_or_failsafe);
+kind!(Fee, PolicyKind::Fee, FeeInput, FeeDecision, decide_fee, fee_or_failsafe, fee_or_failsafe_checked);
 kind!(
     RefundSplit,
     PolicyKind::RefundSplit,
     RefundSplitInput,
     RefundSplitDecision,
     decide_refund_split,
-    refund_split_or_failsafe
+    refund_split_or_failsafe,
+    refund_split_or_failsafe_checked
 );
 kind!(
     Cashin,
@@ -81,9 +100,18 @@ kind!(
     CashinInput,
     CashinDecision,
     decide_cashin_acceptance,
-    cashin_acceptance_or_failsafe
+    cashin_acceptance_or_failsafe,
+    cashin_acceptance_or_failsafe_checked
 );
-kind!(Fraud, PolicyKind::FraudTriage, FraudInput, FraudDecision, decide_fraud_triage, fraud_triage_or_failsafe);
+kind!(
+    Fraud,
+    PolicyKind::FraudTriage,
+    FraudInput,
+    FraudDecision,
+    decide_fraud_triage,
+    fraud_triage_or_failsafe,
+    fraud_triage_or_failsafe_checked
+);
 
 impl PolicyRuntime {
     /// Loads the shipped components from `dir` (recording them in the registry so they can be
@@ -96,12 +124,13 @@ impl PolicyRuntime {
     ) -> anyhow::Result<PolicyRuntime> {
         let runtime = PolicyRuntime {
             engine,
-            store,
             clock,
             active: PolicySet::new(),
             shipped: ArcSwap::default(),
             shadows: ArcSwap::default(),
             applied: Mutex::default(),
+            decisions: DecisionLog::spawn(store.clone()),
+            store,
         };
         runtime.load_shipped(dir).await?;
         runtime.reload().await?;
@@ -201,10 +230,31 @@ impl PolicyRuntime {
     /// candidate beside it without affecting the answer, and records the decision.
     /// Returns the answer and the sha256 of the component that gave it.
     pub async fn decide<K: Kind>(&self, tenant: Uuid, input: &K::Input) -> (K::Output, String) {
+        self.decide_checked::<K>(tenant, input, |_| Ok(())).await
+    }
+
+    /// [`Self::decide`] with a tenant-specific `check` on the policy's answer (its transfer
+    /// limits, see `pix_app::transfers::limits::fee_within_limits`). An answer that fails the check is
+    /// treated exactly like an invalid answer: the kind's fail-safe applies, the failure is logged
+    /// and counted (`pix_policy_errors_total{error="invalid_output"}`) and the decision log
+    /// records `failsafe:invalid_output`. The fail-safe itself is not the policy's to break, so
+    /// if it fails the check too (a cap below the default fee table) it still stands, with an
+    /// error in the log for the operator; callers that must refuse then re-apply the check.
+    pub async fn decide_checked<K: Kind>(
+        &self,
+        tenant: Uuid,
+        input: &K::Input,
+        check: impl Fn(&K::Output) -> Result<(), String> + Send + Sync,
+    ) -> (K::Output, String) {
         let policy = self.policy_for(tenant, K::KIND);
         let started = Instant::now();
-        let (output, outcome) = K::or_failsafe(&self.engine, &policy, input);
+        let (output, outcome) = K::or_failsafe_checked(&self.engine, &policy, input, &check);
         let duration_us = started.elapsed().as_micros() as i64;
+        if matches!(outcome, Outcome::FailSafe(_))
+            && let Err(reason) = check(&output)
+        {
+            tracing::error!(%tenant, kind = %K::KIND, %reason, "the fail-safe answer also breaks the tenant's limits");
+        }
         let output_json = serde_json::to_value(&output).unwrap_or_default();
         let shadow = self.shadows.load().get(&(slot(Some(tenant)), K::KIND)).cloned();
         let shadow = shadow.map(|candidate| {
@@ -236,11 +286,20 @@ impl PolicyRuntime {
             shadow_output: shadow.map(|s| s.1),
             decided_at: self.clock.now(),
         };
-        if let Err(e) = self.store.record_policy_decision(&record).await {
-            // The decision stands; only its record is missing.
-            tracing::error!(error = %e, "could not record policy decision");
-        }
+        self.decisions.record(record).await;
         (output, policy.sha256().to_owned())
+    }
+
+    /// The account the tenant's fee fail-safe posts to (its fee binding's `fee-account`
+    /// parameter, else the default): always allowed by its transfer limits.
+    pub fn default_fee_account(&self, tenant: Uuid) -> String {
+        pix_policy::native::fee_account(self.policy_for(tenant, PolicyKind::Fee).params()).to_owned()
+    }
+
+    /// Waits until every decision taken so far is in the database (before reading the log, and
+    /// on shutdown).
+    pub async fn flush_decisions(&self) {
+        self.decisions.flush().await;
     }
 
     /// Runs `candidate` over recorded decisions of its kind and compares with what was answered.

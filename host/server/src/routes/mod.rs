@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod transfer_limits;
 pub mod webhook_endpoints;
 
 use serde::{Deserialize, Serialize};

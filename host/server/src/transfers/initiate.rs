@@ -7,17 +7,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use pix_core::document::{Document, PersonType};
+use pix_core::document::Document;
 use pix_core::error::ErrorCode;
 use pix_core::ids::{EndToEndId, Ispb, new_id};
 use pix_core::mask::mask_document;
 use pix_core::money::{Amount, Money};
 use pix_core::pix_key::PixKey;
+use pix_core::transfer::{Counterparty, DictStatistics, InitiationDetails, InitiationMethod, InitiationType};
 use pix_integrations::btg::{Counters, DictEntry, Statistics};
 use pix_store::tenants::Tenant;
 use pix_store::transfers::{Initiation, insert_initiation};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -118,62 +118,45 @@ pub struct InitiationView {
     pub created_at: DateTime<Utc>,
 }
 
-/// The destination as stored with the initiation (`details.destination`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Destination {
-    pub ispb: String,
-    pub branch: String,
-    pub account: String,
-    pub account_type: String,
-    pub tax_id: String,
-    pub name: String,
-    pub person_type: PersonType,
-    pub key: Option<String>,
-    pub key_type: Option<String>,
-    pub key_ownership_date: Option<DateTime<Utc>>,
+/// A DICT entry as a cash-out destination.
+fn destination_from_entry(entry: &DictEntry) -> Counterparty {
+    Counterparty {
+        ispb: entry.account.participant.clone(),
+        branch: entry.account.branch.clone(),
+        account: entry.account.number.clone(),
+        account_type: entry.account.account_type.as_str().to_owned(),
+        tax_id: entry.owner.tax_id.clone(),
+        name: entry.owner.name.clone(),
+        person_type: Some(entry.owner.person_type),
+        key: Some(entry.key.clone()),
+        key_type: Some(entry.key_type.as_str().to_owned()),
+        key_ownership_date: entry.key_ownership_date.or(entry.created_at),
+    }
 }
 
-impl Destination {
-    fn from_entry(entry: &DictEntry) -> Destination {
-        Destination {
-            ispb: entry.account.participant.clone(),
-            branch: entry.account.branch.clone(),
-            account: entry.account.number.clone(),
-            account_type: entry.account.account_type.as_str().to_owned(),
-            tax_id: entry.owner.tax_id.clone(),
-            name: entry.owner.name.clone(),
-            person_type: entry.owner.person_type,
-            key: Some(entry.key.clone()),
-            key_type: Some(entry.key_type.as_str().to_owned()),
-            key_ownership_date: entry.key_ownership_date.or(entry.created_at),
-        }
-    }
-
-    fn view(&self) -> DestinationView {
-        DestinationView {
-            ispb: self.ispb.clone(),
-            branch: self.branch.clone(),
-            account: self.account.clone(),
-            account_type: self.account_type.clone(),
-            name: self.name.clone(),
-            tax_id: mask_document(&self.tax_id),
-            person_type: self.person_type.as_str().to_owned(),
-            key: self.key.clone(),
-            key_type: self.key_type.clone(),
-        }
+fn destination_view(d: &Counterparty) -> DestinationView {
+    DestinationView {
+        ispb: d.ispb.clone(),
+        branch: d.branch.clone(),
+        account: d.account.clone(),
+        account_type: d.account_type.clone(),
+        name: d.name.clone(),
+        tax_id: mask_document(&d.tax_id),
+        person_type: d.person_type.map(|p| p.as_str()).unwrap_or_default().to_owned(),
+        key: d.key.clone(),
+        key_type: d.key_type.clone(),
     }
 }
 
 /// What initiation resolved, before it is stored.
 struct Resolved {
-    destination: Destination,
+    destination: Counterparty,
     amount: Money,
-    /// BTG's initiation type: `DICT`, `STATIC_QRCODE`, `DYNAMIC_QRCODE` or `MANUAL`.
-    method: &'static str,
+    /// BTG's initiation type.
+    method: InitiationMethod,
     tx_id: Option<String>,
     /// DICT statistics of the key (fraud triage reads them at processing).
-    key_statistics: Option<Value>,
+    key_statistics: Option<DictStatistics>,
 }
 
 /// Prepare a cash-out: validate and resolve the destination, fix the amount. Moves no money.
@@ -196,8 +179,10 @@ async fn initiate_cashout(
     }
     let now = state.clock.now();
     let end_to_end_id = EndToEndId::generate(&tenant_ispb(&tenant)?, now, &mut rand::rng());
-    let resolved = match body.initiation_type.as_str() {
-        "KEY" => {
+    let initiation_type: InitiationType =
+        body.initiation_type.parse().map_err(|_| invalid("type must be KEY, QR_CODE or MANUAL"))?;
+    let resolved = match initiation_type {
+        InitiationType::Key => {
             let key = body.key.as_deref().ok_or_else(|| missing("key"))?;
             let amount = required_amount(body.amount)?;
             match resolve_key(&state, &tenant, &account, key, end_to_end_id.as_str()).await? {
@@ -205,7 +190,7 @@ async fn initiate_cashout(
                 Err(rate_limited) => return Ok(rate_limited),
             }
         }
-        "QR_CODE" => {
+        InitiationType::QrCode => {
             let emv = body.emv.as_deref().ok_or_else(|| missing("emv"))?;
             let qr = resolve(&state, emv, body.payment_date).await?;
             let amount = match (qr.amount, body.amount) {
@@ -218,24 +203,27 @@ async fn initiate_cashout(
             match resolve_key(&state, &tenant, &account, &qr.receiver_key, end_to_end_id.as_str()).await? {
                 Ok(r) => Resolved {
                     amount,
-                    method: if qr.kind == QrKind::Static { "STATIC_QRCODE" } else { "DYNAMIC_QRCODE" },
+                    method: if qr.kind == QrKind::Static {
+                        InitiationMethod::StaticQrcode
+                    } else {
+                        InitiationMethod::DynamicQrcode
+                    },
                     tx_id: qr.txid.clone(),
                     ..r
                 },
                 Err(rate_limited) => return Ok(rate_limited),
             }
         }
-        "MANUAL" => {
+        InitiationType::Manual => {
             let destination = manual_destination(body.destination.as_ref().ok_or_else(|| missing("destination"))?)?;
             Resolved {
                 destination,
                 amount: required_amount(body.amount)?,
-                method: "MANUAL",
+                method: InitiationMethod::Manual,
                 tx_id: None,
                 key_statistics: None,
             }
         }
-        _ => return Err(invalid("type must be KEY, QR_CODE or MANUAL")),
     };
     let is_intra_psp = resolved.destination.ispb == tenant.ispb;
     let ttl = tenant.settings["transfers"]["initiationTtlSecs"].as_i64().filter(|s| *s > 0).unwrap_or(DEFAULT_TTL_SECS);
@@ -243,17 +231,17 @@ async fn initiate_cashout(
         id: new_id(),
         tenant_id: tenant.id,
         account_id: account.id,
-        initiation_type: body.initiation_type.clone(),
+        initiation_type,
         amount: resolved.amount.centavos(),
         end_to_end_id: end_to_end_id.as_str().to_owned(),
         is_intra_psp,
-        details: json!({
-            "destination": resolved.destination,
-            "initiationMethod": resolved.method,
-            "description": description,
-            "txId": resolved.tx_id,
-            "keyStatistics": resolved.key_statistics,
-        }),
+        details: InitiationDetails {
+            destination: resolved.destination,
+            initiation_method: resolved.method,
+            description: description.clone(),
+            tx_id: resolved.tx_id.clone(),
+            key_statistics: resolved.key_statistics,
+        },
         expires_at: now + chrono::Duration::seconds(ttl),
         created_at: now,
     };
@@ -264,11 +252,11 @@ async fn initiate_cashout(
     let view = InitiationView {
         initiation_id: initiation.id,
         end_to_end_id: initiation.end_to_end_id.clone(),
-        initiation_type: initiation.initiation_type.clone(),
+        initiation_type: initiation.initiation_type.as_str().to_owned(),
         amount: resolved.amount,
         description,
         tx_id: resolved.tx_id,
-        destination: resolved.destination.view(),
+        destination: destination_view(&initiation.details.destination),
         is_intra_psp,
         expires_at: initiation.expires_at,
         created_at: now,
@@ -317,18 +305,18 @@ async fn resolve_key(
         }
     };
     Ok(Ok(Resolved {
-        destination: Destination::from_entry(&found.entry),
+        destination: destination_from_entry(&found.entry),
         amount: Money::ZERO,
-        method: "DICT",
+        method: InitiationMethod::Dict,
         tx_id: None,
         key_statistics,
     }))
 }
 
-/// DICT statistics in the fraud-triage policy's shape (`pix_policy::DictStatistics`).
-fn policy_statistics(s: &Statistics) -> Value {
+/// DICT statistics in the fraud-triage policy's shape.
+fn policy_statistics(s: &Statistics) -> DictStatistics {
     let d90 = |c: &Counters| c.d90;
-    serde_json::to_value(pix_policy::DictStatistics {
+    DictStatistics {
         settlements_d90: sat(d90(&s.settlements)),
         application_frauds: sat(d90(&s.application_frauds)),
         mule_accounts: sat(d90(&s.mule_accounts)),
@@ -340,8 +328,7 @@ fn policy_statistics(s: &Statistics) -> Value {
         open_reports: sat(s.open_reports),
         open_reports_distinct_reporters: sat(s.open_reports_distinct_reporters),
         rejected_reports: sat(d90(&s.rejected_reports)),
-    })
-    .unwrap_or_default()
+    }
 }
 
 fn sat(n: u64) -> u32 {
@@ -349,7 +336,7 @@ fn sat(n: u64) -> u32 {
 }
 
 /// Validates typed account details.
-fn manual_destination(d: &ManualDestination) -> ApiResult<Destination> {
+fn manual_destination(d: &ManualDestination) -> ApiResult<Counterparty> {
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if d.ispb.len() != 8 || !digits(&d.ispb) {
         return Err(invalid("destination.ispb must have 8 digits"));
@@ -368,14 +355,14 @@ fn manual_destination(d: &ManualDestination) -> ApiResult<Destination> {
     if name.is_empty() || name.chars().count() > 140 {
         return Err(invalid("destination.name must have 1 to 140 characters"));
     }
-    Ok(Destination {
+    Ok(Counterparty {
         ispb: d.ispb.clone(),
         branch: d.branch.clone(),
         account: d.account.clone(),
         account_type: d.account_type.clone(),
         tax_id: document.as_str().to_owned(),
         name: name.to_owned(),
-        person_type: document.person_type(),
+        person_type: Some(document.person_type()),
         key: None,
         key_type: None,
         key_ownership_date: None,

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use pix_core::error::ErrorCode;
+use pix_core::transfer::{Direction, TransferStatus};
 use pix_store::transfers::TransferFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -34,7 +35,8 @@ pub struct TransferQuery {
     /// `asc` or `desc` (default) by creation time.
     pub sort_order: Option<String>,
     pub end_to_end: Option<String>,
-    /// `PENDING`, `IN_REVIEW`, `PROCESSING`, `COMPLETED`, `FAILED` or `CANCELLED`.
+    /// `PENDING`, `IN_REVIEW`, `PROCESSING`, `COMPLETED`, `FAILED`, `CANCELLED` or
+    /// `RECONCILIATION_REQUIRED`.
     pub status: Option<String>,
     /// `CASHOUT` or `CASHIN`.
     #[serde(rename = "type")]
@@ -54,8 +56,6 @@ pub struct TransferPage {
     pub offset: i64,
     pub total: i64,
 }
-
-const STATUSES: [&str; 6] = ["PENDING", "IN_REVIEW", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"];
 
 fn bad_query(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidTransferQuery, message)
@@ -100,16 +100,25 @@ async fn list_transfers(
         Some("asc") => false,
         Some(_) => return Err(bad_query("sort_order must be asc or desc")),
     };
-    if let Some(status) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
-        return Err(bad_query(format!("status {status:?} must be one of {}", STATUSES.join(", "))));
-    }
-    if q.transfer_type.as_deref().is_some_and(|t| t != "CASHOUT" && t != "CASHIN") {
-        return Err(bad_query("type must be CASHOUT or CASHIN"));
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<TransferStatus>().map_err(|_| {
+                let all: Vec<&str> = TransferStatus::ALL.iter().map(|s| s.as_str()).collect();
+                bad_query(format!("status {s:?} must be one of {}", all.join(", ")))
+            })
+        })
+        .transpose()?;
+    let direction = q
+        .transfer_type
+        .as_deref()
+        .map(|t| t.parse::<Direction>().map_err(|_| bad_query("type must be CASHOUT or CASHIN")))
+        .transpose()?;
     let filter = TransferFilter {
         end_to_end_id: q.end_to_end,
-        status: q.status,
-        direction: q.transfer_type,
+        status,
+        direction,
         modified_after: instant("modified_after", q.modified_after.as_deref())?,
         modified_before: instant("modified_before", q.modified_before.as_deref())?,
         descending,

@@ -1,20 +1,17 @@
-//! Fraud review: cash-outs that fraud triage sent to an operator (`IN_REVIEW`) wait here until
-//! released (processing continues: fee, hold, BTG) or rejected (FAILED, nothing was held).
+//! Operator routes: cash-outs held for fraud review (released or rejected), and cash-outs in
+//! RECONCILIATION_REQUIRED because BTG contradicted their outcome.
 
 use axum::Json;
 use axum::extract::State;
+use pix_app::transfers::{incidents, review};
 use pix_core::error::ErrorCode;
-use pix_store::jobs::enqueue;
-use pix_store::transfers::save_transfer;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::cashout::{advance_job, run_inline};
-use super::{TransferView, fail, record_event};
+use super::TransferView;
 use crate::app::AppState;
 use crate::auth::CurrentAdmin;
 use crate::error::{ApiError, ApiResult};
@@ -22,7 +19,7 @@ use crate::extract::{AppJson, AppPath};
 use crate::routes::ErrorResponse;
 
 pub fn admin_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_reviews)).routes(routes!(decide_review))
+    OpenApiRouter::new().routes(routes!(list_reviews)).routes(routes!(decide_review)).routes(routes!(list_incidents))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -31,7 +28,7 @@ pub struct ReviewDecision {
     /// `RELEASE` (process it) or `REJECT` (fail it).
     #[schema(example = "RELEASE")]
     pub decision: String,
-    /// Kept on the transfer (`details.review.note`).
+    /// Kept on the transfer with the decision.
     pub note: Option<String>,
 }
 
@@ -39,8 +36,17 @@ pub struct ReviewDecision {
 #[utoipa::path(get, path = "/v1/admin/transfer-reviews", tag = "Transfers", security(("admin_token" = [])),
     responses((status = 200, body = Vec<TransferView>), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
 async fn list_reviews(State(state): State<AppState>, _admin: CurrentAdmin) -> ApiResult<Json<Vec<TransferView>>> {
-    let waiting = state.store.transfers_in_review(100).await?;
+    let waiting = review::waiting(&state.app, 100).await?;
     Ok(Json(waiting.iter().map(TransferView::from).collect()))
+}
+
+/// Cash-outs whose outcome BTG contradicted (RECONCILIATION_REQUIRED), oldest first (at most
+/// 100), with the incident: its kind, when it was detected and the ledger correction made.
+#[utoipa::path(get, path = "/v1/admin/transfer-incidents", tag = "Transfers", security(("admin_token" = [])),
+    responses((status = 200, body = Vec<TransferView>), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+async fn list_incidents(State(state): State<AppState>, _admin: CurrentAdmin) -> ApiResult<Json<Vec<TransferView>>> {
+    let open = incidents::list(&state.app, 100).await?;
+    Ok(Json(open.iter().map(TransferView::from).collect()))
 }
 
 /// Release or reject a cash-out held for fraud review.
@@ -65,40 +71,7 @@ async fn decide_review(
         .tenant(tenant_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::ResourceNotFound, "no tenant with this id"))?;
-    let mut t = state
-        .store
-        .transfer(tenant.id, transfer_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::TransferNotFound, "no transfer with this id"))?;
-    if t.status != "IN_REVIEW" {
-        return Err(ApiError::new(
-            ErrorCode::TransferNotInReview,
-            format!("the transfer is {}, not IN_REVIEW", t.status),
-        ));
-    }
-    let now = state.clock.now();
-    t.details["review"] = json!({"decision": body.decision, "note": body.note, "by": admin.credential_id, "at": now});
-    t.updated_at = now;
-    if release {
-        t.status = "PENDING".into();
-    } else {
-        fail(&mut t, "FRAUD_REVIEW_REJECTED", "rejected by a fraud reviewer", now);
-        t.step = "RELEASED".into();
-    }
-    let mut tx = state.store.begin().await?;
-    if !save_transfer(&mut tx, &t).await? {
-        return Err(ApiError::new(ErrorCode::TransferNotInReview, "the transfer changed meanwhile; read it again"));
-    }
-    if release {
-        enqueue(&mut tx, &advance_job(&t, now + chrono::Duration::seconds(super::cashout::INLINE_GRACE_SECS)), now)
-            .await?;
-    }
-    record_event(&mut tx, &t, now).await?;
-    tx.commit().await?;
-    t.version += 1;
-    tracing::info!(transfer = %t.id, decision = %body.decision, "fraud review decided");
-    if release {
-        t = run_inline(&state, &tenant, t).await?;
-    }
+    let decision = review::ReviewDecision { release, note: body.note, by: admin.credential_id };
+    let t = review::decide(&state.app, &tenant, transfer_id, decision).await?;
     Ok(Json(TransferView::from(&t)))
 }

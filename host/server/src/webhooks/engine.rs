@@ -1,8 +1,7 @@
 //! The delivery engine, in two stages:
-//! 1. Routing: a job worker on [`WEBHOOK_QUEUE`] takes each `DELIVER_EVENT` job (recorded by a
-//!    feature in the transaction of its state change), resolves the tenant's endpoints
-//!    (`routing.rs`) and records the event with one pending delivery per endpoint, atomically.
-//!    Jobs of one entity run in order, so its deliveries are created in order.
+//! 1. Routing: a feature records each event already routed (`pix_store::events`), with one
+//!    pending delivery per endpoint, in the transaction of its state change. A worker on
+//!    [`WEBHOOK_QUEUE`] only drains `DELIVER_EVENT` jobs that older versions left.
 //! 2. Delivery: a loop claims due deliveries, signs and POSTs them, and records each attempt.
 //!    Each (event, endpoint) retries on its own schedule; an entity's later events to an endpoint
 //!    wait while an earlier one is still pending there (retrying), and go once it is delivered
@@ -15,20 +14,19 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use pix_core::clock::Clock;
 use pix_store::Store;
-use pix_store::deliveries::{AttemptOutcome, ClaimedDelivery, DeliveryStatus, EventRouting, NewWebhookEvent};
-use pix_store::events::{DELIVER_EVENT, WEBHOOK_QUEUE};
+use pix_store::deliveries::{AttemptOutcome, ClaimedDelivery, DeliveryStatus};
+use pix_store::events::{DELIVER_EVENT, OutboundEvent, WEBHOOK_QUEUE, route_and_record};
 use pix_store::jobs::Job;
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::routing::{Route, route};
 use super::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, decode_secret, sign};
 use crate::config::WorkerConfig;
 use crate::worker::{JobError, JobFuture, JobHandler, Worker};
@@ -118,7 +116,7 @@ pub fn retry_delay(
     Some(delay)
 }
 
-/// The `DELIVER_EVENT` job as `pix_store::events::record_outbound_event` writes it.
+/// A `DELIVER_EVENT` job, as versions before routing at record time wrote them.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RecordedEvent {
@@ -130,16 +128,8 @@ struct RecordedEvent {
     payload: serde_json::Value,
 }
 
-/// The body every attempt sends.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    entity_type: &'a str,
-    flow_type: &'a str,
-    payload: &'a serde_json::Value,
-}
-
-/// Stage 1: routes recorded events to deliveries.
+/// Stage 1, for events recorded before routing happened at record time: routes each
+/// `DELIVER_EVENT` job left in the queue, exactly as `record_outbound_event` now does inline.
 struct RouteEvents {
     store: Store,
     clock: Arc<dyn Clock>,
@@ -147,47 +137,22 @@ struct RouteEvents {
 
 impl RouteEvents {
     async fn route(&self, job: &Job) -> Result<(), JobError> {
-        let tenant = job.tenant_id.ok_or_else(|| JobError::Permanent("event job has no tenant".into()))?;
+        let tenant_id = job.tenant_id.ok_or_else(|| JobError::Permanent("event job has no tenant".into()))?;
         let event: RecordedEvent = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("malformed event job: {e}")))?;
-        let candidates = self
-            .store
-            .webhook_route_candidates(tenant, &event.flow_type, &event.entity_type)
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
-        let (routing, endpoints) = match route(&candidates, &event.flow_type, &event.entity_type) {
-            Route::Deliver(endpoints) => (EventRouting::Routed, endpoints),
-            Route::Disabled => (EventRouting::Disabled, Vec::new()),
-            Route::NotRouted => (EventRouting::NotRouted, Vec::new()),
-        };
-        let body = serde_json::to_string(&Envelope {
-            entity_type: &event.entity_type,
-            flow_type: &event.flow_type,
-            payload: &event.payload,
-        })
-        .map_err(|e| JobError::Permanent(format!("event payload cannot be serialized: {e}")))?;
-        let new = NewWebhookEvent {
-            id: event.event_id,
-            tenant_id: tenant,
+        let outbound = OutboundEvent {
+            tenant_id,
             flow_type: &event.flow_type,
             entity_type: &event.entity_type,
             entity_id: &event.entity_id,
-            body: &body,
-            occurred_at: event.occurred_at,
+            payload: &event.payload,
         };
-        let recorded = self
-            .store
-            .record_webhook_event(&new, routing, &endpoints, self.clock.now())
+        let retry = |e: pix_store::StoreError| JobError::Retry(e.to_string());
+        let mut tx = self.store.begin().await.map_err(retry)?;
+        route_and_record(&mut tx, event.event_id, &outbound, event.occurred_at, self.clock.now())
             .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
-        if recorded {
-            metrics::counter!("webhook_events_total", "flow_type" => event.flow_type.clone(),
-                "entity_type" => event.entity_type.clone(), "routing" => routing.as_str())
-            .increment(1);
-            tracing::info!(event = %event.event_id, tenant = %tenant, flow_type = %event.flow_type,
-                entity_type = %event.entity_type, routing = routing.as_str(), endpoints = endpoints.len(),
-                "webhook event routed");
-        }
+            .map_err(retry)?;
+        tx.commit().await.map_err(retry)?;
         Ok(())
     }
 }

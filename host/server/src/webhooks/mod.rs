@@ -1,11 +1,10 @@
 //! Outbound webhook engine: delivers the events features record with
 //! `pix_store::events::record_outbound_event` to the tenant's endpoints (issue #7, item 6).
-//! Routing (`routing`), Standard Webhooks signatures (`signature`), the two-stage engine with
+//! Routing (`pix_store::routing`, applied when an event is recorded), Standard Webhooks signatures (`signature`), the two-stage engine with
 //! retries and dead letters (`engine`) and the operator endpoints (`admin`); see docs/webhooks.md.
 
 pub mod admin;
 pub mod engine;
-pub mod routing;
 pub mod signature;
 
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //!   per-flow one;
 //! - if no group has an endpoint, the event is not routed (kept and counted, not an error).
 
-use pix_store::deliveries::RouteCandidate;
+use crate::deliveries::RouteCandidate;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
