@@ -36,6 +36,57 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Where a secret lives, never the secret itself: `env:NAME` (an environment variable) or
+/// `file:/absolute/path` (a file, e.g. a mounted Kubernetes secret; surrounding whitespace is
+/// trimmed). Stored in the database instead of the value, so a leaked database leaks no secret,
+/// and rotated by changing the variable or the file.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SecretRef {
+    Env(String),
+    File(std::path::PathBuf),
+}
+
+impl SecretRef {
+    /// Reads the secret now. The error names the reference, never a value.
+    pub fn resolve(&self) -> std::result::Result<Secret, String> {
+        let value = match self {
+            SecretRef::Env(name) => std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?,
+            SecretRef::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read secret file {}: {}", path.display(), e.kind()))?,
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!("secret {self} is empty"));
+        }
+        Ok(Secret::new(value))
+    }
+}
+
+impl std::str::FromStr for SecretRef {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let invalid = || format!("{s:?}: expected env:NAME or file:/absolute/path");
+        if let Some(name) = s.strip_prefix("env:") {
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            return valid.then(|| SecretRef::Env(name.to_owned())).ok_or_else(invalid);
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            let path = std::path::PathBuf::from(path);
+            return path.is_absolute().then_some(SecretRef::File(path)).ok_or_else(invalid);
+        }
+        Err(invalid())
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "env:{name}"),
+            SecretRef::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
 /// Retry policy for idempotent calls: exponential backoff with jitter,
 /// `delay_n = min(max, base · 2^n) · (1 ± jitter)`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -214,6 +265,24 @@ pub struct BtgConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_refs_parse_resolve_and_name_no_value() {
+        let dir = std::env::temp_dir().join(format!("pix-secret-ref-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "  s3cr3t-value\n").unwrap();
+        let r: SecretRef = format!("file:{}", file.display()).parse().unwrap();
+        assert_eq!(r.resolve().unwrap().expose(), "s3cr3t-value");
+        assert_eq!(r.to_string(), format!("file:{}", file.display()));
+        std::fs::write(&file, "  ").unwrap();
+        assert!(r.resolve().unwrap_err().contains("empty"));
+        let missing: SecretRef = "env:PIX_TEST_SURELY_UNSET_VARIABLE".parse().unwrap();
+        assert!(missing.resolve().unwrap_err().contains("PIX_TEST_SURELY_UNSET_VARIABLE"));
+        for bad in ["plain-secret", "env:", "env:A-B", "file:relative/path", "vault:x"] {
+            assert!(bad.parse::<SecretRef>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn secret_is_never_printed() {

@@ -21,6 +21,7 @@ mod transport;
 pub use btg::{Btg, BtgClient};
 pub use config::{
     BreakerConfig, BtgConfig, CrmConfig, HttpConfig, LerianAuthConfig, MidazConfig, MtlsConfig, RetryConfig, Secret,
+    SecretRef,
 };
 pub use crm::{AccountHolder, CrmClient, HolderDirectory};
 pub use domain::Money;

@@ -211,6 +211,20 @@ pub struct BtgState {
     idempotency: HashMap<String, (u16, Bytes)>,
     settlements_by_key: HashMap<String, u64>,
     donor_behaviour: Option<DonorBehaviour>,
+    /// Further participants BTG serves (other institutions on the same host), by client id.
+    clients: HashMap<String, Participant>,
+}
+
+/// A participant with its own BTG client credentials.
+#[derive(Clone)]
+struct Participant {
+    client_secret: String,
+    ispb: String,
+}
+
+tokio::task_local! {
+    /// The ISPB of the participant whose token authenticated the current request.
+    static CALLER: String;
 }
 
 mod base64_decode {
@@ -270,12 +284,13 @@ pub fn router(state: Arc<Shared>) -> Router {
 async fn require_token(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path != "/oauth2/token" && path != "/health" {
-        let ok = bearer(request.headers())
-            .is_some_and(|t| s.sim.btg_tokens.lock().unwrap_or_else(|e| e.into_inner()).contains(t));
-        if !ok {
+        let caller = bearer(request.headers())
+            .and_then(|t| s.sim.btg_tokens.lock().unwrap_or_else(|e| e.into_inner()).get(t).cloned());
+        let Some(caller) = caller else {
             return btg_err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "missing or invalid bearer token")
                 .into_response();
-        }
+        };
+        return CALLER.scope(caller, next.run(request)).await;
     }
     next.run(request).await
 }
@@ -312,12 +327,18 @@ async fn token(
 ) -> Response {
     let creds = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(decode_basic);
     let expected = &s.config.btg_credentials;
-    let valid = creds.is_some_and(|(id, secret)| id == expected.client_id && secret == expected.client_secret);
-    if !valid || form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+    let caller = creds.and_then(|(id, secret)| {
+        if id == expected.client_id && secret == expected.client_secret {
+            return Some(s.config.ispb.clone());
+        }
+        s.btg().clients.get(&id).filter(|p| p.client_secret == secret).map(|p| p.ispb.clone())
+    });
+    let Some(caller) = caller.filter(|_| form.get("grant_type").map(String::as_str) == Some("client_credentials"))
+    else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
-    }
+    };
     let token = s.sim.token();
-    s.sim.btg_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone());
+    s.sim.btg_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), caller);
     Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
                 "scope": form.get("scope").cloned().unwrap_or_default()}))
     .into_response()
@@ -367,8 +388,32 @@ impl Shared {
         self.btg.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn ispb(&self) -> &str {
-        &self.config.ispb
+    /// The calling participant's ISPB (the host institution's outside a request).
+    fn ispb(&self) -> String {
+        CALLER.try_with(Clone::clone).unwrap_or_else(|_| self.config.ispb.clone())
+    }
+
+    /// Whether BTG serves `ispb` here (the host institution or a registered participant).
+    fn serves(&self, ispb: &str) -> bool {
+        ispb == self.config.ispb || self.btg().clients.values().any(|p| p.ispb == ispb)
+    }
+
+    /// Registers another participant with its own client credentials.
+    pub(crate) fn btg_add_participant(&self, ispb: &str, client_id: &str, client_secret: &str) {
+        let participant = Participant { client_secret: client_secret.to_owned(), ispb: ispb.to_owned() };
+        self.btg().clients.insert(client_id.to_owned(), participant);
+    }
+
+    /// Queues a webhook to the participant the event is about: a payment's debtor, a received
+    /// payment's creditor, otherwise the caller.
+    fn emit(&self, event: &str, data: Value) -> String {
+        let side = match event {
+            "PIX_PAYMENT" => data["debtor"]["ispb"].as_str(),
+            "PIX_PAYMENT_INBOUND" => data["creditor"]["ispb"].as_str(),
+            _ => None,
+        };
+        let ispb = side.map(str::to_owned).or_else(|| CALLER.try_with(Clone::clone).ok());
+        self.webhooks.emit(ispb.as_deref(), event, data)
     }
 
     /// An EndToEndId `E|D` + ISPB + yyyyMMddHHmm + 11 alphanumerics.
@@ -442,12 +487,11 @@ impl Shared {
             .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be positive"))?;
         let creditor = match req["key"].as_str() {
             Some(key) => {
-                let st = self.btg();
-                let e = st.directory.get(key).ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
-                if e.participant() != self.ispb() {
+                let e = self.btg().directory.get(key).cloned().ok_or_else(|| not_found("ENTRY_NOT_FOUND"))?;
+                if !self.serves(e.participant()) {
                     return Err(unprocessable("KEY_NOT_OURS", "the key belongs to another participant"));
                 }
-                json!({"ispb": self.ispb(), "branch": e.account["branch"], "account": e.account["number"],
+                json!({"ispb": e.participant(), "branch": e.account["branch"], "account": e.account["number"],
                        "accountType": e.account["type"], "taxId": e.owner["taxIdNumber"],
                        "name": e.owner["name"], "key": key})
             }
@@ -456,7 +500,10 @@ impl Shared {
                 if !c.is_object() {
                     return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "key or creditor is required"));
                 }
-                c["ispb"] = json!(self.ispb());
+                let served = c["ispb"].as_str().is_some_and(|i| self.serves(i));
+                if !served {
+                    c["ispb"] = json!(self.ispb());
+                }
                 c
             }
         };
@@ -497,7 +544,7 @@ impl Shared {
             },
         );
         drop(st);
-        self.webhooks.emit("PIX_PAYMENT_INBOUND", data.clone());
+        self.emit("PIX_PAYMENT_INBOUND", data.clone());
         Ok(data)
     }
 
@@ -536,7 +583,7 @@ impl Shared {
         };
         let data = rtr.json();
         self.btg().reversals.insert(rtr.rtr.clone(), rtr);
-        self.webhooks.emit("PIX_REVERSAL_INBOUND", data.clone());
+        self.emit("PIX_REVERSAL_INBOUND", data.clone());
         Ok(data)
     }
 
@@ -555,7 +602,7 @@ impl Shared {
             json!({"participant": claimer_ispb, "branch": "0001", "number": "55443322", "type": "CACC"})
         };
         let claimer = if req["claimer"].is_object() { req["claimer"].clone() } else { entry.owner.clone() };
-        self.open_claim(claim_type, &entry, &claimer_ispb, self.ispb(), account, claimer)
+        self.open_claim(claim_type, &entry, &claimer_ispb, &self.ispb(), account, claimer)
     }
 
     fn open_claim(
@@ -605,7 +652,7 @@ impl Shared {
         let v = claim.json();
         st.claims.insert(id, claim);
         drop(st);
-        self.webhooks.emit("DICT_CLAIM", v.clone());
+        self.emit("DICT_CLAIM", v.clone());
         Ok(v)
     }
 
@@ -618,10 +665,10 @@ impl Shared {
             req["reason"].as_str().unwrap_or("REFUND_REQUEST"),
             req["situationType"].as_str(),
             reporter,
-            self.ispb(),
+            &self.ispb(),
             false,
         )?;
-        self.webhooks.emit("INFRACTION_REPORT_V2", v.clone());
+        self.emit("INFRACTION_REPORT_V2", v.clone());
         Ok(v)
     }
 
@@ -778,7 +825,7 @@ impl Shared {
             }
         }
         for (event, data) in events {
-            self.webhooks.emit(event, data);
+            self.emit(event, data);
         }
     }
 
@@ -863,7 +910,7 @@ async fn lookup_key(State(s): State<Arc<Shared>>, Path(key): Path<String>, heade
         .get("x-end-to-end-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .unwrap_or_else(|| s.end_to_end_id('E', s.ispb()));
+        .unwrap_or_else(|| s.end_to_end_id('E', &s.ispb()));
     let mut v = entry.json();
     v["endToEndId"] = json!(e2e);
     ok(v)
@@ -894,7 +941,7 @@ async fn create_claim(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
     let mut account = b["claimerAccount"].clone();
     account["participant"] = json!(s.ispb());
     let donor = entry.participant().to_owned();
-    let v = s.open_claim(str_field(&b, "type")?, &entry, &s.config.ispb, &donor, account, b["claimer"].clone())?;
+    let v = s.open_claim(str_field(&b, "type")?, &entry, &s.ispb(), &donor, account, b["claimer"].clone())?;
     created(v)
 }
 
@@ -1022,7 +1069,7 @@ async fn claim_action(
         );
     }
     drop(st);
-    s.webhooks.emit("DICT_CLAIM", v.clone());
+    s.emit("DICT_CLAIM", v.clone());
     ok(v)
 }
 
@@ -1319,7 +1366,7 @@ async fn tracking_graph(State(s): State<Arc<Shared>>, Path(id): Path<String>) ->
     }
     let p = s.btg().payments.get(&root).cloned().ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
     let creditor = p.creditor["ispb"].as_str().unwrap_or("00000000").to_owned();
-    let debtor = p.debtor["ispb"].as_str().unwrap_or(s.ispb()).to_owned();
+    let debtor = p.debtor["ispb"].as_str().map_or_else(|| s.ispb(), str::to_owned);
     // The money moved on once from the first receiver: a two-hop trail.
     let hop = s.end_to_end_id('E', &creditor);
     ok(json!({"rootEndToEndId": root, "nodes": [
@@ -1446,7 +1493,7 @@ async fn create_reversal(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, 
         return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REASON", "reason must be BE08, FR01, MD06 or SL02"));
     }
     let now = s.sim.clock.now();
-    let (id, rtr) = (s.sim.uuid().to_string(), s.end_to_end_id('D', s.ispb()));
+    let (id, rtr) = (s.sim.uuid().to_string(), s.end_to_end_id('D', &s.ispb()));
     let mut st = s.btg();
     let p = st.payments.get_mut(&e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
     if p.direction != Direction::Inbound || p.status != "CONFIRMED" {

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 
 pub use btg::{DonorBehaviour, REJECT_CENTS, STUCK_CENTS};
 pub use qr::{QrCharge, QrChargeKind, QrChargeRequest, QrServing};
-pub use seed::{DemoAccount, DemoData, DemoKey, DemoParticipant, seed_demo};
+pub use seed::{DemoAccount, DemoData, DemoKey, DemoParticipant, ParticipantData, seed_demo, seed_participant};
 pub use sim::{FaultKind, FaultRule, FaultTarget};
 pub use webhooks::{Delivery, HEADER_CORRELATION, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign};
 
@@ -254,6 +254,13 @@ impl SandboxHandle {
     /// Points BTG webhooks at `url`.
     pub fn set_webhook_url(&self, url: Option<String>) {
         self.shared.webhooks.target.lock().unwrap_or_else(|e| e.into_inner()).url = url;
+    }
+
+    /// Points the webhooks about participant `ispb` (one added by [`seed_participant`]) at `url`,
+    /// signed with `secret`.
+    pub fn set_participant_webhook(&self, ispb: &str, url: Option<String>, secret: &str) {
+        let target = webhooks::WebhookTarget { url, secret: secret.to_owned() };
+        self.shared.webhooks.participants.lock().unwrap_or_else(|e| e.into_inner()).insert(ispb.to_owned(), target);
     }
 
     /// Webhook delivery log.

@@ -91,17 +91,17 @@ pub struct DemoData {
     pub control_url: String,
 }
 
-struct Customer {
-    name: &'static str,
-    alias: &'static str,
-    document: &'static str,
-    person: &'static str,
-    trade_name: Option<&'static str>,
-    number: &'static str,
-    balance: &'static str,
+struct Customer<'a> {
+    name: &'a str,
+    alias: &'a str,
+    document: &'a str,
+    person: &'a str,
+    trade_name: Option<&'a str>,
+    number: &'a str,
+    balance: &'a str,
 }
 
-const CUSTOMERS: &[Customer] = &[
+const CUSTOMERS: &[Customer<'static>] = &[
     Customer {
         name: "Maria Silva",
         alias: "@maria",
@@ -167,49 +167,10 @@ pub fn seed_demo(handle: &SandboxHandle) -> anyhow::Result<DemoData> {
         balance: "0.00".into(),
     };
 
-    let mut accounts = Vec::new();
-    for c in CUSTOMERS {
-        let mut holder = json!({"type": c.person, "name": c.name, "document": c.document, "externalId": c.alias.trim_start_matches('@')});
-        if let Some(t) = c.trade_name {
-            holder["legalPerson"] = json!({"tradeName": t});
-        }
-        let holder = s.crm_create_holder(&holder).map_err(fail)?;
-        let holder_id = holder["id"].as_str().unwrap_or_default().to_owned();
-        let account = s
-            .create_account(org, ledger, &json!({"assetCode": "BRL", "type": "deposit", "name": c.name, "alias": c.alias, "entityId": holder_id}))
-            .map_err(fail)?;
-        let account_id = account["id"].as_str().unwrap_or_default().to_owned();
-        let alias = s
-            .crm_create_alias(
-                Uuid::parse_str(&holder_id)?,
-                &json!({"ledgerId": ledger_s, "accountId": account_id,
-                        "bankingDetails": {"branch": "0001", "account": c.number, "type": "CACC", "openingDate": "2024-01-02", "countryCode": "BR", "bankId": ispb},
-                        "regulatoryFields": {"participantDocument": ispb}}),
-            )
-            .map_err(fail)?;
-        s.post_transaction(
-            &org_s,
-            &ledger_s,
-            "inflow",
-            &json!({"description": "Demo opening balance", "send": {"asset": "BRL", "value": c.balance,
-                    "distribute": {"to": [{"accountAlias": c.alias, "amount": {"asset": "BRL", "value": c.balance}}]}}}),
-            Some((&format!("seed-{}", c.alias), 300)),
-        )
-        .map_err(fail)?;
-        accounts.push(DemoAccount {
-            name: c.name.into(),
-            account_id,
-            alias: c.alias.into(),
-            holder_id: Some(holder_id),
-            crm_alias_id: alias["id"].as_str().map(str::to_owned),
-            document: Some(c.document.into()),
-            person_type: Some(c.person.into()),
-            branch: Some("0001".into()),
-            number: Some(c.number.into()),
-            account_type: Some("CACC".into()),
-            balance: c.balance.into(),
-        });
-    }
+    let accounts = CUSTOMERS
+        .iter()
+        .map(|c| open_customer(handle, org, ledger, &ispb, c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let owner = |kind: &str, tax: &str, name: &str| json!({"type": kind, "taxIdNumber": tax, "name": name});
     let account = |number: &str| json!({"participant": OTHER_ISPB, "branch": "0042", "number": number, "type": "CACC", "openingDate": "2023-05-10T03:00:00Z"});
@@ -251,6 +212,106 @@ pub fn seed_demo(handle: &SandboxHandle) -> anyhow::Result<DemoData> {
     })
 }
 
+/// Opens a customer's account with its CRM holder and alias (banking details at `ispb`) and an
+/// opening balance.
+fn open_customer(handle: &SandboxHandle, org: Uuid, ledger: Uuid, ispb: &str, c: &Customer) -> anyhow::Result<DemoAccount> {
+    let s = &handle.shared;
+    let (org_s, ledger_s) = (org.to_string(), ledger.to_string());
+    let mut holder = json!({"type": c.person, "name": c.name, "document": c.document, "externalId": c.alias.trim_start_matches('@')});
+    if let Some(t) = c.trade_name {
+        holder["legalPerson"] = json!({"tradeName": t});
+    }
+    let holder = s.crm_create_holder(&holder).map_err(fail)?;
+    let holder_id = holder["id"].as_str().unwrap_or_default().to_owned();
+    let account = s
+        .create_account(org, ledger, &json!({"assetCode": "BRL", "type": "deposit", "name": c.name, "alias": c.alias, "entityId": holder_id}))
+        .map_err(fail)?;
+    let account_id = account["id"].as_str().unwrap_or_default().to_owned();
+    let alias = s
+        .crm_create_alias(
+            Uuid::parse_str(&holder_id)?,
+            &json!({"ledgerId": ledger_s, "accountId": account_id,
+                    "bankingDetails": {"branch": "0001", "account": c.number, "type": "CACC", "openingDate": "2024-01-02", "countryCode": "BR", "bankId": ispb},
+                    "regulatoryFields": {"participantDocument": ispb}}),
+        )
+        .map_err(fail)?;
+    s.post_transaction(
+        &org_s,
+        &ledger_s,
+        "inflow",
+        &json!({"description": "Demo opening balance", "send": {"asset": "BRL", "value": c.balance,
+                "distribute": {"to": [{"accountAlias": c.alias, "amount": {"asset": "BRL", "value": c.balance}}]}}}),
+        Some((&format!("seed-{org}-{}", c.alias), 300)),
+    )
+    .map_err(fail)?;
+    Ok(DemoAccount {
+        name: c.name.into(),
+        account_id,
+        alias: c.alias.into(),
+        holder_id: Some(holder_id),
+        crm_alias_id: alias["id"].as_str().map(str::to_owned),
+        document: Some(c.document.into()),
+        person_type: Some(c.person.into()),
+        branch: Some("0001".into()),
+        number: Some(c.number.into()),
+        account_type: Some("CACC".into()),
+        balance: c.balance.into(),
+    })
+}
+
+/// A valid CPF from 9 base digits (mod-11 check digits), so each institution's customer has its
+/// own document (the simulated CRM keeps one holder per document).
+fn cpf_with_check_digits(base: &str) -> String {
+    let mut digits: Vec<u32> = base.chars().filter_map(|c| c.to_digit(10)).collect();
+    for len in [9usize, 10] {
+        let sum: u32 = digits.iter().enumerate().map(|(i, d)| d * (len as u32 + 1 - i as u32)).sum();
+        digits.push(match sum % 11 { r if r < 2 => 0, r => 11 - r });
+    }
+    digits.iter().map(|d| char::from_digit(*d, 10).unwrap_or('0')).collect()
+}
+
+/// Another institution served by the same host: its own BTG client credentials and ISPB, Midaz
+/// organization and ledger, and one funded customer account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantData {
+    /// ISPB.
+    pub ispb: String,
+    /// Midaz organization id (also the CRM `X-Organization-Id`).
+    pub organization_id: String,
+    /// Midaz ledger id.
+    pub ledger_id: String,
+    /// The customer account.
+    pub account: DemoAccount,
+}
+
+/// Seeds another institution: BTG accepts `client_id`/`client_secret` for it and sends its events
+/// to its own webhook target (see `SandboxHandle::set_participant_webhook`).
+pub fn seed_participant(
+    handle: &SandboxHandle,
+    ispb: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> anyhow::Result<ParticipantData> {
+    let s = &handle.shared;
+    s.btg_add_participant(ispb, client_id, client_secret);
+    let org = s.create_organization(&format!("Instituicao {ispb}"), "11444777000161");
+    let ledger = s.create_ledger(org, "pix").map_err(fail)?;
+    s.create_asset(org, ledger, "BRL", "Brazilian Real").map_err(fail)?;
+    let document = cpf_with_check_digits(&format!("9{ispb}"));
+    let customer = Customer {
+        name: "Carlos Lima",
+        alias: "@carlos",
+        document: &document,
+        person: "NATURAL_PERSON",
+        trade_name: None,
+        number: "200001",
+        balance: "800.00",
+    };
+    let account = open_customer(handle, org, ledger, ispb, &customer)?;
+    Ok(ParticipantData { ispb: ispb.to_owned(), organization_id: org.to_string(), ledger_id: ledger.to_string(), account })
+}
+
 #[cfg(test)]
 mod tests {
     /// CPF check digits (pix-standards.md §3.3).
@@ -261,6 +322,14 @@ mod tests {
             (s * 10 % 11) % 10
         };
         n.len() == 11 && dv(9) == n[9] && dv(10) == n[10]
+    }
+
+    #[test]
+    fn participant_customers_get_valid_distinct_cpfs() {
+        assert_eq!(super::cpf_with_check_digits("111444777"), "11144477735");
+        let (a, b) = (super::cpf_with_check_digits("912345678"), super::cpf_with_check_digits("987654321"));
+        assert!(cpf_ok(&a) && cpf_ok(&b), "{a} {b}");
+        assert_ne!(a, b);
     }
 
     /// CNPJ check digits.

@@ -1,7 +1,7 @@
 //! What the three simulators share: the simulated clock, the seeded RNG, issued tokens and the
 //! fault rules applied by a middleware in front of every simulator.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -122,8 +122,8 @@ pub struct Sim {
     fault_seq: AtomicU64,
     /// Bearer tokens issued by the Lerian auth endpoint (Midaz/CRM).
     pub lerian_tokens: Mutex<HashSet<String>>,
-    /// Bearer tokens issued by the BTG token endpoint.
-    pub btg_tokens: Mutex<HashSet<String>>,
+    /// Bearer tokens issued by the BTG token endpoint, with the ISPB of the participant they identify.
+    pub btg_tokens: Mutex<HashMap<String, String>>,
 }
 
 impl Sim {
@@ -135,7 +135,7 @@ impl Sim {
             faults: Mutex::new(Vec::new()),
             fault_seq: AtomicU64::new(0),
             lerian_tokens: Mutex::new(HashSet::new()),
-            btg_tokens: Mutex::new(HashSet::new()),
+            btg_tokens: Mutex::new(HashMap::new()),
         }
     }
 

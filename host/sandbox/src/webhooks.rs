@@ -2,6 +2,7 @@
 //! `"{timestamp}.{body}"`, retries with exponential backoff until a 2xx, and the webhook faults
 //! (drop, duplicate, reorder).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct Delivery {
 }
 
 struct Outgoing {
+    /// The participant the event is about: its own target if it has one, else the default.
+    ispb: Option<String>,
     webhook_id: String,
     event: String,
     body: Vec<u8>,
@@ -76,8 +79,10 @@ pub struct RetrySchedule {
 /// The dispatcher handle.
 pub struct Webhooks {
     tx: mpsc::UnboundedSender<Outgoing>,
-    /// Current target.
+    /// Default target (the host institution).
     pub target: Arc<Mutex<WebhookTarget>>,
+    /// Targets of further participants (other institutions served by the same host), by ISPB.
+    pub participants: Arc<Mutex<HashMap<String, WebhookTarget>>>,
     /// Delivery log.
     pub log: Arc<Mutex<Vec<Delivery>>>,
     sim: Arc<Sim>,
@@ -88,6 +93,7 @@ impl Webhooks {
     pub fn start(sim: Arc<Sim>, target: WebhookTarget, schedule: RetrySchedule) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let target = Arc::new(Mutex::new(target));
+        let participants = Arc::new(Mutex::new(HashMap::new()));
         let log = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -96,18 +102,28 @@ impl Webhooks {
             .unwrap_or_default();
         tokio::spawn(dispatch(
             rx,
-            Dispatcher { client, target: target.clone(), log: log.clone(), sim: sim.clone(), schedule },
+            Dispatcher {
+                client,
+                target: target.clone(),
+                participants: participants.clone(),
+                log: log.clone(),
+                sim: sim.clone(),
+                schedule,
+            },
         ));
-        Webhooks { tx, target, log, sim }
+        Webhooks { tx, target, participants, log, sim }
     }
 
-    /// Queues an event; returns its webhook id.
-    pub fn emit(&self, event: &str, data: Value) -> String {
+    /// Queues an event about participant `ispb` (to its own target when it has one); returns its
+    /// webhook id.
+    pub fn emit(&self, ispb: Option<&str>, event: &str, data: Value) -> String {
         let webhook_id = self.sim.uuid().to_string();
         let body = json!({"webhookId": webhook_id, "event": event, "data": data});
         let body = serde_json::to_vec(&body).unwrap_or_default();
         // The receiver lives as long as the runtime; a send error only happens at shutdown.
-        let _ = self.tx.send(Outgoing { webhook_id: webhook_id.clone(), event: event.to_owned(), body });
+        let outgoing =
+            Outgoing { ispb: ispb.map(str::to_owned), webhook_id: webhook_id.clone(), event: event.to_owned(), body };
+        let _ = self.tx.send(outgoing);
         webhook_id
     }
 }
@@ -116,6 +132,7 @@ impl Webhooks {
 struct Dispatcher {
     client: reqwest::Client,
     target: Arc<Mutex<WebhookTarget>>,
+    participants: Arc<Mutex<HashMap<String, WebhookTarget>>>,
     log: Arc<Mutex<Vec<Delivery>>>,
     sim: Arc<Sim>,
     schedule: RetrySchedule,
@@ -135,7 +152,10 @@ impl Dispatcher {
 
     async fn deliver(self, o: Arc<Outgoing>) {
         for attempt in 1..=self.schedule.max_attempts {
-            let target = self.target.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let own = o.ispb.as_ref().and_then(|ispb| {
+                self.participants.lock().unwrap_or_else(|e| e.into_inner()).get(ispb).cloned()
+            });
+            let target = own.unwrap_or_else(|| self.target.lock().unwrap_or_else(|e| e.into_inner()).clone());
             let status = match &target.url {
                 None => None,
                 Some(url) => {
