@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         db.store.clone(),
         config,
         clock.clone(),
-        Arc::new(Integrations::new(sandbox.integrations.clone())),
+        Arc::new(Integrations::sandbox(sandbox.integrations.clone())),
         policies,
     );
     let shutdown = CancellationToken::new();

@@ -36,7 +36,19 @@ pub struct TestApp {
     pub admin_token: String,
     /// The host's state, for running its workers in tests.
     pub state: AppState,
+    /// Whether a tenant already took the seeded institution's ledger (one tenant per ledger).
+    seeded_ledger_taken: std::sync::atomic::AtomicBool,
+    /// Files holding the secrets tenants reference (`file:` references), removed on drop.
+    secrets: tempfile::TempDir,
     shutdown: CancellationToken,
+}
+
+/// Another institution on the same host, with everything of its own: BTG client and ISPB,
+/// Midaz organization and ledger (with one funded customer), and the HMAC secret of its webhooks.
+pub struct TestInstitution {
+    pub tenant: TestTenant,
+    pub data: pix_sandbox::ParticipantData,
+    pub webhook_secret: String,
 }
 
 /// A tenant with its bearer token.
@@ -67,7 +79,7 @@ impl TestApp {
             db.store.clone(),
             config,
             clock.clone(),
-            Arc::new(Integrations::new(sandbox.integrations.clone())),
+            Arc::new(Integrations::sandbox(sandbox.integrations.clone())),
             policies,
         );
         let admin_token = db.issue_token(None, "test admin", clock.now()).await.unwrap().token;
@@ -75,7 +87,18 @@ impl TestApp {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(pix_server::cli::serve_http(listener, router(state.clone()), shutdown.clone()));
-        TestApp { url, sandbox, http: reqwest::Client::new(), clock, db, admin_token, state, shutdown }
+        TestApp {
+            url,
+            sandbox,
+            http: reqwest::Client::new(),
+            clock,
+            db,
+            admin_token,
+            state,
+            seeded_ledger_taken: Default::default(),
+            secrets: tempfile::tempdir().expect("a directory for test secrets"),
+            shutdown,
+        }
     }
 
     /// Runs the inbound-event worker with the given handlers until the app is dropped.
@@ -112,18 +135,58 @@ impl TestApp {
         self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token)
     }
 
-    /// Creates a tenant through the admin API, on the simulated institution's ledger.
+    /// Creates a tenant through the admin API. The first gets the seeded institution's ledger
+    /// (with its accounts); each later one a new, empty ledger of its own (one tenant per ledger).
+    /// They all use the simulators' BTG identity, as in demo mode.
     pub async fn tenant(&self, name: &str) -> TestTenant {
         let data = &self.sandbox.data;
+        let (organization, ledger) = if self.seeded_ledger_taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.sandbox.handle.new_ledger(name).expect("a new simulated ledger")
+        } else {
+            (data.organization_id.clone(), data.ledger_id.clone())
+        };
+        self.create_tenant(serde_json::json!({"name": name, "ispb": data.ispb,
+            "midazOrganizationId": organization, "midazLedgerId": ledger}))
+            .await
+    }
+
+    /// Another institution with its own BTG client, ISPB, ledger and webhook secret (all
+    /// referenced from files, as an operator would), receiving its BTG webhooks at its own URL.
+    pub async fn institution(&self, name: &str, ispb: &str) -> TestInstitution {
+        let client_id = format!("client-{ispb}");
+        let write = |file: &str, value: &str| {
+            let path = self.secrets.path().join(file);
+            std::fs::write(&path, value).unwrap();
+            format!("file:{}", path.display())
+        };
+        let client_secret = format!("btg-secret-{ispb}");
+        let webhook_secret = format!("webhook-secret-{ispb}-0123456789");
+        let data = pix_sandbox::seed_participant(&self.sandbox.handle, ispb, &client_id, &client_secret).unwrap();
+        let tenant = self
+            .create_tenant(serde_json::json!({"name": name, "ispb": ispb,
+                "midazOrganizationId": data.organization_id, "midazLedgerId": data.ledger_id,
+                "btgIdentity": {"clientId": client_id, "clientSecretRef": write(&format!("{ispb}.btg"), &client_secret)}}))
+            .await;
+        let secret_ref = write(&format!("{ispb}.webhook"), &webhook_secret);
         let response = self
-            .request(Method::POST, "/v1/admin/tenants", &self.admin_token)
-            .json(&serde_json::json!({"name": name, "ispb": data.ispb,
-                "midazOrganizationId": data.organization_id, "midazLedgerId": data.ledger_id}))
+            .request(Method::PUT, &format!("/v1/admin/tenants/{}/inbound-secret", tenant.id), &self.admin_token)
+            .json(&serde_json::json!({"secretRef": secret_ref}))
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 201, "creating tenant {name}");
-        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(response.status(), 200, "setting the webhook secret of {name}");
+        let url = format!("{}/v1/inbound/btg/{}", self.url, tenant.id);
+        self.sandbox.handle.set_participant_webhook(ispb, Some(url), &webhook_secret);
+        TestInstitution { tenant, data, webhook_secret }
+    }
+
+    async fn create_tenant(&self, body: serde_json::Value) -> TestTenant {
+        let response =
+            self.request(Method::POST, "/v1/admin/tenants", &self.admin_token).json(&body).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 201, "creating tenant {body}: {text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
         TestTenant {
             id: body["tenant"]["id"].as_str().unwrap().parse().unwrap(),
             token: body["credential"]["token"].as_str().unwrap().to_owned(),

@@ -230,6 +230,7 @@ async fn writes_are_refused_inside_the_write_block_window(dx: &Dx) {
                 midaz_organization_id: Some(data.organization_id.clone()),
                 midaz_ledger_id: Some(data.ledger_id.clone()),
                 settings: json!({"dict": {"writeBlockWindow": {"start": start, "end": end}}}),
+                btg: None,
             },
             dx.now(),
         )

@@ -179,6 +179,7 @@ async fn an_event_sent_while_the_host_is_down_arrives_after_it_comes_back() {
                 midaz_organization_id: None,
                 midaz_ledger_id: None,
                 settings: json!({}),
+                btg: None,
             },
             now,
         )
@@ -204,7 +205,7 @@ async fn an_event_sent_while_the_host_is_down_arrives_after_it_comes_back() {
         db.store.clone(),
         config,
         Arc::new(pix_core::clock::SystemClock),
-        Arc::new(pix_server::integrations::Integrations::new(sandbox.integrations.clone())),
+        Arc::new(pix_server::integrations::Integrations::sandbox(sandbox.integrations.clone())),
         pix_server::policies::PolicyRuntime::with_default_limits(
             db.store.clone(),
             Arc::new(pix_core::clock::SystemClock),

@@ -251,7 +251,7 @@ async fn another_instance_follows_an_activation(app: &TestApp) {
         app.db.store.clone(),
         config,
         clock.clone(),
-        Arc::new(pix_server::integrations::Integrations::new(app.sandbox.integrations.clone())),
+        Arc::new(pix_server::integrations::Integrations::sandbox(app.sandbox.integrations.clone())),
         pix_server::policies::PolicyRuntime::with_default_limits(app.db.store.clone(), clock, &shipped_policies())
             .await
             .unwrap(),

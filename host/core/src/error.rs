@@ -36,6 +36,10 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     PolicyRejected,
     PolicyNoEarlierVersion,
+    /// The tenant lacks its own ledger or BTG identity (or its secret cannot be read).
+    TenantNotConfigured,
+    /// Another tenant already has this ledger or BTG client.
+    TenantIdentityInUse,
     EntryNotFound,
     ClaimNotFound,
     KeyHolderMismatch,
@@ -109,6 +113,8 @@ impl ErrorCode {
         Self::UpstreamUnavailable,
         Self::PolicyRejected,
         Self::PolicyNoEarlierVersion,
+        Self::TenantNotConfigured,
+        Self::TenantIdentityInUse,
         Self::EntryNotFound,
         Self::ClaimNotFound,
         Self::KeyHolderMismatch,
@@ -182,6 +188,8 @@ impl ErrorCode {
             Self::UpstreamUnavailable => ("PIX-0021", 502, "Upstream Unavailable"),
             Self::PolicyRejected => ("PIX-0022", 422, "Policy Component Rejected"),
             Self::PolicyNoEarlierVersion => ("PIX-0023", 409, "No Earlier Policy Version"),
+            Self::TenantNotConfigured => ("PIX-0040", 409, "Tenant Upstreams Not Configured"),
+            Self::TenantIdentityInUse => ("PIX-0041", 409, "Tenant Identity Already In Use"),
             Self::EntryNotFound => ("PIX-0112", 404, "Entry Not Found"),
             Self::ClaimNotFound => ("PIX-0113", 404, "Claim Not Found"),
             Self::KeyHolderMismatch => ("PIX-0101", 422, "Key Does Not Match Holder"),

@@ -50,7 +50,9 @@ impl SecretRef {
     /// Reads the secret now. The error names the reference, never a value.
     pub fn resolve(&self) -> std::result::Result<Secret, String> {
         let value = match self {
-            SecretRef::Env(name) => std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?,
+            SecretRef::Env(name) => {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?
+            }
             SecretRef::File(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read secret file {}: {}", path.display(), e.kind()))?,
         };

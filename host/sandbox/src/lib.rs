@@ -256,6 +256,16 @@ impl SandboxHandle {
         self.shared.webhooks.target.lock().unwrap_or_else(|e| e.into_inner()).url = url;
     }
 
+    /// A new, empty Midaz organization and ledger (with the BRL asset) for another tenant;
+    /// returns (organization id, ledger id).
+    pub fn new_ledger(&self, institution: &str) -> anyhow::Result<(String, String)> {
+        let s = &self.shared;
+        let org = s.create_organization(institution, "11444777000161");
+        let ledger = s.create_ledger(org, "pix").map_err(|e| anyhow::anyhow!("ledger refused: {}", e.1))?;
+        s.create_asset(org, ledger, "BRL", "Brazilian Real").map_err(|e| anyhow::anyhow!("asset refused: {}", e.1))?;
+        Ok((org.to_string(), ledger.to_string()))
+    }
+
     /// Points the webhooks about participant `ispb` (one added by [`seed_participant`]) at `url`,
     /// signed with `secret`.
     pub fn set_participant_webhook(&self, ispb: &str, url: Option<String>, secret: &str) {

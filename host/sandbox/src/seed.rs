@@ -167,10 +167,8 @@ pub fn seed_demo(handle: &SandboxHandle) -> anyhow::Result<DemoData> {
         balance: "0.00".into(),
     };
 
-    let accounts = CUSTOMERS
-        .iter()
-        .map(|c| open_customer(handle, org, ledger, &ispb, c))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let accounts =
+        CUSTOMERS.iter().map(|c| open_customer(handle, org, ledger, &ispb, c)).collect::<anyhow::Result<Vec<_>>>()?;
 
     let owner = |kind: &str, tax: &str, name: &str| json!({"type": kind, "taxIdNumber": tax, "name": name});
     let account = |number: &str| json!({"participant": OTHER_ISPB, "branch": "0042", "number": number, "type": "CACC", "openingDate": "2023-05-10T03:00:00Z"});
@@ -214,7 +212,13 @@ pub fn seed_demo(handle: &SandboxHandle) -> anyhow::Result<DemoData> {
 
 /// Opens a customer's account with its CRM holder and alias (banking details at `ispb`) and an
 /// opening balance.
-fn open_customer(handle: &SandboxHandle, org: Uuid, ledger: Uuid, ispb: &str, c: &Customer) -> anyhow::Result<DemoAccount> {
+fn open_customer(
+    handle: &SandboxHandle,
+    org: Uuid,
+    ledger: Uuid,
+    ispb: &str,
+    c: &Customer,
+) -> anyhow::Result<DemoAccount> {
     let s = &handle.shared;
     let (org_s, ledger_s) = (org.to_string(), ledger.to_string());
     let mut holder = json!({"type": c.person, "name": c.name, "document": c.document, "externalId": c.alias.trim_start_matches('@')});
@@ -224,7 +228,11 @@ fn open_customer(handle: &SandboxHandle, org: Uuid, ledger: Uuid, ispb: &str, c:
     let holder = s.crm_create_holder(&holder).map_err(fail)?;
     let holder_id = holder["id"].as_str().unwrap_or_default().to_owned();
     let account = s
-        .create_account(org, ledger, &json!({"assetCode": "BRL", "type": "deposit", "name": c.name, "alias": c.alias, "entityId": holder_id}))
+        .create_account(
+            org,
+            ledger,
+            &json!({"assetCode": "BRL", "type": "deposit", "name": c.name, "alias": c.alias, "entityId": holder_id}),
+        )
         .map_err(fail)?;
     let account_id = account["id"].as_str().unwrap_or_default().to_owned();
     let alias = s
@@ -265,7 +273,10 @@ fn cpf_with_check_digits(base: &str) -> String {
     let mut digits: Vec<u32> = base.chars().filter_map(|c| c.to_digit(10)).collect();
     for len in [9usize, 10] {
         let sum: u32 = digits.iter().enumerate().map(|(i, d)| d * (len as u32 + 1 - i as u32)).sum();
-        digits.push(match sum % 11 { r if r < 2 => 0, r => 11 - r });
+        digits.push(match sum % 11 {
+            r if r < 2 => 0,
+            r => 11 - r,
+        });
     }
     digits.iter().map(|d| char::from_digit(*d, 10).unwrap_or('0')).collect()
 }
@@ -293,11 +304,9 @@ pub fn seed_participant(
     client_id: &str,
     client_secret: &str,
 ) -> anyhow::Result<ParticipantData> {
-    let s = &handle.shared;
-    s.btg_add_participant(ispb, client_id, client_secret);
-    let org = s.create_organization(&format!("Instituicao {ispb}"), "11444777000161");
-    let ledger = s.create_ledger(org, "pix").map_err(fail)?;
-    s.create_asset(org, ledger, "BRL", "Brazilian Real").map_err(fail)?;
+    handle.shared.btg_add_participant(ispb, client_id, client_secret);
+    let (org, ledger) = handle.new_ledger(&format!("Instituicao {ispb}"))?;
+    let (org, ledger) = (Uuid::parse_str(&org)?, Uuid::parse_str(&ledger)?);
     let document = cpf_with_check_digits(&format!("9{ispb}"));
     let customer = Customer {
         name: "Carlos Lima",
@@ -309,7 +318,12 @@ pub fn seed_participant(
         balance: "800.00",
     };
     let account = open_customer(handle, org, ledger, ispb, &customer)?;
-    Ok(ParticipantData { ispb: ispb.to_owned(), organization_id: org.to_string(), ledger_id: ledger.to_string(), account })
+    Ok(ParticipantData {
+        ispb: ispb.to_owned(),
+        organization_id: org.to_string(),
+        ledger_id: ledger.to_string(),
+        account,
+    })
 }
 
 #[cfg(test)]

@@ -152,9 +152,10 @@ impl Dispatcher {
 
     async fn deliver(self, o: Arc<Outgoing>) {
         for attempt in 1..=self.schedule.max_attempts {
-            let own = o.ispb.as_ref().and_then(|ispb| {
-                self.participants.lock().unwrap_or_else(|e| e.into_inner()).get(ispb).cloned()
-            });
+            let own = o
+                .ispb
+                .as_ref()
+                .and_then(|ispb| self.participants.lock().unwrap_or_else(|e| e.into_inner()).get(ispb).cloned());
             let target = own.unwrap_or_else(|| self.target.lock().unwrap_or_else(|e| e.into_inner()).clone());
             let status = match &target.url {
                 None => None,

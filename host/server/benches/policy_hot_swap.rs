@@ -68,7 +68,7 @@ async fn run() -> anyhow::Result<()> {
         db.store.clone(),
         config,
         clock.clone(),
-        Arc::new(Integrations::new(sandbox.integrations.clone())),
+        Arc::new(Integrations::sandbox(sandbox.integrations.clone())),
         policies,
     );
     let admin = db.store.issue_token(None, "hot-swap bench", clock.now()).await?.token;

@@ -1,5 +1,6 @@
-//! `X-Account-Id` with ownership: the account must exist in the tenant's Midaz ledger and have a
-//! CRM alias; the holder's data comes along for the handler.
+//! `X-Account-Id` with ownership: the account must exist in the tenant's own Midaz ledger, have a
+//! CRM alias, and not be recorded for another tenant (the first proof records it); the holder's
+//! data comes along for the handler.
 //!
 //! A proven ownership is kept briefly per (tenant, account) (`cache.account_ttl_ms`), so a burst
 //! of requests for one account asks Midaz and the CRM once. The Midaz `blocked` flag and status
@@ -96,6 +97,13 @@ impl FromRequestParts<AppState> for OwnedAccount {
             }
             Err(e) => return Err(upstream_error("account holder", e)),
         };
+        // First come, first served: an account recorded for another tenant is never ours, even
+        // if a ledger were ever shared by mistake.
+        let ledger_id = tenant.midaz_ledger_id.as_deref().unwrap_or_default();
+        if state.store.claim_account(tenant.id, id, ledger_id, state.clock.now()).await? != tenant.id {
+            tracing::warn!(tenant = %tenant.id, account = %id, "account recorded for another tenant");
+            return Err(not_ours());
+        }
         let owned = OwnedAccount { id, ledger, holder };
         cache.insert(tenant.id, &owned);
         Ok(owned)

@@ -118,6 +118,7 @@ fn areas() -> Areas {
             .merge(crate::transfers::routes())
             .merge(crate::policies::quote::routes()),
         admin: routes::admin::routes()
+            .merge(routes::tenant_identity::routes())
             .merge(routes::transfer_limits::routes())
             .merge(crate::webhooks::admin_routes())
             .merge(crate::policies::admin::routes())

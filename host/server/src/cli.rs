@@ -166,7 +166,11 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     let policies =
         crate::policies::PolicyRuntime::with_default_limits(store.clone(), clock.clone(), &config.policies.dir).await?;
     let policy_runtime = policies.clone();
-    let integrations = Arc::new(Integrations::new(integrations).with_account_ttl(config.cache.account_ttl()));
+    let integrations = Arc::new(
+        Integrations::new(integrations)
+            .with_shared_btg_identity(config.demo)
+            .with_account_ttl(config.cache.account_ttl()),
+    );
     let state = AppState::new(store.clone(), config, clock.clone(), integrations, policies);
 
     let mut background = tokio::task::JoinSet::new();

@@ -136,8 +136,9 @@ pub struct SandboxSettings {
     pub seed: u64,
 }
 
-/// Inbound BTG webhooks: HMAC-signed (`x-signature`, `x-signature-timestamp`) and/or received
-/// on a dedicated mTLS listener. At least one of the two must be configured.
+/// Inbound BTG webhooks: HMAC-signed (`x-signature`, `x-signature-timestamp`) with each tenant's
+/// own secret, and/or received on a dedicated mTLS listener with each tenant's pinned client
+/// certificate. `hmac_secret` is the simulators' shared secret: demo mode only.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BtgWebhookConfig {
@@ -165,6 +166,13 @@ pub struct MtlsListenerConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub client_ca_file: PathBuf,
+    /// A client that has not finished the TLS handshake by then is disconnected.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_handshake_timeout_ms() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -365,8 +373,12 @@ impl Config {
         if hook.hmac_secret.as_deref().is_some_and(|s| s.len() < 16) {
             return fail("btg_webhook.hmac_secret", "must be at least 16 characters");
         }
-        if self.integrations.is_some() && hook.hmac_secret.is_none() && hook.mtls.is_none() {
-            return fail("btg_webhook", "inbound webhooks need hmac_secret and/or mtls");
+        if self.integrations.is_some() && hook.hmac_secret.is_some() {
+            return fail(
+                "btg_webhook.hmac_secret",
+                "one shared secret cannot tell tenants apart: with [integrations] each tenant has its own \
+                 (PUT /v1/admin/tenants/{id}/inbound-secret)",
+            );
         }
         if hook.timestamp_tolerance_secs <= 0 {
             return fail("btg_webhook.timestamp_tolerance_secs", "must be greater than 0");
@@ -477,6 +489,23 @@ mod tests {
         }
         let mut c = Config::default();
         c.workers.job_timeout_ms = 59_999;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_shared_inbound_secret_is_refused_with_real_upstreams() {
+        let integrations: IntegrationsConfig = serde_json::from_value(serde_json::json!({
+            "midaz": {"onboarding_url": "https://midaz.example", "organization_id": "o", "ledger_id": "l"},
+            "crm": {"base_url": "https://crm.example", "organization_id": "o", "ledger_id": "l"},
+            "btg": {"base_url": "https://btg.example", "client_id": "c", "client_secret": "s", "ispb": "12345678"},
+        }))
+        .unwrap();
+        let mut c = Config::default();
+        c.demo = false;
+        c.integrations = Some(integrations);
+        c.btg_webhook.hmac_secret = Some("a-shared-secret-for-everyone".into());
+        assert!(c.validate().unwrap_err().to_string().contains("btg_webhook.hmac_secret"));
+        c.btg_webhook.hmac_secret = None;
         c.validate().unwrap();
     }
 }

@@ -63,6 +63,7 @@ pub async fn ensure_demo(
                 midaz_organization_id: None,
                 midaz_ledger_id: None,
                 settings: serde_json::json!({}),
+                btg: None,
             },
             now,
         )

@@ -1,14 +1,16 @@
-//! BTG, Midaz and CRM clients per tenant. Endpoints and credentials come from configuration;
-//! each tenant's Midaz organization and ledger (and its ISPB for BTG) are laid over them. Clients
-//! are built on first use and kept, so token caches and circuit breakers live per tenant.
+//! BTG, Midaz and CRM clients per tenant. Endpoints come from configuration; each tenant's own
+//! identity is laid over them: its Midaz organization and ledger (also its CRM scope), its BTG
+//! client, certificate and ISPB. Clients are built on first use and kept, so token caches and
+//! circuit breakers live per tenant.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use pix_app::{AppError, Upstreams};
 use pix_core::error::ErrorCode;
-use pix_integrations::{BtgClient, CrmClient, IntegrationError, MidazClient};
+use pix_integrations::{BtgClient, CrmClient, IntegrationError, MidazClient, MtlsConfig, SecretRef};
 use pix_store::tenants::Tenant;
 use uuid::Uuid;
 
@@ -20,14 +22,36 @@ pub use pix_app::TenantClients;
 
 pub struct Integrations {
     base: IntegrationsConfig,
-    clients: Mutex<HashMap<Uuid, Arc<TenantClients>>>,
+    /// Built clients by tenant, with the `updated_at` of the tenant row they were built from: a
+    /// changed identity (here or on another instance) rebuilds them.
+    clients: Mutex<HashMap<Uuid, (DateTime<Utc>, Arc<TenantClients>)>>,
+    /// Tenants without a BTG identity of their own use the configured one. Only the embedded
+    /// demo does this: otherwise tenants could act on each other's BTG resources.
+    shared_btg_identity: bool,
     /// Proven `X-Account-Id` ownerships; they depend on the tenant's clients, so `forget` drops them.
     accounts: AccountCache,
 }
 
 impl Integrations {
     pub fn new(base: IntegrationsConfig) -> Integrations {
-        Integrations { base, clients: Mutex::default(), accounts: AccountCache::new(DEFAULT_ACCOUNT_TTL) }
+        Integrations {
+            base,
+            clients: Mutex::default(),
+            shared_btg_identity: false,
+            accounts: AccountCache::new(DEFAULT_ACCOUNT_TTL),
+        }
+    }
+
+    /// Clients for the simulators (tests, benches): tenants without a BTG identity of their own
+    /// use the simulators' one.
+    pub fn sandbox(base: IntegrationsConfig) -> Integrations {
+        Integrations::new(base).with_shared_btg_identity(true)
+    }
+
+    /// Lets tenants without their own BTG identity use the configured one (demo mode only).
+    pub fn with_shared_btg_identity(mut self, shared: bool) -> Integrations {
+        self.shared_btg_identity = shared;
+        self
     }
 
     /// Sets how long a proven account ownership is reused (zero: never).
@@ -40,29 +64,52 @@ impl Integrations {
         &self.accounts
     }
 
+    /// The tenant's clients: its own Midaz organization and ledger (and CRM scope), its own BTG
+    /// client and ISPB. A tenant without them gets no clients, never someone else's.
     pub fn for_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantClients>, AppError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&tenant.id) {
+        if let Some((version, c)) = clients.get(&tenant.id)
+            && *version == tenant.updated_at
+        {
             return Ok(c.clone());
         }
+        let (Some(org), Some(ledger)) = (&tenant.midaz_organization_id, &tenant.midaz_ledger_id) else {
+            return Err(not_configured(tenant, "it has no Midaz organization and ledger"));
+        };
         let mut midaz = self.base.midaz.clone();
         let mut crm = self.base.crm.clone();
         let mut btg = self.base.btg.clone();
-        if let Some(org) = &tenant.midaz_organization_id {
-            midaz.organization_id.clone_from(org);
-            crm.organization_id.clone_from(org);
-        }
-        if let Some(ledger) = &tenant.midaz_ledger_id {
-            midaz.ledger_id.clone_from(ledger);
-            crm.ledger_id.clone_from(ledger);
-        }
+        midaz.organization_id.clone_from(org);
+        midaz.ledger_id.clone_from(ledger);
+        crm.organization_id.clone_from(org);
+        crm.ledger_id.clone_from(ledger);
         btg.ispb.clone_from(&tenant.ispb);
+        match &tenant.btg {
+            Some(identity) => {
+                let secret = identity.client_secret_ref.parse::<SecretRef>().and_then(|r| r.resolve()).map_err(|e| {
+                    tracing::error!(tenant = %tenant.id, error = %e, "the tenant's BTG client secret cannot be read");
+                    not_configured(tenant, "its BTG client secret cannot be read")
+                })?;
+                btg.client_id.clone_from(&identity.client_id);
+                btg.client_secret = secret;
+                let ca_file = btg.mtls.as_ref().and_then(|m| m.ca_file.clone());
+                btg.mtls = match (&identity.certificate_file, &identity.private_key_file) {
+                    (Some(cert_file), Some(key_file)) => {
+                        Some(MtlsConfig { cert_file: cert_file.clone(), key_file: key_file.clone(), ca_file })
+                    }
+                    // A configured certificate belongs to another identity: never lend it.
+                    _ => None,
+                };
+            }
+            None if self.shared_btg_identity => {}
+            None => return Err(not_configured(tenant, "it has no BTG identity")),
+        }
         let built = Arc::new(TenantClients {
             ledger: Arc::new(MidazClient::new(&midaz).map_err(internal)?),
             holders: Arc::new(CrmClient::new(&crm).map_err(internal)?),
             btg: Arc::new(BtgClient::new(&btg).map_err(internal)?),
         });
-        clients.insert(tenant.id, built.clone());
+        clients.insert(tenant.id, (tenant.updated_at, built.clone()));
         Ok(built)
     }
 
@@ -71,6 +118,14 @@ impl Integrations {
         self.clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
         self.accounts.forget_tenant(tenant);
     }
+}
+
+/// A tenant that cannot reach its upstreams: the operator must finish its set-up.
+fn not_configured(tenant: &Tenant, why: &str) -> AppError {
+    AppError::refused(
+        ErrorCode::TenantNotConfigured,
+        format!("tenant {} cannot reach its upstreams: {why}; an operator must complete its set-up", tenant.id),
+    )
 }
 
 impl Upstreams for Integrations {

@@ -45,6 +45,7 @@ async fn harness_on(db: TestStore, config: Config) -> Harness {
                 midaz_organization_id: None,
                 midaz_ledger_id: None,
                 settings: serde_json::json!({}),
+                btg: None,
             },
             now,
         )
@@ -57,7 +58,7 @@ async fn harness_on(db: TestStore, config: Config) -> Harness {
         db.store.clone(),
         config,
         Arc::new(SystemClock),
-        Arc::new(Integrations::new(sandbox.integrations.clone())),
+        Arc::new(Integrations::sandbox(sandbox.integrations.clone())),
         pix_server::policies::PolicyRuntime::with_default_limits(
             db.store.clone(),
             Arc::new(SystemClock),

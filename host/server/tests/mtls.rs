@@ -62,6 +62,7 @@ async fn only_clients_with_a_certificate_from_the_configured_ca_get_in() {
         cert_file: write("server.pem", &server_cert),
         key_file: write("server.key", &server_key),
         client_ca_file: write("btg-ca.pem", &btg_pki.ca_pem),
+        handshake_timeout_ms: 500,
     };
 
     let db = TestStore::sqlite().await;
@@ -73,6 +74,7 @@ async fn only_clients_with_a_certificate_from_the_configured_ca_get_in() {
                 midaz_organization_id: None,
                 midaz_ledger_id: None,
                 settings: serde_json::json!({}),
+                btg: None,
             },
             SystemClock.now(),
         )
@@ -86,7 +88,7 @@ async fn only_clients_with_a_certificate_from_the_configured_ca_get_in() {
         db.store.clone(),
         config,
         Arc::new(SystemClock),
-        Arc::new(Integrations::new(sandbox.integrations.clone())),
+        Arc::new(Integrations::sandbox(sandbox.integrations.clone())),
         pix_server::policies::PolicyRuntime::with_default_limits(
             db.store.clone(),
             Arc::new(SystemClock),
@@ -111,5 +113,24 @@ async fn only_clients_with_a_certificate_from_the_configured_ca_get_in() {
     assert!(anonymous.post(&url).json(&body).send().await.is_err(), "no client certificate, no handshake");
 
     assert_eq!(db.list_inbound_events(None, 10).await.unwrap().len(), 1, "only the trusted delivery was stored");
+
+    // Pinned: a certificate from the right CA is not enough, it must name the tenant's sender.
+    db.set_inbound_client_subject(tenant.id, Some("btg-client"), SystemClock.now()).await.unwrap();
+    let other_sender = client(&server_pki.ca_pem, Some(leaf(&btg_pki, &["another-client"])));
+    let body = serde_json::json!({"webhookId": "m-2", "event": "PIX_PAYMENT", "data": {}});
+    let refused = other_sender.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "a certificate naming someone else");
+    let pinned = client(&server_pki.ca_pem, Some(leaf(&btg_pki, &["btg-client"])));
+    assert_eq!(pinned.post(&url).json(&body).send().await.unwrap().status(), 202, "the pinned name (a DNS SAN)");
+    assert_eq!(db.list_inbound_events(None, 10).await.unwrap().len(), 2);
+
+    // A client that connects and never finishes the handshake is cut off after the timeout.
+    use tokio::io::AsyncReadExt;
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the server closes the idle connection: {closed:?}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "not before the handshake timeout");
     shutdown.cancel();
 }

@@ -52,6 +52,7 @@ async fn check(db: TestStore) {
                 midaz_organization_id: None,
                 midaz_ledger_id: None,
                 settings: serde_json::json!({}),
+                btg: None,
             },
             now,
         )

@@ -2,12 +2,14 @@
 //! PostgreSQL (production). Every tenant-owned query takes the tenant id; there is no
 //! repository method that can read another tenant's rows.
 
+pub mod accounts;
 pub mod db;
 pub mod deliveries;
 pub mod dict;
 pub mod events;
 pub mod idempotency;
 pub mod inbound;
+pub mod inbound_secrets;
 pub mod jobs;
 pub mod limits;
 pub mod policies;

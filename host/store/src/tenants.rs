@@ -21,8 +21,22 @@ pub struct Tenant {
     pub midaz_ledger_id: Option<String>,
     /// Integration settings and policy bindings; grows with later features.
     pub settings: serde_json::Value,
+    /// The tenant's own BTG client; `None` only for the demo tenant on the simulators.
+    pub btg: Option<BtgIdentity>,
+    /// What the client certificate on the mTLS webhook listener must name (CN or DNS SAN).
+    pub inbound_client_subject: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A tenant's BTG OAuth2 client (and optional mTLS certificate). Holds references, never a
+/// secret: `client_secret_ref` is `env:NAME` or `file:/path`, resolved when the client is built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtgIdentity {
+    pub client_id: String,
+    pub client_secret_ref: String,
+    pub certificate_file: Option<String>,
+    pub private_key_file: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +46,7 @@ pub struct NewTenant {
     pub midaz_organization_id: Option<String>,
     pub midaz_ledger_id: Option<String>,
     pub settings: serde_json::Value,
+    pub btg: Option<BtgIdentity>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -42,6 +57,11 @@ struct TenantRow {
     midaz_organization_id: Option<String>,
     midaz_ledger_id: Option<String>,
     settings: Json<serde_json::Value>,
+    btg_client_id: Option<String>,
+    btg_client_secret_ref: Option<String>,
+    btg_certificate_file: Option<String>,
+    btg_private_key_file: Option<String>,
+    inbound_client_subject: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -56,6 +76,16 @@ impl TryFrom<TenantRow> for Tenant {
             midaz_organization_id: r.midaz_organization_id,
             midaz_ledger_id: r.midaz_ledger_id,
             settings: r.settings.0,
+            btg: match (r.btg_client_id, r.btg_client_secret_ref) {
+                (Some(client_id), Some(client_secret_ref)) => Some(BtgIdentity {
+                    client_id,
+                    client_secret_ref,
+                    certificate_file: r.btg_certificate_file,
+                    private_key_file: r.btg_private_key_file,
+                }),
+                _ => None,
+            },
+            inbound_client_subject: r.inbound_client_subject,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -83,7 +113,20 @@ pub struct IssuedToken {
     pub token: String,
 }
 
-const TENANT_COLUMNS: &str = "id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at, updated_at";
+const TENANT_COLUMNS: &str = "id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, btg_client_id, \
+     btg_client_secret_ref, btg_certificate_file, btg_private_key_file, inbound_client_subject, created_at, updated_at";
+
+/// Which uniqueness rule a tenant write broke, from the violated index.
+fn tenant_conflict(e: &sqlx::Error, name: &str) -> StoreError {
+    let detail = e.as_database_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    if detail.contains("ledger") {
+        StoreError::Conflict("another tenant already uses this Midaz organization and ledger".into())
+    } else if detail.contains("btg_client") {
+        StoreError::Conflict("another tenant already uses this BTG client id".into())
+    } else {
+        StoreError::Conflict(format!("a tenant named {name:?} already exists"))
+    }
+}
 
 /// Tokens are 32 random bytes, hex-encoded behind a prefix that says what they are for.
 fn new_token(prefix: &str) -> String {
@@ -101,8 +144,9 @@ impl Store {
         let id = pix_core::ids::new_id();
         on_pool!(self.db(), pool => {
             sqlx::query(
-                "INSERT INTO tenants (id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                "INSERT INTO tenants (id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at,
+                     updated_at, btg_client_id, btg_client_secret_ref, btg_certificate_file, btg_private_key_file)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)",
             )
             .bind(id.to_string())
             .bind(&new.name)
@@ -111,17 +155,15 @@ impl Store {
             .bind(&new.midaz_ledger_id)
             .bind(Json(&new.settings))
             .bind(now)
+            .bind(new.btg.as_ref().map(|b| &b.client_id))
+            .bind(new.btg.as_ref().map(|b| &b.client_secret_ref))
+            .bind(new.btg.as_ref().and_then(|b| b.certificate_file.as_ref()))
+            .bind(new.btg.as_ref().and_then(|b| b.private_key_file.as_ref()))
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
         })
-        .map_err(|e| {
-            if crate::db::is_unique_violation(&e) {
-                StoreError::Conflict(format!("a tenant named {:?} already exists", new.name))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| if crate::db::is_unique_violation(&e) { tenant_conflict(&e, &new.name) } else { e.into() })?;
         self.tenant(id).await?.ok_or(StoreError::NotFound)
     }
 
@@ -175,11 +217,58 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
+        })
+        .map_err(|e| if crate::db::is_unique_violation(&e) { tenant_conflict(&e, "") } else { e.into() })?;
+        self.forget_tenant_row(tenant);
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    /// Replaces a tenant's BTG client identity.
+    pub async fn set_btg_identity(&self, tenant: Uuid, btg: &BtgIdentity, now: DateTime<Utc>) -> StoreResult<()> {
+        let done = on_pool!(self.db(), pool => {
+            sqlx::query(
+                "UPDATE tenants SET btg_client_id = $2, btg_client_secret_ref = $3, btg_certificate_file = $4,
+                     btg_private_key_file = $5, updated_at = $6 WHERE id = $1",
+            )
+            .bind(tenant.to_string())
+            .bind(&btg.client_id)
+            .bind(&btg.client_secret_ref)
+            .bind(&btg.certificate_file)
+            .bind(&btg.private_key_file)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(|e| if crate::db::is_unique_violation(&e) { tenant_conflict(&e, "") } else { e.into() })?;
+        self.forget_tenant_row(tenant);
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    /// Pins (or with `None` unpins) the client certificate subject of the tenant's mTLS webhooks.
+    pub async fn set_inbound_client_subject(
+        &self,
+        tenant: Uuid,
+        subject: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let done = on_pool!(self.db(), pool => {
+            sqlx::query("UPDATE tenants SET inbound_client_subject = $2, updated_at = $3 WHERE id = $1")
+                .bind(tenant.to_string())
+                .bind(subject)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })?;
-        // Cached credentials carry the tenant row.
+        self.forget_tenant_row(tenant);
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    /// Drops this process's cached copies of a changed tenant row (cached credentials carry it).
+    fn forget_tenant_row(&self, tenant: Uuid) {
         self.credentials.clear();
         self.tenants.remove(&tenant);
-        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     /// Issues a bearer token for `tenant` (or an admin token when `tenant` is `None`).

@@ -20,6 +20,7 @@ async fn tenant(db: &TestStore, name: &str) -> Uuid {
         midaz_organization_id: None,
         midaz_ledger_id: None,
         settings: json!({}),
+        btg: None,
     };
     db.create_tenant(new, t0()).await.unwrap().id
 }

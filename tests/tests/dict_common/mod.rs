@@ -66,7 +66,7 @@ impl Dx {
         let dict = Dict {
             store: app.db.store.clone(),
             clock: app.clock.clone(),
-            integrations: Arc::new(Integrations::new(app.sandbox.integrations.clone())),
+            integrations: Arc::new(Integrations::sandbox(app.sandbox.integrations.clone())),
             config: Arc::new(config),
         };
         app.run_inbound_worker(event_handlers(&dict));

@@ -131,6 +131,7 @@ mod tests {
             midaz_organization_id: None,
             midaz_ledger_id: None,
             settings: serde_json::json!({}),
+            btg: None,
         };
         let tenant = db.create_tenant(new, chrono::Utc::now()).await.unwrap().id;
         let log = DecisionLog::spawn(db.store.clone());

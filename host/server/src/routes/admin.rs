@@ -35,8 +35,11 @@ pub struct CreateTenant {
     /// The institution's ISPB (8 digits); payments to it are intra-PSP.
     #[schema(example = "12345678")]
     pub ispb: String,
-    pub midaz_organization_id: Option<String>,
-    pub midaz_ledger_id: Option<String>,
+    /// The institution's own Midaz organization; with the ledger, used by no other tenant.
+    pub midaz_organization_id: String,
+    pub midaz_ledger_id: String,
+    /// The institution's own BTG client. Required outside demo mode.
+    pub btg_identity: Option<super::tenant_identity::BtgIdentityIn>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,6 +50,9 @@ pub struct TenantView {
     pub ispb: String,
     pub midaz_organization_id: Option<String>,
     pub midaz_ledger_id: Option<String>,
+    pub btg_identity: Option<super::tenant_identity::BtgIdentityOut>,
+    /// Subject (CN or DNS SAN) the client certificate on the mTLS webhook listener must carry.
+    pub inbound_client_subject: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -58,6 +64,8 @@ impl From<Tenant> for TenantView {
             ispb: t.ispb,
             midaz_organization_id: t.midaz_organization_id,
             midaz_ledger_id: t.midaz_ledger_id,
+            btg_identity: t.btg.map(Into::into),
+            inbound_client_subject: t.inbound_client_subject,
             created_at: t.created_at,
         }
     }
@@ -82,7 +90,8 @@ pub struct CreatedTenant {
 #[utoipa::path(post, path = "/v1/admin/tenants", tag = "Admin", request_body = CreateTenant,
     security(("admin_token" = [])),
     responses((status = 201, body = CreatedTenant), (status = 400, body = ErrorResponse),
-               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+               (status = 409, body = ErrorResponse, description = "name, ledger or BTG client already used (PIX-0041)")))]
 async fn create_tenant(
     State(state): State<AppState>,
     admin: CurrentAdmin,
@@ -93,6 +102,18 @@ async fn create_tenant(
         return Err(ApiError::new(ErrorCode::InvalidField, "name: 1 to 100 characters"));
     }
     let ispb = Ispb::parse(&body.ispb).map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("ispb: {e}")))?;
+    let organization = super::tenant_identity::midaz_id("midazOrganizationId", &body.midaz_organization_id)?;
+    let ledger = super::tenant_identity::midaz_id("midazLedgerId", &body.midaz_ledger_id)?;
+    let btg = match body.btg_identity {
+        Some(identity) => Some(identity.validate()?),
+        None if state.config.demo => None,
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::MissingField,
+                "btgIdentity is required outside demo mode: each institution uses its own BTG client",
+            ));
+        }
+    };
     let now = state.clock.now();
     let tenant = state
         .store
@@ -100,13 +121,15 @@ async fn create_tenant(
             NewTenant {
                 name: name.to_owned(),
                 ispb: ispb.as_str().to_owned(),
-                midaz_organization_id: body.midaz_organization_id,
-                midaz_ledger_id: body.midaz_ledger_id,
+                midaz_organization_id: Some(organization),
+                midaz_ledger_id: Some(ledger),
                 settings: serde_json::json!({}),
+                btg,
             },
             now,
         )
-        .await?;
+        .await
+        .map_err(super::tenant_identity::identity_conflict)?;
     let issued = state.store.issue_token(Some(tenant.id), "initial", now).await?;
     tracing::info!(tenant = %tenant.id, admin = %admin.credential_id, "tenant created");
     Ok((

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod tenant_identity;
 pub mod transfer_limits;
 pub mod webhook_endpoints;
 
