@@ -327,6 +327,8 @@ fn the_openapi_document_declares_auth_and_failures() {
             }
             None => assert!(UNSECURED.contains(&op.path.as_str()), "{name} has no security requirement"),
         }
+        let security = raw["security"].as_array().map(Vec::len).unwrap_or_default();
+        assert!(op.scheme.is_none() || security == 1, "{name}: one security requirement");
         for (status, response) in raw["responses"].as_object().unwrap() {
             if status.starts_with('4') || status.starts_with('5') {
                 let content = &response["content"]["application/json"]["schema"]["$ref"];
@@ -337,4 +339,36 @@ fn the_openapi_document_declares_auth_and_failures() {
             }
         }
     }
+}
+
+/// Request schemas carry the limits the handlers enforce, so generated requests reach them.
+#[test]
+fn request_schemas_carry_the_handlers_limits() {
+    let doc = serde_json::to_value(pix_server::app::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let e2e = json!(r"^E[0-9]{20}[A-Za-z0-9]{11}$");
+    for (schema, field, rule, expected) in [
+        ("CreateInfractionReport", "transactionId", "pattern", e2e.clone()),
+        ("CreateInfractionReport", "reportDetails", "maxLength", json!(2000)),
+        ("CreateInfractionReport", "reason", "pattern", json!("^(REFUND_REQUEST|REFUND_CANCELLED)$")),
+        ("CreateRefundRequest", "transactionId", "pattern", e2e),
+        ("CreateRefundRequest", "amount", "pattern", json!(r"^[0-9]{1,15}(\.[0-9]{1,2})?$")),
+        ("CreateFraudMarker", "taxIdNumber", "pattern", json!(r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")),
+        ("CreateFraudMarker", "key", "maxLength", json!(77)),
+        ("CloseRefundRequest", "refundTransactionId", "pattern", json!(r"^D[0-9]{20}[A-Za-z0-9]{11}$")),
+        ("CreateClaim", "type", "pattern", json!("^(PORTABILITY|OWNERSHIP)$")),
+        ("CreateEntry", "keyType", "pattern", json!("^(CPF|CNPJ|EMAIL|PHONE|EVP)$")),
+        ("InitiateCashout", "description", "maxLength", json!(140)),
+        ("ManualDestination", "ispb", "pattern", json!("^[0-9]{8}$")),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        assert_eq!(property[rule], expected, "{schema}.{field}.{rule}: {property}");
+    }
+    let markers = &doc["paths"]["/v1/dict/fraud-markers"]["get"]["parameters"];
+    let tax_id = markers.as_array().unwrap().iter().find(|p| p["name"] == "tax_id").unwrap();
+    assert_eq!(tax_id["required"], true, "{tax_id}");
+    assert!(tax_id["schema"]["pattern"].is_string(), "{tax_id}");
+    let reports = &doc["paths"]["/v1/dict/infraction-reports"]["get"]["parameters"];
+    let limit = reports.as_array().unwrap().iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["maximum"], 100, "{limit}");
 }

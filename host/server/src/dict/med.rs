@@ -86,7 +86,7 @@ fn fraud_type(value: &str) -> ApiResult<FraudType> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateFraudMarker {
     /// CPF or CNPJ of the person marked.
-    #[schema(example = "11144477735", pattern = r"^([0-9]{11}|[0-9]{14})$")]
+    #[schema(example = "11144477735", pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
     pub tax_id_number: String,
     /// `APPLICATION_FRAUD`, `MULE_ACCOUNT`, `SCAMMER_ACCOUNT` or `OTHER`.
     #[schema(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
@@ -187,14 +187,17 @@ async fn create_fraud_marker(
 #[serde(deny_unknown_fields)]
 pub struct FraudMarkerQuery {
     /// CPF/CNPJ whose markers to list (required).
+    #[param(required = true, pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
     pub tax_id: Option<String>,
     /// 1–200, default 10.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Cursor: the `updatedAt` of the last item of the previous page.
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
     pub key: Option<String>,
     pub status: Option<String>,
+    #[param(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
     pub fraud_type: Option<String>,
 }
 
@@ -452,13 +455,18 @@ async fn create_infraction_report(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct InfractionQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
+    #[param(pattern = "^(OPEN|ACKNOWLEDGED|CLOSED|CANCELLED)$")]
     pub status: Option<String>,
     pub transaction_id: Option<String>,
     pub reporter_participant: Option<String>,
     pub counterparty_participant: Option<String>,
+    #[param(pattern = "^(AGREED|DISAGREED)$")]
     pub analysis_result: Option<String>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
@@ -562,7 +570,7 @@ pub struct CloseInfractionReport {
     #[schema(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
     pub fraud_type: Option<String>,
     /// The person to mark (needed with `fraudType`).
-    #[schema(pattern = r"^([0-9]{11}|[0-9]{14})$")]
+    #[schema(pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
     pub tax_id_number: Option<String>,
     /// The key to mark with the person, if any.
     #[schema(min_length = 1, max_length = 77)]
@@ -848,12 +856,19 @@ async fn create_refund_request(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RefundQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
+    #[param(min_length = 32, max_length = 32)]
     pub transaction_id: Option<String>,
+    #[param(pattern = "^(OPEN|CLOSED|CANCELLED)$")]
     pub status: Option<String>,
+    #[param(min_length = 8, max_length = 8)]
     pub requesting_participant: Option<String>,
+    #[param(min_length = 8, max_length = 8)]
     pub contested_participant: Option<String>,
     pub infraction_id: Option<String>,
     pub analysis_result: Option<String>,
