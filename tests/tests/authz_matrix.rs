@@ -195,6 +195,18 @@ async fn every_operation_refuses_missing_wrong_and_foreign_credentials(dx: &Dx) 
         assert_eq!(bogus.status(), 401, "{} {} with an unknown token", op.method, op.path);
     }
 
+    // BTG's ingress takes no bearer token: an unsigned event is refused whatever token comes with it.
+    let inbound = format!("/v1/inbound/btg/{}", dx.tenant.id);
+    let event = json!({"webhookId": "w-1", "event": "PIX_PAYMENT_INBOUND", "data": {}});
+    for token in [None, Some(&dx.tenant.token), Some(&app.admin_token)] {
+        let mut request = app.http.post(url(&inbound)).json(&event);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "unsigned inbound event (token: {})", token.is_some());
+    }
+
     // 2. The wrong kind of token: 403, as documented.
     for op in ops.iter().filter(|op| op.scheme.is_some()) {
         let token = if op.scheme.as_deref() == Some("admin_token") { &dx.tenant.token } else { &app.admin_token };

@@ -265,7 +265,7 @@ async fn cancel_fraud_marker(
     CurrentTenant(tenant): CurrentTenant,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<FraudMarkerView>> {
-    if id.len() > 64 || !state.store.owns_fraud_marker(tenant.id, &id).await? {
+    if id.len() > 128 || !state.store.owns_fraud_marker(tenant.id, &id).await? {
         return Err(marker_not_found());
     }
     let marker = btg_of(&state, &tenant)?.cancel_fraud_marker(&id).await.map_err(|e| btg_error("fraud marker", e))?;
