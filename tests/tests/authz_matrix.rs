@@ -228,7 +228,8 @@ async fn every_operation_refuses_missing_wrong_and_foreign_credentials(dx: &Dx) 
         let response = as_other(Method::GET, &format!("{}{query}", op.path)).send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        assert!(status == 200 || status == 400, "GET {} by another tenant: {status} {text}", op.path);
+        // 404: the first tenant's account is not one of the other's (once ledgers are per tenant).
+        assert!([200, 400, 404].contains(&status.as_u16()), "GET {} by another tenant: {status} {text}", op.path);
         for secret in &owned.secrets {
             assert!(!text.contains(secret.as_str()), "GET {} shows the first tenant's {secret}: {text}", op.path);
         }
