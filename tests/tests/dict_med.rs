@@ -22,7 +22,13 @@ const DAY: i64 = 24 * HOUR;
 async fn received_payment(dx: &Dx) -> String {
     let entry = dx.create_entry("@maria", json!({"keyType": "EVP"})).await;
     let pix = dx.app.sandbox.handle.inbound_pix(&json!({"key": entry["key"], "amount": "250.00"})).unwrap();
-    pix["endToEndId"].as_str().unwrap().to_owned()
+    let e2e = pix["endToEndId"].as_str().unwrap().to_owned();
+    let tenant = dx.tenant.id;
+    eventually("the cash-in recorded", || async {
+        dx.app.db.store.end_to_end_id_tenants(&e2e).await.unwrap() == vec![tenant]
+    })
+    .await;
+    e2e
 }
 
 async fn post(dx: &Dx, path: &str, body: Value) -> reqwest::Response {
@@ -174,7 +180,8 @@ async fn reports_and_refund_requests_we_file_follow_dict(dx: &Dx) {
         (json!({"transactionId": e2e, "reason": "REFUND_CANCELLED", "situationType": "SCAM"}), "PIX-0004"),
         (json!({"transactionId": e2e, "reason": "REFUND_REQUEST", "situationType": "OTHER"}), "PIX-0003"),
         (json!({"transactionId": e2e, "reason": "REFUND_REQUEST", "situationType": "BURGLARY"}), "PIX-0004"),
-        (json!({"transactionId": "E87654321202601011200abcdefghijk", "reason": "REFUND_REQUEST"}), "PIX-0019"),
+        // Neither our ISPB nor one of our transfers: refused before BTG is asked.
+        (json!({"transactionId": "E87654321202601011200abcdefghijk", "reason": "REFUND_REQUEST"}), "PIX-0035"),
     ] {
         assert_eq!(error_code(post(dx, "/v1/dict/infraction-reports", body.clone()).await).await, code, "{body}");
     }

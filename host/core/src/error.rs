@@ -40,6 +40,8 @@ pub enum ErrorCode {
     TenantNotConfigured,
     /// Another tenant already has this ledger or BTG client.
     TenantIdentityInUse,
+    /// An EndToEndId that is none of the tenant's payments (MED requests on someone else's money).
+    PaymentNotFound,
     EntryNotFound,
     ClaimNotFound,
     KeyHolderMismatch,
@@ -115,6 +117,7 @@ impl ErrorCode {
         Self::PolicyNoEarlierVersion,
         Self::TenantNotConfigured,
         Self::TenantIdentityInUse,
+        Self::PaymentNotFound,
         Self::EntryNotFound,
         Self::ClaimNotFound,
         Self::KeyHolderMismatch,
@@ -190,6 +193,7 @@ impl ErrorCode {
             Self::PolicyNoEarlierVersion => ("PIX-0023", 409, "No Earlier Policy Version"),
             Self::TenantNotConfigured => ("PIX-0040", 409, "Tenant Upstreams Not Configured"),
             Self::TenantIdentityInUse => ("PIX-0041", 409, "Tenant Identity Already In Use"),
+            Self::PaymentNotFound => ("PIX-0035", 404, "Payment Not Found"),
             Self::EntryNotFound => ("PIX-0112", 404, "Entry Not Found"),
             Self::ClaimNotFound => ("PIX-0113", 404, "Claim Not Found"),
             Self::KeyHolderMismatch => ("PIX-0101", 422, "Key Does Not Match Holder"),

@@ -94,8 +94,8 @@ impl utoipa::Modify for BearerAuth {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
-        components.add_security_scheme("tenant_token", bearer());
-        components.add_security_scheme("admin_token", bearer());
+        components.add_security_scheme(crate::openapi::TENANT_SCHEME, bearer());
+        components.add_security_scheme(crate::openapi::ADMIN_SCHEME, bearer());
     }
 }
 
@@ -126,12 +126,15 @@ fn areas() -> Areas {
     }
 }
 
+/// The areas merged under one document, each operation annotated with its area's security
+/// requirement and common failures (see [`crate::openapi`]).
 fn documented(areas: Areas) -> OpenApiRouter<AppState> {
+    use crate::openapi::{Area, document};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(areas.public)
-        .merge(areas.inbound)
-        .merge(areas.tenant)
-        .merge(areas.admin)
+        .merge(document(areas.public, Area::Public))
+        .merge(document(areas.inbound, Area::Inbound))
+        .merge(document(areas.tenant, Area::Tenant))
+        .merge(document(areas.admin, Area::Admin))
 }
 
 /// The OpenAPI document of every route (also served at `/openapi.json`).

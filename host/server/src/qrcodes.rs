@@ -533,6 +533,7 @@ pub struct DecodeRequest {
     pub payment_date: Option<NaiveDate>,
     /// Due-date codes: the payer's 7-digit IBGE municipality code, sent as `codMun`.
     #[serde(default)]
+    #[schema(pattern = "^[0-9]{7}$")]
     pub city_code: Option<String>,
 }
 

@@ -1433,3 +1433,63 @@ impl Store {
         Ok(v)
     }
 }
+
+// ============================================================================================ fraud markers
+
+/// A fraud marker a tenant registered at BTG. BTG keeps the marker; this row only says whose it
+/// is, so another tenant on the same BTG identity can neither see nor cancel it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FraudMarkerOwner {
+    pub tenant_id: Uuid,
+    pub btg_id: String,
+    pub document: String,
+    pub fraud_type: String,
+    pub key: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Records a marker as the tenant's; recording the same BTG id again changes nothing.
+    pub async fn record_fraud_marker(&self, m: &FraudMarkerOwner) -> StoreResult<()> {
+        on_pool!(self.db(), pool => {
+            sqlx::query(
+                "INSERT INTO dict_fraud_markers (tenant_id, btg_id, document, fraud_type, pix_key, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (btg_id) DO NOTHING",
+            )
+            .bind(m.tenant_id.to_string())
+            .bind(&m.btg_id)
+            .bind(&m.document)
+            .bind(&m.fraud_type)
+            .bind(&m.key)
+            .bind(m.created_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Whether the tenant registered the marker with this BTG id.
+    pub async fn owns_fraud_marker(&self, tenant: Uuid, btg_id: &str) -> StoreResult<bool> {
+        let row: Option<(String,)> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT btg_id FROM dict_fraud_markers WHERE tenant_id = $1 AND btg_id = $2")
+                .bind(tenant.to_string())
+                .bind(btg_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.is_some())
+    }
+
+    /// The BTG ids of the tenant's markers on a document.
+    pub async fn fraud_marker_ids(&self, tenant: Uuid, document: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT btg_id FROM dict_fraud_markers WHERE tenant_id = $1 AND document = $2")
+                .bind(tenant.to_string())
+                .bind(document)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}

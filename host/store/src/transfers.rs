@@ -475,6 +475,18 @@ impl Store {
         .await
     }
 
+    /// The tenants with a transfer (either direction) of this EndToEndId: a cross-tenant read on
+    /// purpose, to tell "someone else's payment" from "a payment this host never saw".
+    pub async fn end_to_end_id_tenants(&self, end_to_end_id: &str) -> StoreResult<Vec<Uuid>> {
+        let rows: Vec<(String,)> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT DISTINCT tenant_id FROM transfers WHERE end_to_end_id = $1")
+                .bind(end_to_end_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.iter().map(|(t,)| parse_uuid(t)).collect()
+    }
+
     pub async fn transfer_by_initiation(&self, tenant: Uuid, initiation: Uuid) -> StoreResult<Option<Transfer>> {
         self.one_transfer(
             "tenant_id = $1 AND initiation_id = $2",

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use pix_core::dict::{Cid, TokenBucket, VSync};
-use pix_store::dict::{Entry, EntryFilter, insert_entry, save_entry, toggle_vsync};
+use pix_store::dict::{Entry, EntryFilter, FraudMarkerOwner, insert_entry, save_entry, toggle_vsync};
 use pix_store::tenants::NewTenant;
 use pix_store::testing::TestStore;
 use pix_store::{StoreError, backend_tests};
@@ -64,6 +64,7 @@ backend_tests!(
     entries_keep_one_live_registration_per_key_and_fence_writes,
     the_running_vsync_equals_a_recomputation,
     anti_scan_buckets_spend_and_refill,
+    fraud_markers_belong_to_the_tenant_that_registered_them,
 );
 
 async fn entries_keep_one_live_registration_per_key_and_fence_writes(db: &TestStore) {
@@ -141,4 +142,30 @@ async fn anti_scan_buckets_spend_and_refill(db: &TestStore) {
     let later = db.charge_bucket(a, "acct", bucket, 0, t0() + TimeDelta::seconds(30)).await.unwrap();
     assert!(later.admitted, "2 tokens a minute");
     assert!(db.charge_bucket(a, "other", bucket, 0, t0()).await.unwrap().admitted, "buckets are per scope");
+}
+
+async fn fraud_markers_belong_to_the_tenant_that_registered_them(db: &TestStore) {
+    let a = tenant(db, "a").await;
+    let b = tenant(db, "b").await;
+    let marker = |tenant: Uuid, id: &str| FraudMarkerOwner {
+        tenant_id: tenant,
+        btg_id: id.into(),
+        document: "12345678909".into(),
+        fraud_type: "MULE_ACCOUNT".into(),
+        key: None,
+        created_at: t0(),
+    };
+    db.record_fraud_marker(&marker(a, "m-1")).await.unwrap();
+    db.record_fraud_marker(&marker(a, "m-2")).await.unwrap();
+    // The same BTG id recorded again (even for another tenant) keeps its first owner.
+    db.record_fraud_marker(&marker(b, "m-1")).await.unwrap();
+    assert!(db.owns_fraud_marker(a, "m-1").await.unwrap());
+    assert!(!db.owns_fraud_marker(b, "m-1").await.unwrap());
+    assert!(!db.owns_fraud_marker(a, "m-3").await.unwrap());
+    let mut ids = db.fraud_marker_ids(a, "12345678909").await.unwrap();
+    ids.sort();
+    assert_eq!(ids, ["m-1", "m-2"]);
+    assert!(db.fraud_marker_ids(b, "12345678909").await.unwrap().is_empty());
+    assert!(db.fraud_marker_ids(a, "98765432100").await.unwrap().is_empty());
+    assert!(db.end_to_end_id_tenants("E12345678202601011200abcdefghijk").await.unwrap().is_empty());
 }

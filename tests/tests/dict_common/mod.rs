@@ -69,7 +69,10 @@ impl Dx {
             integrations: Arc::new(Integrations::sandbox(app.sandbox.integrations.clone())),
             config: Arc::new(config),
         };
-        app.run_inbound_worker(event_handlers(&dict));
+        // Payments received are recorded as transfers: MED requests must name one of the tenant's.
+        let mut handlers = event_handlers(&dict);
+        handlers.extend(pix_server::transfers::inbound_handlers(&app.state));
+        app.run_inbound_worker(handlers);
         let stop = CancellationToken::new();
         tokio::spawn(settle_worker(&dict).run(stop.clone(), Duration::from_secs(1)));
         Dx { app, tenant, dict, stop }

@@ -57,11 +57,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct CreateClaim {
     /// `PORTABILITY` (CPF, CNPJ, PHONE, EMAIL) or `OWNERSHIP` (PHONE only).
     #[serde(rename = "type")]
-    #[schema(example = "PORTABILITY")]
+    #[schema(example = "PORTABILITY", pattern = "^(PORTABILITY|OWNERSHIP)$")]
     pub claim_type: String,
-    #[schema(example = "+5511987654321")]
+    #[schema(example = "+5511987654321", min_length = 1, max_length = 77)]
     pub key: String,
-    #[schema(example = "PHONE")]
+    #[schema(example = "PHONE", pattern = "^(CPF|CNPJ|EMAIL|PHONE)$")]
     pub key_type: String,
 }
 
@@ -70,6 +70,7 @@ pub struct CreateClaim {
 pub struct CancelClaim {
     /// `USER_REQUESTED` (default), `ACCOUNT_CLOSURE`, `DEFAULT_OPERATION`, `FRAUD`,
     /// `RECONCILIATION` or `RFB_VALIDATION`.
+    #[schema(pattern = "^(USER_REQUESTED|ACCOUNT_CLOSURE|DEFAULT_OPERATION|FRAUD|RECONCILIATION|RFB_VALIDATION)$")]
     pub reason: Option<String>,
 }
 

@@ -54,13 +54,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateEntry {
     /// `CPF`, `CNPJ`, `EMAIL`, `PHONE` or `EVP`.
-    #[schema(example = "EMAIL")]
+    #[schema(example = "EMAIL", pattern = "^(CPF|CNPJ|EMAIL|PHONE|EVP)$")]
     pub key_type: String,
     /// Only for EMAIL (≤ 77, lowercase) and PHONE (`+55…`); CPF/CNPJ come from the holder, EVP is
     /// generated.
-    #[schema(example = "maria@example.com")]
+    #[schema(example = "maria@example.com", min_length = 1, max_length = 77)]
     pub key: Option<String>,
     /// `USER_REQUESTED` (default) or `RECONCILIATION`.
+    #[schema(pattern = "^(USER_REQUESTED|RECONCILIATION)$")]
     pub reason: Option<String>,
     /// Free JSON object kept with the entry.
     #[schema(value_type = Option<Object>)]
@@ -71,14 +72,14 @@ pub struct CreateEntry {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AccountChange {
     /// Branch, 1–4 digits.
-    #[schema(example = "0001")]
+    #[schema(example = "0001", pattern = "^[0-9]{1,4}$")]
     pub branch: String,
     /// Account number with check digit, 1–20 letters or digits.
-    #[schema(example = "123456")]
+    #[schema(example = "123456", pattern = "^[A-Za-z0-9]{1,20}$")]
     pub number: String,
     /// `CACC`, `TRAN`, `SLRY`, `SVGS` or `OTHR`.
     #[serde(rename = "type")]
-    #[schema(example = "CACC")]
+    #[schema(example = "CACC", pattern = "^(CACC|TRAN|SLRY|SVGS|OTHR)$")]
     pub account_type: String,
 }
 

@@ -14,7 +14,8 @@ use pix_core::money::{Amount, Money};
 use pix_core::pix_key::PixKey;
 use pix_integrations::btg::{self, BtgEvent, FraudType, NewInfractionReport, NewRefundRequest, RefundClose};
 use pix_store::dict::{
-    InfractionFilter, InfractionReport, RefundFilter, RefundRequest, upsert_infraction_report, upsert_refund_request,
+    FraudMarkerOwner, InfractionFilter, InfractionReport, RefundFilter, RefundRequest, upsert_infraction_report,
+    upsert_refund_request,
 };
 use pix_store::inbound::InboundEvent;
 use pix_store::tenants::Tenant;
@@ -85,11 +86,13 @@ fn fraud_type(value: &str) -> ApiResult<FraudType> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateFraudMarker {
     /// CPF or CNPJ of the person marked.
-    #[schema(example = "11144477735")]
+    #[schema(example = "11144477735", pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
     pub tax_id_number: String,
     /// `APPLICATION_FRAUD`, `MULE_ACCOUNT`, `SCAMMER_ACCOUNT` or `OTHER`.
+    #[schema(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
     pub fraud_type: String,
     /// The key involved, if any.
+    #[schema(min_length = 1, max_length = 77)]
     pub key: Option<String>,
 }
 
@@ -128,10 +131,41 @@ async fn register_marker(
 ) -> ApiResult<btg::FraudMarker> {
     let document = Document::parse(tax_id).map_err(|e| invalid(format!("taxIdNumber: {e}")))?;
     let key = key.map(|k| PixKey::infer(k).map_err(|e| invalid(format!("key: {e}")))).transpose()?;
-    btg_of(state, tenant)?
+    let marker = btg_of(state, tenant)?
         .create_fraud_marker(document.as_str(), kind, key.as_ref().map(|k| k.value()))
         .await
-        .map_err(|e| btg_error("registering the fraud marker", e))
+        .map_err(|e| btg_error("registering the fraud marker", e))?;
+    state
+        .store
+        .record_fraud_marker(&FraudMarkerOwner {
+            tenant_id: tenant.id,
+            btg_id: marker.id.clone(),
+            document: document.as_str().to_owned(),
+            fraud_type: kind.as_str().to_owned(),
+            key: marker.key.clone(),
+            created_at: state.clock.now(),
+        })
+        .await?;
+    Ok(marker)
+}
+
+fn marker_not_found() -> ApiError {
+    ApiError::new(ErrorCode::FraudMarkerNotFound, "fraud marker not found")
+}
+
+/// An EndToEndId a tenant files a MED request on must be one of its payments: a transfer it
+/// recorded (sent or received), or else an id carrying its ISPB (a payment it sent) that no
+/// other tenant recorded. Anything else is `PIX-0035`, answered before BTG is called.
+async fn own_payment(state: &Dict, tenant: &Tenant, e2e: &str) -> ApiResult<()> {
+    let owners = state.store.end_to_end_id_tenants(e2e).await?;
+    let ours = owners.contains(&tenant.id);
+    let foreign = owners.iter().any(|t| *t != tenant.id);
+    let carries_our_ispb = EndToEndId::parse(e2e).is_ok_and(|id| id.ispb().as_str() == tenant.ispb);
+    if ours || (carries_our_ispb && !foreign) {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::PaymentNotFound, "transactionId: no payment of yours has this EndToEndId"))
+    }
 }
 
 /// Mark a person (and optionally a key) as involved in fraud.
@@ -153,14 +187,17 @@ async fn create_fraud_marker(
 #[serde(deny_unknown_fields)]
 pub struct FraudMarkerQuery {
     /// CPF/CNPJ whose markers to list (required).
+    #[param(required = true, pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
     pub tax_id: Option<String>,
     /// 1–200, default 10.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Cursor: the `updatedAt` of the last item of the previous page.
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
     pub key: Option<String>,
     pub status: Option<String>,
+    #[param(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
     pub fraud_type: Option<String>,
 }
 
@@ -193,11 +230,17 @@ async fn list_fraud_markers(
     if let Some(t) = &q.fraud_type {
         fraud_type(t)?;
     }
+    // BTG lists the markers of every tenant sharing its identity: keep this tenant's own.
+    let ours = state.store.fraud_marker_ids(tenant.id, document.as_str()).await?;
+    if ours.is_empty() {
+        return Ok(Json(FraudMarkerPage { items: Vec::new(), limit, has_more_elements: false }));
+    }
     let mut markers: Vec<btg::FraudMarker> = btg_of(&state, &tenant)?
         .fraud_markers(document.as_str())
         .await
         .map_err(|e| btg_error("listing fraud markers", e))?
         .into_iter()
+        .filter(|m| ours.contains(&m.id))
         .filter(|m| after.is_none_or(|t| m.created_at > t) && before.is_none_or(|t| m.created_at < t))
         .filter(|m| q.key.as_deref().is_none_or(|k| m.key.as_deref() == Some(k)))
         .filter(|m| q.status.as_deref().is_none_or(|s| m.status == s))
@@ -222,6 +265,9 @@ async fn cancel_fraud_marker(
     CurrentTenant(tenant): CurrentTenant,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<FraudMarkerView>> {
+    if id.len() > 128 || !state.store.owns_fraud_marker(tenant.id, &id).await? {
+        return Err(marker_not_found());
+    }
     let marker = btg_of(&state, &tenant)?.cancel_fraud_marker(&id).await.map_err(|e| btg_error("fraud marker", e))?;
     Ok(Json(marker_view(marker)))
 }
@@ -231,13 +277,17 @@ async fn cancel_fraud_marker(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateInfractionReport {
-    /// EndToEndId of the payment.
+    /// EndToEndId of one of the tenant's payments (see `PIX-0035`).
+    #[schema(pattern = r"^E[0-9]{20}[A-Za-z0-9]{11}$", example = "E12345678202601011200abcdefghijk")]
     pub transaction_id: String,
     /// `REFUND_REQUEST` (payer's PSP) or `REFUND_CANCELLED` (payee's PSP; needs `OTHER`).
+    #[schema(pattern = "^(REFUND_REQUEST|REFUND_CANCELLED)$")]
     pub reason: String,
     /// `SCAM`, `ACCOUNT_TAKEOVER`, `COERCION`, `FRAUDULENT_ACCESS` or `OTHER` (needs details).
+    #[schema(pattern = "^(SCAM|ACCOUNT_TAKEOVER|COERCION|FRAUDULENT_ACCESS|OTHER)$")]
     pub situation_type: Option<String>,
     /// Up to 2,000 characters.
+    #[schema(max_length = 2000)]
     pub report_details: Option<String>,
 }
 
@@ -385,6 +435,7 @@ async fn create_infraction_report(
     if details.as_ref().is_some_and(|d| d.chars().count() > 2000) {
         return Err(invalid("reportDetails: at most 2000 characters"));
     }
+    own_payment(&state, &tenant, &e2e).await?;
     let remote = btg_of(&state, &tenant)?
         .create_infraction_report(&NewInfractionReport {
             end_to_end_id: e2e,
@@ -404,13 +455,18 @@ async fn create_infraction_report(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct InfractionQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
+    #[param(pattern = "^(OPEN|ACKNOWLEDGED|CLOSED|CANCELLED)$")]
     pub status: Option<String>,
     pub transaction_id: Option<String>,
     pub reporter_participant: Option<String>,
     pub counterparty_participant: Option<String>,
+    #[param(pattern = "^(AGREED|DISAGREED)$")]
     pub analysis_result: Option<String>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
@@ -506,13 +562,18 @@ async fn acknowledge_infraction_report(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CloseInfractionReport {
     /// `AGREED` or `DISAGREED`.
+    #[schema(pattern = "^(AGREED|DISAGREED)$")]
     pub analysis_result: String,
+    #[schema(max_length = 2000)]
     pub analysis_details: Option<String>,
     /// With AGREED: also register a fraud marker of this type for `taxIdNumber`.
+    #[schema(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
     pub fraud_type: Option<String>,
     /// The person to mark (needed with `fraudType`).
+    #[schema(pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
     pub tax_id_number: Option<String>,
     /// The key to mark with the person, if any.
+    #[schema(min_length = 1, max_length = 77)]
     pub key: Option<String>,
 }
 
@@ -622,15 +683,18 @@ impl InboundHandler for InfractionEvents {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateRefundRequest {
-    /// EndToEndId of the payment to recover.
+    /// EndToEndId of one of the tenant's payments (see `PIX-0035`).
+    #[schema(pattern = r"^E[0-9]{20}[A-Za-z0-9]{11}$", example = "E12345678202601011200abcdefghijk")]
     pub transaction_id: String,
     /// Decimal string with two places.
-    #[schema(example = "100.00")]
+    #[schema(example = "100.00", pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$")]
     pub amount: String,
     /// A report of ours closed AGREED (needed for FRAUD when known here).
     pub infraction_id: Option<Uuid>,
     /// `FRAUD` (default), `OPERATIONAL_FLAW` (needs details) or `PIX_AUTOMATICO`.
+    #[schema(pattern = "^(FRAUD|OPERATIONAL_FLAW|PIX_AUTOMATICO)$")]
     pub reason: Option<String>,
+    #[schema(max_length = 2000)]
     pub refund_details: Option<String>,
 }
 
@@ -751,6 +815,7 @@ async fn create_refund_request(
     {
         return Err(report_refused("a FRAUD refund needs the infraction report closed AGREED"));
     }
+    own_payment(&state, &tenant, &e2e).await?;
     let remote = btg_of(&state, &tenant)?
         .create_refund_request(&NewRefundRequest {
             end_to_end_id: e2e.clone(),
@@ -791,12 +856,19 @@ async fn create_refund_request(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RefundQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
+    #[param(min_length = 32, max_length = 32)]
     pub transaction_id: Option<String>,
+    #[param(pattern = "^(OPEN|CLOSED|CANCELLED)$")]
     pub status: Option<String>,
+    #[param(min_length = 8, max_length = 8)]
     pub requesting_participant: Option<String>,
+    #[param(min_length = 8, max_length = 8)]
     pub contested_participant: Option<String>,
     pub infraction_id: Option<String>,
     pub analysis_result: Option<String>,
@@ -871,12 +943,16 @@ async fn get_refund_request(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CloseRefundRequest {
     /// `TOTALLY_ACCEPTED`, `PARTIALLY_ACCEPTED` or `REJECTED`.
+    #[schema(pattern = "^(TOTALLY_ACCEPTED|PARTIALLY_ACCEPTED|REJECTED)$")]
     pub refund_analysis_result: String,
+    #[schema(max_length = 2000)]
     pub refund_analysis_details: Option<String>,
     /// With REJECTED: `NO_BALANCE`, `ACCOUNT_CLOSURE`, `INVALID_REQUEST` (OPERATIONAL_FLAW only,
     /// needs details) or `OTHER`.
+    #[schema(pattern = "^(NO_BALANCE|ACCOUNT_CLOSURE|INVALID_REQUEST|OTHER)$")]
     pub refund_rejection_reason: Option<String>,
     /// The return (`D…`) that sent the funds back, when accepted.
+    #[schema(pattern = r"^D[0-9]{20}[A-Za-z0-9]{11}$")]
     pub refund_transaction_id: Option<String>,
 }
 

@@ -45,18 +45,21 @@ const DEFAULT_TTL_SECS: i64 = 300;
 pub struct InitiateCashout {
     /// `KEY`, `QR_CODE` or `MANUAL`.
     #[serde(rename = "type")]
-    #[schema(example = "KEY")]
+    #[schema(example = "KEY", pattern = "^(KEY|QR_CODE|MANUAL)$")]
     pub initiation_type: String,
     /// Required, except for a QR code that fixes the amount (then it must match if sent).
-    #[schema(value_type = Option<String>, example = "100.00")]
+    #[schema(value_type = Option<String>, example = "100.00", pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$")]
     pub amount: Option<Amount>,
     /// KEY: the Pix key to pay.
+    #[schema(min_length = 1, max_length = 77)]
     pub key: Option<String>,
     /// QR_CODE: the BR Code payload (static or dynamic).
+    #[schema(min_length = 1, max_length = 512)]
     pub emv: Option<String>,
     /// QR_CODE with a due-date charge: the day the payment is made (default today).
     pub payment_date: Option<NaiveDate>,
     /// Message to the payee, ≤ 140 characters.
+    #[schema(max_length = 140)]
     pub description: Option<String>,
     /// MANUAL: the destination account.
     pub destination: Option<ManualDestination>,
@@ -66,18 +69,19 @@ pub struct InitiateCashout {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ManualDestination {
     /// ISPB of the receiving participant (8 digits).
-    #[schema(example = "87654321")]
+    #[schema(example = "87654321", pattern = "^[0-9]{8}$")]
     pub ispb: String,
     /// 1–4 digits.
-    #[schema(example = "0001")]
+    #[schema(example = "0001", pattern = "^[0-9]{1,4}$")]
     pub branch: String,
     /// 1–20 letters or digits.
-    #[schema(example = "123456")]
+    #[schema(example = "123456", pattern = "^[A-Za-z0-9]{1,20}$")]
     pub account: String,
     /// `CACC`, `SVGS`, `SLRY` or `TRAN`.
-    #[schema(example = "CACC")]
+    #[schema(example = "CACC", pattern = "^(CACC|SVGS|SLRY|TRAN)$")]
     pub account_type: String,
     /// CPF or CNPJ of the account holder.
+    #[schema(pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
     pub document: String,
     pub name: String,
 }
