@@ -219,28 +219,14 @@ async fn writes_are_refused_inside_the_write_block_window(dx: &Dx) {
     let local = dx.now().with_timezone(&brt);
     let start = (local - chrono::Duration::hours(1)).format("%H:%M").to_string();
     let end = (local + chrono::Duration::hours(1)).format("%H:%M").to_string();
-    let data = &dx.app.sandbox.data;
-    let tenant = dx
-        .app
-        .db
-        .create_tenant(
-            pix_store::tenants::NewTenant {
-                name: "blocked".into(),
-                ispb: data.ispb.clone(),
-                midaz_organization_id: Some(data.organization_id.clone()),
-                midaz_ledger_id: Some(data.ledger_id.clone()),
-                settings: json!({"dict": {"writeBlockWindow": {"start": start, "end": end}}}),
-                btg: None,
-            },
-            dx.now(),
-        )
-        .await
-        .unwrap();
-    let token = dx.app.db.issue_token(Some(tenant.id), "blocked", dx.now()).await.unwrap().token;
+    let blocked_bank = dx.app.institution("blocked", "55667788").await;
+    let settings = json!({"dict": {"writeBlockWindow": {"start": start, "end": end}}});
+    dx.app.db.set_tenant_settings(blocked_bank.tenant.id, &settings, dx.now()).await.unwrap();
+    let (token, account) = (blocked_bank.tenant.token.clone(), blocked_bank.data.account.account_id.clone());
     let blocked = dx
         .app
         .request(Method::POST, "/v1/dict/entries", &token)
-        .header("X-Account-Id", dx.account("@maria"))
+        .header("X-Account-Id", &account)
         .json(&json!({"keyType": "EVP"}))
         .send()
         .await
@@ -252,7 +238,7 @@ async fn writes_are_refused_inside_the_write_block_window(dx: &Dx) {
     let open = dx
         .app
         .request(Method::POST, "/v1/dict/entries", &token)
-        .header("X-Account-Id", dx.account("@maria"))
+        .header("X-Account-Id", &account)
         .json(&json!({"keyType": "EVP"}))
         .send()
         .await

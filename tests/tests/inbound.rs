@@ -126,7 +126,7 @@ async fn unsigned_forged_or_stale_events_are_rejected(app: &TestApp) {
 
     let unknown_tenant = uuid::Uuid::now_v7().to_string();
     let response = post(app, &unknown_tenant, envelope("e", "PIX_PAYMENT"), WEBHOOK_SECRET.as_bytes(), now).await;
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 401, "an unknown tenant looks like a bad signature: tenants are not enumerable");
     let malformed = post(app, &tenant, b"{\"event\":\"PIX_PAYMENT\"}".to_vec(), WEBHOOK_SECRET.as_bytes(), now).await;
     assert_eq!(malformed.status(), 400);
     assert_eq!(error_code(malformed).await, "PIX-0003");

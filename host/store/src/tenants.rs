@@ -223,6 +223,26 @@ impl Store {
         if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
+    /// Replaces a tenant's settings (integration settings and policy bindings).
+    pub async fn set_tenant_settings(
+        &self,
+        tenant: Uuid,
+        settings: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let done = on_pool!(self.db(), pool => {
+            sqlx::query("UPDATE tenants SET settings = $2, updated_at = $3 WHERE id = $1")
+                .bind(tenant.to_string())
+                .bind(Json(settings))
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        self.forget_tenant_row(tenant);
+        if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
     /// Replaces a tenant's BTG client identity.
     pub async fn set_btg_identity(&self, tenant: Uuid, btg: &BtgIdentity, now: DateTime<Utc>) -> StoreResult<()> {
         let done = on_pool!(self.db(), pool => {
