@@ -947,7 +947,7 @@ async fn create_claim(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
 
 async fn list_claims(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let after = q.get("modifiedAfter").and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-    let own = s.ispb().to_owned();
+    let own = s.ispb();
     let items: Vec<Value> = s
         .btg()
         .claims
@@ -983,7 +983,7 @@ async fn claim_action(
         None => None,
     };
     let now = s.sim.clock.now();
-    let own = s.ispb().to_owned();
+    let own = s.ispb();
     let mut st = s.btg();
     let c = st.claims.get_mut(&id).ok_or_else(|| not_found("CLAIM_NOT_FOUND"))?;
     let we_donate = c.donor_participant == own;
@@ -1114,7 +1114,7 @@ async fn create_infraction(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiRes
         let side = if p.direction == Direction::Outbound { &p.creditor } else { &p.debtor };
         side["ispb"].as_str().unwrap_or("00000000").to_owned()
     };
-    let own = s.ispb().to_owned();
+    let own = s.ispb();
     let v = s.new_infraction(e2e, str_field(&b, "reason")?, b["situationType"].as_str(), &own, &counterparty, true)?;
     created(v)
 }
@@ -1134,7 +1134,7 @@ async fn infraction_action(
 ) -> ApiResult {
     let b = if bytes.is_empty() { json!({}) } else { body(&bytes)? };
     let now = s.sim.clock.now();
-    let own = s.ispb().to_owned();
+    let own = s.ispb();
     let mut st = s.btg();
     let t = st.infractions.get_mut(&id).ok_or_else(|| not_found("INFRACTION_REPORT_NOT_FOUND"))?;
     let status = t.v["status"].as_str().unwrap_or_default().to_owned();
@@ -1280,7 +1280,7 @@ async fn create_cid_file(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResul
     let key_type = str_field(&b, "keyType")?.to_owned();
     let now = s.sim.clock.now();
     let id = s.sim.uuid().to_string();
-    let own = s.ispb().to_owned();
+    let own = s.ispb();
     let mut st = s.btg();
     // The file is a snapshot of our entries at request time, ready two (simulated) seconds later.
     let cids: Vec<String> =
@@ -1305,7 +1305,7 @@ async fn entry_by_cid(State(s): State<Arc<Shared>>, Path(cid): Path<String>) -> 
         return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_CID", "a CID is 64 hex digits"));
     }
     let cid = cid.to_ascii_lowercase();
-    let own = s.ispb().to_owned();
+    let own = s.ispb();
     let st = s.btg();
     let entry = st
         .directory

@@ -196,7 +196,7 @@ fn concerns(tenant: &Tenant, body: &[u8]) -> bool {
         BtgEvent::InfractionReport(r) => vec![r.reporter_participant, r.counterparty_participant],
         _ => return true,
     };
-    named.iter().any(|ispb| *ispb == tenant.ispb)
+    named.contains(&tenant.ispb)
 }
 
 /// Processes one stored event of a given type. Must be idempotent (at-least-once delivery).

@@ -20,11 +20,14 @@ use crate::error::ApiError;
 
 pub use pix_app::TenantClients;
 
+/// A tenant's clients and the `updated_at` of the tenant row they were built from.
+type BuiltClients = (DateTime<Utc>, Arc<TenantClients>);
+
 pub struct Integrations {
     base: IntegrationsConfig,
     /// Built clients by tenant, with the `updated_at` of the tenant row they were built from: a
     /// changed identity (here or on another instance) rebuilds them.
-    clients: Mutex<HashMap<Uuid, (DateTime<Utc>, Arc<TenantClients>)>>,
+    clients: Mutex<HashMap<Uuid, BuiltClients>>,
     /// Tenants without a BTG identity of their own use the configured one. Only the embedded
     /// demo does this: otherwise tenants could act on each other's BTG resources.
     shared_btg_identity: bool,
