@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod integrations;
 pub mod mtls;
+pub mod outbound;
 pub mod policies;
 pub mod policy_cli;
 pub mod qrcodes;
