@@ -311,7 +311,7 @@ async fn a_tenant_with_a_hanging_receiver_cannot_starve_another(db: TestStore) {
     for n in 0..6 {
         app.record_event(a.id, "TRANSFER", "CASHOUT", &format!("a-{n}"), &json!({})).await;
     }
-    wait_for("tenant A's receiver to hold two requests", async || slow.in_flight.load(Ordering::SeqCst) == 2).await;
+    wait_for("tenant A's receiver to hold requests", async || slow.in_flight.load(Ordering::SeqCst) >= 2).await;
     app.record_event(b.id, "TRANSFER", "CASHOUT", "b-1", &json!({})).await;
     wait_for("tenant B's delivery while A's hang", async || fast.served.load(Ordering::SeqCst) == 1).await;
     assert_eq!(slow.served.load(Ordering::SeqCst), 0, "A's receiver is still holding everything");
