@@ -235,8 +235,7 @@ async fn the_allowlist_is_what_lets_loopback_through(db: TestStore) {
 }
 
 async fn webhook_urls_are_https_outside_demo_and_capped_per_tenant(db: TestStore) {
-    let mut config = Config::default();
-    config.demo = false;
+    let mut config = Config { demo: false, ..Config::default() };
     config.outbound.max_webhook_endpoints = 2;
     let app = TestApp::start(db, config).await;
     let tenant = app.tenant("prod").await;
