@@ -511,6 +511,26 @@ mod tests {
     }
 
     #[test]
+    fn the_outbound_allowlist_is_read_from_files_and_the_environment() {
+        assert!(Config::default().outbound.allow_networks.is_empty(), "no exception by default");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pix.toml", "[outbound]\nallow_networks = [\"127.0.0.1/32\", \"::1/128\"]\n")?;
+            let config = Config::load(Some(Path::new("pix.toml"))).map_err(|e| e.to_string())?;
+            let nets: Vec<String> = config.outbound.allow_networks.iter().map(|n| n.to_string()).collect();
+            assert_eq!(nets, ["127.0.0.1/32", "::1/128"]);
+            jail.create_file("bad.toml", "[outbound]\nallow_networks = [\"10.0.0.0/33\"]\n")?;
+            let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            assert!(err.contains("allow_networks"), "{err}");
+            jail.set_env("PIX_OUTBOUND__ALLOW_NETWORKS", "[\"10.1.0.0/16\"]");
+            jail.set_env("PIX_OUTBOUND__MAX_WEBHOOK_ENDPOINTS", "3");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.outbound.allow_networks, vec!["10.1.0.0/16".parse::<ipnet::IpNet>().unwrap()]);
+            assert_eq!(config.outbound.max_webhook_endpoints, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn cross_field_rules_are_enforced() {
         let mut c = Config::default();
         c.idempotency.default_ttl_secs = 10;

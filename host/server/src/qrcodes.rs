@@ -3,11 +3,13 @@
 //! fetched from its location URL).
 //!
 //! Dynamic codes (pix-standards §4.3, §5.6): the location (26.25, no scheme) is fetched as
-//! `https://{url}`; plain `http://` only for a loopback host (the simulators), and only while the
-//! host runs against simulators (in-process, or a BTG on loopback). Otherwise loopback and
-//! private-range addresses are refused, so a pasted code cannot make the host call its own
-//! network. The answer is a compact JWS whose `jku` must be on the location's own host; its key
-//! set is fetched and the signature verified (ES256, RS256, PS256). No certificate chain is
+//! `https://{url}` through the outbound policy (`outbound.rs`): no loopback, private, link-local,
+//! CGNAT or other special address, whether literal or resolved, no redirects, 5 s and
+//! `[outbound] max_response_bytes` at most, and one generic answer for every failure to reach or
+//! read it. Plain `http://` only for a loopback address the policy admits (`[outbound]
+//! allow_networks`, or the embedded demo's simulated PSP). The answer is a compact JWS whose `jku`
+//! must be on the location's own host; its key set is fetched and the signature verified (ES256,
+//! RS256, PS256). No certificate chain is
 //! checked beyond TLS: see docs/qrcodes.md.
 
 use std::net::IpAddr;
