@@ -67,7 +67,15 @@ impl TestApp {
         Some(Self::start(TestStore::postgres().await?, Config::default()).await)
     }
 
+    /// The host with its receivers and simulators on loopback allowed by the outbound policy
+    /// (`[outbound] allow_networks = ["127.0.0.1/32"]`), as most tests need.
     pub async fn start(db: TestStore, mut config: Config) -> TestApp {
+        config.outbound.allow_networks.push("127.0.0.1/32".parse().expect("a CIDR"));
+        Self::start_with(db, config).await
+    }
+
+    /// The host with `config` as given: no outbound allowlist unless it sets one (SSRF tests).
+    pub async fn start_with(db: TestStore, mut config: Config) -> TestApp {
         // Starts at the real time: the simulators sign webhooks with the wall clock.
         let clock = Arc::new(ManualClock::new(Utc::now()));
         config.btg_webhook.hmac_secret = Some(WEBHOOK_SECRET.into());
@@ -242,8 +250,13 @@ impl TestApp {
     /// Runs the outbound webhook engine (routing worker and delivery loop) with `settings` until
     /// the app is dropped. Retries are due by the app's manual clock: advance it to run them.
     pub fn run_webhook_engine(&self, settings: pix_server::webhooks::EngineSettings) {
-        let engine =
-            pix_server::webhooks::Engine::new(self.db.store.clone(), self.clock.clone(), settings).expect("engine");
+        let engine = pix_server::webhooks::Engine::new(
+            self.db.store.clone(),
+            self.clock.clone(),
+            settings,
+            &self.state.config.outbound,
+        )
+        .expect("engine");
         let mut config = Config::default().workers;
         config.poll_interval_ms = 10;
         let grace = std::time::Duration::from_secs(1);

@@ -4,7 +4,10 @@
 mod dict_common;
 
 use dict_common::Dx;
+use pix_core::dict::{PARTICIPANT_BUCKET, TokenBucket, antiscan_bucket};
+use pix_core::document::PersonType;
 use pix_e2e::error_code;
+use pix_server::dict::{CHECK_SCOPE, STATISTICS_SCOPE};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -12,6 +15,8 @@ dict_tests!(
     keys_are_resolved_checked_and_described,
     key_requests_are_validated_with_catalogued_errors,
     lookups_spend_an_anti_scan_budget_per_account,
+    parallel_misses_each_spend_the_miss_cost_and_a_hit_costs_one,
+    bulk_checks_and_statistics_are_charged,
 );
 
 const ANA_EMAIL: &str = "ana.pereira@example.com";
@@ -99,7 +104,7 @@ async fn lookups_spend_an_anti_scan_budget_per_account(dx: &Dx) {
     }
     let limited = dx.as_account(Method::GET, &format!("/v1/dict/keys/{ANA_EMAIL}"), "@maria").send().await.unwrap();
     assert_eq!(limited.status(), 429);
-    assert_eq!(limited.headers()["retry-after"], "30", "2 tokens a minute: one in 30 s");
+    assert_eq!(limited.headers()["retry-after"], "1", "admitted again as soon as the balance is positive");
     assert_eq!(error_code(limited).await, "PIX-0116");
 
     // The bucket is per account: João still resolves keys.
@@ -119,4 +124,83 @@ async fn lookups_spend_an_anti_scan_budget_per_account(dx: &Dx) {
             dx.as_account(Method::GET, &format!("/v1/dict/keys/scan{i}@example.com"), "@acme").send().await.unwrap();
         assert_eq!(miss.status(), 404);
     }
+}
+
+/// Milli-tokens in the tenant's `scope` bucket now (a zero charge only reads it).
+async fn balance(dx: &Dx, scope: &str, bucket: TokenBucket) -> i64 {
+    dx.app.db.store.charge_bucket(dx.tenant.id, scope, bucket, 0, dx.now()).await.unwrap().tokens
+}
+
+async fn lookup_scope(dx: &Dx, alias: &str) -> String {
+    format!("lookup:{}", dx.account(alias))
+}
+
+async fn parallel_misses_each_spend_the_miss_cost_and_a_hit_costs_one(dx: &Dx) {
+    let natural = antiscan_bucket(PersonType::Natural);
+    let scope = lookup_scope(dx, "@maria").await;
+    // Four misses at once from a full bucket of 100: each reserved 20 before looking up.
+    let misses =
+        (0..4).map(|i| dx.as_account(Method::GET, &format!("/v1/dict/keys/par{i}@example.com"), "@maria").send());
+    for miss in futures::future::join_all(misses).await {
+        assert_eq!(miss.unwrap().status(), 404);
+    }
+    assert_eq!(balance(dx, &scope, natural).await, (100 - 4 * 20) * 1000, "N misses spend N x 20");
+
+    // A hit reserves 20 and gets 19 back.
+    let hit = dx.as_account(Method::GET, &format!("/v1/dict/keys/{ANA_EMAIL}"), "@maria").send().await.unwrap();
+    assert_eq!(hit.status(), 200);
+    assert_eq!(balance(dx, &scope, natural).await, 19 * 1000, "a hit costs 1 net");
+
+    // Three misses at once from 19 tokens: the first reservation is admitted and overdraws the
+    // bucket, the others find it no longer positive.
+    let misses =
+        (0..3).map(|i| dx.as_account(Method::GET, &format!("/v1/dict/keys/neg{i}@example.com"), "@maria").send());
+    let statuses: Vec<u16> =
+        futures::future::join_all(misses).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 404).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2, "{statuses:?}");
+    assert_eq!(balance(dx, &scope, natural).await, -1000, "negative, as DICT's balance may be");
+    let refused = dx.as_account(Method::GET, &format!("/v1/dict/keys/{ANA_EMAIL}"), "@maria").send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "31", "1 token and 1 milli-token at 2 a minute");
+}
+
+async fn bulk_checks_and_statistics_are_charged(dx: &Dx) {
+    let full = PARTICIPANT_BUCKET.full();
+    // One key found (1) and two not (3 each).
+    let checked = dx
+        .call(Method::POST, "/v1/dict/keys/check")
+        .json(&json!({"keys": [{"key": ANA_EMAIL}, {"key": "nobody@example.com"}, {"key": "noone@example.com"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), 200);
+    assert_eq!(balance(dx, CHECK_SCOPE, PARTICIPANT_BUCKET).await, full - 7 * 1000);
+
+    let stats = dx.call(Method::GET, &format!("/v1/dict/statistics/keys/{ANA_EMAIL}")).send().await.unwrap();
+    assert_eq!(stats.status(), 200);
+    assert_eq!(balance(dx, STATISTICS_SCOPE, PARTICIPANT_BUCKET).await, full - 1000, "one token a call");
+
+    // Drained to zero, both answer 429 with Retry-After, and BTG is not called.
+    let now = dx.now();
+    let store = &dx.app.db.store;
+    store.charge_bucket(dx.tenant.id, CHECK_SCOPE, PARTICIPANT_BUCKET, 4_993, now).await.unwrap();
+    store.charge_bucket(dx.tenant.id, STATISTICS_SCOPE, PARTICIPANT_BUCKET, 4_999, now).await.unwrap();
+    let refused =
+        dx.call(Method::POST, "/v1/dict/keys/check").json(&json!({"keys": [{"key": ANA_EMAIL}]})).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(error_code(refused).await, "PIX-0116");
+    let refused = dx.call(Method::GET, &format!("/v1/dict/statistics/keys/{ANA_EMAIL}")).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(error_code(refused).await, "PIX-0116");
+
+    // A 200-key check reserves 600 tokens up front: with one token left it is admitted and
+    // overdraws the bucket (the misses keep their full cost).
+    dx.app.clock.advance(chrono::Duration::milliseconds(24));
+    assert_eq!(balance(dx, CHECK_SCOPE, PARTICIPANT_BUCKET).await, 1000, "2,500 a minute: one token in 24 ms");
+    let keys: Vec<Value> = (0..200).map(|i| json!({"key": format!("bulk{i}@example.com")})).collect();
+    let bulk = dx.call(Method::POST, "/v1/dict/keys/check").json(&json!({"keys": keys})).send().await.unwrap();
+    assert_eq!(bulk.status(), 200);
+    assert_eq!(balance(dx, CHECK_SCOPE, PARTICIPANT_BUCKET).await, (1 - 600) * 1000);
 }

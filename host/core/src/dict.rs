@@ -388,9 +388,23 @@ pub const fn antiscan_bucket(person: PersonType) -> TokenBucket {
 }
 
 /// A lookup that finds an entry costs 1 token; one that finds nothing costs 20, so scanning for
-/// keys exhausts the bucket far sooner than paying them.
+/// keys exhausts the bucket far sooner than paying them. The miss cost is reserved before the
+/// lookup and the difference refunded on a hit, so parallel lookups cannot overspend.
 pub const LOOKUP_HIT_COST: i64 = 1;
 pub const LOOKUP_MISS_COST: i64 = 20;
+
+/// Bulk existence checks (`keys/check`) and key statistics are charged to the tenant's
+/// participant-scope buckets (DICT's `ENTRIES_READ_PARTICIPANT_ANTISCAN` and
+/// `ENTRIES_STATISTICS_READ`), at the refill and size of participant category E.
+pub const PARTICIPANT_BUCKET: TokenBucket = TokenBucket { capacity: 5_000, refill_per_minute: 2_500 };
+
+/// Per key of a bulk check, the participant-scope costs: 1 for a key with an entry, 3 for one
+/// without (reserved at 3 per key, refunded on hits).
+pub const CHECK_HIT_COST: i64 = 1;
+pub const CHECK_MISS_COST: i64 = 3;
+
+/// A statistics call costs 1 token ("all other policies cost 1 token").
+pub const STATISTICS_COST: i64 = 1;
 
 /// Milli-tokens per token.
 pub const MILLI: i64 = 1000;
@@ -408,9 +422,10 @@ impl TokenBucket {
         balance.saturating_add(added).min(self.full())
     }
 
-    /// Seconds until the balance reaches one whole token.
-    pub fn seconds_until_one(&self, balance: i64) -> i64 {
-        let missing = (MILLI - balance).max(0);
+    /// Seconds until the balance (which may be negative) is positive again, when a request is
+    /// admitted.
+    pub fn seconds_until_positive(&self, balance: i64) -> i64 {
+        let missing = (1 - balance).max(0);
         let per_minute = (self.refill_per_minute * MILLI).max(1);
         (missing * 60 + per_minute - 1) / per_minute
     }
@@ -537,8 +552,9 @@ mod tests {
         let t0 = at("2026-03-01T12:00:00Z");
         assert_eq!(b.refill(0, t0, t0 + Duration::seconds(30)), MILLI);
         assert_eq!(b.refill(0, t0, t0 + Duration::days(1)), b.full());
-        assert_eq!(b.seconds_until_one(0), 30);
-        assert_eq!(b.seconds_until_one(MILLI), 0);
+        assert_eq!(b.seconds_until_positive(0), 1, "one milli-token away");
+        assert_eq!(b.seconds_until_positive(1), 0);
+        assert_eq!(b.seconds_until_positive(-20 * MILLI), 601, "20 tokens and one milli at 2 a minute");
     }
 
     #[test]

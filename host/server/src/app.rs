@@ -38,6 +38,8 @@ pub struct AppState {
     pub policies: Arc<crate::policies::PolicyRuntime>,
     /// The use cases, over the same store, clock, clients and policies.
     pub app: pix_app::App,
+    /// The guarded client for addresses tenants choose (dynamic QR-code locations).
+    pub outbound: Arc<crate::outbound::Outbound>,
 }
 
 impl AppState {
@@ -56,6 +58,13 @@ impl AppState {
             policies: policies.clone(),
             settings: Arc::new(config.transfers.settings()),
         };
+        let outbound = crate::outbound::Outbound::new(
+            &config.outbound,
+            crate::qrcodes::FETCH_TIMEOUT,
+            concat!("pix-host/", env!("CARGO_PKG_VERSION")),
+        )
+        // Building a rustls client without custom roots or certificates does not fail.
+        .expect("the outbound HTTP client builds");
         AppState {
             store,
             config: Arc::new(config),
@@ -64,6 +73,7 @@ impl AppState {
             integrations,
             policies,
             app,
+            outbound: Arc::new(outbound),
         }
     }
 }

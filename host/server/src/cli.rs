@@ -151,6 +151,11 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
                 d.sandbox = Some(data.clone());
                 embedded::save_demo(&config.data_dir, d)?;
             }
+            // The demo's dynamic QR codes point at the simulated PSP on loopback: that one socket
+            // is exempt from the outbound policy, nothing else on loopback is.
+            if let Some(qr) = url::Url::parse(&embedded.handle.qr_url).ok().and_then(|u| u.socket_addrs(|| None).ok()) {
+                config.outbound.allow_sockets.extend(qr);
+            }
             let integrations = embedded.integrations.clone();
             sandbox = Some(embedded);
             integrations

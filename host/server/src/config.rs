@@ -30,6 +30,7 @@ pub struct Config {
     pub policies: PoliciesConfig,
     pub transfers: TransfersConfig,
     pub cache: CacheConfig,
+    pub outbound: OutboundConfig,
 }
 
 /// The money engine's waits and the stuck-transfer sweeper (see docs/transfers.md).
@@ -79,6 +80,42 @@ impl Default for TransfersConfig {
             stale_incident_secs: secs(d.stale_after.incident),
             sweep_every_ms: u64::try_from(d.sweep_every.as_millis()).unwrap_or(u64::MAX),
             sweep_batch: u32::try_from(d.sweep_batch).unwrap_or(100),
+        }
+    }
+}
+
+/// Calls the host makes to addresses a tenant chose: webhook deliveries and dynamic QR-code
+/// locations (see `outbound.rs` and docs/security-notes-outbound.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Networks exempt from the address policy (which refuses loopback, private, link-local,
+    /// CGNAT, multicast, documentation and other special ranges). Empty by default; tests and a
+    /// host running `pix-host sandbox` on loopback set e.g. `["127.0.0.1/32"]`.
+    pub allow_networks: Vec<ipnet::IpNet>,
+    pub connect_timeout_ms: u64,
+    /// Largest response body read from a tenant-chosen address.
+    pub max_response_bytes: usize,
+    /// Webhook endpoints one tenant may register.
+    pub max_webhook_endpoints: u32,
+    /// Webhook delivery attempts in flight per tenant, so that one tenant's slow or dead
+    /// receivers cannot take all of the process's delivery slots.
+    pub tenant_delivery_concurrency: usize,
+    /// Exact sockets exempt from the policy: set by `serve` for the embedded simulators (the demo's
+    /// QR-code PSP), never read from files or the environment.
+    #[serde(skip)]
+    pub allow_sockets: Vec<SocketAddr>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            allow_networks: Vec::new(),
+            connect_timeout_ms: 2_000,
+            max_response_bytes: 64 * 1024,
+            max_webhook_endpoints: 10,
+            tenant_delivery_concurrency: 16,
+            allow_sockets: Vec::new(),
         }
     }
 }
@@ -285,6 +322,7 @@ impl Default for Config {
                 credential_ttl_ms: pix_store::DEFAULT_CREDENTIAL_TTL.as_millis() as u64,
                 account_ttl_ms: crate::account::DEFAULT_ACCOUNT_TTL.as_millis() as u64,
             },
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -392,6 +430,19 @@ impl Config {
                 }
             }
         }
+        let out = &self.outbound;
+        if out.connect_timeout_ms == 0 || out.max_response_bytes == 0 {
+            return fail(
+                "outbound.connect_timeout_ms",
+                "connect timeout and max_response_bytes must be greater than 0",
+            );
+        }
+        if out.max_webhook_endpoints == 0 || out.tenant_delivery_concurrency == 0 {
+            return fail(
+                "outbound.tenant_delivery_concurrency",
+                "max_webhook_endpoints and tenant_delivery_concurrency must be at least 1",
+            );
+        }
         if self.policies.poll_interval_ms == 0 || self.policies.decision_retention_days == 0 {
             return fail("policies.poll_interval_ms", "poll interval and retention must be greater than 0");
         }
@@ -472,6 +523,28 @@ mod tests {
     }
 
     #[test]
+    // `figment::Jail` (which isolates the environment) fixes its closure's large error type.
+    #[allow(clippy::result_large_err)]
+    fn the_outbound_allowlist_is_read_from_files_and_the_environment() {
+        assert!(Config::default().outbound.allow_networks.is_empty(), "no exception by default");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pix.toml", "[outbound]\nallow_networks = [\"127.0.0.1/32\", \"::1/128\"]\n")?;
+            let config = Config::load(Some(Path::new("pix.toml"))).map_err(|e| e.to_string())?;
+            let nets: Vec<String> = config.outbound.allow_networks.iter().map(|n| n.to_string()).collect();
+            assert_eq!(nets, ["127.0.0.1/32", "::1/128"]);
+            jail.create_file("bad.toml", "[outbound]\nallow_networks = [\"10.0.0.0/33\"]\n")?;
+            let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err().to_string();
+            assert!(err.contains("allow_networks"), "{err}");
+            jail.set_env("PIX_OUTBOUND__ALLOW_NETWORKS", "[\"10.1.0.0/16\"]");
+            jail.set_env("PIX_OUTBOUND__MAX_WEBHOOK_ENDPOINTS", "3");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.outbound.allow_networks, vec!["10.1.0.0/16".parse::<ipnet::IpNet>().unwrap()]);
+            assert_eq!(config.outbound.max_webhook_endpoints, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn cross_field_rules_are_enforced() {
         let mut c = Config::default();
         c.idempotency.default_ttl_secs = 10;
@@ -500,9 +573,7 @@ mod tests {
             "btg": {"base_url": "https://btg.example", "client_id": "c", "client_secret": "s", "ispb": "12345678"},
         }))
         .unwrap();
-        let mut c = Config::default();
-        c.demo = false;
-        c.integrations = Some(integrations);
+        let mut c = Config { demo: false, integrations: Some(integrations), ..Config::default() };
         c.btg_webhook.hmac_secret = Some("a-shared-secret-for-everyone".into());
         assert!(c.validate().unwrap_err().to_string().contains("btg_webhook.hmac_secret"));
         c.btg_webhook.hmac_secret = None;

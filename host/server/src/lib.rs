@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod integrations;
 pub mod mtls;
 pub mod openapi;
+pub mod outbound;
 pub mod policies;
 pub mod policy_cli;
 pub mod qrcodes;

@@ -3,16 +3,16 @@
 //! fetched from its location URL).
 //!
 //! Dynamic codes (pix-standards §4.3, §5.6): the location (26.25, no scheme) is fetched as
-//! `https://{url}`; plain `http://` only for a loopback host (the simulators), and only while the
-//! host runs against simulators (in-process, or a BTG on loopback). Otherwise loopback and
-//! private-range addresses are refused, so a pasted code cannot make the host call its own
-//! network. The answer is a compact JWS whose `jku` must be on the location's own host; its key
-//! set is fetched and the signature verified (ES256, RS256, PS256). No certificate chain is
+//! `https://{url}` through the outbound policy (`outbound.rs`): no loopback, private, link-local,
+//! CGNAT or other special address, whether literal or resolved, no redirects, 5 s and
+//! `[outbound] max_response_bytes` at most, and one generic answer for every failure to reach or
+//! read it. Plain `http://` only for a loopback address the policy admits (`[outbound]
+//! allow_networks`, or the embedded demo's simulated PSP). The answer is a compact JWS whose `jku`
+//! must be on the location's own host; its key set is fetched and the signature verified (ES256,
+//! RS256, PS256). No certificate chain is
 //! checked beyond TLS: see docs/qrcodes.md.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -33,11 +33,15 @@ use crate::account::OwnedAccount;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppJson;
+use crate::outbound::{self, Outbound, OutboundError};
 use crate::routes::ErrorResponse;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(decode))
 }
+
+/// The whole fetch of a location or key set (connect, send, read).
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The three kinds of payload the decoder tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,22 +154,13 @@ pub async fn resolve_with_city(
              are not supported",
         )),
         PixTarget::Location(location) => {
-            let allow_local = simulated_upstreams(state);
-            let url = location_url(location, allow_local, payment_date, city_code)?;
-            let fetched = fetch_charge(&url, allow_local).await?;
+            let outbound = &state.outbound;
+            let url = location_url(location, outbound, payment_date, city_code)?;
+            let fetched = fetch_charge(&url, outbound).await?;
             resolved.location = Some(location.clone());
             apply_charge(&mut resolved, fetched, now, payment_date)?;
             Ok(resolved)
         }
-    }
-}
-
-/// Loopback locations are fetched only against simulators: in-process, or a BTG configured on
-/// loopback (`pix-host sandbox` in another process).
-fn simulated_upstreams(state: &AppState) -> bool {
-    match &state.config.integrations {
-        None => true,
-        Some(real) => url::Url::parse(&real.btg.base_url).is_ok_and(|url| is_loopback(&url)),
     }
 }
 
@@ -194,21 +189,25 @@ enum FetchedCharge {
     DueDate(DueDateCharge),
 }
 
-/// `https://{location}`, or `http://` for a loopback host when `allow_local`; `DPP` and `codMun`
-/// are added for due-date charges (an immediate charge's PSP ignores them, and the code does not
-/// say which kind it points at).
+/// `https://{location}`, or `http://` for a loopback host the outbound policy admits (the
+/// simulators); `DPP` and `codMun` are added for due-date charges (an immediate charge's PSP
+/// ignores them, and the code does not say which kind it points at). A location the policy
+/// refuses gets the one generic answer of every failed fetch.
 fn location_url(
     location: &str,
-    allow_local: bool,
+    outbound: &Outbound,
     payment_date: NaiveDate,
     city_code: Option<&str>,
 ) -> ApiResult<url::Url> {
     let mut url = url::Url::parse(&format!("https://{location}"))
         .map_err(|e| invalid_qr(format!("field 26.25 (location URL) is not a URL: {e}")))?;
-    check_fetchable(&url, allow_local).map_err(invalid_qr)?;
-    if is_loopback(&url) {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid_qr("field 26.25 (location URL) must not carry credentials"));
+    }
+    if is_loopback(&url) && loopback_allowed(&url, outbound) {
         url.set_scheme("http").map_err(|_| invalid_qr("field 26.25 (location URL) cannot be fetched"))?;
     }
+    outbound.check_url(&url).map_err(|e| fetch_failed("dynamic QR location", &url, e))?;
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("DPP", &payment_date.format("%Y-%m-%d").to_string());
@@ -232,61 +231,25 @@ fn is_loopback(url: &url::Url) -> bool {
         || url.host_str().is_some_and(|h| h.eq_ignore_ascii_case("localhost"))
 }
 
-/// Whether the host may call `url`: never userinfo; loopback only on the simulators; never a
-/// private, link-local or unspecified address literal.
-fn check_fetchable(url: &url::Url, allow_local: bool) -> Result<(), &'static str> {
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("field 26.25 (location URL) must not carry credentials");
-    }
-    if is_loopback(url) {
-        return if allow_local {
-            Ok(())
-        } else {
-            Err("field 26.25 (location URL) points at a loopback address, which is never fetched")
-        };
-    }
-    let private = match host_ip(url) {
-        Some(IpAddr::V4(ip)) => ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast(),
-        Some(IpAddr::V6(ip)) => {
-            let first = ip.segments()[0];
-            ip.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
-        None => false,
-    };
-    if private {
-        Err("field 26.25 (location URL) points at a private network address, which is never fetched")
-    } else {
-        Ok(())
-    }
+/// Plain http is used only for loopback addresses the operator (or the embedded demo) allowed.
+fn loopback_allowed(url: &url::Url, outbound: &Outbound) -> bool {
+    let ip = host_ip(url).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let port = url.port().unwrap_or(80);
+    outbound.policy().permits_socket(std::net::SocketAddr::new(ip, port))
 }
 
-/// Locations and key sets are small; anything bigger is not a charge.
-const MAX_BODY: usize = 64 * 1024;
-
-fn http_client() -> ApiResult<&'static reqwest::Client> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client);
-    }
-    let client = reqwest::Client::builder()
-        // A redirect could lead anywhere, past the address checks.
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(ApiError::internal)?;
-    Ok(CLIENT.get_or_init(|| client))
+/// Every failure to reach or read a location is the same answer for the tenant (so that a QR
+/// code cannot be used to map the host's network); the reason goes to the log.
+fn fetch_failed(what: &str, url: &url::Url, error: OutboundError) -> ApiError {
+    let host = url.host_str().unwrap_or_default();
+    tracing::warn!(%host, error = %error, "{what}: fetch failed");
+    unavailable(outbound::TENANT_MESSAGE)
 }
 
-/// GETs `url` and returns its body, at most [`MAX_BODY`] bytes. `what` names it in errors.
-async fn get_limited(url: &url::Url, accept: &str, what: &str) -> ApiResult<Vec<u8>> {
-    let host = url.host_str().unwrap_or_default().to_owned();
-    let mut response =
-        http_client()?.get(url.as_str()).header(reqwest::header::ACCEPT, accept).send().await.map_err(|e| {
-            tracing::warn!(%host, error = %e, "{what}: fetch failed");
-            let why = if e.is_timeout() { "timed out" } else { "could not be reached" };
-            unavailable(format!("{what}: the receiving PSP at {host} {why}"))
-        })?;
+/// GETs `url` and returns its body, at most `[outbound] max_response_bytes`.
+async fn get_limited(outbound: &Outbound, url: &url::Url, accept: &str, what: &str) -> ApiResult<Vec<u8>> {
+    let request = outbound.request(reqwest::Method::GET, url.clone()).header(reqwest::header::ACCEPT, accept);
+    let response = outbound.send(request).await.map_err(|e| fetch_failed(what, url, e))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
         return Err(not_payable(format!(
@@ -295,32 +258,17 @@ async fn get_limited(url: &url::Url, accept: &str, what: &str) -> ApiResult<Vec<
         )));
     }
     if !status.is_success() {
-        return Err(unavailable(format!("{what}: the receiving PSP at {host} answered HTTP {}", status.as_u16())));
+        return Err(unavailable(format!("{what}: the receiving PSP answered HTTP {}", status.as_u16())));
     }
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(bad_payload(format!("{what}: the answer exceeds {MAX_BODY} bytes")));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                tracing::warn!(%host, error = %e, "{what}: reading failed");
-                return Err(unavailable(format!("{what}: the answer from {host} was cut short")));
-            }
-        }
-    }
+    outbound.read_limited(response).await.map_err(|e| fetch_failed(what, url, e))
 }
 
-async fn fetch_charge(url: &url::Url, allow_local: bool) -> ApiResult<FetchedCharge> {
-    let body = get_limited(url, "application/jose", "dynamic QR payload").await?;
+async fn fetch_charge(url: &url::Url, outbound: &Outbound) -> ApiResult<FetchedCharge> {
+    let body = get_limited(outbound, url, "application/jose", "dynamic QR payload").await?;
     let jws = std::str::from_utf8(&body).map_err(|_| bad_payload("it is not text"))?.trim();
     let jws = Jws::parse(jws).map_err(bad_payload)?;
-    let jku = jws.key_set_url(url, allow_local).map_err(bad_payload)?;
-    let keys = get_limited(&jku, "application/json", "signing key set").await?;
+    let jku = jws.key_set_url(url).map_err(bad_payload)?;
+    let keys = get_limited(outbound, &jku, "application/json", "signing key set").await?;
     let keys: Value = serde_json::from_slice(&keys).map_err(|_| bad_payload("the key set (jku) is not JSON"))?;
     jws.verify(&keys).map_err(bad_payload)?;
     parse_charge(&jws.payload)
@@ -367,9 +315,9 @@ impl Jws {
         })
     }
 
-    /// The `jku`, which must be on the same host and port as the location, over https (or http
-    /// on loopback, as the location itself).
-    fn key_set_url(&self, location: &url::Url, allow_local: bool) -> Result<url::Url, &'static str> {
+    /// The `jku`, which must be on the same host and port as the location, over the location's
+    /// scheme (https, or http on an allowed loopback address); the outbound policy checks it again.
+    fn key_set_url(&self, location: &url::Url) -> Result<url::Url, &'static str> {
         let jku = self.jku.as_deref().ok_or("the JWS header has no jku (key set URL)")?;
         let jku = url::Url::parse(jku).map_err(|_| "the JWS jku is not a URL")?;
         let same_origin =
@@ -377,8 +325,10 @@ impl Jws {
         if !same_origin {
             return Err("the JWS jku is not on the location's host");
         }
-        check_fetchable(&jku, allow_local)?;
-        let scheme_ok = jku.scheme() == "https" || (jku.scheme() == "http" && is_loopback(&jku));
+        if !jku.username().is_empty() || jku.password().is_some() {
+            return Err("the JWS jku must not carry credentials");
+        }
+        let scheme_ok = jku.scheme() == "https" || (jku.scheme() == "http" && location.scheme() == "http");
         if !scheme_ok {
             return Err("the JWS jku must be an https URL");
         }
@@ -693,27 +643,47 @@ mod tests {
     fn key_sets_must_come_from_the_location_host() {
         let location = url::Url::parse("https://psp.example.com/qr/v2/cob/abc").unwrap();
         let jws = |jku: &str| Jws::parse(&signed("{}", jku).0).unwrap();
-        assert!(jws("https://psp.example.com/jwks").key_set_url(&location, false).is_ok());
-        assert!(jws("https://evil.example.com/jwks").key_set_url(&location, false).is_err());
-        assert!(jws("http://psp.example.com/jwks").key_set_url(&location, false).is_err(), "https only");
+        assert!(jws("https://psp.example.com/jwks").key_set_url(&location).is_ok());
+        assert!(jws("https://evil.example.com/jwks").key_set_url(&location).is_err());
+        assert!(jws("http://psp.example.com/jwks").key_set_url(&location).is_err(), "https only");
         let local = url::Url::parse("http://127.0.0.1:4000/qr/v2/cob/abc").unwrap();
-        assert!(jws("http://127.0.0.1:4000/jwks").key_set_url(&local, true).is_ok());
-        assert!(jws("http://127.0.0.1:4001/jwks").key_set_url(&local, true).is_err(), "same port");
+        assert!(jws("http://127.0.0.1:4000/jwks").key_set_url(&local).is_ok());
+        assert!(jws("http://127.0.0.1:4001/jwks").key_set_url(&local).is_err(), "same port");
+    }
+
+    fn outbound(allow: &[&str]) -> Outbound {
+        let config = crate::config::OutboundConfig {
+            allow_networks: allow.iter().map(|n| n.parse().unwrap()).collect(),
+            ..Default::default()
+        };
+        Outbound::new(&config, std::time::Duration::from_secs(1), "test").unwrap()
     }
 
     #[test]
-    fn locations_are_https_except_loopback_on_the_simulators() {
+    fn locations_are_https_except_allowed_loopback_and_refusals_are_generic() {
         let date = NaiveDate::from_ymd_opt(2026, 3, 11).unwrap();
-        let url = location_url("pix.example.com/qr/v2/cobv/abc", false, date, Some("3550308")).unwrap();
+        let strict = outbound(&[]);
+        let url = location_url("pix.example.com/qr/v2/cobv/abc", &strict, date, Some("3550308")).unwrap();
         assert_eq!(url.as_str(), "https://pix.example.com/qr/v2/cobv/abc?DPP=2026-03-11&codMun=3550308");
-        let url = location_url("127.0.0.1:9000/qr/v2/cob/abc", true, date, None).unwrap();
+        let local = outbound(&["127.0.0.1/32"]);
+        let url = location_url("127.0.0.1:9000/qr/v2/cob/abc", &local, date, None).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:9000/qr/v2/cob/abc?DPP=2026-03-11");
-        for refused in
-            ["127.0.0.1:9000/x", "localhost/x", "10.0.0.1/x", "192.168.1.1/x", "[::1]/x", "169.254.169.254/x"]
-        {
-            let err = location_url(refused, false, date, None).unwrap_err();
-            assert_eq!(err.0.code, ErrorCode::InvalidQrCode, "{refused}");
+        let mut messages = std::collections::BTreeSet::new();
+        for refused in [
+            "127.0.0.1:9000/x",
+            "10.0.0.1/x",
+            "192.168.1.1/x",
+            "[::1]/x",
+            "169.254.169.254/x",
+            "[::ffff:127.0.0.1]/x",
+            "100.64.0.1/x",
+        ] {
+            let err = location_url(refused, &strict, date, None).unwrap_err();
+            assert_eq!(err.0.code, ErrorCode::QrPayloadUnavailable, "{refused}");
+            messages.insert(err.0.message.clone());
         }
-        assert!(location_url("user:pw@pix.example.com/x", false, date, None).is_err());
+        assert_eq!(messages.len(), 1, "one message whatever the address: {messages:?}");
+        assert!(location_url("10.0.0.1/x", &local, date, None).is_err(), "the allowlist is exact");
+        assert!(location_url("user:pw@pix.example.com/x", &strict, date, None).is_err());
     }
 }

@@ -147,3 +147,48 @@ async fn the_simulators_run_standalone() {
     child.kill().unwrap();
     panic!("pix-host sandbox did not stop on SIGINT");
 }
+
+/// The embedded demo's outbound exception is exactly the simulated PSP's socket: its dynamic QR
+/// codes decode, while a location on another loopback port (here the simulators' control API)
+/// gets the generic refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_fetches_its_simulated_qr_codes_and_nothing_else_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url) = start(dir.path());
+    let demo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json")).unwrap()).unwrap();
+    let client = reqwest::Client::new();
+    let control = demo["sandbox"]["controlUrl"].as_str().unwrap().to_owned();
+    let charge: serde_json::Value = client
+        .post(format!("{control}/_control/qr/charges"))
+        .json(&serde_json::json!({"type": "IMMEDIATE", "key": "ana.pereira@example.com",
+            "merchantName": "Ana Pereira", "merchantCity": "SAO PAULO", "amount": "12.34"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = demo["tenantToken"].as_str().unwrap();
+    let account = demo["sandbox"]["accounts"][0]["accountId"].as_str().unwrap();
+    let decode = |emv: String| {
+        client
+            .post(format!("{url}/v1/qrcodes/decode"))
+            .bearer_auth(token)
+            .header("X-Account-Id", account)
+            .json(&serde_json::json!({"emv": emv}))
+            .send()
+    };
+    let decoded = decode(charge["emv"].as_str().unwrap().to_owned()).await.unwrap();
+    assert_eq!(decoded.status(), 200);
+    assert_eq!(decoded.json::<serde_json::Value>().await.unwrap()["amount"], "12.34");
+
+    let elsewhere = control.trim_start_matches("http://").to_owned() + "/qr/v2/cob/0123456789abcdef";
+    let emv = pix_core::brcode::BrCode::dynamic_code(elsewhere, "Ana Pereira", "SAO PAULO").build().unwrap().encode();
+    let refused = decode(emv).await.unwrap();
+    assert_eq!(refused.status(), 502);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "PIX-0302");
+    assert_eq!(body["message"], pix_server::outbound::TENANT_MESSAGE);
+    assert!(terminate(child).success());
+}

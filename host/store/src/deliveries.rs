@@ -414,6 +414,7 @@ impl Store {
         lease: Duration,
         limit: i64,
         per_endpoint: i64,
+        per_tenant: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let locked_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
@@ -434,6 +435,9 @@ impl Store {
                    AND (SELECT COUNT(*) FROM webhook_deliveries f
                         WHERE f.endpoint_id = d.endpoint_id AND f.status = 'pending'
                           AND f.locked_until >= $3) < $5
+                   AND (SELECT COUNT(*) FROM webhook_deliveries t
+                        WHERE t.tenant_id = d.tenant_id AND t.status = 'pending'
+                          AND t.locked_until >= $3) < $6
                  ORDER BY d.next_attempt_at, d.id
                  LIMIT $4 {lock})
              RETURNING id"
@@ -445,6 +449,7 @@ impl Store {
                 .bind(now)
                 .bind(limit)
                 .bind(per_endpoint)
+                .bind(per_tenant)
                 .fetch_all(pool)
                 .await
         })?;

@@ -1348,15 +1348,17 @@ impl Store {
 /// What a bucket allows right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketBalance {
-    /// Milli-tokens after refill.
+    /// Milli-tokens after refill and the charge; negative after an overdraft.
     pub tokens: i64,
-    /// At least one whole token is left.
+    /// The balance was positive, so the request was admitted (and charged).
     pub admitted: bool,
 }
 
 impl Store {
-    /// Refills `scope`'s bucket to `now`, then subtracts `cost` whole tokens (floored at zero).
-    /// A `cost` of zero only reads the balance.
+    /// Refills `scope`'s bucket to `now`; if the balance is positive, subtracts `cost` whole tokens
+    /// and admits — the balance may go negative, as DICT's does, so reserving a worst case never
+    /// lets a burst through for free. Otherwise nothing changes and the request is refused.
+    /// Atomic: parallel calls are serialized on the bucket's row. A `cost` of zero only reads.
     pub async fn charge_bucket(
         &self,
         tenant: Uuid,
@@ -1365,7 +1367,37 @@ impl Store {
         cost: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<BucketBalance> {
+        let cost = cost.max(0) * pix_core::dict::MILLI;
+        self.adjust_bucket(tenant, scope, bucket, now, |balance| {
+            if balance > 0 { (balance - cost, true) } else { (balance, false) }
+        })
+        .await
+    }
+
+    /// Gives `tokens` whole tokens back (a reservation's unused part), up to the bucket's size.
+    pub async fn refund_bucket(
+        &self,
+        tenant: Uuid,
+        scope: &str,
+        bucket: TokenBucket,
+        tokens: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<BucketBalance> {
+        let refund = tokens.max(0) * pix_core::dict::MILLI;
+        self.adjust_bucket(tenant, scope, bucket, now, |balance| ((balance + refund).min(bucket.full()), true)).await
+    }
+
+    async fn adjust_bucket(
+        &self,
+        tenant: Uuid,
+        scope: &str,
+        bucket: TokenBucket,
+        now: DateTime<Utc>,
+        change: impl FnOnce(i64) -> (i64, bool),
+    ) -> StoreResult<BucketBalance> {
         let mut tx = self.begin().await?;
+        // A write first: on SQLite it takes the database's write lock for the whole transaction,
+        // on PostgreSQL the row lock below does the same for this bucket.
         on_tx!(&mut tx, conn => {
             sqlx::query(
                 "INSERT INTO dict_rate_buckets (tenant_id, scope, tokens, refilled_at) VALUES ($1, $2, $3, $4)
@@ -1386,7 +1418,7 @@ impl Store {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(tenant.to_string()).bind(scope).fetch_one(conn).await
         })?;
         let refilled = bucket.refill(tokens, since, now.max(since));
-        let left = (refilled - cost * pix_core::dict::MILLI).max(0);
+        let (left, admitted) = change(refilled);
         on_tx!(&mut tx, conn => {
             sqlx::query("UPDATE dict_rate_buckets SET tokens = $3, refilled_at = $4 WHERE tenant_id = $1 AND scope = $2")
                 .bind(tenant.to_string())
@@ -1398,7 +1430,7 @@ impl Store {
                 .map(|r| r.rows_affected())
         })?;
         tx.commit().await?;
-        Ok(BucketBalance { tokens: left, admitted: left >= pix_core::dict::MILLI })
+        Ok(BucketBalance { tokens: left, admitted })
     }
 }
 

@@ -65,6 +65,7 @@ backend_tests!(
     the_running_vsync_equals_a_recomputation,
     anti_scan_buckets_spend_and_refill,
     fraud_markers_belong_to_the_tenant_that_registered_them,
+    parallel_reservations_each_spend_their_cost_and_may_overdraw,
 );
 
 async fn entries_keep_one_live_registration_per_key_and_fence_writes(db: &TestStore) {
@@ -135,13 +136,45 @@ async fn anti_scan_buckets_spend_and_refill(db: &TestStore) {
     let full = db.charge_bucket(a, "acct", bucket, 0, t0()).await.unwrap();
     assert_eq!(full.tokens, 100_000);
     for _ in 0..5 {
-        db.charge_bucket(a, "acct", bucket, 20, t0()).await.unwrap();
+        assert!(db.charge_bucket(a, "acct", bucket, 20, t0()).await.unwrap().admitted);
     }
-    let empty = db.charge_bucket(a, "acct", bucket, 0, t0()).await.unwrap();
-    assert!(!empty.admitted);
-    let later = db.charge_bucket(a, "acct", bucket, 0, t0() + TimeDelta::seconds(30)).await.unwrap();
-    assert!(later.admitted, "2 tokens a minute");
+    let empty = db.charge_bucket(a, "acct", bucket, 20, t0()).await.unwrap();
+    assert!(!empty.admitted, "a balance of 0 admits nothing");
+    assert_eq!(empty.tokens, 0, "a refused request spends nothing");
+    let later = db.charge_bucket(a, "acct", bucket, 20, t0() + TimeDelta::seconds(30)).await.unwrap();
+    assert!(later.admitted, "2 tokens a minute: one token after 30 s admits a 20-token reservation");
+    assert_eq!(later.tokens, -19_000, "and the balance goes negative, as DICT's does");
+    let refunded = db.refund_bucket(a, "acct", bucket, 19, t0() + TimeDelta::seconds(30)).await.unwrap();
+    assert_eq!(refunded.tokens, 0);
+    assert!(!db.charge_bucket(a, "acct", bucket, 1, t0() + TimeDelta::seconds(30)).await.unwrap().admitted);
     assert!(db.charge_bucket(a, "other", bucket, 0, t0()).await.unwrap().admitted, "buckets are per scope");
+    let capped = db.refund_bucket(a, "other", bucket, 50, t0()).await.unwrap();
+    assert_eq!(capped.tokens, 100_000, "a refund never fills past the size");
+}
+
+async fn parallel_reservations_each_spend_their_cost_and_may_overdraw(db: &TestStore) {
+    let a = tenant(db, "a").await;
+    let bucket = TokenBucket { capacity: 100, refill_per_minute: 2 };
+    // 8 reservations of 20 at once against 100 tokens: every one admitted while the balance was
+    // positive is charged in full, none is lost to a race, and the balance ends negative.
+    let calls = (0..8).map(|_| {
+        let db = db.store.clone();
+        tokio::spawn(async move { db.charge_bucket(a, "acct", bucket, 20, t0()).await.unwrap() })
+    });
+    let results: Vec<_> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    let admitted = results.iter().filter(|r| r.admitted).count() as i64;
+    assert_eq!(admitted, 5, "100 tokens admit exactly five 20-token reservations: {results:?}");
+    let balance = db.charge_bucket(a, "acct", bucket, 0, t0()).await.unwrap();
+    assert_eq!(balance.tokens, 100_000 - admitted * 20_000);
+    // From a balance of 1 token, parallel reservations: only the first is admitted, to -19.
+    db.refund_bucket(a, "acct", bucket, 1, t0()).await.unwrap();
+    let calls = (0..4).map(|_| {
+        let db = db.store.clone();
+        tokio::spawn(async move { db.charge_bucket(a, "acct", bucket, 20, t0()).await.unwrap() })
+    });
+    let results: Vec<_> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(results.iter().filter(|r| r.admitted).count(), 1, "{results:?}");
+    assert_eq!(db.charge_bucket(a, "acct", bucket, 0, t0()).await.unwrap().tokens, -19_000);
 }
 
 async fn fraud_markers_belong_to_the_tenant_that_registered_them(db: &TestStore) {

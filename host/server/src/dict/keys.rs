@@ -2,15 +2,22 @@
 //!
 //! Lookups are rate limited per account with DICT's USER anti-scan token buckets: a bucket of 100
 //! tokens refilled at 2/min for natural persons (1,000 and 20/min for legal persons); a lookup
-//! that finds the key costs 1 token and one that finds nothing costs 20. An empty bucket answers
-//! 429 `PIX-0116` with `Retry-After`.
+//! that finds the key costs 1 token and one that finds nothing costs 20. The miss cost is
+//! reserved atomically before the lookup (admitted only while the balance is positive; it may
+//! then go negative, as DICT's does) and 19 are refunded on a hit, so parallel lookups cannot
+//! overspend. Bulk checks (3 reserved per key, 2 refunded per key found) and statistics calls
+//! (1) spend the tenant's participant-scope buckets. A refused request answers 429 `PIX-0116`
+//! with `Retry-After`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use pix_core::dict::{LOOKUP_HIT_COST, LOOKUP_MISS_COST, antiscan_bucket};
+use pix_core::dict::{
+    CHECK_HIT_COST, CHECK_MISS_COST, LOOKUP_HIT_COST, LOOKUP_MISS_COST, PARTICIPANT_BUCKET, STATISTICS_COST,
+    TokenBucket, antiscan_bucket,
+};
 use pix_core::error::ErrorCode;
 use pix_core::ids::EndToEndId;
 use pix_core::mask::mask_raw_key;
@@ -97,11 +104,14 @@ pub(super) fn key_view(entry: DictEntry, end_to_end_id: String) -> KeyView {
 }
 
 fn rate_limited(retry_after: i64) -> Response {
-    let mut response = ApiError::new(
-        ErrorCode::DictRateLimited,
+    rate_limited_with(
         "this account's key lookup budget is exhausted (a lookup of an unknown key costs 20 times a found one)",
+        retry_after,
     )
-    .into_response();
+}
+
+fn rate_limited_with(message: &str, retry_after: i64) -> Response {
+    let mut response = ApiError::new(ErrorCode::DictRateLimited, message).into_response();
     if let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -162,10 +172,11 @@ pub async fn lookup_for_payment(
     let bucket = antiscan_bucket(account.holder.person_type);
     let scope = format!("lookup:{}", account.id);
     let now = state.clock.now();
-    let balance = state.store.charge_bucket(tenant.id, &scope, bucket, 0, now).await?;
+    // The worst case up front: parallel lookups each reserve a miss, so none runs for free.
+    let balance = state.store.charge_bucket(tenant.id, &scope, bucket, LOOKUP_MISS_COST, now).await?;
     if !balance.admitted {
         tracing::warn!(account = %account.id, "anti-scan bucket exhausted");
-        return Ok(KeyLookupOutcome::RateLimited(rate_limited(bucket.seconds_until_one(balance.tokens))));
+        return Ok(KeyLookupOutcome::RateLimited(rate_limited(bucket.seconds_until_positive(balance.tokens))));
     }
     let not_found = || ApiError::new(ErrorCode::KeyNotFound, "no entry for this key");
     // A key whose claim is CONFIRMED answers "not found" until the claim completes or is cancelled.
@@ -182,15 +193,18 @@ pub async fn lookup_for_payment(
     };
     match outcome {
         Ok(found) => {
-            state.store.charge_bucket(tenant.id, &scope, bucket, LOOKUP_HIT_COST, now).await?;
+            state.store.refund_bucket(tenant.id, &scope, bucket, LOOKUP_MISS_COST - LOOKUP_HIT_COST, now).await?;
             Ok(KeyLookupOutcome::Found(found))
         }
         Err(IntegrationError::NotFound { .. }) => {
-            state.store.charge_bucket(tenant.id, &scope, bucket, LOOKUP_MISS_COST, now).await?;
             tracing::info!(key = %mask_raw_key(key), "key lookup: not found");
             Err(not_found())
         }
-        Err(e) => Err(btg_error("key lookup", e)),
+        Err(e) => {
+            // DICT answered nothing about the key: the reservation goes back.
+            state.store.refund_bucket(tenant.id, &scope, bucket, LOOKUP_MISS_COST, now).await?;
+            Err(btg_error("key lookup", e))
+        }
     }
 }
 
@@ -219,15 +233,42 @@ pub struct KeyChecks {
     pub keys: Vec<KeyCheckView>,
 }
 
-/// Whether each of 1–200 keys has an entry in DICT.
+/// Scope of the tenant's participant-level bucket for bulk checks.
+pub const CHECK_SCOPE: &str = "participant:check";
+/// Scope of the tenant's participant-level bucket for statistics.
+pub const STATISTICS_SCOPE: &str = "participant:statistics";
+
+/// Reserves `cost` from the tenant's `scope` bucket, or the 429 to answer.
+async fn reserve(
+    state: &Dict,
+    tenant: &Tenant,
+    scope: &str,
+    bucket: TokenBucket,
+    cost: i64,
+) -> ApiResult<Option<Response>> {
+    let balance = state.store.charge_bucket(tenant.id, scope, bucket, cost, state.clock.now()).await?;
+    if balance.admitted {
+        return Ok(None);
+    }
+    tracing::warn!(scope, "participant anti-scan bucket exhausted");
+    Ok(Some(rate_limited_with(
+        "this tenant's DICT query budget is exhausted (bulk checks and statistics spend it)",
+        bucket.seconds_until_positive(balance.tokens),
+    )))
+}
+
+/// Whether each of 1–200 keys has an entry in DICT. Spends the tenant's participant-scope
+/// bucket: 3 tokens reserved per key, 2 given back per key that has an entry.
 #[utoipa::path(post, path = "/v1/dict/keys/check", tag = "DICT", request_body = CheckKeys,
     security(("tenant_token" = [])),
-    responses((status = 200, body = KeyChecks), (status = 400, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
+    responses((status = 200, body = KeyChecks), (status = 400, body = ErrorResponse),
+               (status = 429, body = ErrorResponse, description = "PIX-0116: the tenant's check budget is exhausted (see Retry-After)"),
+               (status = 502, body = ErrorResponse)))]
 async fn check_keys(
     State(state): State<Dict>,
     CurrentTenant(tenant): CurrentTenant,
     AppJson(body): AppJson<CheckKeys>,
-) -> ApiResult<Json<KeyChecks>> {
+) -> ApiResult<Response> {
     if body.keys.is_empty() || body.keys.len() > 200 {
         return Err(invalid(format!("keys: 1 to 200 keys, got {}", body.keys.len())));
     }
@@ -237,10 +278,27 @@ async fn check_keys(
         keys.push(key.value().to_owned());
     }
     let btg = state.integrations.for_tenant(&tenant)?.btg.clone();
-    let checked = btg.check_keys(&keys).await.map_err(|e| btg_error("key check", e))?;
+    let reserved = CHECK_MISS_COST * keys.len() as i64;
+    if let Some(refused) = reserve(&state, &tenant, CHECK_SCOPE, PARTICIPANT_BUCKET, reserved).await? {
+        return Ok(refused);
+    }
+    let checked = match btg.check_keys(&keys).await {
+        Ok(checked) => checked,
+        Err(e) => {
+            let now = state.clock.now();
+            state.store.refund_bucket(tenant.id, CHECK_SCOPE, PARTICIPANT_BUCKET, reserved, now).await?;
+            return Err(btg_error("key check", e));
+        }
+    };
+    let found = checked.iter().filter(|c| c.has_entry).count() as i64;
+    if found > 0 {
+        let refund = found * (CHECK_MISS_COST - CHECK_HIT_COST);
+        state.store.refund_bucket(tenant.id, CHECK_SCOPE, PARTICIPANT_BUCKET, refund, state.clock.now()).await?;
+    }
     Ok(Json(KeyChecks {
         keys: checked.into_iter().map(|c| KeyCheckView { key: c.key, has_entry: c.has_entry }).collect(),
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -301,20 +359,25 @@ fn statistics_view(key: String, s: Statistics) -> StatisticsView {
     }
 }
 
-/// Key-level and owner-level statistics, passed through from DICT.
+/// Key-level and owner-level statistics, passed through from DICT. Each call spends 1 token of
+/// the tenant's participant-scope statistics bucket.
 #[utoipa::path(get, path = "/v1/dict/statistics/keys/{key}", tag = "DICT", params(("key" = String, Path)),
     security(("tenant_token" = [])),
-    responses((status = 200, body = StatisticsView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = StatisticsView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 429, body = ErrorResponse, description = "PIX-0116: the tenant's statistics budget is exhausted (see Retry-After)")))]
 async fn key_statistics(
     State(state): State<Dict>,
     CurrentTenant(tenant): CurrentTenant,
     AppPath(key): AppPath<String>,
-) -> ApiResult<Json<StatisticsView>> {
+) -> ApiResult<Response> {
     let key = PixKey::infer(&key)
         .map_err(|e| ApiError::new(ErrorCode::InvalidPathParameter, format!("key: {e}")))?
         .value()
         .to_owned();
     let btg = state.integrations.for_tenant(&tenant)?.btg.clone();
+    if let Some(refused) = reserve(&state, &tenant, STATISTICS_SCOPE, PARTICIPANT_BUCKET, STATISTICS_COST).await? {
+        return Ok(refused);
+    }
     let stats = btg.key_statistics(&key).await.map_err(|e| btg_error("key statistics", e))?;
-    Ok(Json(statistics_view(key, stats)))
+    Ok(Json(statistics_view(key, stats)).into_response())
 }

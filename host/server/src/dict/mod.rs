@@ -8,6 +8,7 @@
 mod claims;
 mod entries;
 mod keys;
+pub use keys::{CHECK_SCOPE, STATISTICS_SCOPE};
 mod med;
 mod reconciliation;
 

@@ -39,7 +39,8 @@ const CATALOG: &[(&str, &[&str])] = &[
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateEndpoint {
-    /// Absolute http(s) URL that receives the events.
+    /// Absolute https URL that receives the events (http only in demo mode); an IP-literal host
+    /// must be a public address.
     #[schema(example = "https://hooks.example.com/pix")]
     pub url: String,
     /// Only events of this flow (DICT, TRANSFER, REFUND, RECURRING, SCHEDULE, REPORT); all when absent.
@@ -98,14 +99,30 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidField, message)
 }
 
-fn validate(body: &CreateEndpoint) -> ApiResult<()> {
-    let url = url::Url::parse(&body.url).map_err(|e| invalid(format!("url: {e}")))?;
+fn not_allowed(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::WebhookUrlNotAllowed, message)
+}
+
+/// The URL rules: absolute, https outside demo mode, no credentials, and an IP-literal host the
+/// outbound policy permits. Names are checked again at every delivery, when they are resolved.
+fn validate_url(state: &AppState, raw: &str) -> ApiResult<()> {
+    let url = url::Url::parse(raw).map_err(|e| invalid(format!("url: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid("url: must be an absolute http(s) URL"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid("url: must not embed credentials"));
     }
+    if url.scheme() != "https" && !state.config.demo {
+        return Err(not_allowed("url: must be https (plain http is accepted in demo mode only)"));
+    }
+    if state.outbound.check_url(&url).is_err() {
+        return Err(not_allowed("url: the address is not a public one this host may deliver to"));
+    }
+    Ok(())
+}
+
+fn validate(body: &CreateEndpoint) -> ApiResult<()> {
     if body.description.chars().count() > 200 {
         return Err(invalid("description: at most 200 characters"));
     }
@@ -140,14 +157,24 @@ fn new_secret() -> String {
            ("X-TTL" = Option<u64>, Header, description = "Idempotency retention in seconds")),
     security(("tenant_token" = [])),
     responses((status = 201, body = CreatedEndpoint), (status = 400, body = ErrorResponse),
-               (status = 401, body = ErrorResponse), (status = 409, body = ErrorResponse),
-               (status = 422, body = ErrorResponse)))]
+               (status = 401, body = ErrorResponse),
+               (status = 409, body = ErrorResponse, description = "PIX-0030: the tenant has `[outbound] max_webhook_endpoints` endpoints already"),
+               (status = 422, body = ErrorResponse, description = "PIX-0031: the URL is not https (outside demo mode) or its IP literal is not public")))]
 async fn create_endpoint(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
     AppJson(body): AppJson<CreateEndpoint>,
 ) -> ApiResult<(StatusCode, Json<CreatedEndpoint>)> {
     validate(&body)?;
+    validate_url(&state, &body.url)?;
+    let cap = state.config.outbound.max_webhook_endpoints;
+    let (_, registered) = state.store.list_webhook_endpoints(tenant.id, 1, 0).await?;
+    if registered >= i64::from(cap) {
+        return Err(ApiError::new(
+            ErrorCode::WebhookEndpointLimit,
+            format!("a tenant may register at most {cap} webhook endpoints; delete one first"),
+        ));
+    }
     let new = NewWebhookEndpoint {
         url: body.url,
         flow_type: body.flow_type,

@@ -28,7 +28,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, decode_secret, sign};
-use crate::config::WorkerConfig;
+use crate::config::{OutboundConfig, WorkerConfig};
+use crate::outbound::{self, Outbound};
 use crate::worker::{JobError, JobFuture, JobHandler, Worker};
 
 /// Delays before each retry (Svix's server schedule): 8 attempts over about 28 hours.
@@ -43,6 +44,9 @@ pub const OVERLOAD_PENALTY: Duration = Duration::from_secs(60);
 pub const DELIVERY_CONCURRENCY: usize = 64;
 /// Attempts in flight per endpoint (the Lerian chart's value for transfer entities).
 pub const ENDPOINT_CONCURRENCY: usize = 10;
+/// Attempts in flight per tenant (`[outbound] tenant_delivery_concurrency`): a tenant whose
+/// receivers hang cannot hold more than this many of the [`DELIVERY_CONCURRENCY`] slots.
+pub const TENANT_CONCURRENCY: usize = 16;
 
 /// Tunables of the engine; production takes [`EngineSettings::from_workers`], tests shrink the
 /// schedule to milliseconds.
@@ -56,6 +60,8 @@ pub struct EngineSettings {
     pub overload_penalty: Duration,
     pub concurrency: usize,
     pub endpoint_concurrency: usize,
+    /// Attempts in flight per tenant, across its endpoints (in the claim and in this process).
+    pub tenant_concurrency: usize,
     pub poll_interval: Duration,
     /// How long a claimed delivery is ours; must exceed `request_timeout`.
     pub lease: Duration,
@@ -70,6 +76,7 @@ impl Default for EngineSettings {
             overload_penalty: OVERLOAD_PENALTY,
             concurrency: DELIVERY_CONCURRENCY,
             endpoint_concurrency: ENDPOINT_CONCURRENCY,
+            tenant_concurrency: TENANT_CONCURRENCY,
             poll_interval: Duration::from_millis(250),
             lease: Duration::from_secs(60),
         }
@@ -84,6 +91,14 @@ impl EngineSettings {
             poll_interval: Duration::from_millis(workers.poll_interval_ms),
             lease: Duration::from_secs(workers.lease_secs).max(defaults.request_timeout * 2),
             ..defaults
+        }
+    }
+
+    /// [`EngineSettings::from_workers`], with the per-tenant limit of `[outbound]`.
+    pub fn from_config(config: &crate::config::Config) -> EngineSettings {
+        EngineSettings {
+            tenant_concurrency: config.outbound.tenant_delivery_concurrency,
+            ..EngineSettings::from_workers(&config.workers)
         }
     }
 }
@@ -185,21 +200,36 @@ pub struct Engine {
     store: Store,
     clock: Arc<dyn Clock>,
     settings: EngineSettings,
-    http: reqwest::Client,
+    http: Outbound,
     id: String,
     endpoint_slots: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+    tenant_slots: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
 }
 
 impl Engine {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, settings: EngineSettings) -> anyhow::Result<Arc<Engine>> {
-        // Redirects are failures (Standard Webhooks): following one could leak the event elsewhere.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.request_timeout)
-            .user_agent(concat!("pix-host-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    /// Deliveries go through the outbound policy of `outbound` (no redirects: Standard Webhooks
+    /// treats them as failures, and following one could leak the event elsewhere).
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+        outbound: &OutboundConfig,
+    ) -> anyhow::Result<Arc<Engine>> {
+        let http = Outbound::new(
+            outbound,
+            settings.request_timeout,
+            concat!("pix-host-webhooks/", env!("CARGO_PKG_VERSION")),
+        )?;
         let id = format!("webhooks-{}-{}", std::process::id(), pix_core::ids::new_id().simple());
-        Ok(Arc::new(Engine { store, clock, settings, http, id, endpoint_slots: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Engine {
+            store,
+            clock,
+            settings,
+            http,
+            id,
+            endpoint_slots: Mutex::new(HashMap::new()),
+            tenant_slots: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// The stage-1 worker: routes `DELIVER_EVENT` jobs into deliveries.
@@ -225,6 +255,7 @@ impl Engine {
                         self.settings.lease,
                         free as i64,
                         self.settings.endpoint_concurrency as i64,
+                        self.settings.tenant_concurrency as i64,
                         self.clock.now(),
                     )
                     .await
@@ -234,13 +265,16 @@ impl Engine {
                     });
                 for delivery in claimed {
                     // The claim counts leases across processes but may overshoot within one batch.
-                    match self.endpoint_slot(delivery.endpoint_id).try_acquire_owned() {
-                        Ok(slot) => {
+                    let tenant = Self::slot(&self.tenant_slots, delivery.tenant_id, self.settings.tenant_concurrency);
+                    let endpoint =
+                        Self::slot(&self.endpoint_slots, delivery.endpoint_id, self.settings.endpoint_concurrency);
+                    match (tenant.try_acquire_owned(), endpoint.try_acquire_owned()) {
+                        (Ok(tenant_slot), Ok(endpoint_slot)) => {
                             let engine = self.clone();
-                            running.spawn(async move { engine.attempt(delivery, slot).await });
+                            running.spawn(async move { engine.attempt(delivery, (tenant_slot, endpoint_slot)).await });
                             started += 1;
                         }
-                        Err(_) => {
+                        _ => {
                             if let Err(e) = self.store.release_delivery(delivery.id, &self.id).await {
                                 tracing::warn!(error = %e, delivery = delivery.id, "releasing a delivery failed; its lease will expire");
                             }
@@ -262,12 +296,12 @@ impl Engine {
         tracing::info!("webhook delivery stopped");
     }
 
-    fn endpoint_slot(&self, endpoint: Uuid) -> Arc<Semaphore> {
-        let mut slots = self.endpoint_slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(endpoint).or_insert_with(|| Arc::new(Semaphore::new(self.settings.endpoint_concurrency))).clone()
+    fn slot(slots: &Mutex<HashMap<Uuid, Arc<Semaphore>>>, key: Uuid, permits: usize) -> Arc<Semaphore> {
+        let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(key).or_insert_with(|| Arc::new(Semaphore::new(permits))).clone()
     }
 
-    async fn attempt(&self, delivery: ClaimedDelivery, _slot: OwnedSemaphorePermit) {
+    async fn attempt(&self, delivery: ClaimedDelivery, _slots: (OwnedSemaphorePermit, OwnedSemaphorePermit)) {
         // Ids only: URLs may embed tokens and payloads carry personal data.
         let span = tracing::info_span!("webhook_delivery", delivery = delivery.id, event = %delivery.event_id,
             tenant = %delivery.tenant_id, endpoint = %delivery.endpoint_id, attempt = delivery.attempts + 1);
@@ -368,16 +402,18 @@ impl Engine {
         // A fresh timestamp and signature per attempt; the id stays the same.
         let timestamp = self.clock.now().timestamp();
         let signature = sign(&key, &id, timestamp, delivery.body.as_bytes());
-        let response = self
+        let Ok(url) = url::Url::parse(&target.url) else {
+            return abandon("the endpoint's URL is not a URL");
+        };
+        let request = self
             .http
-            .post(&target.url)
+            .request(reqwest::Method::POST, url)
             .header(CONTENT_TYPE, "application/json")
             .header(HEADER_ID, &id)
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(HEADER_SIGNATURE, signature)
-            .body(delivery.body.clone())
-            .send()
-            .await;
+            .body(delivery.body.clone());
+        let response = self.http.send(request).await;
         match response {
             Ok(response) => {
                 let status = response.status();
@@ -404,31 +440,14 @@ impl Engine {
                 Sent::Failed { status: Some(code), reason: format!("HTTP {code}"), signal }
             }
             Err(e) => {
+                // The reason (refused address, DNS, connect, timeout) goes to the host's log;
+                // the recorded attempt, which tenants' operators read, says only that it failed.
+                tracing::warn!(error = %e, "webhook attempt could not reach the endpoint");
                 let signal = Backpressure { overloaded: e.is_timeout(), retry_after: None };
-                Sent::Failed { status: None, reason: transport_error(e), signal }
+                Sent::Failed { status: None, reason: outbound::TENANT_MESSAGE.into(), signal }
             }
         }
     }
-}
-
-/// A transport failure without the URL (which may embed a token), with its causes.
-fn transport_error(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut message = kind.to_owned();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message.chars().take(500).collect()
 }
 
 #[cfg(test)]

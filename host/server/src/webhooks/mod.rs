@@ -26,7 +26,8 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
 pub fn spawn_workers(state: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
     let workers = state.config.workers.clone();
     let grace = Duration::from_millis(state.config.server.shutdown_grace_ms);
-    match Engine::new(state.store.clone(), state.clock.clone(), EngineSettings::from_workers(&workers)) {
+    let settings = EngineSettings::from_config(&state.config);
+    match Engine::new(state.store.clone(), state.clock.clone(), settings, &state.config.outbound) {
         Ok(engine) => {
             tasks.spawn(engine.routing_worker(workers).run(shutdown.clone(), grace));
             tasks.spawn(engine.run(shutdown.clone(), grace));
