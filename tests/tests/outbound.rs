@@ -238,8 +238,9 @@ async fn webhook_urls_are_https_outside_demo_and_capped_per_tenant(db: TestStore
     let mut config = Config { demo: false, ..Config::default() };
     config.outbound.max_webhook_endpoints = 2;
     let app = TestApp::start(db, config).await;
-    let tenant = app.tenant("prod").await;
-    let other = app.tenant("other").await;
+    // Outside demo mode every tenant brings its own BTG client.
+    let tenant = app.institution("prod", "11111111").await.tenant;
+    let other = app.institution("other", "22222222").await.tenant;
 
     let plain = create_endpoint(&app, &tenant, "http://hooks.example.com/pix").await;
     assert_eq!(plain.status(), 422, "plain http outside demo mode");
