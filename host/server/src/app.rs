@@ -38,6 +38,8 @@ pub struct AppState {
     pub policies: Arc<crate::policies::PolicyRuntime>,
     /// The use cases, over the same store, clock, clients and policies.
     pub app: pix_app::App,
+    /// Requests per tenant (`server.tenant_rate_*`), checked after authentication.
+    pub rate_limits: Arc<crate::rate_limit::TenantRateLimiter>,
 }
 
 impl AppState {
@@ -56,6 +58,10 @@ impl AppState {
             policies: policies.clone(),
             settings: Arc::new(config.transfers.settings()),
         };
+        let rate_limits = Arc::new(crate::rate_limit::TenantRateLimiter::new(
+            config.server.tenant_rate_per_second,
+            config.server.tenant_rate_burst,
+        ));
         AppState {
             store,
             config: Arc::new(config),
@@ -64,6 +70,7 @@ impl AppState {
             integrations,
             policies,
             app,
+            rate_limits,
         }
     }
 }
@@ -121,7 +128,8 @@ fn areas() -> Areas {
             .merge(routes::transfer_limits::routes())
             .merge(crate::webhooks::admin_routes())
             .merge(crate::policies::admin::routes())
-            .merge(crate::transfers::admin_routes()),
+            .merge(crate::transfers::admin_routes())
+            .merge(routes::credentials::routes()),
     }
 }
 

@@ -20,8 +20,11 @@ pub struct Config {
     pub log: LogConfig,
     pub idempotency: IdempotencyConfig,
     pub workers: WorkerConfig,
-    /// Seed a demo tenant and print its credentials when the database has no tenant.
-    pub demo: bool,
+    /// Demo mode: seed a demo tenant and print its tenant and admin tokens when the database has
+    /// no tenant. Unset: on only when no `[integrations]` is configured; `true` together with
+    /// `[integrations]` is refused (see [`Config::demo_enabled`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demo: Option<bool>,
     /// Real BTG, Midaz and CRM endpoints. Absent: the simulators run in-process (`sandbox`).
     #[serde(default, skip_serializing)]
     pub integrations: Option<IntegrationsConfig>,
@@ -30,6 +33,25 @@ pub struct Config {
     pub policies: PoliciesConfig,
     pub transfers: TransfersConfig,
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// Keys protecting data at rest.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// AES-256-GCM key sealing secrets stored in the database (webhook signing secrets): 32
+    /// bytes, base64. Required outside demo mode; in demo mode, generated once into
+    /// `data_dir/secret.key` when absent. Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<String>,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig").field("secret_key", &self.secret_key.as_ref().map(|_| "***")).finish()
+    }
 }
 
 /// The money engine's waits and the stuck-transfer sweeper (see docs/transfers.md).
@@ -177,6 +199,15 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// How long shutdown waits for in-flight requests and jobs.
     pub shutdown_grace_ms: u64,
+    /// A client must send a request's complete headers within this time, or the connection is
+    /// closed (slowloris). Also bounds how long an idle keep-alive connection is kept.
+    pub header_read_timeout_ms: u64,
+    /// Open connections on the HTTP listener; a connection beyond it is closed at once.
+    pub max_connections: usize,
+    /// Requests per second each tenant may make (after authentication), sustained …
+    pub tenant_rate_per_second: u32,
+    /// … and in a burst. Beyond it: 429 `PIX-0017` with `Retry-After`.
+    pub tenant_rate_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +271,10 @@ impl Default for Config {
                 body_limit_bytes: 1024 * 1024,
                 max_concurrent_requests: 1024,
                 shutdown_grace_ms: 20_000,
+                header_read_timeout_ms: 10_000,
+                max_connections: 4096,
+                tenant_rate_per_second: 1000,
+                tenant_rate_burst: 2000,
             },
             database: DatabaseConfig {
                 url: String::new(),
@@ -262,7 +297,7 @@ impl Default for Config {
                 retry_base_ms: 1_000,
                 retry_cap_ms: 15 * 60 * 1000,
             },
-            demo: true,
+            demo: None,
             integrations: None,
             sandbox: SandboxSettings { embedded: true, seed: 42 },
             btg_webhook: BtgWebhookConfig { hmac_secret: None, timestamp_tolerance_secs: 300, mtls: None },
@@ -277,6 +312,7 @@ impl Default for Config {
                 credential_ttl_ms: pix_store::DEFAULT_CREDENTIAL_TTL.as_millis() as u64,
                 account_ttl_ms: crate::account::DEFAULT_ACCOUNT_TTL.as_millis() as u64,
             },
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -358,6 +394,34 @@ impl Config {
         if w.retry_base_ms == 0 || w.retry_base_ms > w.retry_cap_ms {
             return fail("workers.retry_base_ms", "must be between 1 and workers.retry_cap_ms");
         }
+        if self.integrations.is_some() && self.demo == Some(true) {
+            return fail(
+                "demo",
+                "demo = true cannot be combined with [integrations]: a demo tenant and admin token would be \
+                 created against the real upstreams; set demo = false or remove integrations",
+            );
+        }
+        if self.server.header_read_timeout_ms == 0 {
+            return fail("server.header_read_timeout_ms", "must be greater than 0");
+        }
+        if self.server.max_connections == 0 {
+            return fail("server.max_connections", "must be at least 1");
+        }
+        if self.server.tenant_rate_per_second == 0 || self.server.tenant_rate_burst == 0 {
+            return fail("server.tenant_rate_per_second", "rate and server.tenant_rate_burst must be at least 1");
+        }
+        match &self.security.secret_key {
+            Some(key) if pix_store::sealed::Sealer::from_base64(key).is_err() => {
+                return fail("security.secret_key", "must be 32 bytes, base64-encoded");
+            }
+            None if !self.demo_enabled() => {
+                return fail(
+                    "security.secret_key",
+                    "required outside demo mode (32 bytes, base64; e.g. env PIX_SECURITY__SECRET_KEY)",
+                );
+            }
+            _ => {}
+        }
         if self.integrations.is_none() && !self.sandbox.embedded {
             return fail("integrations", "configure [integrations] or enable sandbox.embedded");
         }
@@ -383,8 +447,11 @@ impl Config {
         if self.policies.poll_interval_ms == 0 || self.policies.decision_retention_days == 0 {
             return fail("policies.poll_interval_ms", "poll interval and retention must be greater than 0");
         }
-        if self.cache.credential_ttl_ms > 60_000 {
-            return fail("cache.credential_ttl_ms", "must be at most 60000: a revocation elsewhere waits this long");
+        if self.cache.credential_ttl_ms > 1_000 {
+            return fail(
+                "cache.credential_ttl_ms",
+                "must be at most 1000: a revocation made on another instance waits this long",
+            );
         }
         if self.cache.account_ttl_ms > 60_000 {
             return fail("cache.account_ttl_ms", "must be at most 60000: a Midaz block waits this long");
@@ -402,6 +469,15 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+
+    /// Whether demo mode is on: as configured, else only when no upstream is configured.
+    pub fn demo_enabled(&self) -> bool {
+        self.demo.unwrap_or(self.integrations.is_none())
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.header_read_timeout_ms)
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -478,5 +554,72 @@ mod tests {
         let mut c = Config::default();
         c.workers.job_timeout_ms = 59_999;
         c.validate().unwrap();
+    }
+
+    fn integrations() -> IntegrationsConfig {
+        serde_json::from_value(serde_json::json!({
+            "midaz": { "onboarding_url": "https://midaz.example", "organization_id": "o", "ledger_id": "l" },
+            "crm": { "base_url": "https://crm.example", "organization_id": "o", "ledger_id": "l" },
+            "btg": { "base_url": "https://btg.example", "client_id": "c", "client_secret": "s", "ispb": "12345678" },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn demo_is_on_only_without_integrations_and_never_with_them() {
+        let c = Config::default();
+        assert!(c.demo_enabled(), "no upstreams: demo by default");
+
+        let key = pix_store::sealed::Sealer::generate_key();
+        let mut c = Config::default();
+        c.integrations = Some(integrations());
+        c.btg_webhook.hmac_secret = Some("0123456789abcdef".into());
+        c.security.secret_key = Some(key.clone());
+        assert!(!c.demo_enabled(), "upstreams configured: no demo by default");
+        c.validate().unwrap();
+
+        c.demo = Some(true);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("demo") && err.contains("integrations"), "{err}");
+
+        c.demo = Some(false);
+        c.security.secret_key = None;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("security.secret_key"), "{err}");
+        c.security.secret_key = Some("c2hvcnQ=".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("security.secret_key"), "{err}");
+        assert!(!format!("{c:?}").contains("c2hvcnQ="), "the key is never in Debug output");
+    }
+
+    #[test]
+    fn demo_and_integrations_from_a_file_are_refused_naming_both_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pix.toml");
+        std::fs::write(
+            &file,
+            "demo = true\n[btg_webhook]\nhmac_secret = \"0123456789abcdef\"\n\
+             [integrations.midaz]\nonboarding_url = \"https://m.example\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
+             [integrations.crm]\nbase_url = \"https://c.example\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
+             [integrations.btg]\nbase_url = \"https://b.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\nispb = \"12345678\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("demo") && err.contains("integrations"), "{err}");
+    }
+
+    #[test]
+    fn transport_and_rate_settings_are_validated() {
+        for (key, set) in [
+            ("server.header_read_timeout_ms", (|c: &mut Config| c.server.header_read_timeout_ms = 0) as fn(&mut Config)),
+            ("server.max_connections", |c| c.server.max_connections = 0),
+            ("server.tenant_rate_per_second", |c| c.server.tenant_rate_burst = 0),
+            ("cache.credential_ttl_ms", |c| c.cache.credential_ttl_ms = 1_001),
+        ] {
+            let mut c = Config::default();
+            set(&mut c);
+            assert!(c.validate().unwrap_err().to_string().contains(key), "{key}");
+        }
+        assert!(Config::default().cache.credential_ttl_ms <= 1_000, "revocation within a second");
     }
 }
