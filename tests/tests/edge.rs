@@ -28,7 +28,7 @@ macro_rules! both_databases {
                     super::$name(&pix_e2e::TestApp::start(TestStore::sqlite().await, config()).await).await;
                 }
             )*
-            use super::TestStore;
+            use super::{Config, TestStore};
         }
         mod postgres {
             $(
@@ -39,7 +39,7 @@ macro_rules! both_databases {
                     super::$name(&pix_e2e::TestApp::start(db, config()).await).await;
                 }
             )*
-            use super::TestStore;
+            use super::{Config, TestStore};
         }
     };
 }
@@ -134,8 +134,8 @@ async fn credentials_expire_and_revoke_and_are_listed_without_tokens(app: &TestA
     let list = get(app, &path, &app.admin_token).await;
     assert_eq!(list.status(), 200);
     let text = list.text().await.unwrap();
-    for secret in [&tenant.token, &expiring, plain["token"].as_str().unwrap()] {
-        assert!(!text.contains(secret.as_str()), "a token is listed");
+    for secret in [tenant.token.as_str(), expiring.as_str(), plain["token"].as_str().unwrap()] {
+        assert!(!text.contains(secret), "a token is listed");
         assert!(!text.contains(&pix_store::tenants::token_sha256(secret)), "a token hash is listed");
     }
     let list: Vec<Value> = serde_json::from_str(&text).unwrap();
