@@ -159,13 +159,15 @@ async fn credentials_expire_and_revoke_and_are_listed_without_tokens(app: &TestA
     let id = plain["credentialId"].as_str().unwrap();
     let token = plain["token"].as_str().unwrap();
     assert_eq!(get(app, "/v1/webhooks/endpoints", token).await.status(), 200);
-    let revoked = app.request(Method::DELETE, &format!("/v1/admin/credentials/{id}"), &app.admin_token).send().await.unwrap();
+    let revoked =
+        app.request(Method::DELETE, &format!("/v1/admin/credentials/{id}"), &app.admin_token).send().await.unwrap();
     assert_eq!(revoked.status(), 200);
     let revoked: Value = revoked.json().await.unwrap();
     assert!(revoked["revokedAt"].is_string() && revoked["active"] == false);
     assert_eq!(get(app, "/v1/webhooks/endpoints", token).await.status(), 401);
     // Revoking again changes nothing; its expiry can no longer be set; unknown ids are 404.
-    let again = app.request(Method::DELETE, &format!("/v1/admin/credentials/{id}"), &app.admin_token).send().await.unwrap();
+    let again =
+        app.request(Method::DELETE, &format!("/v1/admin/credentials/{id}"), &app.admin_token).send().await.unwrap();
     assert_eq!(again.status(), 200);
     let patch = app
         .request(Method::PATCH, &format!("/v1/admin/credentials/{id}"), &app.admin_token)
@@ -175,8 +177,11 @@ async fn credentials_expire_and_revoke_and_are_listed_without_tokens(app: &TestA
         .unwrap();
     assert_eq!(error_code(patch).await, "PIX-0025");
     let unknown = uuid::Uuid::new_v4();
-    let missing =
-        app.request(Method::DELETE, &format!("/v1/admin/credentials/{unknown}"), &app.admin_token).send().await.unwrap();
+    let missing = app
+        .request(Method::DELETE, &format!("/v1/admin/credentials/{unknown}"), &app.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(error_code(missing).await, "PIX-0024");
 
@@ -196,11 +201,8 @@ async fn credentials_expire_and_revoke_and_are_listed_without_tokens(app: &TestA
     // Tenants cannot reach the credentials admin.
     let other = app.tenant("Creds Other").await;
     assert_eq!(get(app, &path, &other.token).await.status(), 403);
-    let steal = app
-        .request(Method::DELETE, &format!("/v1/admin/credentials/{first}"), &other.token)
-        .send()
-        .await
-        .unwrap();
+    let steal =
+        app.request(Method::DELETE, &format!("/v1/admin/credentials/{first}"), &other.token).send().await.unwrap();
     assert_eq!(steal.status(), 403);
 }
 
@@ -234,7 +236,8 @@ async fn admin_credentials_can_be_issued_expired_and_revoked(app: &TestApp) {
     let token = second["token"].as_str().unwrap();
     assert_eq!(get(app, "/v1/admin/tenants", token).await.status(), 200);
     let id = second["credentialId"].as_str().unwrap();
-    let revoked = app.request(Method::DELETE, &format!("/v1/admin/credentials/{id}"), &app.admin_token).send().await.unwrap();
+    let revoked =
+        app.request(Method::DELETE, &format!("/v1/admin/credentials/{id}"), &app.admin_token).send().await.unwrap();
     assert_eq!(revoked.status(), 200);
     assert_eq!(get(app, "/v1/admin/tenants", token).await.status(), 401, "revoked admin token");
 }

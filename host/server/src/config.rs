@@ -570,11 +570,9 @@ mod tests {
         let c = Config::default();
         assert!(c.demo_enabled(), "no upstreams: demo by default");
 
-        let key = pix_store::sealed::Sealer::generate_key();
-        let mut c = Config::default();
-        c.integrations = Some(integrations());
+        let mut c = Config { integrations: Some(integrations()), ..Config::default() };
         c.btg_webhook.hmac_secret = Some("0123456789abcdef".into());
-        c.security.secret_key = Some(key.clone());
+        c.security.secret_key = Some(pix_store::sealed::Sealer::generate_key());
         assert!(!c.demo_enabled(), "upstreams configured: no demo by default");
         c.validate().unwrap();
 
@@ -611,7 +609,10 @@ mod tests {
     #[test]
     fn transport_and_rate_settings_are_validated() {
         for (key, set) in [
-            ("server.header_read_timeout_ms", (|c: &mut Config| c.server.header_read_timeout_ms = 0) as fn(&mut Config)),
+            (
+                "server.header_read_timeout_ms",
+                (|c: &mut Config| c.server.header_read_timeout_ms = 0) as fn(&mut Config),
+            ),
             ("server.max_connections", |c| c.server.max_connections = 0),
             ("server.tenant_rate_per_second", |c| c.server.tenant_rate_burst = 0),
             ("cache.credential_ttl_ms", |c| c.cache.credential_ttl_ms = 1_001),

@@ -180,7 +180,8 @@ const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 fn start_up_refuses_demo_with_integrations_naming_both_keys() {
     let dir = tempfile::tempdir().unwrap();
     let config = production_config(dir.path(), "demo = true");
-    let out = pix_host(dir.path()).arg("--config").arg(&config).env("PIX_SECURITY__SECRET_KEY", SECRET_KEY).output().unwrap();
+    let out =
+        pix_host(dir.path()).arg("--config").arg(&config).env("PIX_SECURITY__SECRET_KEY", SECRET_KEY).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("demo") && stderr.contains("integrations"), "{stderr}");
@@ -198,12 +199,8 @@ fn start_up_refuses_demo_with_integrations_naming_both_keys() {
 async fn outside_demo_no_token_is_printed_and_admin_token_is_the_way_in() {
     let dir = tempfile::tempdir().unwrap();
     let config = production_config(dir.path(), "");
-    let mut child = pix_host(dir.path())
-        .arg("--config")
-        .arg(&config)
-        .env("PIX_SECURITY__SECRET_KEY", SECRET_KEY)
-        .spawn()
-        .unwrap();
+    let mut child =
+        pix_host(dir.path()).arg("--config").arg(&config).env("PIX_SECURITY__SECRET_KEY", SECRET_KEY).spawn().unwrap();
     let mut printed = String::new();
     let mut url = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
@@ -233,7 +230,8 @@ async fn outside_demo_no_token_is_printed_and_admin_token_is_the_way_in() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let admin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(admin.starts_with("pixadm_"));
-    let tenants = reqwest::Client::new().get(format!("{url}/v1/admin/tenants")).bearer_auth(&admin).send().await.unwrap();
+    let tenants =
+        reqwest::Client::new().get(format!("{url}/v1/admin/tenants")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(tenants.json::<serde_json::Value>().await.unwrap(), serde_json::json!([]));
     assert!(terminate(child).success());
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL (production). Every tenant-owned query takes the tenant id; there is no
 //! repository method that can read another tenant's rows.
 
+pub mod credentials;
 pub mod db;
 pub mod deliveries;
 pub mod dict;
@@ -10,7 +11,6 @@ pub mod idempotency;
 pub mod inbound;
 pub mod jobs;
 pub mod limits;
-pub mod credentials;
 pub mod policies;
 mod query;
 pub mod routing;

@@ -21,9 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::AppJson;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_tenant, list_tenants))
-        .routes(routes!(list_inbound_events))
+    OpenApiRouter::new().routes(routes!(create_tenant, list_tenants)).routes(routes!(list_inbound_events))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

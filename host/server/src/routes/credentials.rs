@@ -101,7 +101,8 @@ fn credential_error(e: StoreError) -> ApiError {
 
 /// The body is optional: an empty body issues a credential labelled `api` without expiry.
 fn issue_request(body: &Bytes, now: DateTime<Utc>) -> ApiResult<(String, Option<DateTime<Utc>>)> {
-    let request: IssueCredential = if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { parse_json(body)? };
+    let request: IssueCredential =
+        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { parse_json(body)? };
     let label = request.label.as_deref().map(str::trim).unwrap_or("api");
     if label.is_empty() || label.chars().count() > 100 {
         return Err(ApiError::new(ErrorCode::InvalidField, "label: 1 to 100 characters"));
@@ -122,7 +123,10 @@ async fn issue(
     let (label, expires_at) = issue_request(body, now)?;
     let issued = state.store.issue_credential(tenant, &label, expires_at, now).await?;
     tracing::info!(credential = %issued.credential_id, tenant = ?tenant, admin = %admin.credential_id, "credential issued");
-    Ok((StatusCode::CREATED, Json(IssuedCredential { credential_id: issued.credential_id, token: issued.token, expires_at })))
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedCredential { credential_id: issued.credential_id, token: issued.token, expires_at }),
+    ))
 }
 
 /// List a tenant's credentials, revoked and expired ones included (never their tokens).
@@ -165,7 +169,10 @@ async fn issue_tenant_credential(
 #[utoipa::path(get, path = "/v1/admin/credentials", tag = "Admin", security(("admin_token" = [])),
     responses((status = 200, body = Vec<CredentialView>), (status = 401, body = ErrorResponse),
                (status = 403, body = ErrorResponse)))]
-async fn list_admin_credentials(State(state): State<AppState>, _: CurrentAdmin) -> ApiResult<Json<Vec<CredentialView>>> {
+async fn list_admin_credentials(
+    State(state): State<AppState>,
+    _: CurrentAdmin,
+) -> ApiResult<Json<Vec<CredentialView>>> {
     let now = state.clock.now();
     Ok(Json(state.store.list_credentials(None).await?.into_iter().map(|c| CredentialView::new(c, now)).collect()))
 }
