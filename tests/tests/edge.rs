@@ -368,6 +368,23 @@ async fn a_client_trickling_its_headers_is_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_cut_off_and_frees_its_slot() {
+    let (addr, _shutdown) =
+        listener_with(HttpLimits { header_read_timeout: Duration::from_millis(300), max_connections: 1 }).await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut silent).await, "", "closed without an answer");
+    let mut served = false;
+    for _ in 0..100 {
+        if get_root(addr).await.ends_with("hello") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the silent client's slot is reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_not_served() {
     let (addr, _shutdown) =
         listener_with(HttpLimits { header_read_timeout: Duration::from_secs(30), max_connections: 1 }).await;

@@ -1,12 +1,17 @@
 //! The main HTTP listener: hyper with a header-read timeout (a client trickling its headers —
-//! slowloris — is cut off) and a cap on open connections (one beyond it is closed at once, before
-//! anything is read). Graceful: on shutdown, stop accepting, let in-flight requests finish.
+//! slowloris — or sending nothing at all is cut off) and a cap on open connections (one beyond it
+//! is closed at once, before anything is read). Graceful: on shutdown, stop accepting, let
+//! in-flight requests finish.
+//!
+//! HTTP/1.1 only: hyper's version sniffing (`auto`) waits for the first bytes without any timer,
+//! so a silent client would hold a connection slot forever. HTTP/2 belongs to the TLS-terminating
+//! proxy in front.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -42,9 +47,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     limits: HttpLimits,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
@@ -71,8 +75,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
