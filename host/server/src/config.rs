@@ -21,10 +21,10 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     pub workers: WorkerConfig,
     /// Demo mode: seed a demo tenant and print its tenant and admin tokens when the database has
-    /// no tenant. Unset: on only when no `[integrations]` is configured; `true` together with
-    /// `[integrations]` is refused (see [`Config::demo_enabled`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub demo: Option<bool>,
+    /// no tenant. Not set in the file or environment: on only when no `[integrations]` is
+    /// configured (resolved by [`Config::load`]); `true` together with `[integrations]` is refused.
+    #[serde(default = "default_demo", skip_serializing)]
+    pub demo: bool,
     /// Real BTG, Midaz and CRM endpoints. Absent: the simulators run in-process (`sandbox`).
     #[serde(default, skip_serializing)]
     pub integrations: Option<IntegrationsConfig>,
@@ -35,6 +35,10 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub security: SecurityConfig,
+}
+
+fn default_demo() -> bool {
+    true
 }
 
 /// Keys protecting data at rest.
@@ -297,7 +301,7 @@ impl Default for Config {
                 retry_base_ms: 1_000,
                 retry_cap_ms: 15 * 60 * 1000,
             },
-            demo: None,
+            demo: true,
             integrations: None,
             sandbox: SandboxSettings { embedded: true, seed: 42 },
             btg_webhook: BtgWebhookConfig { hmac_secret: None, timestamp_tolerance_secs: 300, mtls: None },
@@ -332,10 +336,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("PIX_").split("__").ignore(&["test_database_url"]))
-            .extract()
-            .map_err(|e| ConfigError(figment_message(e)))?;
+        let figment = figment.merge(Env::prefixed("PIX_").split("__").ignore(&["test_database_url"]));
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(figment_message(e)))?;
+        // `demo` left unset: demo mode only when no real upstream is configured.
+        if figment.find_value("demo").is_err() {
+            config.demo = config.integrations.is_none();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -394,7 +400,7 @@ impl Config {
         if w.retry_base_ms == 0 || w.retry_base_ms > w.retry_cap_ms {
             return fail("workers.retry_base_ms", "must be between 1 and workers.retry_cap_ms");
         }
-        if self.integrations.is_some() && self.demo == Some(true) {
+        if self.integrations.is_some() && self.demo {
             return fail(
                 "demo",
                 "demo = true cannot be combined with [integrations]: a demo tenant and admin token would be \
@@ -471,9 +477,9 @@ impl Config {
         }
     }
 
-    /// Whether demo mode is on: as configured, else only when no upstream is configured.
+    /// Whether demo mode is on (see [`Config::demo`]).
     pub fn demo_enabled(&self) -> bool {
-        self.demo.unwrap_or(self.integrations.is_none())
+        self.demo
     }
 
     pub fn header_read_timeout(&self) -> Duration {
@@ -573,14 +579,12 @@ mod tests {
         let mut c = Config { integrations: Some(integrations()), ..Config::default() };
         c.btg_webhook.hmac_secret = Some("0123456789abcdef".into());
         c.security.secret_key = Some(pix_store::sealed::Sealer::generate_key());
-        assert!(!c.demo_enabled(), "upstreams configured: no demo by default");
-        c.validate().unwrap();
-
-        c.demo = Some(true);
+        c.demo = true;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("demo") && err.contains("integrations"), "{err}");
 
-        c.demo = Some(false);
+        c.demo = false;
+        c.validate().unwrap();
         c.security.secret_key = None;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("security.secret_key"), "{err}");
@@ -604,6 +608,17 @@ mod tests {
         .unwrap();
         let err = Config::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("demo") && err.contains("integrations"), "{err}");
+
+        // The same without `demo`: production mode (and then the sealing key is required).
+        let text = std::fs::read_to_string(&file).unwrap().replace("demo = true\n", "");
+        std::fs::write(
+            &file,
+            format!("[security]\nsecret_key = \"{}\"\n{text}", pix_store::sealed::Sealer::generate_key()),
+        )
+        .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert!(!c.demo_enabled(), "upstreams configured: no demo by default");
+        assert!(Config::load(None).unwrap().demo_enabled(), "no upstreams: demo by default");
     }
 
     #[test]
