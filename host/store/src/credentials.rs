@@ -7,19 +7,11 @@
 //! at once, one made by another process within that TTL.
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::tenants::Tenant;
+use crate::tenants::new_token;
+pub use crate::tenants::{Credential, IssuedToken, Principal, token_sha256};
 use crate::{Store, StoreError, StoreResult, on_pool, parse_uuid};
-
-/// Who a valid bearer token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Tenant { tenant_id: Uuid, credential_id: Uuid },
-    Admin { credential_id: Uuid },
-}
 
 impl Principal {
     pub fn credential_id(&self) -> Uuid {
@@ -27,22 +19,6 @@ impl Principal {
             Principal::Tenant { credential_id, .. } | Principal::Admin { credential_id } => *credential_id,
         }
     }
-}
-
-/// A valid credential with, for a tenant credential, its tenant (`None` if the tenant is gone).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credential {
-    pub principal: Principal,
-    pub tenant: Option<Tenant>,
-    /// After this instant the token no longer authenticates.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// A freshly issued credential: the only moment the plain token exists.
-#[derive(Debug, Clone)]
-pub struct IssuedToken {
-    pub credential_id: Uuid,
-    pub token: String,
 }
 
 /// What an operator may see of a credential: never the token nor its hash.
@@ -82,17 +58,6 @@ impl TryFrom<InfoRow> for CredentialInfo {
 }
 
 const INFO_COLUMNS: &str = "id, tenant_id, label, created_at, expires_at, revoked_at";
-
-/// Tokens are 32 random bytes, hex-encoded behind a prefix that says what they are for.
-fn new_token(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}_{}", hex::encode(bytes))
-}
-
-pub fn token_sha256(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 fn expired(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     expires_at.is_some_and(|at| at <= now)

@@ -1,11 +1,16 @@
-//! Tenants (institutions). Their API credentials are in `credentials`.
+//! Tenants (institutions) and their API credentials' types; issuing, resolving, listing,
+//! expiring and revoking credentials is in `credentials`.
+//!
+//! A bearer token is shown once, when created; only its SHA-256 is stored, so a leaked database
+//! does not leak usable credentials.
 
 use chrono::{DateTime, Utc};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub use crate::credentials::{Credential, IssuedToken, Principal, token_sha256};
 use crate::{Store, StoreError, StoreResult, on_pool, parse_uuid};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +63,41 @@ impl TryFrom<TenantRow> for Tenant {
     }
 }
 
+/// Who a valid bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Tenant { tenant_id: Uuid, credential_id: Uuid },
+    Admin { credential_id: Uuid },
+}
+
+/// A valid credential with, for a tenant credential, its tenant (`None` if the tenant is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub principal: Principal,
+    pub tenant: Option<Tenant>,
+    /// After this instant the token no longer authenticates.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly issued credential: the only moment the plain token exists.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub credential_id: Uuid,
+    pub token: String,
+}
+
 const TENANT_COLUMNS: &str = "id, name, ispb, midaz_organization_id, midaz_ledger_id, settings, created_at, updated_at";
+
+/// Tokens are 32 random bytes, hex-encoded behind a prefix that says what they are for.
+pub(crate) fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
 
 impl Store {
     pub async fn create_tenant(&self, new: NewTenant, now: DateTime<Utc>) -> StoreResult<Tenant> {
