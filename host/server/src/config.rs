@@ -519,49 +519,6 @@ mod tests {
         assert!(c.database_url().starts_with("sqlite://data"));
     }
 
-    #[test]
-    fn file_values_override_defaults_and_errors_name_the_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("pix.toml");
-        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
-        assert_eq!(Config::load(Some(&file)).unwrap().server.listen.port(), 9999);
-
-        std::fs::write(&file, "[server]\nlisten = \"not an address\"\n").unwrap();
-        let err = Config::load(Some(&file)).unwrap_err().to_string();
-        assert!(err.contains("server.listen"), "{err}");
-
-        std::fs::write(&file, "[server]\nlisen = \"127.0.0.1:1\"\n").unwrap();
-        let err = Config::load(Some(&file)).unwrap_err().to_string();
-        assert!(err.contains("lisen"), "{err}");
-
-        std::fs::write(&file, "[database]\nurl = \"mysql://x\"\n").unwrap();
-        let err = Config::load(Some(&file)).unwrap_err().to_string();
-        assert!(err.contains("database.url"), "{err}");
-
-        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
-    }
-
-    #[test]
-    fn cross_field_rules_are_enforced() {
-        let mut c = Config::default();
-        c.idempotency.default_ttl_secs = 10;
-        assert!(c.validate().unwrap_err().to_string().contains("idempotency.default_ttl_secs"));
-        let mut c = Config::default();
-        c.database.statement_timeout_ms = 60_000;
-        assert!(c.validate().unwrap_err().to_string().contains("statement_timeout_ms"));
-        let mut c = Config::default();
-        c.log.filter = "[[[".into();
-        assert!(c.validate().unwrap_err().to_string().contains("log.filter"));
-        for timeout_ms in [0, 60_000, 90_000] {
-            let mut c = Config::default();
-            c.workers.job_timeout_ms = timeout_ms;
-            assert!(c.validate().unwrap_err().to_string().contains("workers.job_timeout_ms"), "{timeout_ms}");
-        }
-        let mut c = Config::default();
-        c.workers.job_timeout_ms = 59_999;
-        c.validate().unwrap();
-    }
-
     fn integrations() -> IntegrationsConfig {
         serde_json::from_value(serde_json::json!({
             "midaz": { "onboarding_url": "https://midaz.example", "organization_id": "o", "ledger_id": "l" },
@@ -637,5 +594,48 @@ mod tests {
             assert!(c.validate().unwrap_err().to_string().contains(key), "{key}");
         }
         assert!(Config::default().cache.credential_ttl_ms <= 1_000, "revocation within a second");
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pix.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        assert_eq!(Config::load(Some(&file)).unwrap().server.listen.port(), 9999);
+
+        std::fs::write(&file, "[server]\nlisten = \"not an address\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+
+        std::fs::write(&file, "[server]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+
+        std::fs::write(&file, "[database]\nurl = \"mysql://x\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn cross_field_rules_are_enforced() {
+        let mut c = Config::default();
+        c.idempotency.default_ttl_secs = 10;
+        assert!(c.validate().unwrap_err().to_string().contains("idempotency.default_ttl_secs"));
+        let mut c = Config::default();
+        c.database.statement_timeout_ms = 60_000;
+        assert!(c.validate().unwrap_err().to_string().contains("statement_timeout_ms"));
+        let mut c = Config::default();
+        c.log.filter = "[[[".into();
+        assert!(c.validate().unwrap_err().to_string().contains("log.filter"));
+        for timeout_ms in [0, 60_000, 90_000] {
+            let mut c = Config::default();
+            c.workers.job_timeout_ms = timeout_ms;
+            assert!(c.validate().unwrap_err().to_string().contains("workers.job_timeout_ms"), "{timeout_ms}");
+        }
+        let mut c = Config::default();
+        c.workers.job_timeout_ms = 59_999;
+        c.validate().unwrap();
     }
 }

@@ -2,7 +2,6 @@
 //! PostgreSQL (production). Every tenant-owned query takes the tenant id; there is no
 //! repository method that can read another tenant's rows.
 
-pub mod credentials;
 pub mod db;
 pub mod deliveries;
 pub mod dict;
@@ -21,6 +20,9 @@ pub mod tenants;
 pub mod testing;
 pub mod transfers;
 pub mod webhook_endpoints;
+
+/// Bearer credentials: issue (with expiry), resolve, list, expire, revoke.
+pub mod credentials;
 
 pub use db::{Backend, Db, DbOptions, Tx};
 pub use short_cache::DEFAULT_CREDENTIAL_TTL;
