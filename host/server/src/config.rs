@@ -416,18 +416,6 @@ impl Config {
         if self.server.tenant_rate_per_second == 0 || self.server.tenant_rate_burst == 0 {
             return fail("server.tenant_rate_per_second", "rate and server.tenant_rate_burst must be at least 1");
         }
-        match &self.security.secret_key {
-            Some(key) if pix_store::sealed::Sealer::from_base64(key).is_err() => {
-                return fail("security.secret_key", "must be 32 bytes, base64-encoded");
-            }
-            None if !self.demo_enabled() => {
-                return fail(
-                    "security.secret_key",
-                    "required outside demo mode (32 bytes, base64; e.g. env PIX_SECURITY__SECRET_KEY)",
-                );
-            }
-            _ => {}
-        }
         if self.integrations.is_none() && !self.sandbox.embedded {
             return fail("integrations", "configure [integrations] or enable sandbox.embedded");
         }
@@ -461,6 +449,18 @@ impl Config {
         }
         if self.cache.account_ttl_ms > 60_000 {
             return fail("cache.account_ttl_ms", "must be at most 60000: a Midaz block waits this long");
+        }
+        match &self.security.secret_key {
+            Some(key) if pix_store::sealed::Sealer::from_base64(key).is_err() => {
+                return fail("security.secret_key", "must be 32 bytes, base64-encoded");
+            }
+            None if !self.demo_enabled() => {
+                return fail(
+                    "security.secret_key",
+                    "required outside demo mode (32 bytes, base64; e.g. env PIX_SECURITY__SECRET_KEY)",
+                );
+            }
+            _ => {}
         }
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return fail("log.filter", &e.to_string());
@@ -528,13 +528,27 @@ mod tests {
         .unwrap()
     }
 
+    /// Inbound webhooks by mTLS (files need only exist for validation).
+    fn mtls_files(dir: &Path) -> MtlsListenerConfig {
+        for name in ["cert.pem", "key.pem", "ca.pem"] {
+            std::fs::write(dir.join(name), "-").unwrap();
+        }
+        MtlsListenerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            client_ca_file: dir.join("ca.pem"),
+        }
+    }
+
     #[test]
     fn demo_is_on_only_without_integrations_and_never_with_them() {
         let c = Config::default();
         assert!(c.demo_enabled(), "no upstreams: demo by default");
 
+        let dir = tempfile::tempdir().unwrap();
         let mut c = Config { integrations: Some(integrations()), ..Config::default() };
-        c.btg_webhook.hmac_secret = Some("0123456789abcdef".into());
+        c.btg_webhook.mtls = Some(mtls_files(dir.path()));
         c.security.secret_key = Some(pix_store::sealed::Sealer::generate_key());
         c.demo = true;
         let err = c.validate().unwrap_err().to_string();
@@ -557,12 +571,16 @@ mod tests {
         let file = dir.path().join("pix.toml");
         std::fs::write(
             &file,
-            "demo = true\n[btg_webhook]\nhmac_secret = \"0123456789abcdef\"\n\
+            format!(
+                "demo = true\n[btg_webhook.mtls]\nlisten = \"127.0.0.1:0\"\ncert_file = \"{d}/cert.pem\"\nkey_file = \"{d}/key.pem\"\nclient_ca_file = \"{d}/ca.pem\"\n\
              [integrations.midaz]\nonboarding_url = \"https://m.example\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
              [integrations.crm]\nbase_url = \"https://c.example\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
              [integrations.btg]\nbase_url = \"https://b.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\nispb = \"12345678\"\n",
+                d = dir.path().display()
+            ),
         )
         .unwrap();
+        mtls_files(dir.path());
         let err = Config::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("demo") && err.contains("integrations"), "{err}");
 
