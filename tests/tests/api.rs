@@ -21,7 +21,7 @@ async fn health_readiness_metrics_and_openapi(app: &TestApp) {
     assert!(health.headers().contains_key("x-request-id"), "every response has a request id");
     let ready: Value = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["database"], app.db.backend().as_str());
+    assert!(ready.get("database").is_none(), "the public readiness answer names no backend: {ready}");
 
     let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total{"), "{metrics}");

@@ -40,6 +40,8 @@ pub struct AppState {
     pub app: pix_app::App,
     /// The guarded client for addresses tenants choose (dynamic QR-code locations).
     pub outbound: Arc<crate::outbound::Outbound>,
+    /// Requests per tenant (`server.tenant_rate_*`), checked after authentication.
+    pub rate_limits: Arc<crate::rate_limit::TenantRateLimiter>,
 }
 
 impl AppState {
@@ -65,6 +67,10 @@ impl AppState {
         )
         // Building a rustls client without custom roots or certificates does not fail.
         .expect("the outbound HTTP client builds");
+        let rate_limits = Arc::new(crate::rate_limit::TenantRateLimiter::new(
+            config.server.tenant_rate_per_second,
+            config.server.tenant_rate_burst,
+        ));
         AppState {
             store,
             config: Arc::new(config),
@@ -74,6 +80,7 @@ impl AppState {
             policies,
             app,
             outbound: Arc::new(outbound),
+            rate_limits,
         }
     }
 }
@@ -132,7 +139,8 @@ fn areas() -> Areas {
             .merge(routes::transfer_limits::routes())
             .merge(crate::webhooks::admin_routes())
             .merge(crate::policies::admin::routes())
-            .merge(crate::transfers::admin_routes()),
+            .merge(crate::transfers::admin_routes())
+            .merge(routes::credentials::routes()),
     }
 }
 

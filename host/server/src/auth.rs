@@ -41,16 +41,26 @@ async fn credential(state: &AppState, headers: &HeaderMap) -> Result<Credential,
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
-    match state.store.credential(token).await {
+    match state.store.credential_at(token, state.clock.now()).await {
         Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(unauthorized("invalid or revoked token")),
+        Ok(None) => Err(unauthorized("invalid, expired or revoked token")),
         Err(e) => Err(ApiError::from(e).into_response()),
     }
 }
 
+/// 429 `PIX-0017` with `Retry-After` in whole seconds.
+fn rate_limited(wait: std::time::Duration) -> Response {
+    let secs = crate::rate_limit::retry_after_secs(wait);
+    metrics::counter!("tenant_rate_limited_total").increment(1);
+    let mut response =
+        ApiError::new(ErrorCode::RateLimited, format!("request rate limit reached; retry in {secs} s")).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    response
+}
+
 pub async fn require_tenant(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let tenant = match credential(&state, req.headers()).await {
-        Ok(Credential { principal: Principal::Tenant { .. }, tenant }) => tenant,
+        Ok(Credential { principal: Principal::Tenant { .. }, tenant, .. }) => tenant,
         Ok(Credential { principal: Principal::Admin { .. }, .. }) => {
             return ApiError::new(ErrorCode::Forbidden, "admin credentials cannot act as a tenant").into_response();
         }
@@ -60,6 +70,9 @@ pub async fn require_tenant(State(state): State<AppState>, mut req: Request, nex
         return unauthorized("the token's tenant no longer exists");
     };
     tracing::Span::current().record("tenant", tracing::field::display(tenant.id));
+    if let Err(wait) = state.rate_limits.check(tenant.id) {
+        return rate_limited(wait);
+    }
     req.extensions_mut().insert(CurrentTenant(tenant));
     next.run(req).await
 }

@@ -125,15 +125,21 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and jobs.
 pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+    let store = open_store(&config).await?.with_sealer(secret_sealer(&config)?);
     store.migrate().await.context("applying migrations")?;
+    let sealed = store.seal_plaintext_webhook_secrets().await.context("sealing stored webhook secrets")?;
+    if sealed > 0 {
+        tracing::info!(sealed, "webhook signing secrets stored in plaintext are now sealed");
+    }
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding server.listen {}", config.server.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-    let mut demo = match config.demo {
+    // Only in demo mode is a tenant seeded and an admin token printed; otherwise
+    // `pix-host admin-token` is the only way to obtain one.
+    let mut demo = match config.demo_enabled() {
         true => embedded::ensure_demo(&store, clock.as_ref(), &config.data_dir, &url).await?,
         false => None,
     };
@@ -218,13 +224,15 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
             let _ = task.await;
         });
     }
+    let state_config = state.config.clone();
     let app = match role {
         Role::Workers => crate::app::health_router(state),
         Role::Api | Role::All => router(state),
     };
     tracing::info!(%url, role = ?role, backend = store.backend().as_str(), "pix-host listening");
     println!("pix-host listening on {url}  (API docs: {url}/docs)");
-    serve_http(listener, app, shutdown.clone()).await?;
+    crate::transport::serve(listener, app, shutdown.clone(), crate::transport::HttpLimits::from_config(&state_config))
+        .await?;
     shutdown.cancel();
     while background.join_next().await.is_some() {}
     policy_runtime.flush_decisions().await;
@@ -236,9 +244,31 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves `app` until `shutdown` fires; requests already accepted are answered first.
+/// Serves `app` until `shutdown` fires, with the default transport limits (header-read timeout,
+/// connection cap: see `transport`); requests already accepted are answered first.
 pub async fn serve_http(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    crate::transport::serve(listener, app, shutdown, crate::transport::HttpLimits::default()).await
+}
+
+/// The key sealing secrets at rest: `security.secret_key`, or in demo mode (where validation
+/// lets it be absent) one generated once and kept in `data_dir/secret.key` (mode 0600).
+fn secret_sealer(config: &Config) -> anyhow::Result<pix_store::sealed::Sealer> {
+    use pix_store::sealed::Sealer;
+    if let Some(key) = &config.security.secret_key {
+        return Sealer::from_base64(key).map_err(|e| anyhow::anyhow!("security.secret_key: {e}"));
+    }
+    anyhow::ensure!(config.demo_enabled(), "security.secret_key: required outside demo mode");
+    let file = config.data_dir.join("secret.key");
+    if file.exists() {
+        let key = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        return Sealer::from_base64(&key).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    let key = Sealer::generate_key();
+    embedded::write_private(&file, key.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
+    tracing::info!(file = %file.display(), "demo mode: generated the key sealing secrets at rest");
+    Sealer::from_base64(&key).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn signal_shutdown(shutdown: CancellationToken) {

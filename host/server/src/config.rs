@@ -20,7 +20,10 @@ pub struct Config {
     pub log: LogConfig,
     pub idempotency: IdempotencyConfig,
     pub workers: WorkerConfig,
-    /// Seed a demo tenant and print its credentials when the database has no tenant.
+    /// Demo mode: seed a demo tenant and print its tenant and admin tokens when the database has
+    /// no tenant. Not set in the file or environment: on only when no `[integrations]` is
+    /// configured (resolved by [`Config::load`]); `true` together with `[integrations]` is refused.
+    #[serde(default = "default_demo", skip_serializing)]
     pub demo: bool,
     /// Real BTG, Midaz and CRM endpoints. Absent: the simulators run in-process (`sandbox`).
     #[serde(default, skip_serializing)]
@@ -31,6 +34,29 @@ pub struct Config {
     pub transfers: TransfersConfig,
     pub cache: CacheConfig,
     pub outbound: OutboundConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+fn default_demo() -> bool {
+    true
+}
+
+/// Keys protecting data at rest.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// AES-256-GCM key sealing secrets stored in the database (webhook signing secrets): 32
+    /// bytes, base64. Required outside demo mode; in demo mode, generated once into
+    /// `data_dir/secret.key` when absent. Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<String>,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig").field("secret_key", &self.secret_key.as_ref().map(|_| "***")).finish()
+    }
 }
 
 /// The money engine's waits and the stuck-transfer sweeper (see docs/transfers.md).
@@ -222,6 +248,15 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// How long shutdown waits for in-flight requests and jobs.
     pub shutdown_grace_ms: u64,
+    /// A client must send a request's complete headers within this time, or the connection is
+    /// closed (slowloris). Also bounds how long an idle keep-alive connection is kept.
+    pub header_read_timeout_ms: u64,
+    /// Open connections on the HTTP listener; a connection beyond it is closed at once.
+    pub max_connections: usize,
+    /// Requests per second each tenant may make (after authentication), sustained …
+    pub tenant_rate_per_second: u32,
+    /// … and in a burst. Beyond it: 429 `PIX-0017` with `Retry-After`.
+    pub tenant_rate_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,6 +320,10 @@ impl Default for Config {
                 body_limit_bytes: 1024 * 1024,
                 max_concurrent_requests: 1024,
                 shutdown_grace_ms: 20_000,
+                header_read_timeout_ms: 10_000,
+                max_connections: 4096,
+                tenant_rate_per_second: 1000,
+                tenant_rate_burst: 2000,
             },
             database: DatabaseConfig {
                 url: String::new(),
@@ -323,6 +362,7 @@ impl Default for Config {
                 account_ttl_ms: crate::account::DEFAULT_ACCOUNT_TTL.as_millis() as u64,
             },
             outbound: OutboundConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -342,10 +382,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("PIX_").split("__").ignore(&["test_database_url"]))
-            .extract()
-            .map_err(|e| ConfigError(figment_message(e)))?;
+        let figment = figment.merge(Env::prefixed("PIX_").split("__").ignore(&["test_database_url"]));
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(figment_message(e)))?;
+        // `demo` left unset: demo mode only when no real upstream is configured.
+        if figment.find_value("demo").is_err() {
+            config.demo = config.integrations.is_none();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -404,6 +446,22 @@ impl Config {
         if w.retry_base_ms == 0 || w.retry_base_ms > w.retry_cap_ms {
             return fail("workers.retry_base_ms", "must be between 1 and workers.retry_cap_ms");
         }
+        if self.integrations.is_some() && self.demo {
+            return fail(
+                "demo",
+                "demo = true cannot be combined with [integrations]: a demo tenant and admin token would be \
+                 created against the real upstreams; set demo = false or remove integrations",
+            );
+        }
+        if self.server.header_read_timeout_ms == 0 {
+            return fail("server.header_read_timeout_ms", "must be greater than 0");
+        }
+        if self.server.max_connections == 0 {
+            return fail("server.max_connections", "must be at least 1");
+        }
+        if self.server.tenant_rate_per_second == 0 || self.server.tenant_rate_burst == 0 {
+            return fail("server.tenant_rate_per_second", "rate and server.tenant_rate_burst must be at least 1");
+        }
         if self.integrations.is_none() && !self.sandbox.embedded {
             return fail("integrations", "configure [integrations] or enable sandbox.embedded");
         }
@@ -446,11 +504,26 @@ impl Config {
         if self.policies.poll_interval_ms == 0 || self.policies.decision_retention_days == 0 {
             return fail("policies.poll_interval_ms", "poll interval and retention must be greater than 0");
         }
-        if self.cache.credential_ttl_ms > 60_000 {
-            return fail("cache.credential_ttl_ms", "must be at most 60000: a revocation elsewhere waits this long");
+        if self.cache.credential_ttl_ms > 1_000 {
+            return fail(
+                "cache.credential_ttl_ms",
+                "must be at most 1000: a revocation made on another instance waits this long",
+            );
         }
         if self.cache.account_ttl_ms > 60_000 {
             return fail("cache.account_ttl_ms", "must be at most 60000: a Midaz block waits this long");
+        }
+        match &self.security.secret_key {
+            Some(key) if pix_store::sealed::Sealer::from_base64(key).is_err() => {
+                return fail("security.secret_key", "must be 32 bytes, base64-encoded");
+            }
+            None if !self.demo_enabled() => {
+                return fail(
+                    "security.secret_key",
+                    "required outside demo mode (32 bytes, base64; e.g. env PIX_SECURITY__SECRET_KEY)",
+                );
+            }
+            _ => {}
         }
         if let Err(e) = self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             return fail("log.filter", &e.to_string());
@@ -465,6 +538,15 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+
+    /// Whether demo mode is on (see [`Config::demo`]).
+    pub fn demo_enabled(&self) -> bool {
+        self.demo
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.header_read_timeout_ms)
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -498,6 +580,102 @@ mod tests {
         c.validate().unwrap();
         assert!(c.is_embedded());
         assert!(c.database_url().starts_with("sqlite://data"));
+    }
+
+    fn integrations() -> IntegrationsConfig {
+        serde_json::from_value(serde_json::json!({
+            "midaz": { "onboarding_url": "https://midaz.example", "organization_id": "o", "ledger_id": "l" },
+            "crm": { "base_url": "https://crm.example", "organization_id": "o", "ledger_id": "l" },
+            "btg": { "base_url": "https://btg.example", "client_id": "c", "client_secret": "s", "ispb": "12345678" },
+        }))
+        .unwrap()
+    }
+
+    /// Inbound webhooks by mTLS (files need only exist for validation).
+    fn mtls_files(dir: &Path) -> MtlsListenerConfig {
+        for name in ["cert.pem", "key.pem", "ca.pem"] {
+            std::fs::write(dir.join(name), "-").unwrap();
+        }
+        MtlsListenerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            client_ca_file: dir.join("ca.pem"),
+            handshake_timeout_ms: 5_000,
+        }
+    }
+
+    #[test]
+    fn demo_is_on_only_without_integrations_and_never_with_them() {
+        let c = Config::default();
+        assert!(c.demo_enabled(), "no upstreams: demo by default");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config { integrations: Some(integrations()), ..Config::default() };
+        c.btg_webhook.mtls = Some(mtls_files(dir.path()));
+        c.security.secret_key = Some(pix_store::sealed::Sealer::generate_key());
+        c.demo = true;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("demo") && err.contains("integrations"), "{err}");
+
+        c.demo = false;
+        c.validate().unwrap();
+        c.security.secret_key = None;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("security.secret_key"), "{err}");
+        c.security.secret_key = Some("c2hvcnQ=".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("security.secret_key"), "{err}");
+        assert!(!format!("{c:?}").contains("c2hvcnQ="), "the key is never in Debug output");
+    }
+
+    #[test]
+    fn demo_and_integrations_from_a_file_are_refused_naming_both_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pix.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "demo = true\n[btg_webhook.mtls]\nlisten = \"127.0.0.1:0\"\ncert_file = \"{d}/cert.pem\"\nkey_file = \"{d}/key.pem\"\nclient_ca_file = \"{d}/ca.pem\"\n\
+             [integrations.midaz]\nonboarding_url = \"https://m.example\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
+             [integrations.crm]\nbase_url = \"https://c.example\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
+             [integrations.btg]\nbase_url = \"https://b.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\nispb = \"12345678\"\n",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        mtls_files(dir.path());
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("demo") && err.contains("integrations"), "{err}");
+
+        // The same without `demo`: production mode (and then the sealing key is required).
+        let text = std::fs::read_to_string(&file).unwrap().replace("demo = true\n", "");
+        std::fs::write(
+            &file,
+            format!("[security]\nsecret_key = \"{}\"\n{text}", pix_store::sealed::Sealer::generate_key()),
+        )
+        .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert!(!c.demo_enabled(), "upstreams configured: no demo by default");
+        assert!(Config::load(None).unwrap().demo_enabled(), "no upstreams: demo by default");
+    }
+
+    #[test]
+    fn transport_and_rate_settings_are_validated() {
+        for (key, set) in [
+            (
+                "server.header_read_timeout_ms",
+                (|c: &mut Config| c.server.header_read_timeout_ms = 0) as fn(&mut Config),
+            ),
+            ("server.max_connections", |c| c.server.max_connections = 0),
+            ("server.tenant_rate_per_second", |c| c.server.tenant_rate_burst = 0),
+            ("cache.credential_ttl_ms", |c| c.cache.credential_ttl_ms = 1_001),
+        ] {
+            let mut c = Config::default();
+            set(&mut c);
+            assert!(c.validate().unwrap_err().to_string().contains(key), "{key}");
+        }
+        assert!(Config::default().cache.credential_ttl_ms <= 1_000, "revocation within a second");
     }
 
     #[test]
@@ -574,6 +752,7 @@ mod tests {
         }))
         .unwrap();
         let mut c = Config { demo: false, integrations: Some(integrations), ..Config::default() };
+        c.security.secret_key = Some(pix_store::sealed::Sealer::generate_key());
         c.btg_webhook.hmac_secret = Some("a-shared-secret-for-everyone".into());
         assert!(c.validate().unwrap_err().to_string().contains("btg_webhook.hmac_secret"));
         c.btg_webhook.hmac_secret = None;

@@ -90,8 +90,8 @@ pub fn save_demo(data_dir: &Path, demo: &Demo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo file holds bearer tokens: readable by the owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The demo file holds bearer tokens (and `secret.key` a key): readable by the owner only.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -1,6 +1,6 @@
 //! pix-host's HTTP server, workers and command line. The request pipeline reads top-down:
 //! request id → trace → JSON errors → panic guard → timeout → body limit → load shedding →
-//! auth (`auth`) → idempotency (`idempotency`) → handler (`routes`) → response.
+//! auth (`auth`, then the per-tenant rate limit) → idempotency (`idempotency`) → handler (`routes`) → response.
 
 pub mod account;
 pub mod app;
@@ -20,8 +20,10 @@ pub mod outbound;
 pub mod policies;
 pub mod policy_cli;
 pub mod qrcodes;
+pub mod rate_limit;
 pub mod routes;
 pub mod telemetry;
 pub mod transfers;
+pub mod transport;
 pub mod webhooks;
 pub mod worker;

@@ -78,6 +78,14 @@ async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(tenants.json::<serde_json::Value>().await.unwrap()[0]["ispb"], "12345678");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join("data/secret.key");
+        let mode = std::fs::metadata(&key).expect("demo mode generates the sealing key").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the sealing key is private to the owner");
+    }
+    let key = std::fs::read_to_string(dir.path().join("data/secret.key")).unwrap();
     assert!(terminate(child).success(), "graceful exit on SIGTERM");
 
     // A restart keeps the same demo and its tokens.
@@ -85,6 +93,7 @@ async fn embedded_default_serves_the_demo_and_stops_on_sigterm() {
     let again: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("data/demo.json")).unwrap()).unwrap();
     assert_eq!(again["tenantToken"], demo["tenantToken"]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("data/secret.key")).unwrap(), key, "the key is kept");
     let list = client.get(format!("{url}/v1/webhooks/endpoints")).bearer_auth(token).send().await.unwrap();
     assert_eq!(list.status(), 200);
     assert!(terminate(child).success());
@@ -191,4 +200,97 @@ async fn the_demo_fetches_its_simulated_qr_codes_and_nothing_else_on_loopback() 
     assert_eq!(body["code"], "PIX-0302");
     assert_eq!(body["message"], pix_server::outbound::TENANT_MESSAGE);
     assert!(terminate(child).success());
+}
+
+/// Real upstreams (unreachable here: nothing is called at start-up), inbound webhooks by mTLS.
+fn production_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let file = dir.join("pix.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{extra}\n\
+             [btg_webhook.mtls]\nlisten = \"127.0.0.1:0\"\ncert_file = \"{d}/cert.pem\"\nkey_file = \"{d}/key.pem\"\nclient_ca_file = \"{d}/ca.pem\"\n\
+             [integrations.midaz]\nonboarding_url = \"http://127.0.0.1:9\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
+             [integrations.crm]\nbase_url = \"http://127.0.0.1:9\"\norganization_id = \"o\"\nledger_id = \"l\"\n\
+             [integrations.btg]\nbase_url = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nclient_secret = \"s\"\nispb = \"12345678\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    // Validation only checks that the mTLS files exist; the workers role starts no listener.
+    for name in ["cert.pem", "key.pem", "ca.pem"] {
+        std::fs::write(dir.join(name), "-").unwrap();
+    }
+    file
+}
+
+const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[test]
+fn start_up_refuses_demo_with_integrations_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = production_config(dir.path(), "demo = true");
+    let out =
+        pix_host(dir.path()).arg("--config").arg(&config).env("PIX_SECURITY__SECRET_KEY", SECRET_KEY).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("demo") && stderr.contains("integrations"), "{stderr}");
+    assert!(!dir.path().join("data/demo.json").exists());
+
+    // Outside demo the key sealing secrets at rest is required, and named.
+    let config = production_config(dir.path(), "");
+    let out = pix_host(dir.path()).arg("--config").arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("security.secret_key"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_demo_no_token_is_printed_and_admin_token_is_the_way_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = production_config(dir.path(), "");
+    // The workers role: the same start-up (migrations, demo decision) without the mTLS listener.
+    let mut child = pix_host(dir.path())
+        .args(["--role", "workers", "--config"])
+        .arg(&config)
+        .env("PIX_SECURITY__SECRET_KEY", SECRET_KEY)
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut url = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.strip_prefix("pix-host listening on ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no URL printed; stdout was:\n{printed}"));
+    assert!(!printed.contains("pixadm_") && !printed.contains("pix_"), "a token was printed:\n{printed}");
+    assert!(!printed.to_lowercase().contains("token"), "{printed}");
+    assert!(!dir.path().join("data/demo.json").exists(), "no demo file");
+    assert!(!dir.path().join("data/secret.key").exists(), "the configured key is used, none generated");
+    let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"status": "ready"}));
+    // No tenant was seeded.
+    let out = pix_host(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .env("PIX_SECURITY__SECRET_KEY", SECRET_KEY)
+        .arg("admin-token")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(admin.starts_with("pixadm_"));
+    assert!(terminate(child).success());
+    let store = pix_store::Store::connect(
+        &format!("sqlite://{}", dir.path().join("data/pix-host.db").display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(store.list_tenants().await.unwrap().is_empty(), "no demo tenant was seeded");
 }

@@ -143,6 +143,10 @@ impl TryFrom<EventRow> for WebhookEvent {
     }
 }
 
+/// What [`DeliveryTarget::secret`] holds when the stored secret cannot be opened (another key,
+/// tampered row): not a usable `whsec_` secret, so nothing is signed with it.
+pub const UNREADABLE_SECRET: &str = "!unreadable";
+
 /// Where a claimed delivery goes. `None` in [`ClaimedDelivery::target`] when the endpoint was deleted.
 #[derive(Debug, Clone)]
 pub struct DeliveryTarget {
@@ -470,7 +474,19 @@ impl Store {
         let rows: Vec<ClaimedRow> = on_pool!(self.db(), pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(worker).fetch_all(pool).await
         })?;
-        rows.into_iter().map(ClaimedDelivery::try_from).collect()
+        rows.into_iter()
+            .map(|mut r| {
+                if let Some(stored) = r.secret.take() {
+                    let context = crate::webhook_endpoints::secret_context(&r.endpoint_id);
+                    r.secret = Some(self.sealer().open_or_plain(&stored, &context).unwrap_or_else(|e| {
+                        // Not base64 after `whsec_`: the engine abandons the delivery as unsignable.
+                        tracing::error!(endpoint = %r.endpoint_id, error = %e, "webhook signing secret cannot be opened");
+                        UNREADABLE_SECRET.to_owned()
+                    }));
+                }
+                ClaimedDelivery::try_from(r)
+            })
+            .collect()
     }
 
     /// Gives a claim back without an attempt (the endpoint was already at its concurrency limit).

@@ -15,12 +15,16 @@ pub mod limits;
 pub mod policies;
 mod query;
 pub mod routing;
+pub mod sealed;
 mod short_cache;
 pub mod tenants;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod transfers;
 pub mod webhook_endpoints;
+
+/// Bearer credentials: issue (with expiry), resolve, list, expire, revoke.
+pub mod credentials;
 
 pub use db::{Backend, Db, DbOptions, Tx};
 pub use short_cache::DEFAULT_CREDENTIAL_TTL;
@@ -48,6 +52,9 @@ pub struct Store {
     db: Db,
     credentials: short_cache::ShortCache<String, tenants::Credential>,
     tenants: short_cache::ShortCache<uuid::Uuid, tenants::Tenant>,
+    /// Seals secrets written to the database (see `sealed`); an ephemeral key until
+    /// [`Store::with_sealer`] sets the configured one.
+    sealer: std::sync::Arc<sealed::Sealer>,
 }
 
 impl Store {
@@ -60,13 +67,28 @@ impl Store {
     }
 
     fn new_with_ttl(db: Db, ttl: std::time::Duration) -> Store {
-        Store { db, credentials: short_cache::ShortCache::new(ttl), tenants: short_cache::ShortCache::new(ttl) }
+        Store {
+            db,
+            credentials: short_cache::ShortCache::new(ttl),
+            tenants: short_cache::ShortCache::new(ttl),
+            sealer: std::sync::Arc::new(sealed::Sealer::ephemeral()),
+        }
     }
 
     /// Sets how long resolved bearer credentials and tenant rows are kept (zero: never kept).
     /// Clones made afterwards share the caches.
     pub fn with_credential_ttl(self, ttl: std::time::Duration) -> Store {
-        Store::new_with_ttl(self.db, ttl)
+        Store { sealer: self.sealer, ..Store::new_with_ttl(self.db, ttl) }
+    }
+
+    /// Seals secrets at rest under `sealer` (the configured `security.secret_key`). Every
+    /// process sharing a database must use the same key.
+    pub fn with_sealer(self, sealer: sealed::Sealer) -> Store {
+        Store { sealer: std::sync::Arc::new(sealer), ..self }
+    }
+
+    pub(crate) fn sealer(&self) -> &sealed::Sealer {
+        &self.sealer
     }
 
     pub fn db(&self) -> &Db {
@@ -81,7 +103,8 @@ impl Store {
         Ok(self.db.migrate().await?)
     }
 
-    /// Ready means reachable and fully migrated; the error says which of the two failed.
+    /// Ready means reachable and fully migrated; the error says which of the two failed (for the
+    /// log: it may carry database details, so it is not for the public).
     pub async fn readiness(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|e| format!("database unreachable: {e}"))?;
         let pending = self.db.pending_migrations().await.map_err(|e| format!("cannot read migrations: {e}"))?;

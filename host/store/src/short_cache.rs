@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-/// How long a resolved credential or tenant row is trusted without reading the database again.
-pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(5);
+/// How long a resolved credential or tenant row is trusted without reading the database again:
+/// a revocation made on another instance takes effect within this time (at most a second).
+pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(1);
 
 /// Bounded so that a flood of distinct valid tokens cannot grow memory without limit.
 const MAX_ENTRIES: u64 = 10_000;

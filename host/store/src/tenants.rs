@@ -1,4 +1,5 @@
-//! Tenants (institutions) and their API credentials.
+//! Tenants (institutions) and their API credentials' types; issuing, resolving, listing,
+//! expiring and revoking credentials is in `credentials`.
 //!
 //! A bearer token is shown once, when created; only its SHA-256 is stored, so a leaked database
 //! does not leak usable credentials.
@@ -104,6 +105,8 @@ pub enum Principal {
 pub struct Credential {
     pub principal: Principal,
     pub tenant: Option<Tenant>,
+    /// After this instant the token no longer authenticates.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A freshly issued credential: the only moment the plain token exists.
@@ -129,7 +132,7 @@ fn tenant_conflict(e: &sqlx::Error, name: &str) -> StoreError {
 }
 
 /// Tokens are 32 random bytes, hex-encoded behind a prefix that says what they are for.
-fn new_token(prefix: &str) -> String {
+pub(crate) fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}_{}", hex::encode(bytes))
@@ -289,98 +292,5 @@ impl Store {
     fn forget_tenant_row(&self, tenant: Uuid) {
         self.credentials.clear();
         self.tenants.remove(&tenant);
-    }
-
-    /// Issues a bearer token for `tenant` (or an admin token when `tenant` is `None`).
-    pub async fn issue_token(&self, tenant: Option<Uuid>, label: &str, now: DateTime<Utc>) -> StoreResult<IssuedToken> {
-        let (role, prefix) = match tenant {
-            Some(_) => ("tenant", "pix"),
-            None => ("admin", "pixadm"),
-        };
-        let token = new_token(prefix);
-        let credential_id = pix_core::ids::new_id();
-        on_pool!(self.db(), pool => {
-            sqlx::query(
-                "INSERT INTO api_credentials (id, tenant_id, role, token_sha256, label, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(credential_id.to_string())
-            .bind(tenant.map(|t| t.to_string()))
-            .bind(role)
-            .bind(token_sha256(&token))
-            .bind(label)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(IssuedToken { credential_id, token })
-    }
-
-    /// Resolves a presented bearer token with its tenant, from the credential cache when it was
-    /// resolved within the TTL (see `credential_cache`). Revoked and unknown tokens resolve to
-    /// `None` and are never cached.
-    pub async fn credential(&self, token: &str) -> StoreResult<Option<Credential>> {
-        let hash = token_sha256(token);
-        if let Some(cached) = self.credentials.get(&hash) {
-            return Ok(Some(cached));
-        }
-        let Some(principal) = self.authenticate(token).await? else {
-            return Ok(None);
-        };
-        let tenant = match &principal {
-            Principal::Tenant { tenant_id, .. } => self.tenant(*tenant_id).await?,
-            Principal::Admin { .. } => None,
-        };
-        let credential = Credential { principal, tenant };
-        // A tenant credential whose tenant is gone is refused; keep only usable answers.
-        let usable = matches!(credential.principal, Principal::Admin { .. }) || credential.tenant.is_some();
-        if usable {
-            self.credentials.insert(hash, credential.clone());
-        }
-        Ok(Some(credential))
-    }
-
-    /// Resolves a presented bearer token; revoked and unknown tokens resolve to `None`.
-    pub async fn authenticate(&self, token: &str) -> StoreResult<Option<Principal>> {
-        let row: Option<(String, Option<String>, String)> = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT id, tenant_id, role FROM api_credentials
-                 WHERE token_sha256 = $1 AND revoked_at IS NULL",
-            )
-            .bind(token_sha256(token))
-            .fetch_optional(pool)
-            .await
-        })?;
-        let Some((id, tenant_id, role)) = row else {
-            return Ok(None);
-        };
-        let credential_id = parse_uuid(&id)?;
-        Ok(Some(match (role.as_str(), tenant_id) {
-            ("tenant", Some(t)) => Principal::Tenant { tenant_id: parse_uuid(&t)?, credential_id },
-            ("admin", None) => Principal::Admin { credential_id },
-            (other, _) => return Err(StoreError::Corrupt(format!("credential role {other:?}"))),
-        }))
-    }
-
-    /// Revokes a credential. Scoped: a tenant can only revoke its own (`tenant` = its id).
-    pub async fn revoke_token(&self, tenant: Option<Uuid>, credential_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        let revoked: Option<(String,)> = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "UPDATE api_credentials SET revoked_at = $1
-                 WHERE id = $2 AND revoked_at IS NULL
-                   AND (tenant_id = $3 OR ($3 IS NULL AND tenant_id IS NULL))
-                 RETURNING token_sha256",
-            )
-            .bind(now)
-            .bind(credential_id.to_string())
-            .bind(tenant.map(|t| t.to_string()))
-            .fetch_optional(pool)
-            .await
-        })?;
-        let (hash,) = revoked.ok_or(StoreError::NotFound)?;
-        // This process stops honouring the token at once; others within the cache TTL.
-        self.credentials.remove(&hash);
-        Ok(())
     }
 }

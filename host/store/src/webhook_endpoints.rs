@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::sealed::Sealer;
 use crate::{Store, StoreError, StoreResult, on_pool, parse_uuid};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub struct WebhookEndpoint {
     /// `None` matches every entity of the flow.
     pub entity_type: Option<String>,
     pub enabled: bool,
-    /// Standard Webhooks signing secret (`whsec_…`).
+    /// Standard Webhooks signing secret (`whsec_…`), in the clear here; stored sealed.
     pub secret: String,
     pub description: String,
     pub created_at: DateTime<Utc>,
@@ -45,6 +46,20 @@ struct Row {
     description: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+/// The associated data a secret is sealed with: a sealed value moved to another row won't open.
+pub(crate) fn secret_context(endpoint_id: &str) -> String {
+    format!("webhook_endpoints.secret:{endpoint_id}")
+}
+
+impl Row {
+    fn open(self, sealer: &Sealer) -> StoreResult<WebhookEndpoint> {
+        let secret = sealer
+            .open_or_plain(&self.secret, &secret_context(&self.id))
+            .map_err(|e| StoreError::Corrupt(format!("webhook endpoint {} secret: {e}", self.id)))?;
+        WebhookEndpoint::try_from(Row { secret, ..self })
+    }
 }
 
 impl TryFrom<Row> for WebhookEndpoint {
@@ -88,7 +103,7 @@ impl Store {
             .bind(&new.flow_type)
             .bind(&new.entity_type)
             .bind(new.enabled)
-            .bind(&new.secret)
+            .bind(self.sealer().seal(&new.secret, &secret_context(&id.to_string())))
             .bind(&new.description)
             .bind(now)
             .execute(pool)
@@ -108,7 +123,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        row.map(WebhookEndpoint::try_from).transpose()
+        row.map(|r| r.open(self.sealer())).transpose()
     }
 
     /// A page of the tenant's endpoints, oldest first, and the total count.
@@ -136,7 +151,7 @@ impl Store {
                 .fetch_one(pool)
                 .await
         })?;
-        let items = rows.into_iter().map(WebhookEndpoint::try_from).collect::<StoreResult<_>>()?;
+        let items = rows.into_iter().map(|r| r.open(self.sealer())).collect::<StoreResult<_>>()?;
         Ok((items, total))
     }
 
@@ -150,5 +165,30 @@ impl Store {
                 .map(|r| r.rows_affected())
         })?;
         if done == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+    }
+
+    /// Seals every signing secret still stored in plaintext (rows written before sealing
+    /// existed). Run once at start-up; idempotent, and safe beside another instance doing the
+    /// same (a row is rewritten only if it still holds the plaintext read). Returns how many.
+    pub async fn seal_plaintext_webhook_secrets(&self) -> StoreResult<u64> {
+        let rows: Vec<(String, String)> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT id, secret FROM webhook_endpoints WHERE secret NOT LIKE 'v1:%'")
+                .fetch_all(pool)
+                .await
+        })?;
+        let mut sealed = 0;
+        for (id, plain) in rows {
+            let value = self.sealer().seal(&plain, &secret_context(&id));
+            sealed += on_pool!(self.db(), pool => {
+                sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3")
+                    .bind(&value)
+                    .bind(&id)
+                    .bind(&plain)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(sealed)
     }
 }

@@ -1,4 +1,5 @@
-//! Operator endpoints under `/v1/admin` (admin credential only): tenants and their credentials.
+//! Operator endpoints under `/v1/admin` (admin credential only): tenants and inbound events.
+//! Credentials are in `credentials`.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,13 +18,10 @@ use super::ErrorResponse;
 use crate::app::AppState;
 use crate::auth::CurrentAdmin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, AppPath};
+use crate::extract::AppJson;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_tenant, list_tenants))
-        .routes(routes!(issue_tenant_token))
-        .routes(routes!(list_inbound_events))
+    OpenApiRouter::new().routes(routes!(create_tenant, list_tenants)).routes(routes!(list_inbound_events))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -147,22 +145,6 @@ async fn create_tenant(
                (status = 403, body = ErrorResponse)))]
 async fn list_tenants(State(state): State<AppState>, _: CurrentAdmin) -> ApiResult<Json<Vec<TenantView>>> {
     Ok(Json(state.store.list_tenants().await?.into_iter().map(TenantView::from).collect()))
-}
-
-/// Issue another API credential for a tenant (e.g. for rotation).
-#[utoipa::path(post, path = "/v1/admin/tenants/{id}/credentials", tag = "Admin",
-    params(("id" = Uuid, Path)), security(("admin_token" = [])),
-    responses((status = 201, body = IssuedCredential), (status = 404, body = ErrorResponse)))]
-async fn issue_tenant_token(
-    State(state): State<AppState>,
-    _: CurrentAdmin,
-    AppPath(id): AppPath<Uuid>,
-) -> ApiResult<(StatusCode, Json<IssuedCredential>)> {
-    if state.store.tenant(id).await?.is_none() {
-        return Err(ApiError::new(ErrorCode::ResourceNotFound, "tenant not found"));
-    }
-    let issued = state.store.issue_token(Some(id), "api", state.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(IssuedCredential { credential_id: issued.credential_id, token: issued.token })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -21,14 +21,13 @@ pub struct Health {
     pub status: &'static str,
 }
 
+/// Only ready or not: why not (database errors, pending migrations) goes to the log, never to
+/// the public.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
+    /// `ready` or `not_ready`.
     #[schema(example = "ready")]
     pub status: &'static str,
-    #[schema(example = "postgres")]
-    pub database: &'static str,
-    /// Why the service is not ready, when it is not.
-    pub reason: Option<String>,
 }
 
 /// Liveness: the process is up and serving.
@@ -41,12 +40,11 @@ async fn health() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "Health", responses(
     (status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database = state.store.backend().as_str();
     match state.store.readiness().await {
-        Ok(()) => (StatusCode::OK, Json(Readiness { status: "ready", database, reason: None })),
+        Ok(()) => (StatusCode::OK, Json(Readiness { status: "ready" })),
         Err(reason) => {
-            tracing::warn!(%reason, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "not_ready", database, reason: Some(reason) }))
+            tracing::warn!(%reason, backend = state.store.backend().as_str(), "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { status: "not_ready" }))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource. Each module's `routes()` lists its documented routes.
 
 pub mod admin;
+pub mod credentials;
 pub mod health;
 pub mod tenant_identity;
 pub mod transfer_limits;
