@@ -111,7 +111,7 @@ impl Default for TransfersConfig {
 }
 
 /// Calls the host makes to addresses a tenant chose: webhook deliveries and dynamic QR-code
-/// locations (see `outbound.rs` and docs/security-notes-outbound.md).
+/// locations (see `outbound.rs` and docs/security.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundConfig {
