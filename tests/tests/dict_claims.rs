@@ -38,7 +38,8 @@ async fn read(dx: &Dx, id: &str, alias: &str) -> Value {
 
 async fn wait_status(dx: &Dx, id: &str, alias: &str, status: &str) -> Value {
     let mut last = Value::Null;
-    for _ in 0..300 {
+    // Up to 20 s: BTG's events may be retried with backoff when the suite loads the machine.
+    for _ in 0..1000 {
         last = read(dx, id, alias).await;
         if last["status"] == status {
             return last;
@@ -250,7 +251,9 @@ async fn a_portability_claim_against_our_key_is_acknowledged_and_confirmed(dx: &
     );
     let confirmed = confirm("USER_REQUESTED").await.unwrap();
     assert_eq!(confirmed.status(), 200);
-    assert_eq!(confirmed.json::<Value>().await.unwrap()["status"], "CONFIRMED");
+    // The simulated claimer completes at its next tick; its DICT_CLAIM may be applied first.
+    let status = confirmed.json::<Value>().await.unwrap()["status"].clone();
+    assert!(status == "CONFIRMED" || status == "COMPLETED", "{status}");
 
     let released: Value = dx
         .as_account(Method::GET, &format!("/v1/dict/entries/{entry_id}"), "@maria")

@@ -97,6 +97,9 @@ impl Webhooks {
         let log = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // Below the host's header-read timeout, which also closes idle keep-alive
+            // connections: never reuse one the host is about to close.
+            .pool_idle_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
