@@ -373,6 +373,13 @@ fn request_schemas_carry_the_handlers_limits() {
         ("CreateEntry", "keyType", "pattern", json!("^(CPF|CNPJ|EMAIL|PHONE|EVP)$")),
         ("InitiateCashout", "description", "maxLength", json!(140)),
         ("ManualDestination", "ispb", "pattern", json!("^[0-9]{8}$")),
+        ("CreateTenant", "ispb", "pattern", json!("^[0-9]{8}$")),
+        ("CreateTenant", "name", "maxLength", json!(100)),
+        ("CreateTenant", "midazLedgerId", "format", json!("uuid")),
+        ("BtgIdentityIn", "clientSecretRef", "pattern", json!("^(env:[A-Za-z0-9_]+|file:/.+)$")),
+        ("InboundSecretIn", "previousValidForSecs", "maximum", json!(604800)),
+        ("CreateEndpoint", "flowType", "pattern", json!("^(DICT|TRANSFER|REFUND|RECURRING|SCHEDULE|REPORT)$")),
+        ("CreateEndpoint", "description", "maxLength", json!(200)),
     ] {
         let property = &schemas[schema]["properties"][field];
         assert_eq!(property[rule], expected, "{schema}.{field}.{rule}: {property}");

@@ -28,13 +28,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateTenant {
     /// Unique, human-readable name of the institution.
-    #[schema(example = "Banco Exemplo")]
+    #[schema(example = "Banco Exemplo", min_length = 1, max_length = 100)]
     pub name: String,
     /// The institution's ISPB (8 digits); payments to it are intra-PSP.
-    #[schema(example = "12345678")]
+    #[schema(example = "12345678", pattern = "^[0-9]{8}$")]
     pub ispb: String,
     /// The institution's own Midaz organization; with the ledger, used by no other tenant.
+    #[schema(format = Uuid)]
     pub midaz_organization_id: String,
+    #[schema(format = Uuid)]
     pub midaz_ledger_id: String,
     /// The institution's own BTG client. Required outside demo mode.
     pub btg_identity: Option<super::tenant_identity::BtgIdentityIn>,

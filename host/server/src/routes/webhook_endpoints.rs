@@ -41,15 +41,17 @@ const CATALOG: &[(&str, &[&str])] = &[
 pub struct CreateEndpoint {
     /// Absolute https URL that receives the events (http only in demo mode); an IP-literal host
     /// must be a public address.
-    #[schema(example = "https://hooks.example.com/pix")]
+    #[schema(example = "https://hooks.example.com/pix", pattern = "^https?://[^/@]+")]
     pub url: String,
     /// Only events of this flow (DICT, TRANSFER, REFUND, RECURRING, SCHEDULE, REPORT); all when absent.
+    #[schema(pattern = "^(DICT|TRANSFER|REFUND|RECURRING|SCHEDULE|REPORT)$")]
     pub flow_type: Option<String>,
     /// Only this entity of the flow (needs `flowType`); all of the flow when absent.
     pub entity_type: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub description: String,
 }
 
