@@ -3,7 +3,6 @@
 //! key limits, the anti-scan token bucket and the optional write-block window.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use hmac::{Hmac, Mac};
@@ -185,58 +184,36 @@ pub fn ownership_completion_period() -> Duration {
     Duration::days(30)
 }
 
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
-                    format!("must be one of {}", names.join(", "))
-                })
-            }
-        }
-    };
+crate::text_enum! {
+    /// A DICT entry here: PENDING while its registration is in flight, ACTIVE, or INACTIVE
+    /// (logically deleted, or donated by a claim).
+    pub enum EntryStatus { Pending = "PENDING", Active = "ACTIVE", Inactive = "INACTIVE" }
 }
 
-text_enum!(
+crate::text_enum! {
     /// PORTABILITY moves a key between participants for the same holder; OWNERSHIP takes a key
     /// from another person.
-    ClaimType { Ownership = "OWNERSHIP", Portability = "PORTABILITY" }
-);
+    pub enum ClaimType { Ownership = "OWNERSHIP", Portability = "PORTABILITY" }
+}
 
-text_enum!(
-    ClaimStatus {
+crate::text_enum! {
+    pub enum ClaimStatus {
         Open = "OPEN",
         WaitingResolution = "WAITING_RESOLUTION",
         Confirmed = "CONFIRMED",
         Cancelled = "CANCELLED",
         Completed = "COMPLETED",
     }
-);
+}
 
-text_enum!(
+crate::text_enum! {
     /// Which side of a claim this institution is on.
-    ClaimRole { Claimer = "CLAIMER", Donor = "DONOR" }
-);
+    pub enum ClaimRole { Claimer = "CLAIMER", Donor = "DONOR" }
+}
 
-text_enum!(
+crate::text_enum! {
     /// `ClaimOperationReason` values accepted on confirm and cancel.
-    ClaimReason {
+    pub enum ClaimReason {
         UserRequested = "USER_REQUESTED",
         AccountClosure = "ACCOUNT_CLOSURE",
         DefaultOperation = "DEFAULT_OPERATION",
@@ -244,7 +221,7 @@ text_enum!(
         Reconciliation = "RECONCILIATION",
         RfbValidation = "RFB_VALIDATION",
     }
-);
+}
 
 impl ClaimStatus {
     /// While a claim is OPEN, WAITING_RESOLUTION or CONFIRMED its key is locked: no new entry

@@ -44,7 +44,11 @@ macro_rules! text_enum {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err($crate::transfer::UnknownValue { kind: stringify!($name), value: other.to_owned() }),
+                    other => Err($crate::transfer::UnknownValue {
+                        kind: stringify!($name),
+                        value: other.to_owned(),
+                        expected: &[$($text),+],
+                    }),
                 }
             }
         }
@@ -121,6 +125,8 @@ macro_rules! sqlx_text {
 pub struct UnknownValue {
     pub kind: &'static str,
     pub value: String,
+    /// Every valid text, for messages that list them.
+    pub expected: &'static [&'static str],
 }
 
 text_enum! {

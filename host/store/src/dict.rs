@@ -3,8 +3,8 @@
 //! worker scans that return rows of all tenants on purpose (each row carries its tenant).
 
 use chrono::{DateTime, Utc};
-use pix_core::dict::ReconciliationStatus;
 use pix_core::dict::{Cid, TokenBucket, VSync};
+use pix_core::dict::{EntryStatus, ReconciliationStatus};
 use serde::Serialize;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -24,8 +24,7 @@ pub struct Entry {
     /// `None` while an EVP registration is in flight (DICT generates the key).
     pub key: Option<String>,
     pub key_type: String,
-    /// `PENDING` (registration in flight), `ACTIVE`, `INACTIVE` (logically deleted).
-    pub status: String,
+    pub status: EntryStatus,
     /// `CREATE`, `UPDATE` or `DELETE` while a BTG write is unsettled.
     pub pending_op: Option<String>,
     pub pending_payload: Option<serde_json::Value>,
@@ -81,7 +80,7 @@ struct EntryRow {
     account_id: Option<String>,
     key: Option<String>,
     key_type: String,
-    status: String,
+    status: EntryStatus,
     pending_op: Option<String>,
     pending_payload: Option<Json<serde_json::Value>>,
     pending_since: Option<DateTime<Utc>>,
@@ -169,7 +168,7 @@ pub async fn insert_entry(tx: &mut Tx, e: &Entry) -> StoreResult<()> {
             .bind(e.account_id.map(|a| a.to_string()))
             .bind(&e.key)
             .bind(&e.key_type)
-            .bind(&e.status)
+            .bind(e.status)
             .bind(&e.pending_op)
             .bind(e.pending_payload.as_ref().map(Json))
             .bind(e.pending_since)
@@ -221,7 +220,7 @@ pub async fn save_entry(tx: &mut Tx, e: &Entry) -> StoreResult<bool> {
         .bind(e.id.to_string())
         .bind(e.account_id.map(|a| a.to_string()))
         .bind(&e.key)
-        .bind(&e.status)
+        .bind(e.status)
         .bind(&e.pending_op)
         .bind(e.pending_payload.as_ref().map(Json))
         .bind(e.pending_since)

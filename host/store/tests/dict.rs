@@ -2,7 +2,7 @@
 //! rule, the incremental VSync against a recomputation, tenant isolation and the anti-scan bucket.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use pix_core::dict::{Cid, TokenBucket, VSync};
+use pix_core::dict::{Cid, EntryStatus, TokenBucket, VSync};
 use pix_store::dict::{Entry, EntryFilter, FraudMarkerOwner, insert_entry, save_entry, toggle_vsync};
 use pix_store::tenants::NewTenant;
 use pix_store::testing::TestStore;
@@ -33,7 +33,7 @@ fn entry(tenant: Uuid, key: &str) -> Entry {
         account_id: Some(Uuid::new_v4()),
         key: Some(key.into()),
         key_type: "EMAIL".into(),
-        status: "ACTIVE".into(),
+        status: EntryStatus::Active,
         pending_op: None,
         pending_payload: None,
         pending_since: None,
@@ -87,7 +87,7 @@ async fn entries_keep_one_live_registration_per_key_and_fence_writes(db: &TestSt
     assert_eq!(db.dict_entry(a, first.id).await.unwrap().unwrap(), first);
 
     // A write fenced by a stale version is refused.
-    first.status = "INACTIVE".into();
+    first.status = EntryStatus::Inactive;
     let mut tx = db.begin().await.unwrap();
     assert!(save_entry(&mut tx, &first).await.unwrap());
     assert!(!save_entry(&mut tx, &first).await.unwrap(), "version moved on");
@@ -116,7 +116,7 @@ async fn the_running_vsync_equals_a_recomputation(db: &TestStore) {
     // Remove two in a different order than they were added.
     for e in [&entries[4], &entries[1]] {
         let mut gone = e.clone();
-        gone.status = "INACTIVE".into();
+        gone.status = EntryStatus::Inactive;
         let mut tx = db.begin().await.unwrap();
         save_entry(&mut tx, &gone).await.unwrap();
         toggle_vsync(&mut tx, a, "EMAIL", e.cid.as_deref(), None, t0()).await.unwrap();

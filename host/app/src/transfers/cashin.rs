@@ -5,6 +5,7 @@
 //! redelivered event or the sweeper resumes from it and never credits twice.
 
 use pix_core::clock::brasilia_month_start;
+use pix_core::dict::EntryStatus;
 use pix_core::document::PersonType;
 use pix_core::ids::new_id;
 use pix_core::transfer::{
@@ -159,7 +160,7 @@ async fn find_payee(
     };
     if let Some(key) = &p.creditor.key {
         let owned = match app.store.live_dict_entry_by_key(tenant.id, key).await? {
-            Some(entry) => entry.status == "ACTIVE" && entry.account_id == Some(account_id),
+            Some(entry) => entry.status == EntryStatus::Active && entry.account_id == Some(account_id),
             // Keys registered outside this host: ask DICT whose they are.
             None => match clients.btg.entry(key).await {
                 Ok(entry) => entry.account.branch == p.creditor.branch && entry.account.number == p.creditor.account,

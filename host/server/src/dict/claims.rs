@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use pix_core::dict::{
-    ClaimReason, ClaimRole, ClaimStatus, ClaimType, check_acknowledge, check_cancel, check_complete, check_confirm,
-    claim_allowed, max_keys_per_account, ownership_completion_period, resolution_period,
+    ClaimReason, ClaimRole, ClaimStatus, ClaimType, EntryStatus, check_acknowledge, check_cancel, check_complete,
+    check_confirm, claim_allowed, max_keys_per_account, ownership_completion_period, resolution_period,
 };
 use pix_core::document::PersonType;
 use pix_core::error::ErrorCode;
@@ -299,11 +299,11 @@ async fn release_donated_entry(
         Some(id) => state.store.dict_entry(tenant.id, id).await?,
         None => state.store.live_dict_entry_by_key(tenant.id, &claim.key).await?,
     };
-    let Some(mut entry) = entry.filter(|e| e.status == "ACTIVE") else {
+    let Some(mut entry) = entry.filter(|e| e.status == EntryStatus::Active) else {
         return Ok(());
     };
     let old = entry.cid.take();
-    entry.status = "INACTIVE".into();
+    entry.status = EntryStatus::Inactive;
     entry.reason = reason.to_owned();
     entry.deleted_at = Some(now);
     entry.updated_at = now;
@@ -330,7 +330,7 @@ async fn create_claimed_entry(tx: &mut Tx, tenant: &Tenant, claim: &mut Claim, n
         account_id: claim.account_id,
         key: Some(claim.key.clone()),
         key_type: claim.key_type.clone(),
-        status: "ACTIVE".into(),
+        status: EntryStatus::Active,
         pending_op: None,
         pending_payload: None,
         pending_since: None,

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
-use pix_core::dict::{KeySource, key_source, max_keys_per_account};
+use pix_core::dict::{EntryStatus, KeySource, key_source, max_keys_per_account};
 use pix_core::document::{Document, PersonType};
 use pix_core::error::ErrorCode;
 use pix_core::mask::mask_raw_key;
@@ -129,7 +129,8 @@ pub struct EntryView {
     pub key: Option<String>,
     pub key_type: String,
     /// `ACTIVE` or `INACTIVE`.
-    pub status: String,
+    #[schema(value_type = String, example = "ACTIVE")]
+    pub status: EntryStatus,
     pub account_id: Option<Uuid>,
     pub account: EntryAccountView,
     pub owner: EntryOwnerView,
@@ -282,7 +283,7 @@ async fn begin_pending(state: &Dict, entry: &mut Entry, op: &str, payload: Value
     entry.pending_payload = Some(payload);
     entry.pending_since = Some(now);
     let mut tx = state.store.begin().await?;
-    if entry.status == "PENDING" && entry.version == 0 && op == "CREATE" {
+    if entry.status == EntryStatus::Pending && entry.version == 0 && op == "CREATE" {
         insert_entry(&mut tx, entry).await.map_err(|e| match e {
             pix_store::StoreError::Conflict(_) => {
                 ApiError::new(ErrorCode::EntryAlreadyExists, "the key already has an entry at this institution")
@@ -323,7 +324,7 @@ async fn owned_entry(state: &Dict, tenant: &Tenant, account: Uuid, id: Uuid) -> 
         .store
         .dict_entry(tenant.id, id)
         .await?
-        .filter(|e| e.status != "PENDING" && e.account_id == Some(account))
+        .filter(|e| e.status != EntryStatus::Pending && e.account_id == Some(account))
         .ok_or_else(entry_not_found)
 }
 
@@ -430,7 +431,7 @@ async fn create_entry(
         account_id: Some(account.id),
         key,
         key_type: kt.as_str().to_owned(),
-        status: "PENDING".into(),
+        status: EntryStatus::Pending,
         pending_op: None,
         pending_payload: None,
         pending_since: None,
@@ -476,7 +477,7 @@ async fn create_entry(
 /// PENDING → ACTIVE with DICT's data, its CID added to the VSync.
 async fn activate(state: &Dict, entry: &mut Entry, registered: &DictEntry, now: DateTime<Utc>) -> ApiResult<()> {
     adopt(entry, registered);
-    entry.status = "ACTIVE".into();
+    entry.status = EntryStatus::Active;
     entry.pending_op = None;
     entry.pending_payload = None;
     entry.pending_since = None;
@@ -605,7 +606,7 @@ async fn update_entry(
     {
         return Err(invalid("metadata: must be a JSON object"));
     }
-    if entry.status != "ACTIVE" {
+    if entry.status != EntryStatus::Active {
         return Err(ApiError::new(ErrorCode::EntryNotFound, "the entry is inactive"));
     }
     if entry.pending_op.is_some() {
@@ -696,7 +697,7 @@ async fn delete_entry(
 ) -> ApiResult<StatusCode> {
     let reason = required_header(&headers, "X-Reason", &DELETE_REASONS)?;
     let mut entry = owned_entry(&state, &tenant, account, id).await?;
-    if entry.status == "INACTIVE" {
+    if entry.status == EntryStatus::Inactive {
         return Ok(StatusCode::NO_CONTENT);
     }
     if entry.pending_op.is_some() {
@@ -727,7 +728,7 @@ async fn delete_entry(
 /// ACTIVE → INACTIVE, its CID removed from the VSync.
 pub(super) async fn deactivate(state: &Dict, entry: &mut Entry, reason: &str, now: DateTime<Utc>) -> ApiResult<()> {
     let old = entry.cid.take();
-    entry.status = "INACTIVE".into();
+    entry.status = EntryStatus::Inactive;
     entry.reason = reason.to_owned();
     entry.deleted_at = Some(now);
     finish(state, entry, old.as_deref(), now).await

@@ -174,8 +174,10 @@ fn missing(field: &str) -> ApiError {
 }
 
 /// Parses an enumerated body field, naming it in the error.
-fn parse_enum<T: std::str::FromStr<Err = String>>(field: &str, value: &str) -> ApiResult<T> {
-    value.parse().map_err(|e: String| invalid(format!("{field}: {e}")))
+fn parse_enum<T: std::str::FromStr<Err = pix_core::transfer::UnknownValue>>(field: &str, value: &str) -> ApiResult<T> {
+    value.parse().map_err(|e: pix_core::transfer::UnknownValue| {
+        invalid(format!("{field}: must be one of {}", e.expected.join(", ")))
+    })
 }
 
 /// Maps a BTG failure to the catalogue: DICT's business refusals keep their meaning, the rest

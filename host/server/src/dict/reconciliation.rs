@@ -15,8 +15,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use pix_core::dict::ReconciliationStatus;
-use pix_core::dict::{Cid, VSync};
+use pix_core::dict::{Cid, EntryStatus, ReconciliationStatus, VSync};
 use pix_core::mask::mask_raw_key;
 use pix_core::pix_key::PixKeyType;
 use pix_integrations::IntegrationError;
@@ -599,7 +598,7 @@ async fn resolve_remote(
     };
     let now = state.clock.now();
     if let Some(mut entry) = state.store.live_dict_entry_by_key(tenant.id, &at_dict.key).await? {
-        if entry.status != "ACTIVE" || entry.pending_op.is_some() {
+        if entry.status != EntryStatus::Active || entry.pending_op.is_some() {
             return Ok(Resolved::Orphan("a change of the local entry is being settled"));
         }
         let old = entry.cid.clone();
@@ -659,7 +658,7 @@ fn learnt_entry(
         account_id: Some(account_id),
         key: None,
         key_type: job.key_type.clone(),
-        status: "ACTIVE".into(),
+        status: EntryStatus::Active,
         pending_op: None,
         pending_payload: None,
         pending_since: None,
