@@ -89,6 +89,26 @@ pub enum ErrorCode {
     DuplicateAccountAlias,
     AccountAliasNotInOriginalTransaction,
     OriginalTransactionNotFound,
+    /// Unblock of a transfer that is not a cash-out in PENDING/PROCESSING (or is in review).
+    TransferNotUnblockable,
+    /// Unblock of an intra-PSP transfer: there is no BTG payment to read back.
+    IntraPspUnblock,
+    /// BTG has no record of the payment being unblocked (strict mode).
+    ProviderPaymentNotFound,
+    /// BTG's record diverges from ours (entity, ids): nothing was settled.
+    UnblockInconsistent,
+    RefundNotFound,
+    InvalidRefundQuery,
+    /// Only COMPLETED cash-ins of the account can be refunded.
+    TransferNotRefundable,
+    /// The refunds of a transfer would together exceed its amount.
+    RefundExceedsRemaining,
+    /// More than 90 days since the original settled.
+    RefundWindowExpired,
+    /// Unblock of a refund that is not in flight.
+    RefundNotUnblockable,
+    /// BTG has no record of the reversal being unblocked (strict mode; Lerian's ErrProviderRefundNotFound).
+    ProviderRefundNotFound,
 }
 
 impl ErrorCode {
@@ -169,6 +189,17 @@ impl ErrorCode {
         Self::DuplicateAccountAlias,
         Self::AccountAliasNotInOriginalTransaction,
         Self::OriginalTransactionNotFound,
+        Self::TransferNotUnblockable,
+        Self::IntraPspUnblock,
+        Self::ProviderPaymentNotFound,
+        Self::UnblockInconsistent,
+        Self::RefundNotFound,
+        Self::InvalidRefundQuery,
+        Self::TransferNotRefundable,
+        Self::RefundExceedsRemaining,
+        Self::RefundWindowExpired,
+        Self::RefundNotUnblockable,
+        Self::ProviderRefundNotFound,
     ];
 
     /// (code, HTTP status, title): one table so the three can never drift apart.
@@ -253,6 +284,17 @@ impl ErrorCode {
             Self::OriginalTransactionNotFound => {
                 ("ORIGINAL_TRANSACTION_NOT_FOUND", 422, "Original Transaction Not Found")
             }
+            Self::TransferNotUnblockable => ("PIX-0417", 422, "Transfer Cannot Be Unblocked"),
+            Self::IntraPspUnblock => ("PIX-0418", 422, "Intra-PSP Transfer Cannot Be Unblocked"),
+            Self::ProviderPaymentNotFound => ("PIX-0419", 409, "Payment Not Found At BTG"),
+            Self::UnblockInconsistent => ("PIX-0420", 409, "BTG Record Inconsistent With Local Record"),
+            Self::RefundNotFound => ("PIX-0440", 404, "Refund Not Found"),
+            Self::InvalidRefundQuery => ("PIX-0441", 400, "Invalid Refund Query"),
+            Self::TransferNotRefundable => ("PIX-0442", 422, "Transfer Not Refundable"),
+            Self::RefundExceedsRemaining => ("PIX-0443", 422, "Refund Exceeds Remaining Amount"),
+            Self::RefundWindowExpired => ("PIX-0444", 422, "Refund Window Expired"),
+            Self::RefundNotUnblockable => ("PIX-0445", 422, "Refund Cannot Be Unblocked"),
+            Self::ProviderRefundNotFound => ("PIX-1012", 409, "Refund Not Found At BTG"),
         }
     }
 

@@ -702,12 +702,35 @@ async fn absorb(state: &Dict, tenant: &Tenant, remote: &btg::Claim) -> ApiResult
         tracing::warn!(claim = %remote.id, "DICT_CLAIM for a claim this institution is not part of; ignored");
         return Ok(());
     };
+    // A claim action may save the same claim meanwhile: a lost version race reads it again, so
+    // that the event is applied on top of the action rather than dropped.
+    for _ in 0..5 {
+        if absorb_once(state, tenant, role, remote).await? != Absorbed::Raced {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(ErrorCode::InvalidClaimStatus, "the claim keeps changing; the event is retried"))
+}
+
+#[derive(PartialEq)]
+enum Absorbed {
+    Applied,
+    Unchanged,
+    Raced,
+}
+
+async fn absorb_once(state: &Dict, tenant: &Tenant, role: ClaimRole, remote: &btg::Claim) -> ApiResult<Absorbed> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let changed = match state.store.dict_claim_by_btg_id(tenant.id, &remote.id).await? {
+    let outcome = match state.store.dict_claim_by_btg_id(tenant.id, &remote.id).await? {
         Some(mut claim) => {
-            apply_remote(state, &mut tx, tenant, &mut claim, remote, now).await?
-                && save_with_event(&mut tx, &mut claim, false, now).await?
+            if !apply_remote(state, &mut tx, tenant, &mut claim, remote, now).await? {
+                Absorbed::Unchanged
+            } else if save_with_event(&mut tx, &mut claim, false, now).await? {
+                Absorbed::Applied
+            } else {
+                Absorbed::Raced
+            }
         }
         None => {
             let mut claim = new_claim_row(tenant, role, remote, now)?;
@@ -719,13 +742,14 @@ async fn absorb(state: &Dict, tenant: &Tenant, remote: &btg::Claim) -> ApiResult
             }
             apply_remote(state, &mut tx, tenant, &mut claim, remote, now).await?;
             tracing::info!(claim = %claim.id, role = %role, key = %mask_raw_key(&claim.key), "claim recorded from DICT");
-            save_with_event(&mut tx, &mut claim, true, now).await?
+            save_with_event(&mut tx, &mut claim, true, now).await?;
+            Absorbed::Applied
         }
     };
-    if changed {
+    if outcome == Absorbed::Applied {
         tx.commit().await?;
     }
-    Ok(())
+    Ok(outcome)
 }
 
 /// `DICT_CLAIM` events.
