@@ -3,6 +3,7 @@
 //! else is worth retrying.
 
 use pix_core::error::ErrorCode;
+use pix_core::refund::RefundTransitionError;
 use pix_core::transfer::{CorruptState, TransitionError};
 use pix_integrations::IntegrationError;
 use pix_store::StoreError;
@@ -24,6 +25,8 @@ pub enum AppError {
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
+    RefundTransition(#[from] RefundTransitionError),
+    #[error(transparent)]
     Corrupt(#[from] CorruptState),
     #[error("internal: {0}")]
     Internal(String),
@@ -42,6 +45,6 @@ impl AppError {
 
     /// Retrying cannot change the answer.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, AppError::Refused { .. } | AppError::Transition(_) | AppError::Corrupt(_))
+        matches!(self, AppError::Refused { .. } | AppError::Transition(_) | AppError::RefundTransition(_) | AppError::Corrupt(_))
     }
 }

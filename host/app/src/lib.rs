@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod ports;
+pub mod refunds;
 pub mod transfers;
 
 use std::sync::Arc;

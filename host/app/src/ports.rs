@@ -6,7 +6,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use pix_integrations::midaz::LedgerAccount;
 use pix_integrations::{AccountHolder, Btg, HolderDirectory, Ledger};
-use pix_policy::{CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput};
+use pix_policy::{
+    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, RefundSplitDecision, RefundSplitInput,
+};
 use pix_store::tenants::Tenant;
 use uuid::Uuid;
 
@@ -45,6 +47,11 @@ pub trait Policies: Send + Sync {
     ) -> BoxFuture<'a, Decided<FeeDecision>>;
     fn fraud<'a>(&'a self, tenant: Uuid, input: &'a FraudInput) -> BoxFuture<'a, Decided<FraudDecision>>;
     fn cashin<'a>(&'a self, tenant: Uuid, input: &'a CashinInput) -> BoxFuture<'a, Decided<CashinDecision>>;
+    fn refund_split<'a>(
+        &'a self,
+        tenant: Uuid,
+        input: &'a RefundSplitInput,
+    ) -> BoxFuture<'a, Decided<RefundSplitDecision>>;
     /// The account the tenant's fee fail-safe posts to: always an allowed fee account.
     fn default_fee_account(&self, tenant: Uuid) -> String;
 }

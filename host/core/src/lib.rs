@@ -10,6 +10,7 @@ pub mod ids;
 pub mod mask;
 pub mod money;
 pub mod pix_key;
+pub mod refund;
 pub mod transfer;
 
 mod serde_str;

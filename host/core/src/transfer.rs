@@ -221,6 +221,16 @@ text_enum! {
 }
 
 text_enum! {
+    /// What BTG said of a payment or reversal that an unblock read back (`btgStatus`).
+    pub enum BtgStatus {
+        Processing = "PROCESSING",
+        Confirmed = "CONFIRMED",
+        Rejected = "REJECTED",
+        NotFound = "NOT_FOUND",
+    }
+}
+
+text_enum! {
     /// What BTG said that contradicts a final transfer.
     pub enum IncidentKind {
         /// BTG paid a cash-out whose hold had been released: the customer kept the money.

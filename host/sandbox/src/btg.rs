@@ -165,20 +165,23 @@ impl PaymentRec {
 #[derive(Clone, Debug)]
 struct ReversalRec {
     id: String,
+    /// The client's id of the return (its idempotency key), echoed on every read.
+    request_id: Option<String>,
     rtr: String,
     original: String,
     amount: i64,
     reason: String,
     status: &'static str,
+    rejection_code: Option<&'static str>,
     settle_at: Option<DateTime<Utc>>,
     settled_at: Option<DateTime<Utc>>,
 }
 
 impl ReversalRec {
     fn json(&self) -> Value {
-        json!({"id": self.id, "returnEndToEndId": self.rtr, "originalEndToEndId": self.original,
-               "amount": money(self.amount), "reason": self.reason, "status": self.status,
-               "rejectionCode": null, "settledAt": self.settled_at})
+        json!({"id": self.id, "requestId": self.request_id, "returnEndToEndId": self.rtr,
+               "originalEndToEndId": self.original, "amount": money(self.amount), "reason": self.reason,
+               "status": self.status, "rejectionCode": self.rejection_code, "settledAt": self.settled_at})
     }
 }
 
@@ -272,7 +275,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/pix/payments", post(create_payment))
         .route("/pix/payments/{e2e}", get(get_payment))
         .route("/pix/payments/{e2e}/refusal", post(refuse_payment))
-        .route("/pix/payments/{e2e}/reversals", post(create_reversal))
+        .route("/pix/payments/{e2e}/reversals", post(create_reversal).get(list_reversals))
         .route("/pix/payments/{e2e}/reversals/{rtr}", get(get_reversal))
         .route("/pix/internal-transactions-reports", post(create_report))
         .route("/pix/internal-transactions-reports/{id}", get(get_report))
@@ -573,11 +576,13 @@ impl Shared {
         drop(st);
         let rtr = ReversalRec {
             id: rtr_id,
+            request_id: None,
             rtr: self.end_to_end_id('D', &creditor_ispb),
             original,
             amount,
             reason: req["reason"].as_str().unwrap_or("MD06").to_owned(),
             status: "CONFIRMED",
+            rejection_code: None,
             settle_at: None,
             settled_at: Some(now),
         };
@@ -729,8 +734,14 @@ impl Shared {
         }
         for r in st.reversals.values_mut() {
             if r.status == "PROCESSING" && r.settle_at.is_some_and(|t| t <= now) {
-                r.status = "CONFIRMED";
-                r.settled_at = Some(now);
+                if r.amount % 100 == REJECT_CENTS {
+                    // Driven by amount, as payments are: the payer's participant refuses it.
+                    r.status = "REJECTED";
+                    r.rejection_code = Some("AC06");
+                } else {
+                    r.status = "CONFIRMED";
+                    r.settled_at = Some(now);
+                }
                 events.push(("PIX_REVERSAL", r.json()));
             }
         }
@@ -1483,7 +1494,12 @@ async fn refuse_payment(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, b
     ok(p.json())
 }
 
-async fn create_reversal(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, bytes: Bytes) -> ApiResult {
+async fn create_reversal(
+    State(s): State<Arc<Shared>>,
+    Path(e2e): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
     let b = body(&bytes)?;
     let amount = parse_amount(&b["amount"])
         .filter(|a| *a > 0)
@@ -1492,6 +1508,7 @@ async fn create_reversal(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, 
     if !["BE08", "FR01", "MD06", "SL02"].contains(&reason.as_str()) {
         return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REASON", "reason must be BE08, FR01, MD06 or SL02"));
     }
+    let request_id = headers.get("x-idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let now = s.sim.clock.now();
     let (id, rtr) = (s.sim.uuid().to_string(), s.end_to_end_id('D', &s.ispb()));
     let mut st = s.btg();
@@ -1503,14 +1520,17 @@ async fn create_reversal(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, 
         return Err(unprocessable("REVERSAL_AMOUNT_EXCEEDED", "amount exceeds what is left to return"));
     }
     p.returned += amount;
+    let settles = amount % 100 != STUCK_CENTS;
     let rec = ReversalRec {
         id: id.clone(),
+        request_id,
         rtr: rtr.clone(),
         original: e2e,
         amount,
         reason,
         status: "PROCESSING",
-        settle_at: Some(now + Duration::milliseconds(s.config.btg_settlement_delay_ms as i64)),
+        rejection_code: None,
+        settle_at: settles.then(|| now + Duration::milliseconds(s.config.btg_settlement_delay_ms as i64)),
         settled_at: None,
     };
     st.reversals.insert(rtr.clone(), rec);
@@ -1521,6 +1541,16 @@ async fn get_reversal(State(s): State<Arc<Shared>>, Path((e2e, rtr)): Path<(Stri
     let st = s.btg();
     let r = st.reversals.get(&rtr).filter(|r| r.original == e2e).ok_or_else(|| not_found("REVERSAL_NOT_FOUND"))?;
     ok(r.json())
+}
+
+/// Every reversal of a payment (how a client finds one whose answer it lost, by its request id).
+async fn list_reversals(State(s): State<Arc<Shared>>, Path(e2e): Path<String>) -> ApiResult {
+    let st = s.btg();
+    if !st.payments.contains_key(&e2e) {
+        return Err(not_found("PAYMENT_NOT_FOUND"));
+    }
+    let items: Vec<Value> = st.reversals.values().filter(|r| r.original == e2e).map(ReversalRec::json).collect();
+    ok(json!({ "items": items }))
 }
 
 async fn create_report(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {

@@ -13,6 +13,7 @@ pub mod inbound_secrets;
 pub mod jobs;
 pub mod limits;
 pub mod policies;
+pub mod refunds;
 mod query;
 pub mod routing;
 pub mod sealed;

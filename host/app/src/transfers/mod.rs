@@ -32,8 +32,8 @@ pub use view::TransferView;
 use crate::{App, AppError, AppResult};
 
 /// Pix is BRL only: the Midaz asset, and the account money leaves to and arrives from.
-const ASSET: &str = "BRL";
-const EXTERNAL: &str = "@external/BRL";
+pub(crate) const ASSET: &str = "BRL";
+pub(crate) const EXTERNAL: &str = "@external/BRL";
 
 /// How the engine waits for BTG and when the sweeper steps in.
 #[derive(Debug, Clone)]
@@ -183,11 +183,11 @@ fn sat(n: i64) -> u32 {
 
 /// A Midaz idempotency key for a money-moving step, kept long enough to outlive any retry: with
 /// Midaz's default of 300 s, a step resumed after an outage could post the same hold twice.
-fn ledger_key(key: String) -> IdempotencyKey {
+pub(crate) fn ledger_key(key: String) -> IdempotencyKey {
     IdempotencyKey::new(key).with_ttl(Duration::from_secs(7 * 24 * 3600))
 }
 
-fn leg(alias: &str, centavos: i64) -> Leg {
+pub(crate) fn leg(alias: &str, centavos: i64) -> Leg {
     Leg::amount(alias, ASSET, UpstreamMoney::from_centavos(centavos))
 }
 

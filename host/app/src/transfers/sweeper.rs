@@ -1,5 +1,5 @@
-//! The stuck-transfer sweeper: finds transfers left in a non-final step longer than their
-//! step allows, reads their state back from BTG and Midaz, and drives each to a final state
+//! The stuck-work sweeper: finds transfers (and, through `refunds::sweeper`, refunds) left in a
+//! non-final step longer than their step allows, reads their state back from BTG and Midaz, and drives each to a final state
 //! through the same use-case functions the requests and webhooks use. It replaces a safety job
 //! per transfer: nothing is written for a transfer that finishes on its own.
 //!
@@ -60,6 +60,9 @@ pub async fn sweep_once(app: &App) -> AppResult<SweepReport> {
         tracing::info!(transfer = %id, from = %from, outcome, "sweeper decision");
         metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
         *report.outcomes.entry(outcome).or_default() += 1;
+    }
+    if let Err(e) = crate::refunds::sweeper::sweep_once(app, &mut report).await {
+        tracing::error!(error = %e, "refund sweep failed");
     }
     Ok(report)
 }

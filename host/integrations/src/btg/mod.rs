@@ -109,6 +109,9 @@ pub trait Btg: Send + Sync {
     async fn refuse_inbound_payment(&self, end_to_end_id: &str, refusal: &InboundRefusal) -> Result<Payment>;
     /// Status of a reversal.
     async fn reversal(&self, original_end_to_end_id: &str, return_end_to_end_id: &str) -> Result<Reversal>;
+    /// Every reversal of a payment we received; ours carry the idempotency key we sent as their
+    /// `request_id`, which is how one whose answer was lost is found.
+    async fn reversals(&self, original_end_to_end_id: &str) -> Result<Vec<Reversal>>;
     /// Submits a trck.002 report of intra-PSP transfers.
     async fn submit_internal_transactions_report(&self, report: &InternalTransactionsReport) -> Result<ReportReceipt>;
     /// Status of a submitted report.
@@ -478,6 +481,11 @@ impl Btg for BtgClient {
     async fn reversal(&self, original_end_to_end_id: &str, return_end_to_end_id: &str) -> Result<Reversal> {
         let body = self.read("reversal", wire::get_reversal(original_end_to_end_id, return_end_to_end_id)).await?;
         wire::decode_reversal(&body)
+    }
+
+    #[tracing::instrument(name = "btg.reversals", skip_all, fields(original_end_to_end_id = %original_end_to_end_id))]
+    async fn reversals(&self, original_end_to_end_id: &str) -> Result<Vec<Reversal>> {
+        wire::decode_reversals(&self.read("reversals", wire::list_reversals(original_end_to_end_id)).await?)
     }
 
     #[tracing::instrument(name = "btg.submit_report", skip_all, fields(report_id = %report.report_id, count = report.transactions.len()))]

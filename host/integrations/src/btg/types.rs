@@ -762,6 +762,9 @@ pub struct InboundRefusal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Reversal {
+    /// The id the sender gave the return (its idempotency key); none for returns we receive.
+    #[serde(default)]
+    pub request_id: Option<String>,
     /// `D…` return id.
     pub return_end_to_end_id: String,
     /// The payment being returned.

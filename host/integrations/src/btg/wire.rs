@@ -903,6 +903,8 @@ pub(crate) fn get_reversal(original: &str, return_id: &str) -> WireRequest {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WReversal {
+    #[serde(default)]
+    request_id: Option<String>,
     return_end_to_end_id: String,
     original_end_to_end_id: String,
     #[serde(with = "pix_core::money::upstream")]
@@ -917,6 +919,7 @@ struct WReversal {
 
 fn reversal_from(w: WReversal) -> Reversal {
     Reversal {
+        request_id: w.request_id,
         return_end_to_end_id: w.return_end_to_end_id,
         original_end_to_end_id: w.original_end_to_end_id,
         amount: w.amount,
@@ -929,6 +932,18 @@ fn reversal_from(w: WReversal) -> Reversal {
 
 pub(crate) fn decode_reversal(body: &[u8]) -> Result<Reversal> {
     decode::<WReversal>(body).map(reversal_from)
+}
+
+pub(crate) fn list_reversals(original: &str) -> WireRequest {
+    WireRequest::get(&["pix", "payments", original, "reversals"])
+}
+
+pub(crate) fn decode_reversals(body: &[u8]) -> Result<Vec<Reversal>> {
+    #[derive(Deserialize)]
+    struct W {
+        items: Vec<WReversal>,
+    }
+    decode::<W>(body).map(|w| w.items.into_iter().map(reversal_from).collect())
 }
 
 // ---------------------------------------------------------------- trck.002 reports

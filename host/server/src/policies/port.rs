@@ -3,11 +3,13 @@
 use futures::future::BoxFuture;
 use pix_app::ports::FeeCheck;
 use pix_app::{Decided, Policies};
-use pix_policy::{CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput};
+use pix_policy::{
+    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, RefundSplitDecision, RefundSplitInput,
+};
 use uuid::Uuid;
 
 use super::PolicyRuntime;
-use super::runtime::{Cashin, Fee, Fraud};
+use super::runtime::{Cashin, Fee, Fraud, RefundSplit};
 
 fn decided<T>((output, policy_sha256): (T, String)) -> Decided<T> {
     Decided { output, policy_sha256 }
@@ -34,6 +36,14 @@ impl Policies for PolicyRuntime {
 
     fn cashin<'a>(&'a self, tenant: Uuid, input: &'a CashinInput) -> BoxFuture<'a, Decided<CashinDecision>> {
         Box::pin(async move { decided(self.decide::<Cashin>(tenant, input).await) })
+    }
+
+    fn refund_split<'a>(
+        &'a self,
+        tenant: Uuid,
+        input: &'a RefundSplitInput,
+    ) -> BoxFuture<'a, Decided<RefundSplitDecision>> {
+        Box::pin(async move { decided(self.decide::<RefundSplit>(tenant, input).await) })
     }
 
     fn default_fee_account(&self, tenant: Uuid) -> String {
