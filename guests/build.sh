@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build every policy component and copy the results where the host loads them:
 #   policies/<name>.wasm + policies/manifest.json   default and example policies
-#   policies/hostile/<name>.wasm                     hostile guests used by host/policy tests
+#   policies/hostile/<name>.wasm                     hostile and test guests (host/policy and e2e tests)
 # Needs the wasm32-wasip2 target (`rustup target add wasm32-wasip2`); the host itself does not.
 set -euo pipefail
 
@@ -21,7 +21,7 @@ shipped=(
   "example-institution       institution        institution"
 )
 hostile=(hostile-loop hostile-memory hostile-fs hostile-net hostile-panic hostile-oversized
-         hostile-counter hostile-invalid)
+         hostile-counter hostile-invalid refund-split-reject)
 
 mkdir -p "$out/hostile"
 entries=()

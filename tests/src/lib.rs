@@ -1,6 +1,8 @@
 //! Test harness: a real pix-host router on a loopback port, over a fresh SQLite or PostgreSQL
 //! database, with a manual clock. Tests talk to it with an ordinary HTTP client.
 
+pub mod bank;
+
 use std::sync::Arc;
 
 use chrono::Utc;

@@ -21,7 +21,7 @@ use crate::{
 /// - Cash-out by a legal person: R$ 1,50 / 1,00 / 0,50 on top for the 1st–100th / 101st–1000th /
 ///   later cash-outs of the month.
 /// - Cash-in to a legal person: 0.99 % (half-up), at least R$ 0,10 and at most R$ 10,00,
-///   deducted from the amount.
+///   deducted from the amount (parameters `pj-cash-in-bps`, `pj-cash-in-min`, `pj-cash-in-max`).
 /// - Cash-in to a natural person: free for the first 30 of the month, then R$ 0,50 deducted.
 /// - A deducted fee never exceeds the amount.
 pub fn fee(input: &FeeInput, params: &Params) -> FeeDecision {
@@ -44,7 +44,8 @@ pub fn fee(input: &FeeInput, params: &Params) -> FeeDecision {
         },
         Operation::CashIn => match input.payee_type {
             PersonType::Legal => {
-                let fee = apply_bps(input.amount, 99, Rounding::HalfUp).clamp(10, reais(10));
+                let (bps, min, max) = pj_cash_in_rate(params);
+                let fee = apply_bps(input.amount, bps, Rounding::HalfUp).clamp(min, max);
                 FeeDecision::deducted(fee.min(input.amount), account, "pj-cash-in-0.99pct")
             }
             PersonType::Natural if input.month_count >= 30 => {
@@ -54,6 +55,14 @@ pub fn fee(input: &FeeInput, params: &Params) -> FeeDecision {
         },
         Operation::IntraPsp => FeeDecision::free("free-intra-psp"),
     }
+}
+
+/// The legal-person cash-in rate: `pj-cash-in-bps` (default 99), at least `pj-cash-in-min`
+/// (default R$ 0,10) and at most `pj-cash-in-max` (default R$ 10,00) centavos.
+fn pj_cash_in_rate(params: &Params) -> (i64, i64, i64) {
+    let bps = params.int("pj-cash-in-bps", 99).clamp(0, 10_000);
+    let min = params.int("pj-cash-in-min", 10).max(0);
+    (bps, min, params.int("pj-cash-in-max", reais(10)).max(min))
 }
 
 /// Default refund split: drain the customer account(s) first, then the other accounts in their

@@ -8,7 +8,7 @@ const fn reais(r: i64) -> Centavos {
     r * 100
 }
 
-/// 99 bps of `amount`, half away from zero (the default cash-in fee for legal persons).
+/// `bps` of `amount`, half away from zero (the cash-in fee for legal persons).
 fn bps_half_up(amount: Centavos, bps: i64) -> Centavos {
     let product = i128::from(amount) * i128::from(bps);
     let (q, r) = (product / 10_000, product % 10_000);
@@ -55,7 +55,10 @@ pub fn fee(input: &FeeInput, params: &Params) -> FeeDecision {
         },
         Operation::CashIn => match input.payee_type {
             PersonType::Legal => {
-                let fee = bps_half_up(input.amount, 99).clamp(10, reais(10));
+                let bps = params.int("pj-cash-in-bps").unwrap_or(99).clamp(0, 10_000);
+                let min = params.int("pj-cash-in-min").unwrap_or(10).max(0);
+                let max = params.int("pj-cash-in-max").unwrap_or(reais(10)).max(min);
+                let fee = bps_half_up(input.amount, bps).clamp(min, max);
                 deducted(fee.min(input.amount), "pj-cash-in-0.99pct")
             }
             PersonType::Natural if input.month_count >= 30 => deducted(50.min(input.amount), "pf-cash-in-over-30"),

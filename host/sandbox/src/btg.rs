@@ -592,6 +592,15 @@ impl Shared {
         Ok(data)
     }
 
+    /// Makes BTG's record of a reversal claim another request id (control API): BTG diverging
+    /// from the client's record, which the client's consistency guard must catch.
+    pub fn btg_tamper_reversal(&self, return_id: &str, request_id: &str) -> Result<Value, ApiError> {
+        let mut st = self.btg();
+        let r = st.reversals.get_mut(return_id).ok_or_else(|| not_found("REVERSAL_NOT_FOUND"))?;
+        r.request_id = Some(request_id.to_owned());
+        Ok(r.json())
+    }
+
     /// Another participant claims one of our keys (control API).
     pub fn btg_claim_against_us(&self, req: &Value) -> Result<Value, ApiError> {
         let key = str_field(req, "key")?;
@@ -1595,5 +1604,6 @@ pub(crate) fn payment_summary(st: &BtgState) -> Value {
         .collect();
     let entries: Vec<Value> = st.directory.values().map(DirEntry::json).collect();
     let claims: Vec<Value> = st.claims.values().map(ClaimRec::json).collect();
-    json!({"payments": payments, "entries": entries, "claims": claims})
+    let reversals: Vec<Value> = st.reversals.values().map(ReversalRec::json).collect();
+    json!({"payments": payments, "entries": entries, "claims": claims, "reversals": reversals})
 }

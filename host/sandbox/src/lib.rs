@@ -283,6 +283,17 @@ impl SandboxHandle {
         self.shared.btg_inbound_payment(request).map_err(|e| anyhow::anyhow!("inbound pix refused: {}", e.1))
     }
 
+    /// The receiving participant returns (part of) one of our confirmed cash-outs
+    /// (`{"originalEndToEndId", "amount"?, "reason"?}`); returns the `PIX_REVERSAL_INBOUND` data.
+    pub fn inbound_reversal(&self, request: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.shared.btg_inbound_reversal(request).map_err(|e| anyhow::anyhow!("inbound reversal refused: {}", e.1))
+    }
+
+    /// BTG's record of reversal `return_id` now names `request_id` (a divergence to detect).
+    pub fn tamper_reversal(&self, return_id: &str, request_id: &str) -> anyhow::Result<serde_json::Value> {
+        self.shared.btg_tamper_reversal(return_id, request_id).map_err(|e| anyhow::anyhow!("{}", e.1))
+    }
+
     /// Ledger snapshot (same JSON as `GET /_control/midaz/state`).
     pub fn midaz_state(&self) -> serde_json::Value {
         self.shared.midaz_state()

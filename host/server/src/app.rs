@@ -133,6 +133,7 @@ fn areas() -> Areas {
             .merge(crate::dict::routes())
             .merge(crate::qrcodes::routes())
             .merge(crate::transfers::routes())
+            .merge(crate::refunds::routes())
             .merge(crate::policies::quote::routes()),
         admin: routes::admin::routes()
             .merge(routes::tenant_identity::routes())
@@ -140,6 +141,7 @@ fn areas() -> Areas {
             .merge(crate::webhooks::admin_routes())
             .merge(crate::policies::admin::routes())
             .merge(crate::transfers::admin_routes())
+            .merge(crate::refunds::admin_routes())
             .merge(routes::credentials::routes()),
     }
 }

@@ -27,12 +27,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
     initiate::routes().merge(cashout::routes()).merge(queries::routes())
 }
 
-/// Handlers for BTG's payment events.
+/// Handlers for BTG's money events: payments here, reversals in `crate::refunds`.
 pub fn inbound_handlers(state: &AppState) -> Vec<(&'static str, Arc<dyn InboundHandler>)> {
-    vec![
+    let payments: Vec<(&'static str, Arc<dyn InboundHandler>)> = vec![
         ("PIX_PAYMENT", Arc::new(cashout::PaymentEvents(state.clone()))),
         ("PIX_PAYMENT_INBOUND", Arc::new(cashin::InboundPayments(state.clone()))),
-    ]
+    ];
+    payments.into_iter().chain(crate::refunds::inbound_handlers(state)).collect()
 }
 
 /// The stuck-transfer sweeper (one per instance; they share the work through leases).
@@ -41,7 +42,7 @@ pub fn spawn_workers(state: &AppState, shutdown: &CancellationToken, tasks: &mut
 }
 
 /// The tenant an inbound event belongs to.
-async fn event_tenant(state: &AppState, tenant_id: Uuid) -> Result<Tenant, JobError> {
+pub(crate) async fn event_tenant(state: &AppState, tenant_id: Uuid) -> Result<Tenant, JobError> {
     state
         .store
         .tenant(tenant_id)

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
 use pix_core::error::ErrorCode;
 use pix_core::transfer::{Direction, TransferStatus};
 use pix_store::transfers::TransferFilter;
@@ -18,6 +17,7 @@ use crate::app::AppState;
 use crate::auth::CurrentTenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AccountId, AppPath, AppQuery};
+use crate::list_query::ListQuery;
 use crate::routes::ErrorResponse;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -57,31 +57,7 @@ pub struct TransferPage {
     pub total: i64,
 }
 
-fn bad_query(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidTransferQuery, message)
-}
-
-fn number(name: &str, value: Option<&str>, default: i64, range: std::ops::RangeInclusive<i64>) -> ApiResult<i64> {
-    let n = match value {
-        None => default,
-        Some(v) => v.parse().map_err(|_| bad_query(format!("{name} must be a number")))?,
-    };
-    if range.contains(&n) {
-        Ok(n)
-    } else {
-        Err(bad_query(format!("{name} must be between {} and {}", range.start(), range.end())))
-    }
-}
-
-fn instant(name: &str, value: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.to_utc())
-                .map_err(|_| bad_query(format!("{name} must be an RFC 3339 timestamp")))
-        })
-        .transpose()
-}
+const QUERY: ListQuery = ListQuery(ErrorCode::InvalidTransferQuery);
 
 /// The account's transfers, newest first unless `sort_order=asc`.
 #[utoipa::path(get, path = "/v1/transfers", tag = "Transfers",
@@ -93,34 +69,17 @@ async fn list_transfers(
     AccountId(account): AccountId,
     AppQuery(q): AppQuery<TransferQuery>,
 ) -> ApiResult<Json<TransferPage>> {
-    let limit = number("limit", q.limit.as_deref(), 10, 1..=100)?;
-    let offset = number("offset", q.offset.as_deref(), 0, 0..=i64::from(i32::MAX))?;
-    let descending = match q.sort_order.as_deref() {
-        None | Some("desc") => true,
-        Some("asc") => false,
-        Some(_) => return Err(bad_query("sort_order must be asc or desc")),
-    };
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<TransferStatus>().map_err(|_| {
-                let all: Vec<&str> = TransferStatus::ALL.iter().map(|s| s.as_str()).collect();
-                bad_query(format!("status {s:?} must be one of {}", all.join(", ")))
-            })
-        })
-        .transpose()?;
-    let direction = q
-        .transfer_type
-        .as_deref()
-        .map(|t| t.parse::<Direction>().map_err(|_| bad_query("type must be CASHOUT or CASHIN")))
-        .transpose()?;
+    let limit = QUERY.number("limit", q.limit.as_deref(), 10, 1..=100)?;
+    let offset = QUERY.number("offset", q.offset.as_deref(), 0, 0..=i64::from(i32::MAX))?;
+    let descending = QUERY.descending(q.sort_order.as_deref())?;
+    let status: Option<TransferStatus> = QUERY.one_of("status", q.status.as_deref())?;
+    let direction: Option<Direction> = QUERY.one_of("type", q.transfer_type.as_deref())?;
     let filter = TransferFilter {
         end_to_end_id: q.end_to_end,
         status,
         direction,
-        modified_after: instant("modified_after", q.modified_after.as_deref())?,
-        modified_before: instant("modified_before", q.modified_before.as_deref())?,
+        modified_after: QUERY.instant("modified_after", q.modified_after.as_deref())?,
+        modified_before: QUERY.instant("modified_before", q.modified_before.as_deref())?,
         descending,
     };
     let (items, total) = state.store.list_transfers(tenant.id, account, &filter, limit, offset).await?;
