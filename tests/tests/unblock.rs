@@ -532,4 +532,16 @@ async fn bodies_and_headers_are_validated(app: &TestApp) {
     let response = send(call(app, &tenant, Method::POST, "/v1/transfers/not-a-uuid/unblock", "@maria")).await;
     assert_eq!(response.status(), 400);
     assert_eq!(error_code(response).await, "PIX-0008");
+
+    // Documented (and so walked by the authorization matrix), with its body and every refusal.
+    let doc: Value = app.http.get(format!("{}/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
+    let op = &doc["paths"]["/v1/transfers/{transfer_id}/unblock"]["post"];
+    assert_eq!(op["security"][0]["tenant_token"], json!([]), "{op}");
+    assert!(op["requestBody"].is_object(), "{op}");
+    for status in ["200", "400", "401", "403", "404", "409", "415", "422", "502"] {
+        assert!(op["responses"][status].is_object(), "documents {status}: {op}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["UnblockTransfer"]["properties"]["allowNotFoundUnblock"].is_object());
+    assert!(schemas["UnblockedTransfer"]["properties"]["btgStatus"].is_object());
 }
