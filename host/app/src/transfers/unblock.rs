@@ -229,3 +229,99 @@ fn outcome_message(t: &Transfer, btg: BtgStatus) -> String {
 fn failed_with(t: &Transfer, code: &str) -> bool {
     t.state.failure().is_some_and(|f| f.code == code)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use pix_core::money::Money;
+    use pix_core::transfer::{FeeCharge, LedgerTxId, Purpose, TransferDetails};
+    use pix_integrations::btg::PaymentStatus;
+
+    use super::*;
+
+    /// A cash-out of R$ 100.00 with a R$ 1.50 fee charged as `charge`, in flight at BTG.
+    fn cash_out(charge: FeeCharge) -> Transfer {
+        let details: TransferDetails = serde_json::from_value(serde_json::json!({
+            "counterparty": {"ispb": "87654321", "branch": "0001", "account": "7001", "accountType": "CACC",
+                             "taxId": "52998224725", "name": "Ana Pereira"},
+            "initiationMethod": "DICT",
+            "fee": {"account": "@fees", "charge": charge.as_str(), "label": "", "policySha256": ""},
+        }))
+        .unwrap();
+        let now = Utc::now();
+        Transfer {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            account_id: Uuid::nil(),
+            state: TransferState::Cashout(CashoutState::Sent { hold: LedgerTxId("hold".into()) }),
+            end_to_end_id: "E12345678202601011200abcdefghijk".into(),
+            initiation_id: None,
+            amount: 10_000,
+            fee: 150,
+            purpose: Purpose::Transfer,
+            is_intra_psp: false,
+            counterparty: None,
+            details,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        }
+    }
+
+    fn payment(end_to_end_id: &str, centavos: i64) -> Payment {
+        Payment {
+            id: "btg-1".into(),
+            end_to_end_id: end_to_end_id.into(),
+            status: PaymentStatus::Confirmed,
+            amount: Money::from_centavos(centavos),
+            rejection_code: None,
+            rejection_reason: None,
+            settled_at: None,
+        }
+    }
+
+    fn code(r: AppResult<()>) -> Option<ErrorCode> {
+        match r {
+            Ok(()) => None,
+            Err(AppError::Refused { code, .. }) => Some(code),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn the_guard_compares_what_was_sent_to_the_payee() {
+        let on_top = cash_out(FeeCharge::OnTop);
+        let e2e = on_top.end_to_end_id.clone();
+        assert_eq!(code(consistent(&on_top, &payment(&e2e, 10_000))), None, "an on-top fee is not sent");
+        assert_eq!(code(consistent(&on_top, &payment(&e2e, 10_150))), Some(ErrorCode::UnblockInconsistent));
+        let deducted = cash_out(FeeCharge::Deducted);
+        assert_eq!(code(consistent(&deducted, &payment(&e2e, 9_850))), None, "a deducted fee is not sent");
+        assert_eq!(code(consistent(&deducted, &payment(&e2e, 10_000))), Some(ErrorCode::UnblockInconsistent));
+        let other = "E12345678202601011200zzzzzzzzzzz";
+        assert_eq!(code(consistent(&on_top, &payment(other, 10_000))), Some(ErrorCode::UnblockInconsistent));
+    }
+
+    #[test]
+    fn only_in_flight_cash_outs_with_an_end_to_end_id_are_unblockable() {
+        let sent = cash_out(FeeCharge::OnTop);
+        assert_eq!(code(unblockable(&sent)), None);
+        for state in [CashoutState::New, CashoutState::Held { hold: LedgerTxId("h".into()) }] {
+            assert_eq!(code(unblockable(&Transfer { state: TransferState::Cashout(state), ..sent.clone() })), None);
+        }
+        let refused = |t: Transfer| code(unblockable(&t));
+        let final_states = [
+            CashoutState::InReview,
+            CashoutState::Settled { hold: LedgerTxId("h".into()) },
+            CashoutState::Released { hold: None, failure: Failure::new("AC03", "x") },
+        ];
+        for state in final_states {
+            let t = Transfer { state: TransferState::Cashout(state), ..sent.clone() };
+            assert_eq!(refused(t), Some(ErrorCode::TransferNotUnblockable));
+        }
+        let no_e2e = Transfer { end_to_end_id: " ".into(), ..sent.clone() };
+        assert_eq!(refused(no_e2e), Some(ErrorCode::TransferNotUnblockable));
+        let intra = Transfer { is_intra_psp: true, ..sent };
+        assert_eq!(refused(intra), Some(ErrorCode::IntraPspUnblock));
+    }
+}
