@@ -853,6 +853,15 @@ impl Shared {
     pub fn btg_set_donor_behaviour(&self, b: DonorBehaviour) {
         self.btg().donor_behaviour = Some(b);
     }
+
+    /// Rewrites the amount BTG reports for a payment (control API): a record that no longer
+    /// matches the participant's, for the consistency guard of `POST /v1/transfers/{id}/unblock`.
+    pub fn btg_set_payment_amount(&self, e2e: &str, amount: Money) -> Result<Value, ApiError> {
+        let mut st = self.btg();
+        let p = st.payments.get_mut(e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+        p.amount = amount.centavos();
+        Ok(p.json())
+    }
 }
 
 async fn create_entry(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {

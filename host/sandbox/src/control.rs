@@ -33,6 +33,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/_control/btg/claims", post(claim_against_us))
         .route("/_control/btg/infraction-reports", post(infraction_against_us))
         .route("/_control/btg/donor-behaviour", put(donor_behaviour))
+        .route("/_control/btg/payments/{e2e}/amount", put(payment_amount))
         .route("/_control/btg/participants/{ispb}/entries", post(add_participant_entry))
         .with_state(state)
 }
@@ -133,6 +134,22 @@ struct Behaviour {
 async fn donor_behaviour(State(s): State<Arc<Shared>>, Json(b): Json<Behaviour>) -> StatusCode {
     s.btg_set_donor_behaviour(b.behaviour);
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct PaymentAmount {
+    amount: String,
+}
+
+/// `{"amount": "12.34"}`: BTG reports this amount for the payment from now on.
+async fn payment_amount(
+    State(s): State<Arc<Shared>>,
+    Path(e2e): Path<String>,
+    Json(b): Json<PaymentAmount>,
+) -> ApiResult {
+    let amount = pix_core::money::Money::parse(&b.amount)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, json!({"message": format!("amount: {e}")})))?;
+    Ok(Json(s.btg_set_payment_amount(&e2e, amount)?).into_response())
 }
 
 async fn add_participant_entry(

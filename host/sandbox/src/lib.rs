@@ -299,6 +299,11 @@ impl SandboxHandle {
         self.shared.midaz_state()
     }
 
+    /// Makes BTG report another amount for a payment (a record diverging from the host's).
+    pub fn set_payment_amount(&self, end_to_end_id: &str, amount: pix_core::money::Money) -> anyhow::Result<()> {
+        self.shared.btg_set_payment_amount(end_to_end_id, amount).map(drop).map_err(|e| anyhow::anyhow!("{}", e.1))
+    }
+
     /// Sets what the simulated donor participant does with our claims.
     pub fn set_donor_behaviour(&self, behaviour: DonorBehaviour) {
         self.shared.btg_set_donor_behaviour(behaviour);

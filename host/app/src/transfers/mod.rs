@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod limits;
 pub mod review;
 pub mod sweeper;
+pub mod unblock;
 mod view;
 
 use std::time::Duration;

@@ -6,6 +6,7 @@ mod cashout;
 mod initiate;
 mod queries;
 mod review;
+mod unblock;
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use crate::worker::JobError;
 
 /// Tenant routes (bearer auth and idempotency are applied by the router).
 pub fn routes() -> OpenApiRouter<AppState> {
-    initiate::routes().merge(cashout::routes()).merge(queries::routes())
+    initiate::routes().merge(cashout::routes()).merge(queries::routes()).merge(unblock::routes())
 }
 
 /// Handlers for BTG's money events: payments here, reversals in `crate::refunds`.
