@@ -9,7 +9,7 @@ mod dict_common;
 use std::collections::BTreeMap;
 
 use dict_common::{Dx, eventually};
-use pix_core::transfer::Direction;
+use pix_core::transfer::{Direction, TransferStatus};
 use pix_sandbox::{FaultKind, FaultRule, FaultTarget};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -94,6 +94,8 @@ async fn first_tenant_resources(dx: &Dx) -> Owned {
     let store = &dx.app.db.store;
     let find = || store.transfer_by_end_to_end_id(dx.tenant.id, Direction::Cashin, &e2e);
     eventually("the cash-in recorded", || async { find().await.unwrap().is_some() }).await;
+    let credited = || async { find().await.unwrap().is_some_and(|t| t.status() == TransferStatus::Completed) };
+    eventually("the cash-in credited", credited).await;
     let transfer = find().await.unwrap().unwrap();
     let post = |path: &str, body: Value| dx.call(Method::POST, path).json(&body).send();
     let marker = created(
@@ -129,6 +131,16 @@ async fn first_tenant_resources(dx: &Dx) -> Owned {
         "claim",
     )
     .await;
+    let returned = created(
+        dx.as_account(Method::POST, &format!("/v1/transfers/{}/refunds", transfer.id), "@maria")
+            .header("X-Reason", "MD06")
+            .json(&json!({"amount": "10.00"}))
+            .send()
+            .await
+            .unwrap(),
+        "refund",
+    )
+    .await;
     let hook_url = "https://hooks.first-tenant.example/pix";
     let endpoint =
         created(post("/v1/webhooks/endpoints", json!({"url": hook_url})).await.unwrap(), "webhook endpoint").await;
@@ -142,6 +154,7 @@ async fn first_tenant_resources(dx: &Dx) -> Owned {
         ("/v1/dict/infraction-reports/", s(&report["id"])),
         ("/v1/dict/refund-requests/", s(&refund["id"])),
         ("/v1/transfers/", transfer.id.to_string()),
+        ("/v1/refunds/", s(&returned["id"])),
     ];
     let mut secrets: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
     secrets.extend([s(&entry["key"]), hook_url.to_owned(), dx.tenant.id.to_string(), s(&report["bacenInfractionId"])]);
@@ -167,6 +180,7 @@ fn valid_body(method: &Method, path: &str) -> Option<Value> {
                                                           "owner": {"name": "Maria"}})
         }
         p if p.ends_with("/claims/{claim_id}/cancel") => json!({"reason": "USER_REQUESTED"}),
+        p if p.ends_with("/refunds") => json!({"amount": "1.00"}),
         _ => json!({}),
     })
 }
@@ -220,7 +234,7 @@ async fn every_operation_refuses_missing_wrong_and_foreign_credentials(dx: &Dx) 
     let as_other = |method: Method, path: &str| {
         app.request(method, path, &other.token)
             .header("X-Account-Id", &owned.account)
-            .header("X-Reason", "USER_REQUESTED")
+            .header("X-Reason", if path.ends_with("/refunds") { "MD06" } else { "USER_REQUESTED" })
     };
     let tenant_ops: Vec<&Operation> = ops.iter().filter(|op| op.scheme.as_deref() == Some("tenant_token")).collect();
     for op in tenant_ops.iter().filter(|op| op.method == Method::GET && !op.has_path_params) {

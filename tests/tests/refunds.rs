@@ -525,7 +525,13 @@ async fn unblock_of_a_reversal_btg_does_not_know(app: &TestApp) {
     let strict = unblock(&bank, "@maria", &stuck, Some(json!({"allowNotFoundUnblock": false}))).await;
     assert_eq!((strict.status().as_u16(), error_code(strict).await), (409, "PIX-1012".into()));
     assert_eq!(bank.balance("@maria"), (before - 1_066, 1_066));
-    // Opted in: the hold is released and the refund fails with BTG_NOT_FOUND.
+    // Opted in, but a reversal accepted a moment ago may not be readable yet: still kept.
+    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, 1);
+    let early = unblock(&bank, "@maria", &stuck, Some(json!({"allowNotFoundUnblock": true}))).await;
+    assert_eq!((early.status().as_u16(), error_code(early).await), (409, "PIX-1012".into()));
+    assert_eq!(bank.balance("@maria"), (before - 1_066, 1_066));
+    // Opted in past the grace period: the hold is released and the refund fails with BTG_NOT_FOUND.
+    app.clock.advance(chrono::Duration::minutes(3));
     btg_fault(&bank, FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, 1);
     let released = unblock(&bank, "@maria", &stuck, Some(json!({"allowNotFoundUnblock": true}))).await;
     assert_eq!(released.status(), 200);

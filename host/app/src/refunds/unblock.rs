@@ -62,6 +62,19 @@ pub async fn unblock(
                  release the hold once you have confirmed it must be released)",
             ));
         }
+        // As for cash-outs: a reversal accepted a moment ago may not be readable yet.
+        let age = app.clock.now() - refund.created_at;
+        if age < app.settings.btg_not_found_grace {
+            return Err(AppError::refused(
+                ErrorCode::ProviderRefundNotFound,
+                format!(
+                    "BTG has no record of this reversal yet, but the refund is only {} s old; the hold is kept, \
+                     retry after {} s",
+                    age.num_seconds(),
+                    app.settings.btg_not_found_grace.num_seconds()
+                ),
+            ));
+        }
         let failure = Failure::new("BTG_NOT_FOUND", "BTG has no record of the reversal; released on request");
         let refund = on_verdict(app, &clients, refund, Verdict::Refused(failure)).await?;
         tracing::warn!(refund = %refund.id, "refund released by unblock after BTG answered not found");

@@ -9,13 +9,11 @@
 //! not be readable yet). Any other failure to read BTG leaves everything as it was.
 
 use pix_core::error::ErrorCode;
-use pix_core::transfer::{CashoutState, Failure, TransferState, TransferStatus};
+use pix_core::transfer::{BtgStatus, CashoutState, Failure, TransferState, TransferStatus};
 use pix_integrations::IntegrationError;
 use pix_integrations::btg::Payment;
 use pix_store::tenants::Tenant;
 use pix_store::transfers::Transfer;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::cashout::{Verdict, on_verdict};
@@ -23,24 +21,6 @@ use crate::{App, AppError, AppResult};
 
 /// The failure code of a cash-out released because BTG has no record of it.
 pub const BTG_NOT_FOUND: &str = "BTG_NOT_FOUND";
-
-/// What BTG answered when the payment was read back.
-///
-/// A `text_enum!` would be the house style, but with `pix-core`'s `sqlx` feature on (pix-store
-/// turns it on) that macro also emits `sqlx` impls, and this crate does not depend on `sqlx`.
-/// This one is never stored, only sent, so serde's renaming gives the same wire text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum BtgStatus {
-    /// BTG paid it: the hold was committed (COMPLETED).
-    Confirmed,
-    /// BTG certainly did not pay it: the hold was released (FAILED).
-    Rejected,
-    /// BTG has it in flight: nothing was done; retry later.
-    Processing,
-    /// BTG has no record of it, and the caller allowed the release (FAILED, `BTG_NOT_FOUND`).
-    NotFound,
-}
 
 /// The outcome of an unblock.
 #[derive(Debug, Clone)]
