@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 api_tests!(
     a_received_pix_is_refunded_in_full_once,
     partial_refunds_stay_within_the_original,
+    a_refund_the_account_cannot_cover_holds_nothing,
     concurrent_refunds_cannot_together_exceed_the_original,
     a_distributed_refund_debits_each_account_to_the_centavo,
     the_refund_split_policy_splits_when_operations_are_absent,
@@ -121,6 +122,24 @@ async fn partial_refunds_stay_within_the_original(app: &TestApp) {
     assert_eq!(error_code(over).await, "PIX-0443");
     assert_eq!(bank.balance("@maria"), before, "nothing held");
     assert_eq!(bank.btg_reversals(cash_in["endToEndId"].as_str().unwrap()).await.len(), 3, "nothing sent");
+}
+
+async fn a_refund_the_account_cannot_cover_holds_nothing(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let cash_in = bank.receive("@joao", "100.00").await;
+    // João spends everything he has.
+    let everything = pix_core::money::Money::from_centavos(bank.balance("@joao").0).to_string();
+    completed_cash_out(&bank, "@joao", &everything).await;
+    let short = refund(&bank, "@joao", &cash_in, "MD06", json!({"amount": "50.00"})).await;
+    assert_eq!((short.status().as_u16(), error_code(short).await), (422, "PIX-0411".into()));
+    assert_eq!(bank.balance("@joao"), (0, 0), "nothing held");
+    assert!(bank.btg_reversals(cash_in["endToEndId"].as_str().unwrap()).await.is_empty(), "nothing sent");
+    let failed = bank.get_json("/v1/refunds?status=FAILED", "@joao").await;
+    assert_eq!(failed["items"][0]["failureCode"], "INSUFFICIENT_BALANCE", "recorded as failed: {failed}");
+    // The failed refund gave its amount back: once funded again, the whole amount can be refunded.
+    bank.receive("@joao", "100.00").await;
+    let whole = refund_ok(&bank, "@joao", &cash_in, "100.00").await;
+    wait_refund(&bank, "@joao", &whole, "COMPLETED").await;
 }
 
 async fn concurrent_refunds_cannot_together_exceed_the_original(app: &TestApp) {
