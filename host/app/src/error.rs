@@ -45,6 +45,9 @@ impl AppError {
 
     /// Retrying cannot change the answer.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, AppError::Refused { .. } | AppError::Transition(_) | AppError::RefundTransition(_) | AppError::Corrupt(_))
+        matches!(
+            self,
+            AppError::Refused { .. } | AppError::Transition(_) | AppError::RefundTransition(_) | AppError::Corrupt(_)
+        )
     }
 }

@@ -7,7 +7,8 @@ use futures::future::BoxFuture;
 use pix_integrations::midaz::LedgerAccount;
 use pix_integrations::{AccountHolder, Btg, HolderDirectory, Ledger};
 use pix_policy::{
-    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, RefundSplitDecision, RefundSplitInput,
+    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, RefundSplitDecision,
+    RefundSplitInput,
 };
 use pix_store::tenants::Tenant;
 use uuid::Uuid;

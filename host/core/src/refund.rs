@@ -109,9 +109,13 @@ pub enum OutgoingEvent {
     /// Midaz refused the hold; nothing was held.
     HoldRefused(Failure),
     /// BTG accepted the reversal (or already had it) under this return EndToEndId.
-    Accepted { return_id: String },
+    Accepted {
+        return_id: String,
+    },
     /// BTG settled the reversal: the hold is committed.
-    Confirmed { return_id: String },
+    Confirmed {
+        return_id: String,
+    },
     /// BTG (certainly) did not return the money: the hold is cancelled.
     Rejected(Failure),
 }
@@ -178,9 +182,9 @@ impl OutgoingRefund {
     pub fn hold(&self) -> Option<&LedgerTxId> {
         match self {
             OutgoingRefund::New => None,
-            OutgoingRefund::Held { hold } | OutgoingRefund::Sent { hold, .. } | OutgoingRefund::Settled { hold, .. } => {
-                Some(hold)
-            }
+            OutgoingRefund::Held { hold }
+            | OutgoingRefund::Sent { hold, .. }
+            | OutgoingRefund::Settled { hold, .. } => Some(hold),
             OutgoingRefund::Released { hold, .. } => hold.as_ref(),
         }
     }
@@ -314,9 +318,9 @@ impl RefundState {
     pub fn return_id(&self) -> Option<&str> {
         match self {
             RefundState::Outgoing(s) => s.return_id(),
-            RefundState::Incoming(IncomingRefund::Received { return_id } | IncomingRefund::Credited { return_id, .. }) => {
-                Some(return_id)
-            }
+            RefundState::Incoming(
+                IncomingRefund::Received { return_id } | IncomingRefund::Credited { return_id, .. },
+            ) => Some(return_id),
         }
     }
 
@@ -351,7 +355,9 @@ impl RefundState {
             Direction::Cashout => RefundState::Outgoing(match (c.status, c.step) {
                 (St::Created, Sp::New) => OutgoingRefund::New,
                 (St::Pending, Sp::Held) => OutgoingRefund::Held { hold: needs_ledger()? },
-                (St::Processing, Sp::Sent) => OutgoingRefund::Sent { hold: needs_ledger()?, return_id: needs_return()? },
+                (St::Processing, Sp::Sent) => {
+                    OutgoingRefund::Sent { hold: needs_ledger()?, return_id: needs_return()? }
+                }
                 (St::Completed, Sp::Settled) => {
                     OutgoingRefund::Settled { hold: needs_ledger()?, return_id: needs_return()? }
                 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use pix_core::refund::{RefundColumns, RefundOperation, RefundReason, RefundState, RefundStatus, RefundStep, SplitSource};
+use pix_core::refund::{
+    RefundColumns, RefundOperation, RefundReason, RefundState, RefundStatus, RefundStep, SplitSource,
+};
 use pix_core::transfer::{Direction, Failure};
 use serde_json::Value;
 use sqlx::types::Json;

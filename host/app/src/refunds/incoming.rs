@@ -14,7 +14,7 @@ use pix_store::refunds::{Refund, UnmatchedReturn, insert_refund, record_unmatche
 use pix_store::tenants::Tenant;
 
 use super::{record_event, reload, save};
-use crate::transfers::{ASSET, EXTERNAL, leg, ledger_key};
+use crate::transfers::{ASSET, EXTERNAL, ledger_key, leg};
 use crate::{App, AppError, AppResult, TenantClients};
 
 /// A `PIX_REVERSAL_INBOUND` webhook; idempotent per return EndToEndId.
@@ -83,9 +83,10 @@ pub async fn finish(app: &App, clients: &TenantClients, mut r: Refund) -> AppRes
             return Ok(r);
         };
         let op = r.operations.first().ok_or_else(|| AppError::Internal(format!("refund {} credits nobody", r.id)))?;
-        let request = TransactionRequest::transfer(ASSET, vec![leg(EXTERNAL, r.amount)], vec![leg(&op.account_alias, r.amount)])
-            .description(format!("Pix return {} of {}", state_return_id(state), r.original_end_to_end_id))
-            .code(r.original_end_to_end_id.clone());
+        let request =
+            TransactionRequest::transfer(ASSET, vec![leg(EXTERNAL, r.amount)], vec![leg(&op.account_alias, r.amount)])
+                .description(format!("Pix return {} of {}", state_return_id(state), r.original_end_to_end_id))
+                .code(r.original_end_to_end_id.clone());
         let credit = clients
             .ledger
             .create_transaction(&request, &ledger_key(format!("refund-credit-{}", r.id)))

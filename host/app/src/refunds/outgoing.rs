@@ -20,7 +20,7 @@ use pix_store::transfers::Transfer;
 use uuid::Uuid;
 
 use super::{REFUND_WINDOW_DAYS, record_event, reload, save};
-use crate::transfers::{ASSET, EXTERNAL, leg, ledger_key};
+use crate::transfers::{ASSET, EXTERNAL, ledger_key, leg};
 use crate::{App, AppError, AppResult, TenantClients};
 
 /// A request to return (part of) a received Pix.
@@ -45,12 +45,10 @@ pub struct RefundRequest<'a> {
 pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
     let RefundRequest { tenant, account_id, transfer_id, reason, amount, description, metadata, operations } = req;
     let now = app.clock.now();
-    let original = app
-        .store
-        .transfer(tenant.id, transfer_id)
-        .await?
-        .filter(|t| t.account_id == account_id)
-        .ok_or_else(|| AppError::refused(ErrorCode::TransferNotFound, "no transfer with this id for this account"))?;
+    let original =
+        app.store.transfer(tenant.id, transfer_id).await?.filter(|t| t.account_id == account_id).ok_or_else(|| {
+            AppError::refused(ErrorCode::TransferNotFound, "no transfer with this id for this account")
+        })?;
     let credit = refundable(&original, now)?;
     if let Some(ops) = &operations {
         check_operations(amount, ops).map_err(operations_refused)?;
@@ -59,9 +57,10 @@ pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
     let credits = original_credits(&clients, &original, credit).await?;
     let (operations, split) = match operations {
         Some(ops) => (in_original(ops, &credits)?, SplitSource::Request),
-        None if credits.len() == 1 => {
-            (vec![RefundOperation { account_alias: credits[0].account_alias.clone(), amount }], SplitSource::SingleAccount)
-        }
+        None if credits.len() == 1 => (
+            vec![RefundOperation { account_alias: credits[0].account_alias.clone(), amount }],
+            SplitSource::SingleAccount,
+        ),
         None => policy_split(app, &clients, tenant, &original, amount, credits).await?,
     };
     let refund = Refund {
@@ -160,7 +159,11 @@ fn same_alias(a: &str, b: &str) -> bool {
 }
 
 /// The accounts the original cash-in's Midaz transaction credited, in posting order.
-async fn original_credits(clients: &TenantClients, t: &Transfer, credit: &LedgerTxId) -> AppResult<Vec<OriginalCredit>> {
+async fn original_credits(
+    clients: &TenantClients,
+    t: &Transfer,
+    credit: &LedgerTxId,
+) -> AppResult<Vec<OriginalCredit>> {
     let tx = match clients.ledger.transaction(&credit.0).await {
         Ok(tx) => tx,
         Err(IntegrationError::NotFound { .. }) => {
@@ -174,7 +177,9 @@ async fn original_credits(clients: &TenantClients, t: &Transfer, credit: &Ledger
     let customer = t.details.ledger_alias.as_deref().unwrap_or_default();
     let fee = t.details.fee.as_ref().map(|f| f.account.as_str()).unwrap_or_default();
     let mut credits: Vec<OriginalCredit> = Vec::new();
-    for op in tx.operations.iter().filter(|op| op.operation_type == "CREDIT" && !op.account_alias.starts_with("@external")) {
+    for op in
+        tx.operations.iter().filter(|op| op.operation_type == "CREDIT" && !op.account_alias.starts_with("@external"))
+    {
         let amount = op.amount.value.centavos();
         match credits.iter_mut().find(|c| same_alias(&c.account_alias, &op.account_alias)) {
             Some(c) => c.credited += amount,
@@ -250,15 +255,16 @@ async fn policy_split(
             ));
         }
     };
-    let ops: Vec<RefundOperation> = portions
-        .into_iter()
-        .map(|p| RefundOperation { account_alias: p.account_alias, amount: p.amount })
-        .collect();
+    let ops: Vec<RefundOperation> =
+        portions.into_iter().map(|p| RefundOperation { account_alias: p.account_alias, amount: p.amount }).collect();
     check_operations(amount, &ops).map_err(|e| AppError::Internal(format!("refund-split answer: {e}")))?;
     for op in &ops {
         let within = credits.iter().any(|c| same_alias(&c.account_alias, &op.account_alias) && op.amount <= c.credited);
         if !within {
-            return Err(AppError::Internal(format!("refund-split answer: {} is not a credit it may debit", op.account_alias)));
+            return Err(AppError::Internal(format!(
+                "refund-split answer: {} is not a credit it may debit",
+                op.account_alias
+            )));
         }
     }
     Ok((in_original(ops, &credits)?, SplitSource::Policy { policy_sha256: decided.policy_sha256 }))
@@ -310,10 +316,9 @@ pub async fn advance(app: &App, clients: &TenantClients, mut r: Refund) -> AppRe
                     // through is unknown, so ask BTG before touching the hold.
                     tracing::warn!(refund = %r.id, error = %e, "BTG did not accept the reversal; reading it back");
                     let refusal = match &e {
-                        AppError::Upstream { source, .. } if source.is_definite() => Some(Failure::new(
-                            source.code().unwrap_or("BTG_REFUSED").to_owned(),
-                            source.to_string(),
-                        )),
+                        AppError::Upstream { source, .. } if source.is_definite() => {
+                            Some(Failure::new(source.code().unwrap_or("BTG_REFUSED").to_owned(), source.to_string()))
+                        }
                         _ => None,
                     };
                     return match read_back(app, clients, &r, refusal).await {

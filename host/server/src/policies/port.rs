@@ -4,7 +4,8 @@ use futures::future::BoxFuture;
 use pix_app::ports::FeeCheck;
 use pix_app::{Decided, Policies};
 use pix_policy::{
-    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, RefundSplitDecision, RefundSplitInput,
+    CashinDecision, CashinInput, FeeDecision, FeeInput, FraudDecision, FraudInput, RefundSplitDecision,
+    RefundSplitInput,
 };
 use uuid::Uuid;
 
