@@ -1266,6 +1266,8 @@ pub struct RefundFilter {
     pub infraction_id: Option<String>,
     pub analysis_result: Option<String>,
     pub refund_transaction_id: Option<String>,
+    /// The requests linked to this refund of ours.
+    pub refund_id: Option<Uuid>,
     pub modified_after: Option<DateTime<Utc>>,
     pub modified_before: Option<DateTime<Utc>>,
     pub descending: bool,
@@ -1342,6 +1344,8 @@ impl Store {
         w.text("infraction_id = ?", f.infraction_id.as_deref());
         w.text("analysis_result = ?", f.analysis_result.as_deref());
         w.text("refund_transaction_id = ?", f.refund_transaction_id.as_deref());
+        let refund_id = f.refund_id.map(|id| id.to_string());
+        w.text("refund_id = ?", refund_id.as_deref());
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
         let order = order("created_at", f.descending);

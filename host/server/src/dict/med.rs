@@ -884,6 +884,8 @@ pub struct RefundQuery {
     pub infraction_id: Option<String>,
     pub analysis_result: Option<String>,
     pub refund_transaction_id: Option<String>,
+    /// The requests linked to this refund of ours (`refundId`).
+    pub refund_id: Option<Uuid>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
 }
@@ -921,6 +923,7 @@ async fn list_refund_requests(
         infraction_id: q.infraction_id,
         analysis_result: q.analysis_result,
         refund_transaction_id: q.refund_transaction_id,
+        refund_id: q.refund_id,
         modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
         modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
         descending: descending(q.sort_order.as_deref(), true)?,
@@ -1076,6 +1079,16 @@ fn check_linkable(request: &RefundRequest, result: &str, r: &Refund) -> ApiResul
     }
 }
 
+/// `r` is not linked to another refund request: one return closes one request.
+async fn not_linked_elsewhere(state: &Dict, request: &RefundRequest, r: &Refund) -> ApiResult<()> {
+    let filter = RefundFilter { refund_id: Some(r.id), ..RefundFilter::default() };
+    let (linked, _) = state.store.list_refund_requests(request.tenant_id, &filter, 2, 0).await?;
+    match linked.iter().find(|other| other.id != request.id) {
+        Some(other) => Err(link_refused(format!("refund {} already closes refund request {}", r.id, other.id))),
+        None => Ok(()),
+    }
+}
+
 /// The refund created earlier to close `request` that has not failed, if any (the unique index
 /// allows at most one).
 async fn live_med_refund(state: &Dict, tenant: &Tenant, transfer: Uuid, request: Uuid) -> ApiResult<Option<Refund>> {
@@ -1223,6 +1236,7 @@ async fn close_refund_request(
         Some(Return::Given(rtr)) => match state.store.refund_by_return_id(tenant.id, rtr).await? {
             Some(r) => {
                 check_linkable(&refund, result, &r)?;
+                not_linked_elsewhere(&state, &refund, &r).await?;
                 Some(r)
             }
             None => None,
@@ -1233,6 +1247,7 @@ async fn close_refund_request(
                     ApiError::new(ErrorCode::RefundNotFound, "refundId: you have no refund with this id")
                 })?;
             check_linkable(&refund, result, &r)?;
+            not_linked_elsewhere(&state, &refund, &r).await?;
             Some(r)
         }
         Some(Return::Create(amount)) => Some(create_med_refund(&app, &state, &tenant, &mut refund, *amount).await?),
