@@ -8,7 +8,7 @@ mod dict_common;
 
 use dict_common::{Dx, deliver, eventually, outbound_events};
 use pix_app::refunds::outgoing;
-use pix_core::refund::{RefundReason, RefundStatus};
+use pix_core::refund::{OutgoingRefund, RefundReason, RefundState, RefundStatus};
 use pix_core::transfer::{Direction, TransferStatus};
 use pix_e2e::error_code;
 use pix_store::refunds::Refund;
@@ -24,6 +24,7 @@ dict_tests!(
     closing_with_one_of_our_refunds_sends_its_return_id,
     refund_refusals_pass_through_and_leave_the_request_open,
     a_refund_btg_has_not_accepted_leaves_the_request_open_until_it_is,
+    concurrent_closes_create_one_refund,
 );
 
 const HOUR: i64 = 3600;
@@ -633,4 +634,44 @@ async fn a_refund_btg_has_not_accepted_leaves_the_request_open_until_it_is(dx: &
     assert_eq!(closed["refundId"], refund.id.to_string());
     assert_eq!(at_btg(dx, &btg_id).await["refundEndToEndId"], refund.return_end_to_end_id().unwrap());
     assert_eq!(dx.app.db.store.refunds_of_transfer(dx.tenant.id, refund.transfer_id).await.unwrap().len(), 1);
+}
+
+async fn concurrent_closes_create_one_refund(dx: &Dx) {
+    let key = dx.create_entry("@maria", json!({"keyType": "EVP"})).await["key"].clone();
+    let e2e = cash_in(dx, &key, "250.00").await;
+    let (id, btg_id) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let (before, _) = balance(dx, "@maria");
+    let close_path = format!("/v1/dict/refund-requests/{id}/close");
+    let body = json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {}});
+    let (a, b) = tokio::join!(post(dx, &close_path, body.clone()), post(dx, &close_path, body.clone()));
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let refunds = dx.app.db.store.refunds_of_transfer(dx.tenant.id, cashin_id(dx, &e2e).await).await.unwrap();
+    assert_eq!(refunds.len(), 1, "one refund for one request, however many closes race");
+    assert_eq!(balance(dx, "@maria").0, before - 10_000, "the funds left once");
+    let stored = dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await;
+    assert_eq!(stored["refundId"], refunds[0].id.to_string());
+    assert_eq!(at_btg(dx, &btg_id).await["refundEndToEndId"], refunds[0].return_end_to_end_id().unwrap());
+    // What makes it so when both get past the lookup: a second live refund of the request is
+    // refused by the store (the engine then reuses the first, nothing held).
+    let mut twin = refunds[0].clone();
+    twin.id = uuid::Uuid::new_v4();
+    twin.state = RefundState::Outgoing(OutgoingRefund::New);
+    let mut tx = dx.app.db.store.begin().await.unwrap();
+    let refused = pix_store::refunds::insert_refund(&mut tx, &twin).await;
+    assert!(matches!(refused, Err(pix_store::StoreError::Conflict(_))), "{refused:?}");
+}
+
+/// The OpenAPI body of the close carries the link fields with the handler's limits.
+#[test]
+fn the_close_schema_carries_the_link_fields() {
+    let doc = serde_json::to_value(pix_server::app::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let close = &schemas["CloseRefundRequest"]["properties"];
+    assert_eq!(close["refundId"]["format"], "uuid", "{close}");
+    assert_eq!(close["refundTransactionId"]["pattern"], r"^D[0-9]{20}[A-Za-z0-9]{11}$");
+    let create = serde_json::to_string(&close["createRefund"]).unwrap();
+    assert!(create.contains("MedRefundCreate"), "{create}");
+    let amount = &schemas["MedRefundCreate"]["properties"]["amount"];
+    assert_eq!(amount["pattern"], r"^[0-9]{1,15}(\.[0-9]{1,2})?$", "{amount}");
 }
