@@ -407,11 +407,23 @@ async fn closing_with_create_refund_returns_the_funds_and_links_the_refund(dx: &
     let close = |body: Value| post(dx, &close_path, body);
     let d_id = "D12345678202601011200abcdefghijk";
     for (body, code) in [
-        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": d_id, "createRefund": {}}), "PIX-0004"),
-        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": uuid::Uuid::new_v4(), "createRefund": {}}), "PIX-0004"),
-        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": d_id, "refundId": uuid::Uuid::new_v4()}), "PIX-0004"),
+        (
+            json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": d_id, "createRefund": {}}),
+            "PIX-0004",
+        ),
+        (
+            json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": uuid::Uuid::new_v4(), "createRefund": {}}),
+            "PIX-0004",
+        ),
+        (
+            json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": d_id, "refundId": uuid::Uuid::new_v4()}),
+            "PIX-0004",
+        ),
         (json!({"refundAnalysisResult": "REJECTED", "refundRejectionReason": "OTHER", "createRefund": {}}), "PIX-0004"),
-        (json!({"refundAnalysisResult": "REJECTED", "refundRejectionReason": "OTHER", "refundId": uuid::Uuid::new_v4()}), "PIX-0004"),
+        (
+            json!({"refundAnalysisResult": "REJECTED", "refundRejectionReason": "OTHER", "refundId": uuid::Uuid::new_v4()}),
+            "PIX-0004",
+        ),
         (json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "createRefund": {}}), "PIX-0003"),
         (json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "createRefund": {"amount": "100.00"}}), "PIX-0004"),
         (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {"amount": "99.99"}}), "PIX-0004"),
@@ -442,7 +454,10 @@ async fn closing_with_create_refund_returns_the_funds_and_links_the_refund(dx: &
     assert_eq!(closed["refundTransactionId"], d_id.as_str());
     assert_eq!(balance(dx, "@maria").0, before - 10_000, "Maria's account returned exactly the requested amount");
     let remote = at_btg(dx, &btg_id).await;
-    assert_eq!((remote["status"].as_str(), remote["analysisResult"].as_str()), (Some("CLOSED"), Some("TOTALLY_ACCEPTED")));
+    assert_eq!(
+        (remote["status"].as_str(), remote["analysisResult"].as_str()),
+        (Some("CLOSED"), Some("TOTALLY_ACCEPTED"))
+    );
     assert_eq!(remote["refundEndToEndId"], d_id.as_str(), "DICT got our refund's return id");
     let stored = dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await;
     assert_eq!(stored["refundId"], refund.id.to_string());
@@ -500,7 +515,10 @@ async fn closing_with_one_of_our_refunds_sends_its_return_id(dx: &Dx) {
     let unknown = close(json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": uuid::Uuid::new_v4()})).await;
     assert_eq!(error_code(unknown).await, "PIX-0440");
     for (body, why) in [
-        (json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundId": of_other.id}), "a refund of another transaction"),
+        (
+            json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundId": of_other.id}),
+            "a refund of another transaction",
+        ),
         (
             json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundTransactionId": of_other.return_end_to_end_id()}),
             "the return id of a refund of another transaction",
@@ -628,7 +646,8 @@ async fn a_refund_btg_has_not_accepted_leaves_the_request_open_until_it_is(dx: &
     pix_app::transfers::sweeper::sweep_once(&dx.app.state.app).await.unwrap();
     let refund = our_refund(dx, &refund.id.to_string()).await;
     assert_eq!(refund.status(), RefundStatus::Processing);
-    let closed = post(dx, &close_path, json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": refund.id})).await;
+    let closed =
+        post(dx, &close_path, json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": refund.id})).await;
     assert_eq!(closed.status(), 200);
     let closed: Value = closed.json().await.unwrap();
     assert_eq!(closed["refundId"], refund.id.to_string());
