@@ -1,11 +1,17 @@
 //! MED records: fraud markers (cursor paging), infraction reports (the deprecated create, both
-//! roles, close with a fraud marker), refund requests (both roles, close), their outbound events.
+//! roles, close with a fraud marker), refund requests (both roles, close), their outbound events,
+//! and the MED link: closing a request against us with one of our refunds (`refundId`) or by
+//! creating it (`createRefund`).
 
 #[macro_use]
 mod dict_common;
 
 use dict_common::{Dx, deliver, eventually, outbound_events};
+use pix_app::refunds::outgoing;
+use pix_core::refund::{OutgoingRefund, RefundReason, RefundState, RefundStatus};
+use pix_core::transfer::{Direction, TransferStatus};
 use pix_e2e::error_code;
+use pix_store::refunds::Refund;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -13,6 +19,12 @@ dict_tests!(
     fraud_markers_are_registered_listed_by_cursor_and_cancelled,
     reports_and_refund_requests_we_file_follow_dict,
     reports_and_refund_requests_against_us_are_answered,
+    closing_with_create_refund_returns_the_funds_and_links_the_refund,
+    a_partial_acceptance_creates_a_refund_of_the_given_amount,
+    closing_with_one_of_our_refunds_sends_its_return_id,
+    refund_refusals_pass_through_and_leave_the_request_open,
+    a_refund_btg_has_not_accepted_leaves_the_request_open_until_it_is,
+    concurrent_closes_create_one_refund,
 );
 
 const HOUR: i64 = 3600;
@@ -293,4 +305,392 @@ async fn reports_and_refund_requests_against_us_are_answered(dx: &Dx) {
     let events = outbound_events(dx, "REFUND").await;
     let statuses: Vec<&str> = events.iter().map(|e| e["payload"]["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["OPEN", "CLOSED"]);
+}
+
+// ================================================================================== the MED link
+
+/// (available, on hold) centavos of a Midaz alias in the simulator.
+fn balance(dx: &Dx, alias: &str) -> (i64, i64) {
+    let state = dx.app.sandbox.handle.midaz_state();
+    for ledger in state["ledgers"].as_array().unwrap() {
+        for a in ledger["accounts"].as_array().unwrap() {
+            if a["alias"] == alias {
+                return (a["availableCentavos"].as_i64().unwrap(), a["onHoldCentavos"].as_i64().unwrap());
+            }
+        }
+    }
+    panic!("no Midaz account {alias}");
+}
+
+/// A Pix of `amount` received from another bank on `key` (one of Maria's), credited (COMPLETED).
+async fn cash_in(dx: &Dx, key: &Value, amount: &str) -> String {
+    let pix = dx.app.sandbox.handle.inbound_pix(&json!({"key": key, "amount": amount})).unwrap();
+    let e2e = pix["endToEndId"].as_str().unwrap().to_owned();
+    let (store, tenant) = (&dx.app.db.store, dx.tenant.id);
+    eventually("the cash-in COMPLETED", || async {
+        store
+            .transfer_by_end_to_end_id(tenant, Direction::Cashin, &e2e)
+            .await
+            .unwrap()
+            .is_some_and(|t| t.status() == TransferStatus::Completed)
+    })
+    .await;
+    e2e
+}
+
+/// The other participant asks (through DICT) for `amount` of the Pix `e2e` back: a refund request
+/// against us. Returns (our id, BTG's id).
+async fn refund_request_against_us(dx: &Dx, e2e: &str, amount: &str) -> (String, String) {
+    let at_btg: Value = dx
+        .btg(Method::POST, "/dict/refunds", Some(json!({"endToEndId": e2e, "amount": amount, "reason": "FRAUD"})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let btg_id = at_btg["id"].as_str().unwrap().to_owned();
+    deliver(dx, "DICT_REFUND", at_btg).await;
+    for _ in 0..300 {
+        let page = dx.get_json(&format!("/v1/dict/refund-requests?transaction_id={e2e}&limit=100")).await;
+        let found = page["items"].as_array().unwrap().iter().find(|r| r["bacenRefundId"] == btg_id.as_str()).cloned();
+        if let Some(r) = found {
+            assert_eq!(r["role"], "CONTESTED");
+            return (r["id"].as_str().unwrap().to_owned(), btg_id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the refund request against us never arrived");
+}
+
+/// BTG's (DICT's) record of a refund request.
+async fn at_btg(dx: &Dx, btg_id: &str) -> Value {
+    dx.btg(Method::GET, &format!("/dict/refunds/{btg_id}"), None).await.json().await.unwrap()
+}
+
+async fn tenant(dx: &Dx) -> pix_store::tenants::Tenant {
+    dx.app.db.store.tenant(dx.tenant.id).await.unwrap().unwrap()
+}
+
+/// A refund of `centavos` of the cash-in `e2e` made through the refund engine (as the refund
+/// routes do), PROCESSING once BTG accepted it.
+async fn refund_of(dx: &Dx, e2e: &str, centavos: i64) -> Refund {
+    let store = &dx.app.db.store;
+    let cashin = store.transfer_by_end_to_end_id(dx.tenant.id, Direction::Cashin, e2e).await.unwrap().unwrap();
+    let tenant = tenant(dx).await;
+    let refund = outgoing::create(
+        &dx.app.state.app,
+        outgoing::RefundRequest {
+            tenant: &tenant,
+            account_id: cashin.account_id,
+            transfer_id: cashin.id,
+            reason: RefundReason::Md06,
+            amount: centavos,
+            description: None,
+            metadata: Default::default(),
+            operations: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(refund.status(), RefundStatus::Processing);
+    refund
+}
+
+async fn our_refund(dx: &Dx, id: &str) -> Refund {
+    dx.app.db.store.refund(dx.tenant.id, id.parse().unwrap()).await.unwrap().unwrap()
+}
+
+async fn closing_with_create_refund_returns_the_funds_and_links_the_refund(dx: &Dx) {
+    let key = dx.create_entry("@maria", json!({"keyType": "EVP"})).await["key"].clone();
+    let e2e = cash_in(dx, &key, "250.00").await;
+    let (id, btg_id) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let close_path = format!("/v1/dict/refund-requests/{id}/close");
+    let close = |body: Value| post(dx, &close_path, body);
+    let d_id = "D12345678202601011200abcdefghijk";
+    for (body, code) in [
+        (
+            json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": d_id, "createRefund": {}}),
+            "PIX-0004",
+        ),
+        (
+            json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": uuid::Uuid::new_v4(), "createRefund": {}}),
+            "PIX-0004",
+        ),
+        (
+            json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": d_id, "refundId": uuid::Uuid::new_v4()}),
+            "PIX-0004",
+        ),
+        (json!({"refundAnalysisResult": "REJECTED", "refundRejectionReason": "OTHER", "createRefund": {}}), "PIX-0004"),
+        (
+            json!({"refundAnalysisResult": "REJECTED", "refundRejectionReason": "OTHER", "refundId": uuid::Uuid::new_v4()}),
+            "PIX-0004",
+        ),
+        (json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "createRefund": {}}), "PIX-0003"),
+        (json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "createRefund": {"amount": "100.00"}}), "PIX-0004"),
+        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {"amount": "99.99"}}), "PIX-0004"),
+        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {"amount": "0.00"}}), "PIX-0004"),
+        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {"amount": 100}}), "PIX-0005"),
+        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {"reason": "MD06"}}), "PIX-0006"),
+        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": "not-a-uuid"}), "PIX-0004"),
+    ] {
+        let response = close(body.clone()).await;
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        assert_eq!(error_code(response).await, code, "{body}");
+    }
+    assert!(dx.app.db.store.refunds_of_transfer(dx.tenant.id, cashin_id(dx, &e2e).await).await.unwrap().is_empty());
+    assert_eq!(at_btg(dx, &btg_id).await["status"], "OPEN", "no refusal reached DICT");
+
+    let (before, _) = balance(dx, "@maria");
+    let closed = close(json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {}})).await;
+    assert_eq!(closed.status(), 200);
+    let closed: Value = closed.json().await.unwrap();
+    assert_eq!(closed["status"], "CLOSED");
+    assert_eq!(closed["analysisResult"], "TOTALLY_ACCEPTED");
+    let refund = our_refund(dx, closed["refundId"].as_str().expect("the request links the refund")).await;
+    assert!(matches!(refund.status(), RefundStatus::Processing | RefundStatus::Completed), "{:?}", refund.status());
+    assert_eq!(refund.kind(), Direction::Cashout);
+    assert_eq!((refund.amount, refund.reason), (10_000, RefundReason::Fr01), "the requested amount, for fraud");
+    assert_eq!(refund.original_end_to_end_id, e2e);
+    let d_id = refund.return_end_to_end_id().unwrap().to_owned();
+    assert_eq!(closed["refundTransactionId"], d_id.as_str());
+    assert_eq!(balance(dx, "@maria").0, before - 10_000, "Maria's account returned exactly the requested amount");
+    let remote = at_btg(dx, &btg_id).await;
+    assert_eq!(
+        (remote["status"].as_str(), remote["analysisResult"].as_str()),
+        (Some("CLOSED"), Some("TOTALLY_ACCEPTED"))
+    );
+    assert_eq!(remote["refundEndToEndId"], d_id.as_str(), "DICT got our refund's return id");
+    let stored = dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await;
+    assert_eq!(stored["refundId"], refund.id.to_string());
+    let by_refund = dx.get_json(&format!("/v1/dict/refund-requests?refund_id={}", refund.id)).await;
+    assert_eq!(by_refund["total"], 1);
+    assert_eq!(by_refund["items"][0]["id"], id.as_str());
+
+    // Closing again is refused before anything moves.
+    let again = close(json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {}})).await;
+    assert_eq!(error_code(again).await, "PIX-0204");
+    assert_eq!(dx.app.db.store.refunds_of_transfer(dx.tenant.id, refund.transfer_id).await.unwrap().len(), 1);
+    assert_eq!(balance(dx, "@maria").0, before - 10_000);
+    let last = outbound_events(dx, "REFUND").await.pop().unwrap();
+    assert_eq!(last["payload"]["refundId"], refund.id.to_string(), "the REFUND event carries the link");
+}
+
+async fn cashin_id(dx: &Dx, e2e: &str) -> uuid::Uuid {
+    dx.app.db.store.transfer_by_end_to_end_id(dx.tenant.id, Direction::Cashin, e2e).await.unwrap().unwrap().id
+}
+
+async fn a_partial_acceptance_creates_a_refund_of_the_given_amount(dx: &Dx) {
+    let key = dx.create_entry("@maria", json!({"keyType": "EVP"})).await["key"].clone();
+    let e2e = cash_in(dx, &key, "250.00").await;
+    let (id, btg_id) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let (before, _) = balance(dx, "@maria");
+    let closed = post(
+        dx,
+        &format!("/v1/dict/refund-requests/{id}/close"),
+        json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundAnalysisDetails": "part was spent", "createRefund": {"amount": "40.01"}}),
+    )
+    .await;
+    assert_eq!(closed.status(), 200);
+    let closed: Value = closed.json().await.unwrap();
+    assert_eq!(closed["analysisResult"], "PARTIALLY_ACCEPTED");
+    assert_eq!(closed["analysisDetails"], "part was spent");
+    let refund = our_refund(dx, closed["refundId"].as_str().unwrap()).await;
+    assert_eq!(refund.amount, 4_001);
+    assert_eq!(balance(dx, "@maria").0, before - 4_001);
+    let remote = at_btg(dx, &btg_id).await;
+    assert_eq!(remote["analysisResult"], "PARTIALLY_ACCEPTED");
+    assert_eq!(remote["refundEndToEndId"], refund.return_end_to_end_id().unwrap());
+    assert_eq!(dx.app.db.store.refunded_amount(dx.tenant.id, refund.transfer_id).await.unwrap(), 4_001);
+}
+
+async fn closing_with_one_of_our_refunds_sends_its_return_id(dx: &Dx) {
+    let key = dx.create_entry("@maria", json!({"keyType": "EVP"})).await["key"].clone();
+    let e2e = cash_in(dx, &key, "250.00").await;
+    let other = cash_in(dx, &key, "80.00").await;
+    let of_other = refund_of(dx, &other, 3_000).await;
+    let sixty = refund_of(dx, &e2e, 6_000).await;
+    let hundred = refund_of(dx, &e2e, 10_000).await;
+    let (id, btg_id) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let close_path = format!("/v1/dict/refund-requests/{id}/close");
+    let close = |body: Value| post(dx, &close_path, body);
+    let unknown = close(json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": uuid::Uuid::new_v4()})).await;
+    assert_eq!(error_code(unknown).await, "PIX-0440");
+    for (body, why) in [
+        (
+            json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundId": of_other.id}),
+            "a refund of another transaction",
+        ),
+        (
+            json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundTransactionId": of_other.return_end_to_end_id()}),
+            "the return id of a refund of another transaction",
+        ),
+        (json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": sixty.id}), "less than requested, TOTALLY"),
+        (json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundId": hundred.id}), "all of it, PARTIALLY"),
+    ] {
+        let response = close(body.clone()).await;
+        assert_eq!(response.status(), 422, "{why}");
+        assert_eq!(error_code(response).await, "PIX-0204", "{why}");
+    }
+    let remote = at_btg(dx, &btg_id).await;
+    assert_eq!(remote["status"], "OPEN", "BTG was not called");
+    assert!(remote["refundEndToEndId"].is_null());
+    assert_eq!(dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await["status"], "OPEN");
+
+    let (before, _) = balance(dx, "@maria");
+    let closed = close(json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundId": sixty.id})).await;
+    assert_eq!(closed.status(), 200);
+    let closed: Value = closed.json().await.unwrap();
+    assert_eq!(closed["refundId"], sixty.id.to_string());
+    assert_eq!(closed["refundTransactionId"], sixty.return_end_to_end_id().unwrap());
+    assert_eq!(at_btg(dx, &btg_id).await["refundEndToEndId"], sixty.return_end_to_end_id().unwrap());
+    assert_eq!(balance(dx, "@maria").0, before, "naming an existing refund moves no money");
+    assert_eq!(dx.app.db.store.refunds_of_transfer(dx.tenant.id, sixty.transfer_id).await.unwrap().len(), 2);
+
+    // A bare return id of one of our refunds is checked and linked the same way; one refund
+    // closes one request.
+    let (second, second_btg) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let second_close = format!("/v1/dict/refund-requests/{second}/close");
+    let taken = post(
+        dx,
+        &second_close,
+        json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "refundTransactionId": sixty.return_end_to_end_id()}),
+    )
+    .await;
+    assert_eq!(error_code(taken).await, "PIX-0204", "that refund already closes the first request");
+    let bare = post(
+        dx,
+        &second_close,
+        json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": hundred.return_end_to_end_id()}),
+    )
+    .await;
+    assert_eq!(bare.status(), 200);
+    assert_eq!(bare.json::<Value>().await.unwrap()["refundId"], hundred.id.to_string());
+    assert_eq!(at_btg(dx, &second_btg).await["refundEndToEndId"], hundred.return_end_to_end_id().unwrap());
+
+    // A return id that is not ours still closes as before, unlinked.
+    let (third, _) = refund_request_against_us(dx, &other, "10.00").await;
+    let foreign = post(
+        dx,
+        &format!("/v1/dict/refund-requests/{third}/close"),
+        json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundTransactionId": "D12345678202601011200abcdefghijk"}),
+    )
+    .await;
+    assert_eq!(foreign.status(), 200);
+    assert!(foreign.json::<Value>().await.unwrap()["refundId"].is_null());
+}
+
+async fn refund_refusals_pass_through_and_leave_the_request_open(dx: &Dx) {
+    let key = dx.create_entry("@maria", json!({"keyType": "EVP"})).await["key"].clone();
+    let e2e = cash_in(dx, &key, "250.00").await;
+    refund_of(dx, &e2e, 20_000).await;
+    let (id, btg_id) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let before = balance(dx, "@maria");
+    let over = post(
+        dx,
+        &format!("/v1/dict/refund-requests/{id}/close"),
+        json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {}}),
+    )
+    .await;
+    assert_eq!(over.status(), 422);
+    assert_eq!(error_code(over).await, "PIX-0443", "only 50.00 is left to return");
+    assert_eq!(balance(dx, "@maria"), before, "nothing more held");
+    let stored = dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await;
+    assert_eq!(stored["status"], "OPEN");
+    assert!(stored["refundId"].is_null());
+    assert_eq!(at_btg(dx, &btg_id).await["status"], "OPEN");
+    assert_eq!(dx.app.db.store.refunds_of_transfer(dx.tenant.id, cashin_id(dx, &e2e).await).await.unwrap().len(), 1);
+
+    // What is left can still be returned: the request is closed with it.
+    let partial = post(
+        dx,
+        &format!("/v1/dict/refund-requests/{id}/close"),
+        json!({"refundAnalysisResult": "PARTIALLY_ACCEPTED", "createRefund": {"amount": "50.00"}}),
+    )
+    .await;
+    assert_eq!(partial.status(), 200);
+    assert_eq!(balance(dx, "@maria").0, before.0 - 5_000);
+}
+
+async fn a_refund_btg_has_not_accepted_leaves_the_request_open_until_it_is(dx: &Dx) {
+    let key = dx.create_entry("@maria", json!({"keyType": "EVP"})).await["key"].clone();
+    let e2e = cash_in(dx, &key, "250.00").await;
+    let (id, btg_id) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let close_path = format!("/v1/dict/refund-requests/{id}/close");
+    let create = json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {}});
+    // BTG's answers to reversals are lost: whether it took the pacs.004 is unknown.
+    dx.control(
+        Method::POST,
+        "/_control/faults",
+        json!({"upstream": "btg", "pathPrefix": "/pix/payments/", "method": "POST", "kind": {"type": "status", "status": 503}}),
+    )
+    .await;
+    let pending = post(dx, &close_path, create.clone()).await;
+    assert_eq!(pending.status(), 409);
+    assert_eq!(error_code(pending).await, "PIX-0207");
+    let stored = dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await;
+    assert_eq!(stored["status"], "OPEN");
+    let refund = our_refund(dx, stored["refundId"].as_str().expect("linked at once, so a retry finds it")).await;
+    assert_eq!(refund.status(), RefundStatus::Pending);
+    assert_eq!(balance(dx, "@maria").1, 10_000, "held, not released on an unknown answer");
+    assert_eq!(at_btg(dx, &btg_id).await["status"], "OPEN", "DICT was not called");
+
+    // The same close again reuses the refund: never a second one.
+    let retried = post(dx, &close_path, create.clone()).await;
+    assert_eq!(error_code(retried).await, "PIX-0207");
+    assert_eq!(dx.app.db.store.refunds_of_transfer(dx.tenant.id, refund.transfer_id).await.unwrap().len(), 1);
+    let by_id = post(dx, &close_path, json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": refund.id})).await;
+    assert_eq!(error_code(by_id).await, "PIX-0204", "a PENDING refund has no return id to send");
+
+    // BTG answers again; the sweeper finishes the refund (same idempotency key at BTG).
+    dx.control(Method::DELETE, "/_control/faults", json!({})).await;
+    dx.advance(300);
+    pix_app::transfers::sweeper::sweep_once(&dx.app.state.app).await.unwrap();
+    let refund = our_refund(dx, &refund.id.to_string()).await;
+    assert_eq!(refund.status(), RefundStatus::Processing);
+    let closed =
+        post(dx, &close_path, json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "refundId": refund.id})).await;
+    assert_eq!(closed.status(), 200);
+    let closed: Value = closed.json().await.unwrap();
+    assert_eq!(closed["refundId"], refund.id.to_string());
+    assert_eq!(at_btg(dx, &btg_id).await["refundEndToEndId"], refund.return_end_to_end_id().unwrap());
+    assert_eq!(dx.app.db.store.refunds_of_transfer(dx.tenant.id, refund.transfer_id).await.unwrap().len(), 1);
+}
+
+async fn concurrent_closes_create_one_refund(dx: &Dx) {
+    let key = dx.create_entry("@maria", json!({"keyType": "EVP"})).await["key"].clone();
+    let e2e = cash_in(dx, &key, "250.00").await;
+    let (id, btg_id) = refund_request_against_us(dx, &e2e, "100.00").await;
+    let (before, _) = balance(dx, "@maria");
+    let close_path = format!("/v1/dict/refund-requests/{id}/close");
+    let body = json!({"refundAnalysisResult": "TOTALLY_ACCEPTED", "createRefund": {}});
+    let (a, b) = tokio::join!(post(dx, &close_path, body.clone()), post(dx, &close_path, body.clone()));
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let refunds = dx.app.db.store.refunds_of_transfer(dx.tenant.id, cashin_id(dx, &e2e).await).await.unwrap();
+    assert_eq!(refunds.len(), 1, "one refund for one request, however many closes race");
+    assert_eq!(balance(dx, "@maria").0, before - 10_000, "the funds left once");
+    let stored = dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await;
+    assert_eq!(stored["refundId"], refunds[0].id.to_string());
+    assert_eq!(at_btg(dx, &btg_id).await["refundEndToEndId"], refunds[0].return_end_to_end_id().unwrap());
+    // What makes it so when both get past the lookup: a second live refund of the request is
+    // refused by the store (the engine then reuses the first, nothing held).
+    let mut twin = refunds[0].clone();
+    twin.id = uuid::Uuid::new_v4();
+    twin.state = RefundState::Outgoing(OutgoingRefund::New);
+    let mut tx = dx.app.db.store.begin().await.unwrap();
+    let refused = pix_store::refunds::insert_refund(&mut tx, &twin).await;
+    assert!(matches!(refused, Err(pix_store::StoreError::Conflict(_))), "{refused:?}");
+}
+
+/// The OpenAPI body of the close carries the link fields with the handler's limits.
+#[test]
+fn the_close_schema_carries_the_link_fields() {
+    let doc = serde_json::to_value(pix_server::app::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let close = &schemas["CloseRefundRequest"]["properties"];
+    assert_eq!(close["refundId"]["format"], "uuid", "{close}");
+    assert_eq!(close["refundTransactionId"]["pattern"], r"^D[0-9]{20}[A-Za-z0-9]{11}$");
+    let create = serde_json::to_string(&close["createRefund"]).unwrap();
+    assert!(create.contains("MedRefundCreate"), "{create}");
+    let amount = &schemas["MedRefundCreate"]["properties"]["amount"];
+    assert_eq!(amount["pattern"], r"^[0-9]{1,15}(\.[0-9]{1,2})?$", "{amount}");
 }

@@ -68,6 +68,9 @@ pub enum ErrorCode {
     InvalidRefundStatus,
     FraudMarkerNotFound,
     InvalidRefundId,
+    /// Closing a MED refund request with `createRefund`: the refund exists but BTG has not (certainly)
+    /// accepted it, so there is no return id to send yet; the request stays OPEN.
+    MedRefundPending,
     InvalidInfractionId,
     InvalidQrCode,
     QrPayloadUnavailable,
@@ -168,6 +171,7 @@ impl ErrorCode {
         Self::InvalidRefundStatus,
         Self::FraudMarkerNotFound,
         Self::InvalidRefundId,
+        Self::MedRefundPending,
         Self::InvalidInfractionId,
         Self::InvalidQrCode,
         Self::QrPayloadUnavailable,
@@ -259,6 +263,7 @@ impl ErrorCode {
             Self::InvalidRefundStatus => ("PIX-0204", 422, "Refund Request Operation Not Allowed"),
             Self::FraudMarkerNotFound => ("PIX-0205", 404, "Fraud Marker Not Found"),
             Self::InvalidRefundId => ("PIX-0206", 400, "Invalid Refund Request Id"),
+            Self::MedRefundPending => ("PIX-0207", 409, "Refund Not Yet Accepted By BTG"),
             Self::InvalidInfractionId => ("PIX-0219", 400, "Invalid Infraction Report Id"),
             Self::InvalidQrCode => ("PIX-0301", 400, "Invalid QR Code"),
             Self::QrPayloadUnavailable => ("PIX-0302", 502, "Dynamic QR Payload Unavailable"),

@@ -1193,6 +1193,9 @@ pub struct RefundRequest {
     pub rejection_reason: Option<String>,
     pub refund_transaction_id: Option<String>,
     pub fund_recovery_id: Option<String>,
+    /// Contested requests closed as accepted: our refund (type CASHOUT) whose return id was sent.
+    /// Once set it is only ever replaced by another refund (a failed one's retry), never cleared.
+    pub refund_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -1216,6 +1219,7 @@ struct RefundRow {
     rejection_reason: Option<String>,
     refund_transaction_id: Option<String>,
     fund_recovery_id: Option<String>,
+    refund_id: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -1241,6 +1245,7 @@ impl TryFrom<RefundRow> for RefundRequest {
             rejection_reason: r.rejection_reason,
             refund_transaction_id: r.refund_transaction_id,
             fund_recovery_id: r.fund_recovery_id,
+            refund_id: r.refund_id.as_deref().map(parse_uuid).transpose()?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -1249,7 +1254,7 @@ impl TryFrom<RefundRow> for RefundRequest {
 
 const REFUND_COLUMNS: &str = "id, tenant_id, btg_id, role, transaction_id, amount, reason, status, infraction_id, \
      requesting_participant, contested_participant, refund_details, analysis_result, analysis_details, \
-     rejection_reason, refund_transaction_id, fund_recovery_id, created_at, updated_at";
+     rejection_reason, refund_transaction_id, fund_recovery_id, created_at, updated_at, refund_id";
 
 /// Filters of the refund request list.
 #[derive(Debug, Clone, Default)]
@@ -1261,17 +1266,22 @@ pub struct RefundFilter {
     pub infraction_id: Option<String>,
     pub analysis_result: Option<String>,
     pub refund_transaction_id: Option<String>,
+    /// The requests linked to this refund of ours.
+    pub refund_id: Option<Uuid>,
     pub modified_after: Option<DateTime<Utc>>,
     pub modified_before: Option<DateTime<Utc>>,
     pub descending: bool,
 }
 
+/// Inserts or updates a refund request. A link to a refund is never cleared: a writer that read
+/// the row before the link was made (an event handler) keeps it.
 pub async fn upsert_refund_request(tx: &mut Tx, r: &RefundRequest) -> StoreResult<()> {
     let sql = format!(
         "INSERT INTO dict_refund_requests ({REFUND_COLUMNS}) VALUES
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
          ON CONFLICT (id) DO UPDATE SET status = $8, analysis_result = $13, analysis_details = $14,
-            rejection_reason = $15, refund_transaction_id = $16, fund_recovery_id = $17, updated_at = $19"
+            rejection_reason = $15, refund_transaction_id = $16, fund_recovery_id = $17, updated_at = $19,
+            refund_id = COALESCE($20, dict_refund_requests.refund_id)"
     );
     on_tx!(tx, conn => {
         sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -1294,6 +1304,7 @@ pub async fn upsert_refund_request(tx: &mut Tx, r: &RefundRequest) -> StoreResul
             .bind(&r.fund_recovery_id)
             .bind(r.created_at)
             .bind(r.updated_at)
+            .bind(r.refund_id.map(|id| id.to_string()))
             .execute(conn)
             .await
             .map(|r| r.rows_affected())
@@ -1333,6 +1344,8 @@ impl Store {
         w.text("infraction_id = ?", f.infraction_id.as_deref());
         w.text("analysis_result = ?", f.analysis_result.as_deref());
         w.text("refund_transaction_id = ?", f.refund_transaction_id.as_deref());
+        let refund_id = f.refund_id.map(|id| id.to_string());
+        w.text("refund_id = ?", refund_id.as_deref());
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
         let order = order("created_at", f.descending);

@@ -3,21 +3,27 @@
 //! Every change of a report or a request records an outbound event.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use pix_app::AppError;
+use pix_app::refunds::outgoing;
 use pix_core::document::Document;
 use pix_core::error::ErrorCode;
 use pix_core::ids::EndToEndId;
 use pix_core::money::{Amount, Money};
 use pix_core::pix_key::PixKey;
+use pix_core::refund::{RefundReason, RefundStatus};
+use pix_core::transfer::Direction;
 use pix_integrations::btg::{self, BtgEvent, FraudType, NewInfractionReport, NewRefundRequest, RefundClose};
+use pix_store::StoreError;
 use pix_store::dict::{
     FraudMarkerOwner, InfractionFilter, InfractionReport, RefundFilter, RefundRequest, upsert_infraction_report,
     upsert_refund_request,
 };
 use pix_store::inbound::InboundEvent;
+use pix_store::refunds::Refund;
 use pix_store::tenants::Tenant;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -720,6 +726,9 @@ pub struct RefundRequestView {
     pub analysis_details: Option<String>,
     pub rejection_reason: Option<String>,
     pub refund_transaction_id: Option<String>,
+    /// Our refund (type CASHOUT, see `/v1/refunds/{id}`) that returned the funds, when the request
+    /// was closed with `refundId` or `createRefund`, or with a `refundTransactionId` of ours.
+    pub refund_id: Option<Uuid>,
     /// The MED 2.0 funds recovery this request belongs to, if any.
     pub fund_recovery_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -744,6 +753,7 @@ impl From<&RefundRequest> for RefundRequestView {
             analysis_details: r.analysis_details.clone(),
             rejection_reason: r.rejection_reason.clone(),
             refund_transaction_id: r.refund_transaction_id.clone(),
+            refund_id: r.refund_id,
             fund_recovery_id: r.fund_recovery_id.clone(),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -845,6 +855,7 @@ async fn create_refund_request(
         rejection_reason: remote.rejection_reason,
         refund_transaction_id: remote.refund_end_to_end_id,
         fund_recovery_id: None,
+        refund_id: None,
         created_at: now,
         updated_at: now,
     };
@@ -873,6 +884,8 @@ pub struct RefundQuery {
     pub infraction_id: Option<String>,
     pub analysis_result: Option<String>,
     pub refund_transaction_id: Option<String>,
+    /// The requests linked to this refund of ours (`refundId`).
+    pub refund_id: Option<Uuid>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
 }
@@ -910,6 +923,7 @@ async fn list_refund_requests(
         infraction_id: q.infraction_id,
         analysis_result: q.analysis_result,
         refund_transaction_id: q.refund_transaction_id,
+        refund_id: q.refund_id,
         modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
         modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
         descending: descending(q.sort_order.as_deref(), true)?,
@@ -951,26 +965,246 @@ pub struct CloseRefundRequest {
     /// needs details) or `OTHER`.
     #[schema(pattern = "^(NO_BALANCE|ACCOUNT_CLOSURE|INVALID_REQUEST|OTHER)$")]
     pub refund_rejection_reason: Option<String>,
-    /// The return (`D…`) that sent the funds back, when accepted.
+    /// When accepted, exactly one of `refundTransactionId`, `refundId` and `createRefund`.
+    /// The return (`D…`) that sent the funds back. When it is the return of one of our refunds,
+    /// that refund is checked as with `refundId` and linked.
     #[schema(pattern = r"^D[0-9]{20}[A-Za-z0-9]{11}$")]
     pub refund_transaction_id: Option<String>,
+    /// One of our refunds (type CASHOUT) of this request's transaction, PROCESSING or COMPLETED,
+    /// of the requested amount (TOTALLY_ACCEPTED) or less (PARTIALLY_ACCEPTED): its return id is
+    /// sent and the request links it.
+    #[schema(format = "uuid")]
+    pub refund_id: Option<Uuid>,
+    /// Return the funds now (reason FR01, from the account the Pix credited) and send that
+    /// refund's return id; the request links it.
+    pub create_refund: Option<MedRefundCreate>,
 }
 
-/// Contested side: close a refund request with our analysis.
+/// The refund `createRefund` makes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MedRefundCreate {
+    /// Decimal string with two places. TOTALLY_ACCEPTED: the requested amount (the default);
+    /// PARTIALLY_ACCEPTED: required, less than the requested amount.
+    #[schema(example = "40.00", pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$")]
+    pub amount: Option<String>,
+}
+
+/// Metadata key of a refund created to close a MED refund request: the request's id. At most one
+/// refund that has not FAILED carries a given request's id (migration 0014's unique index).
+const MED_REQUEST_KEY: &str = "medRefundRequestId";
+
+/// How an accepted close names the return of the funds.
+enum Return {
+    /// A bare return id: ours (then checked and linked) or made elsewhere.
+    Given(String),
+    /// One of our refunds.
+    Refund(Uuid),
+    /// A refund to create now, of this many centavos.
+    Create(i64),
+}
+
+/// The return an accepted close names (exactly one of the three fields), checked against the
+/// request (`requested`: its amount in centavos).
+fn return_of(body: &CloseRefundRequest, result: &str, requested: i64) -> ApiResult<Return> {
+    let given = [body.refund_transaction_id.is_some(), body.refund_id.is_some(), body.create_refund.is_some()];
+    match given.iter().filter(|g| **g).count() {
+        0 => return Err(missing("refundTransactionId (or refundId, or createRefund)")),
+        1 => {}
+        _ => return Err(invalid("refundTransactionId, refundId and createRefund: give exactly one")),
+    }
+    if let Some(rtr) = &body.refund_transaction_id {
+        let parsed = EndToEndId::parse(rtr).map_err(|e| invalid(format!("refundTransactionId: {e}")))?;
+        if !parsed.is_return() {
+            return Err(invalid("refundTransactionId: must be a return id (D…)"));
+        }
+        return Ok(Return::Given(parsed.as_str().to_owned()));
+    }
+    if let Some(id) = body.refund_id {
+        return Ok(Return::Refund(id));
+    }
+    let create = body.create_refund.as_ref().ok_or_else(|| missing("createRefund"))?;
+    let amount = match (&create.amount, result) {
+        (Some(a), _) => Amount::parse(a).map_err(|e| invalid(format!("createRefund.amount: {e}")))?.money().centavos(),
+        (None, "TOTALLY_ACCEPTED") => requested,
+        (None, _) => return Err(missing("createRefund.amount")),
+    };
+    let requested_money = Money::from_centavos(requested);
+    if result == "TOTALLY_ACCEPTED" && amount != requested {
+        return Err(invalid(format!("createRefund.amount: TOTALLY_ACCEPTED returns the requested {requested_money}")));
+    }
+    if result == "PARTIALLY_ACCEPTED" && amount >= requested {
+        return Err(invalid(format!(
+            "createRefund.amount: PARTIALLY_ACCEPTED returns less than the requested {requested_money}"
+        )));
+    }
+    Ok(Return::Create(amount))
+}
+
+fn link_refused(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRefundStatus, message)
+}
+
+/// `r` may close `request` as `result`: a refund we sent of the request's transaction, accepted by
+/// BTG (PROCESSING or COMPLETED, so it has its return id), of the requested amount when
+/// TOTALLY_ACCEPTED and of less when PARTIALLY_ACCEPTED. Otherwise `PIX-0204`.
+fn check_linkable(request: &RefundRequest, result: &str, r: &Refund) -> ApiResult<()> {
+    if r.kind() != Direction::Cashout {
+        return Err(link_refused(format!("refund {} is a return we received, not one we sent", r.id)));
+    }
+    if r.original_end_to_end_id != request.transaction_id {
+        return Err(link_refused(format!(
+            "refund {} returns {}, not this request's transaction {}",
+            r.id, r.original_end_to_end_id, request.transaction_id
+        )));
+    }
+    if !matches!(r.status(), RefundStatus::Processing | RefundStatus::Completed) || r.return_end_to_end_id().is_none() {
+        return Err(link_refused(format!(
+            "refund {} is {}: only a PROCESSING or COMPLETED refund has a return id BTG accepted",
+            r.id,
+            r.status()
+        )));
+    }
+    let (returned, requested) = (Money::from_centavos(r.amount), Money::from_centavos(request.amount));
+    match result {
+        "TOTALLY_ACCEPTED" if r.amount != request.amount => Err(link_refused(format!(
+            "refund {} returns {returned}; TOTALLY_ACCEPTED needs the requested {requested}",
+            r.id
+        ))),
+        "PARTIALLY_ACCEPTED" if r.amount >= request.amount => Err(link_refused(format!(
+            "refund {} returns {returned}; PARTIALLY_ACCEPTED needs less than the requested {requested}",
+            r.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `r` is not linked to another refund request: one return closes one request.
+async fn not_linked_elsewhere(state: &Dict, request: &RefundRequest, r: &Refund) -> ApiResult<()> {
+    let filter = RefundFilter { refund_id: Some(r.id), ..RefundFilter::default() };
+    let (linked, _) = state.store.list_refund_requests(request.tenant_id, &filter, 2, 0).await?;
+    match linked.iter().find(|other| other.id != request.id) {
+        Some(other) => Err(link_refused(format!("refund {} already closes refund request {}", r.id, other.id))),
+        None => Ok(()),
+    }
+}
+
+/// The refund created earlier to close `request` that has not failed, if any (the unique index
+/// allows at most one).
+async fn live_med_refund(state: &Dict, tenant: &Tenant, transfer: Uuid, request: Uuid) -> ApiResult<Option<Refund>> {
+    let tag = serde_json::Value::String(request.to_string());
+    Ok(state.store.refunds_of_transfer(tenant.id, transfer).await?.into_iter().find(|r| {
+        r.kind() == Direction::Cashout
+            && r.status() != RefundStatus::Failed
+            && r.metadata.get(MED_REQUEST_KEY) == Some(&tag)
+    }))
+}
+
+/// `createRefund`: returns `amount` centavos of the cash-in the request names through the refund
+/// engine (reason FR01), or reuses the refund an earlier close of this request created, and links
+/// it to the request at once (before BTG's DICT is called), so that a retry finds it. Answers the
+/// refund only once BTG accepted it: PENDING is `PIX-0207` (409, close again later), FAILED is
+/// `PIX-0204`; the engine's refusals pass through with their own codes. Nothing is sent to DICT
+/// in those cases.
+async fn create_med_refund(
+    app: &AppState,
+    state: &Dict,
+    tenant: &Tenant,
+    request: &mut RefundRequest,
+    amount: i64,
+) -> ApiResult<Refund> {
+    let cashin = state
+        .store
+        .transfer_by_end_to_end_id(tenant.id, Direction::Cashin, &request.transaction_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TransferNotRefundable,
+                "createRefund: you received no Pix with this request's transactionId; nothing to return",
+            )
+        })?;
+    let mut refund = live_med_refund(state, tenant, cashin.id, request.id).await?;
+    if refund.is_none() {
+        let mut metadata = pix_store::refunds::Metadata::new();
+        metadata.insert(MED_REQUEST_KEY.to_owned(), serde_json::Value::String(request.id.to_string()));
+        let created = outgoing::create(
+            &app.app,
+            outgoing::RefundRequest {
+                tenant,
+                account_id: cashin.account_id,
+                transfer_id: cashin.id,
+                reason: RefundReason::Fr01,
+                amount,
+                description: Some(format!("MED refund request {}", request.btg_id)),
+                metadata,
+                operations: None,
+            },
+        )
+        .await;
+        refund = match created {
+            Ok(r) => Some(r),
+            // A concurrent close of this request created it first (the unique index refused this
+            // one before anything was held): use that one.
+            Err(AppError::Store(StoreError::Conflict(_))) => {
+                live_med_refund(state, tenant, cashin.id, request.id).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+    let refund =
+        refund.ok_or_else(|| ApiError::internal("a refund of this MED request conflicted but is not found"))?;
+    if refund.amount != amount {
+        return Err(link_refused(format!(
+            "refund {} of {} was already created for this request; close with refundId {} or REJECTED",
+            refund.id,
+            Money::from_centavos(refund.amount),
+            refund.id
+        )));
+    }
+    if request.refund_id != Some(refund.id) {
+        request.refund_id = Some(refund.id);
+        request.updated_at = state.clock.now();
+        save_refund(state, request).await?;
+    }
+    match refund.status() {
+        RefundStatus::Processing | RefundStatus::Completed if refund.return_end_to_end_id().is_some() => Ok(refund),
+        RefundStatus::Failed => {
+            let why = refund.state.failure().map(|f| format!(" ({}: {})", f.code, f.reason)).unwrap_or_default();
+            Err(link_refused(format!(
+                "refund {} FAILED{why}; the request stays OPEN: close it again (a new refund is created) or REJECTED",
+                refund.id
+            )))
+        }
+        status => Err(ApiError::new(
+            ErrorCode::MedRefundPending,
+            format!(
+                "refund {} is {status}: BTG has not (certainly) accepted it, so there is no return id yet; the \
+                 request stays OPEN: close it again with refundId {} (or the same createRefund, which reuses \
+                 it) once the refund is PROCESSING",
+                refund.id, refund.id
+            ),
+        )),
+    }
+}
+
+/// Contested side: close a refund request with our analysis. Accepted results name the return
+/// of the funds by its `D…` id, by one of our refunds (`refundId`) or by creating it
+/// (`createRefund`); see docs/dict.md, "MED link".
 #[utoipa::path(post, path = "/v1/dict/refund-requests/{refund_id}/close", tag = "MED", request_body = CloseRefundRequest,
     params(("refund_id" = Uuid, Path)), security(("tenant_token" = [])),
     responses((status = 200, body = RefundRequestView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
-               (status = 422, body = ErrorResponse)))]
+               (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
 async fn close_refund_request(
-    State(state): State<Dict>,
+    State(app): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
     AppPath(id): AppPath<String>,
     AppJson(body): AppJson<CloseRefundRequest>,
 ) -> ApiResult<Json<RefundRequestView>> {
+    let state = Dict::from_ref(&app);
     let result = body.refund_analysis_result.as_str();
     one_of("refundAnalysisResult", result, &["TOTALLY_ACCEPTED", "PARTIALLY_ACCEPTED", "REJECTED"])?;
     let mut refund = find_refund(&state, &tenant, &id).await?;
-    match (result, &body.refund_rejection_reason) {
+    let named = match (result, &body.refund_rejection_reason) {
         ("REJECTED", None) => return Err(missing("refundRejectionReason")),
         ("REJECTED", Some(r)) => {
             one_of("refundRejectionReason", r, &["NO_BALANCE", "ACCOUNT_CLOSURE", "INVALID_REQUEST", "OTHER"])?;
@@ -980,16 +1214,14 @@ async fn close_refund_request(
                     "refundRejectionReason: INVALID_REQUEST only for OPERATIONAL_FLAW requests, with details",
                 ));
             }
+            if body.refund_transaction_id.is_some() || body.refund_id.is_some() || body.create_refund.is_some() {
+                return Err(invalid("refundTransactionId, refundId and createRefund: only when accepted"));
+            }
+            None
         }
         (_, Some(_)) => return Err(invalid("refundRejectionReason: only when REJECTED")),
-        (_, None) => {
-            let rtr = body.refund_transaction_id.as_deref().ok_or_else(|| missing("refundTransactionId"))?;
-            let parsed = EndToEndId::parse(rtr).map_err(|e| invalid(format!("refundTransactionId: {e}")))?;
-            if !parsed.is_return() {
-                return Err(invalid("refundTransactionId: must be a return id (D…)"));
-            }
-        }
-    }
+        (_, None) => Some(return_of(&body, result, refund.amount)?),
+    };
     if refund.role != "CONTESTED" {
         return Err(ApiError::new(
             ErrorCode::InvalidRefundStatus,
@@ -999,21 +1231,53 @@ async fn close_refund_request(
     if refund.status != "OPEN" {
         return Err(ApiError::new(ErrorCode::InvalidRefundStatus, "only an OPEN refund request can be closed"));
     }
+    let linked = match &named {
+        None => None,
+        Some(Return::Given(rtr)) => match state.store.refund_by_return_id(tenant.id, rtr).await? {
+            Some(r) => {
+                check_linkable(&refund, result, &r)?;
+                not_linked_elsewhere(&state, &refund, &r).await?;
+                Some(r)
+            }
+            None => None,
+        },
+        Some(Return::Refund(refund_id)) => {
+            let r =
+                state.store.refund(tenant.id, *refund_id).await?.ok_or_else(|| {
+                    ApiError::new(ErrorCode::RefundNotFound, "refundId: you have no refund with this id")
+                })?;
+            check_linkable(&refund, result, &r)?;
+            not_linked_elsewhere(&state, &refund, &r).await?;
+            Some(r)
+        }
+        Some(Return::Create(amount)) => Some(create_med_refund(&app, &state, &tenant, &mut refund, *amount).await?),
+    };
+    let refund_end_to_end_id = match (&linked, &named) {
+        (Some(r), _) => r.return_end_to_end_id().map(str::to_owned),
+        (None, Some(Return::Given(rtr))) => Some(rtr.clone()),
+        (None, _) => None,
+    };
     let remote = btg_of(&state, &tenant)?
         .close_refund_request(
             &refund.btg_id,
             &RefundClose {
                 result: result.to_owned(),
                 rejection_reason: body.refund_rejection_reason.clone(),
-                refund_end_to_end_id: body.refund_transaction_id.clone(),
+                refund_end_to_end_id,
                 details: body.refund_analysis_details.clone(),
             },
         )
         .await
         .map_err(|e| btg_error("closing the refund request", e))?;
     merge_refund(&mut refund, &remote, state.clock.now());
+    if let Some(r) = &linked {
+        refund.refund_id = Some(r.id);
+    }
     refund.analysis_details = body.refund_analysis_details;
     save_refund(&state, &refund).await?;
+    if let Some(r) = &linked {
+        tracing::info!(request = %refund.id, refund = %r.id, result, "MED refund request closed with our refund");
+    }
     Ok(Json(RefundRequestView::from(&refund)))
 }
 
@@ -1052,6 +1316,7 @@ impl InboundHandler for RefundEvents {
                     rejection_reason: remote.rejection_reason.clone(),
                     refund_transaction_id: remote.refund_end_to_end_id.clone(),
                     fund_recovery_id: None,
+                    refund_id: None,
                     created_at: now,
                     updated_at: now,
                 }),
