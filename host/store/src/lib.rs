@@ -10,6 +10,7 @@ pub mod events;
 pub mod idempotency;
 pub mod inbound;
 pub mod inbound_secrets;
+pub mod internal_reports;
 pub mod jobs;
 pub mod limits;
 pub mod policies;
