@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     // The workers `serve` runs for transfers: BTG events, the cash-out outbox, webhooks out.
     let mut background = tokio::task::JoinSet::new();
     let mut inbound = pix_server::inbound::InboundDispatcher::new(db.store.clone(), clock.clone());
-    for (event, handler) in pix_server::transfers::inbound_handlers(&state) {
+    for (event, handler) in pix_server::transfers::inbound_handlers(&state, &url) {
         inbound = inbound.register(event, handler);
     }
     background.spawn(

@@ -133,7 +133,7 @@ impl TestApp {
     /// transfer handlers, and the stuck-transfer sweeper (looking every 10 ms of real time; what
     /// it finds stale depends on the test's clock).
     pub fn run_transfer_workers(&self) {
-        self.run_inbound_worker(pix_server::transfers::inbound_handlers(&self.state));
+        self.run_inbound_worker(pix_server::transfers::inbound_handlers(&self.state, &self.url));
         let mut app = self.state.app.clone();
         let settings =
             pix_app::TransferSettings { sweep_every: std::time::Duration::from_millis(10), ..(*app.settings).clone() };

@@ -595,7 +595,7 @@ async fn initiations_are_validated(app: &TestApp) {
     check(json!({"type": "KEY", "key": "nobody@example.com", "amount": "1.00"}), 404, "PIX-0114").await;
     check(json!({"type": "QR_CODE", "amount": "1.00"}), 400, "PIX-0003").await;
 
-    // A key of this institution: flagged intra-PSP at initiation, refused at processing.
+    // A key of this institution: flagged intra-PSP at initiation, settled internally.
     let own = call(app, tenant, Method::POST, "/v1/dict/entries", "@joao")
         .json(&json!({"keyType": "EVP"}))
         .send()
@@ -610,8 +610,9 @@ async fn initiations_are_validated(app: &TestApp) {
         .unwrap();
     assert_eq!(intra["isIntraPSP"], true);
     let response = process(app, tenant, "@maria", intra["initiationId"].as_str().unwrap()).await;
-    assert_eq!(response.status(), 422);
-    assert_eq!(error_code(response).await, "PIX-0412");
+    assert_eq!(response.status(), 201);
+    let processed: Value = response.json().await.unwrap();
+    assert_eq!((&processed["isIntraPSP"], &processed["status"]), (&json!(true), &json!("PROCESSING")), "{processed}");
 
     // Purposes: only TRANSFER and INSTANT_PAYMENT_REFUND.
     let initiated: Value =

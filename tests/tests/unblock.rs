@@ -34,7 +34,7 @@ api_tests!(
 async fn setup(app: &TestApp) -> TestTenant {
     let tenant = app.tenant("Banco Exemplo").await;
     app.sandbox.handle.set_webhook_url(Some(format!("{}/v1/inbound/btg/{}", app.url, tenant.id)));
-    app.run_inbound_worker(pix_server::transfers::inbound_handlers(&app.state));
+    app.run_inbound_worker(pix_server::transfers::inbound_handlers(&app.state, &app.url));
     drop_payment_webhooks(app);
     tenant
 }

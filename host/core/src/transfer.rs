@@ -182,6 +182,13 @@ text_enum! {
         IncidentOpen = "INCIDENT_OPEN",
         /// A contradiction with BTG whose ledger correction is posted.
         IncidentCorrected = "INCIDENT_CORRECTED",
+        /// Intra-PSP cash-out: the payer is debited; the internal delivery is not (known to be)
+        /// queued.
+        Debited = "DEBITED",
+        /// Intra-PSP cash-out: queued to the internal cash-in.
+        Delivering = "DELIVERING",
+        /// Intra-PSP cash-out: the payee's side refused it and the debit is reverted.
+        Reverted = "REVERTED",
     }
 }
 
@@ -237,6 +244,9 @@ text_enum! {
         ConfirmedAfterFailed = "CONFIRMED_AFTER_FAILED",
         /// BTG rejected a cash-out whose hold had been committed: the customer lost the money.
         RejectedAfterCompleted = "REJECTED_AFTER_COMPLETED",
+        /// Intra-PSP: the payee's side refused it and reverting the payer's debit failed
+        /// (`INTERNAL_DEBIT_REVERT_FAILED`): the customer lost money that never arrived.
+        DebitRevertFailed = "DEBIT_REVERT_FAILED",
     }
 }
 
@@ -281,9 +291,16 @@ pub enum CashoutState {
     Settled { hold: LedgerTxId },
     /// Failed; the hold, if one was placed, is cancelled.
     Released { hold: Option<LedgerTxId>, failure: Failure },
-    /// BTG contradicted the final outcome. `correction` is the Midaz transaction that put the
-    /// ledger right (a re-debit or a credit back), once posted.
+    /// BTG contradicted the final outcome (or, intra-PSP, a debit could not be reverted).
+    /// `correction` is the Midaz transaction that put the ledger right (a re-debit or a credit
+    /// back), once posted.
     Incident { kind: IncidentKind, hold: Option<LedgerTxId>, correction: Option<LedgerTxId> },
+    /// Intra-PSP: the payer is debited (`source → @external`, committed).
+    Debited { debit: LedgerTxId },
+    /// Intra-PSP: the internal cash-in is queued; its outcome is awaited.
+    Delivering { debit: LedgerTxId },
+    /// Intra-PSP: the payee's side refused it; `revert` gave the payer the debit back.
+    Reverted { debit: LedgerTxId, revert: LedgerTxId, failure: Failure },
 }
 
 /// What happens to a cash-out.
@@ -307,6 +324,14 @@ pub enum CashoutEvent {
     Contradicted(IncidentKind),
     /// The ledger correction of an incident was posted.
     Corrected(LedgerTxId),
+    /// Intra-PSP: Midaz posted the payer's debit.
+    Debited(LedgerTxId),
+    /// Intra-PSP: the internal cash-in is queued (in the transaction of this save).
+    Queued,
+    /// Intra-PSP: the payee's side refused it and the debit was reverted by `revert`.
+    Reverted { revert: LedgerTxId, failure: Failure },
+    /// Intra-PSP: the payee's side refused it and Midaz would not revert the debit.
+    RevertFailed,
 }
 
 impl CashoutEvent {
@@ -321,6 +346,10 @@ impl CashoutEvent {
             CashoutEvent::Rejected(_) => "Rejected",
             CashoutEvent::Contradicted(_) => "Contradicted",
             CashoutEvent::Corrected(_) => "Corrected",
+            CashoutEvent::Debited(_) => "Debited",
+            CashoutEvent::Queued => "Queued",
+            CashoutEvent::Reverted { .. } => "Reverted",
+            CashoutEvent::RevertFailed => "RevertFailed",
         }
     }
 }
@@ -360,6 +389,15 @@ impl CashoutState {
             (S::Incident { kind, hold, correction: None }, E::Corrected(tx)) => {
                 S::Incident { kind: *kind, hold: hold.clone(), correction: Some(tx) }
             }
+            (S::New, E::Debited(debit)) => S::Debited { debit },
+            (S::Debited { debit }, E::Queued) => S::Delivering { debit: debit.clone() },
+            (S::Delivering { debit }, E::Confirmed) => S::Settled { hold: debit.clone() },
+            (S::Debited { debit } | S::Delivering { debit }, E::Reverted { revert, failure }) => {
+                S::Reverted { debit: debit.clone(), revert, failure }
+            }
+            (S::Debited { debit } | S::Delivering { debit }, E::RevertFailed) => {
+                S::Incident { kind: IncidentKind::DebitRevertFailed, hold: Some(debit.clone()), correction: None }
+            }
             (_, event) => return Err(self.refuse(event.name())),
         };
         Ok(next)
@@ -368,10 +406,10 @@ impl CashoutState {
     pub fn status(&self) -> TransferStatus {
         match self {
             CashoutState::InReview => TransferStatus::InReview,
-            CashoutState::New | CashoutState::Held { .. } => TransferStatus::Pending,
-            CashoutState::Sent { .. } => TransferStatus::Processing,
+            CashoutState::New | CashoutState::Held { .. } | CashoutState::Debited { .. } => TransferStatus::Pending,
+            CashoutState::Sent { .. } | CashoutState::Delivering { .. } => TransferStatus::Processing,
             CashoutState::Settled { .. } => TransferStatus::Completed,
-            CashoutState::Released { .. } => TransferStatus::Failed,
+            CashoutState::Released { .. } | CashoutState::Reverted { .. } => TransferStatus::Failed,
             CashoutState::Incident { .. } => TransferStatus::ReconciliationRequired,
         }
     }
@@ -385,6 +423,9 @@ impl CashoutState {
             CashoutState::Released { .. } => Step::Released,
             CashoutState::Incident { correction: None, .. } => Step::IncidentOpen,
             CashoutState::Incident { correction: Some(_), .. } => Step::IncidentCorrected,
+            CashoutState::Debited { .. } => Step::Debited,
+            CashoutState::Delivering { .. } => Step::Delivering,
+            CashoutState::Reverted { .. } => Step::Reverted,
         }
     }
 
@@ -392,6 +433,9 @@ impl CashoutState {
     pub fn hold(&self) -> Option<&LedgerTxId> {
         match self {
             CashoutState::Held { hold } | CashoutState::Sent { hold } | CashoutState::Settled { hold } => Some(hold),
+            CashoutState::Debited { debit } | CashoutState::Delivering { debit } | CashoutState::Reverted { debit, .. } => {
+                Some(debit)
+            }
             CashoutState::Released { hold, .. } | CashoutState::Incident { hold, .. } => hold.as_ref(),
             CashoutState::InReview | CashoutState::New => None,
         }
@@ -537,7 +581,7 @@ impl TransferState {
 
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            TransferState::Cashout(CashoutState::Released { failure, .. })
+            TransferState::Cashout(CashoutState::Released { failure, .. } | CashoutState::Reverted { failure, .. })
             | TransferState::Cashin(
                 CashinState::Refusing { failure }
                 | CashinState::Refused { failure }
@@ -560,6 +604,8 @@ impl TransferState {
             TransferState::Cashout(CashoutState::Incident { kind, correction, .. }) => {
                 (Some(*kind), correction.as_ref().map(|c| c.0.clone()))
             }
+            // The revert of an intra-PSP debit is kept where corrections are.
+            TransferState::Cashout(CashoutState::Reverted { revert, .. }) => (None, Some(revert.0.clone())),
             _ => (None, None),
         };
         StateColumns {
@@ -595,6 +641,13 @@ impl TransferState {
                     }
                     CashoutState::Incident { kind, hold: ledger, correction }
                 }
+                (St::Pending, Step::Debited) => CashoutState::Debited { debit: needs_ledger()? },
+                (St::Processing, Step::Delivering) => CashoutState::Delivering { debit: needs_ledger()? },
+                (St::Failed, Step::Reverted) => CashoutState::Reverted {
+                    debit: needs_ledger()?,
+                    revert: c.correction_tx_id.clone().map(LedgerTxId).ok_or_else(|| corrupt(" without its revert"))?,
+                    failure: needs_failure()?,
+                },
                 _ => return Err(corrupt("")),
             }),
             Direction::Cashin => TransferState::Cashin(match (c.status, c.step) {
@@ -813,6 +866,10 @@ mod tests {
                 hold: Some(hold()),
                 correction: Some(LedgerTxId("fix".into())),
             },
+            CashoutState::Debited { debit: hold() },
+            CashoutState::Delivering { debit: hold() },
+            CashoutState::Reverted { debit: hold(), revert: LedgerTxId("undo".into()), failure: failure() },
+            CashoutState::Incident { kind: IncidentKind::DebitRevertFailed, hold: Some(hold()), correction: None },
         ]
     }
 
@@ -828,7 +885,26 @@ mod tests {
             CashoutEvent::Contradicted(IncidentKind::ConfirmedAfterFailed),
             CashoutEvent::Contradicted(IncidentKind::RejectedAfterCompleted),
             CashoutEvent::Corrected(LedgerTxId("fix".into())),
+            CashoutEvent::Debited(hold()),
+            CashoutEvent::Queued,
+            CashoutEvent::Reverted { revert: LedgerTxId("undo".into()), failure: failure() },
+            CashoutEvent::RevertFailed,
         ]
+    }
+
+    #[test]
+    fn the_intra_psp_paths() {
+        let s = CashoutState::New.on(CashoutEvent::Debited(hold())).unwrap();
+        assert_eq!((s.status(), s.step()), (TransferStatus::Pending, Step::Debited));
+        let s = s.on(CashoutEvent::Queued).unwrap();
+        assert_eq!((s.status(), s.step()), (TransferStatus::Processing, Step::Delivering));
+        assert_eq!(s.clone().on(CashoutEvent::Confirmed).unwrap(), CashoutState::Settled { hold: hold() });
+        let undo = LedgerTxId("undo".into());
+        let reverted = s.on(CashoutEvent::Reverted { revert: undo.clone(), failure: failure() }).unwrap();
+        assert_eq!((reverted.status(), reverted.hold()), (TransferStatus::Failed, Some(&hold())));
+        let stuck = CashoutState::Delivering { debit: hold() }.on(CashoutEvent::RevertFailed).unwrap();
+        assert_eq!(stuck.status(), TransferStatus::ReconciliationRequired);
+        assert!(stuck.on(CashoutEvent::Corrected(undo)).is_ok(), "the revert is the incident's correction");
     }
 
     #[test]
@@ -859,6 +935,10 @@ mod tests {
                         | (S::Released { .. }, E::Contradicted(IncidentKind::ConfirmedAfterFailed))
                         | (S::Settled { .. }, E::Contradicted(IncidentKind::RejectedAfterCompleted))
                         | (S::Incident { correction: None, .. }, E::Corrected(_))
+                        | (S::New, E::Debited(_))
+                        | (S::Debited { .. }, E::Queued)
+                        | (S::Delivering { .. }, E::Confirmed)
+                        | (S::Debited { .. } | S::Delivering { .. }, E::Reverted { .. } | E::RevertFailed)
                 );
                 let result = state.on(event.clone());
                 assert_eq!(result.is_ok(), expected_ok, "{state:?} on {event:?} gave {result:?}");
@@ -871,7 +951,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(allowed, 13, "the number of allowed (state, event) pairs changed");
+        assert_eq!(allowed, 21, "the number of allowed (state, event) pairs changed");
     }
 
     #[test]

@@ -128,7 +128,9 @@ struct Areas {
 fn areas() -> Areas {
     Areas {
         public: routes::health::routes(),
-        inbound: OpenApiRouter::new().routes(utoipa_axum::routes!(crate::inbound::receive_btg_event)),
+        inbound: OpenApiRouter::new()
+            .routes(utoipa_axum::routes!(crate::inbound::receive_btg_event))
+            .merge(crate::intra_psp::routes()),
         tenant: routes::webhook_endpoints::routes()
             .merge(crate::dict::routes())
             .merge(crate::qrcodes::routes())

@@ -135,6 +135,15 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding server.listen {}", config.server.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
+    // Where this instance's inbound worker delivers intra-PSP settlements: itself, on loopback
+    // when it listens on every address.
+    let self_url = {
+        let mut addr = listener.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     // Only in demo mode is a tenant seeded and an admin token printed; otherwise
@@ -200,7 +209,7 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
         );
         let mut inbound = InboundDispatcher::new(store.clone(), clock.clone());
         for (event_type, handler) in
-            crate::dict::inbound_handlers(&state).into_iter().chain(crate::transfers::inbound_handlers(&state))
+            crate::dict::inbound_handlers(&state).into_iter().chain(crate::transfers::inbound_handlers(&state, &self_url))
         {
             inbound = inbound.register(event_type, handler);
         }

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod inbound;
 pub mod integrations;
+pub mod intra_psp;
 pub mod list_query;
 pub mod mtls;
 pub mod openapi;

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::jobs::{NewJob, enqueue};
-use crate::{Store, StoreError, StoreResult, on_pool, on_tx, parse_uuid};
+use crate::{Tx, Store, StoreError, StoreResult, on_pool, on_tx, parse_uuid};
 
 /// The queue and job kind that process inbound events.
 pub const INBOUND_QUEUE: &str = "inbound";
@@ -119,46 +119,7 @@ pub struct NewInboundEvent<'a> {
 impl Store {
     pub async fn record_inbound_event(&self, event: &NewInboundEvent<'_>, now: DateTime<Utc>) -> StoreResult<Recorded> {
         let mut tx = self.begin().await?;
-        let tenant = event.tenant_id.to_string();
-        let id: Option<i64> = on_tx!(&mut tx, conn => {
-            sqlx::query_scalar(
-                "INSERT INTO inbound_events (tenant_id, source, event_id, event_type, payload, status, received_at)
-                 VALUES ($1, $2, $3, $4, $5, 'pending', $6)
-                 ON CONFLICT (tenant_id, source, event_id) DO NOTHING
-                 RETURNING id",
-            )
-            .bind(&tenant)
-            .bind(event.source)
-            .bind(event.event_id)
-            .bind(event.event_type)
-            .bind(Json(event.payload))
-            .bind(now)
-            .fetch_optional(conn)
-            .await
-        })?;
-        let recorded = match id {
-            Some(id) => {
-                let job = NewJob::new(INBOUND_QUEUE, PROCESS_INBOUND, serde_json::json!({ "inboundEventId": id }))
-                    .with_tenant(event.tenant_id)
-                    .with_dedupe_key(format!("inbound:{id}"));
-                enqueue(&mut tx, &job, now).await?;
-                Recorded::New(id)
-            }
-            None => {
-                let id: i64 = on_tx!(&mut tx, conn => {
-                    sqlx::query_scalar(
-                        "UPDATE inbound_events SET deliveries = deliveries + 1
-                         WHERE tenant_id = $1 AND source = $2 AND event_id = $3 RETURNING id",
-                    )
-                    .bind(&tenant)
-                    .bind(event.source)
-                    .bind(event.event_id)
-                    .fetch_one(conn)
-                    .await
-                })?;
-                Recorded::Duplicate(id)
-            }
-        };
+        let recorded = record_inbound_event(&mut tx, event, now).await?;
         tx.commit().await?;
         Ok(recorded)
     }
@@ -209,4 +170,55 @@ impl Store {
         })?;
         rows.into_iter().map(InboundEvent::try_from).collect()
     }
+}
+
+/// Records an event in the inbound queue within `tx` (a duplicate only counts a delivery), and
+/// queues its processing: what the host writes to itself (intra-PSP deliveries) goes in the
+/// transaction of the state that needs it.
+pub async fn record_inbound_event(
+    tx: &mut Tx,
+    event: &NewInboundEvent<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<Recorded> {
+    let tenant = event.tenant_id.to_string();
+    let id: Option<i64> = on_tx!(tx, conn => {
+        sqlx::query_scalar(
+            "INSERT INTO inbound_events (tenant_id, source, event_id, event_type, payload, status, received_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6)
+             ON CONFLICT (tenant_id, source, event_id) DO NOTHING
+             RETURNING id",
+        )
+        .bind(&tenant)
+        .bind(event.source)
+        .bind(event.event_id)
+        .bind(event.event_type)
+        .bind(Json(event.payload))
+        .bind(now)
+        .fetch_optional(conn)
+        .await
+    })?;
+    let recorded = match id {
+        Some(id) => {
+            let job = NewJob::new(INBOUND_QUEUE, PROCESS_INBOUND, serde_json::json!({ "inboundEventId": id }))
+                .with_tenant(event.tenant_id)
+                .with_dedupe_key(format!("inbound:{id}"));
+            enqueue(tx, &job, now).await?;
+            Recorded::New(id)
+        }
+        None => {
+            let id: i64 = on_tx!(tx, conn => {
+                sqlx::query_scalar(
+                    "UPDATE inbound_events SET deliveries = deliveries + 1
+                     WHERE tenant_id = $1 AND source = $2 AND event_id = $3 RETURNING id",
+                )
+                .bind(&tenant)
+                .bind(event.source)
+                .bind(event.event_id)
+                .fetch_one(conn)
+                .await
+            })?;
+            Recorded::Duplicate(id)
+        }
+    };
+    Ok(recorded)
 }

@@ -93,6 +93,11 @@ impl Store {
         &self.sealer
     }
 
+    /// A key derived from the sealing key for `purpose` (see [`sealed::Sealer::derive`]).
+    pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        self.sealer.derive(purpose)
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }

@@ -6,6 +6,7 @@
 //! (e.g. the row's table, column and id) is bound as associated data: a sealed value copied into
 //! another row does not open there.
 
+use sha2::{Digest, Sha256};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
@@ -31,6 +32,8 @@ pub enum SealError {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// Root of the keys derived for other purposes (never the sealing key itself).
+    derivation: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -41,7 +44,14 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(key: &[u8; KEY_LEN]) -> Sealer {
-        Sealer { cipher: Aes256Gcm::new(key.into()) }
+        let derivation = Sha256::new().chain_update(b"pix-host/derive/v1/").chain_update(key).finalize().into();
+        Sealer { cipher: Aes256Gcm::new(key.into()), derivation }
+    }
+
+    /// A 32-byte key for `purpose` (e.g. one tenant's intra-PSP signing key): the same on every
+    /// instance sharing `security.secret_key`, and different for every purpose.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        Sha256::new().chain_update(self.derivation).chain_update(purpose.as_bytes()).finalize().into()
     }
 
     /// A key as configured: 32 bytes in standard base64 (surrounding whitespace ignored).

@@ -336,7 +336,8 @@ pub async fn admit_account(tx: &mut Tx, tenant: Uuid, account: Uuid, now: DateTi
 /// How long each in-flight step may stay untouched before the sweeper looks at it.
 #[derive(Debug, Clone, Copy)]
 pub struct StaleAfter {
-    /// NEW and HELD (and a cash-in not yet credited or refused).
+    /// NEW and HELD, intra-PSP DEBITED and DELIVERING (and a cash-in not yet credited or
+    /// refused).
     pub pending: chrono::Duration,
     /// SENT: BTG's verdict is late.
     pub sent: chrono::Duration,
@@ -365,10 +366,10 @@ pub async fn claim_stale_transfers(
         "UPDATE transfers SET sweep_after = $1
          WHERE id IN (
              SELECT id FROM transfers
-             WHERE step IN ('NEW', 'HELD', 'SENT', 'INCIDENT_OPEN')
+             WHERE step IN ('NEW', 'HELD', 'SENT', 'INCIDENT_OPEN', 'DEBITED', 'DELIVERING')
                AND (sweep_after IS NULL OR sweep_after <= $2)
                AND ((status = 'IN_REVIEW' AND updated_at < $5)
-                 OR (status <> 'IN_REVIEW' AND step IN ('NEW', 'HELD') AND updated_at < $3)
+                 OR (status <> 'IN_REVIEW' AND step IN ('NEW', 'HELD', 'DEBITED', 'DELIVERING') AND updated_at < $3)
                  OR (step = 'SENT' AND updated_at < $4)
                  OR (step = 'INCIDENT_OPEN' AND updated_at < $6))
              ORDER BY updated_at, id

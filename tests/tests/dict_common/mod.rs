@@ -71,7 +71,7 @@ impl Dx {
         };
         // Payments received are recorded as transfers: MED requests must name one of the tenant's.
         let mut handlers = event_handlers(&dict);
-        handlers.extend(pix_server::transfers::inbound_handlers(&app.state));
+        handlers.extend(pix_server::transfers::inbound_handlers(&app.state, &app.url));
         app.run_inbound_worker(handlers);
         let stop = CancellationToken::new();
         tokio::spawn(settle_worker(&dict).run(stop.clone(), Duration::from_secs(1)));

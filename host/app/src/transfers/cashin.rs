@@ -54,11 +54,24 @@ struct Payee {
 /// A `PIX_PAYMENT_INBOUND` webhook: approve and credit, or refuse; idempotent per EndToEndId.
 pub async fn receive(app: &App, tenant: &Tenant, p: &InboundPayment) -> AppResult<()> {
     let clients = app.upstreams.for_tenant(tenant)?;
+    receive_payment(app, &clients, tenant, p, false).await.map(drop)
+}
+
+/// Approves and credits, or refuses, a payment received from BTG or (`intra_psp`) from one of
+/// the institution's own accounts; returns the cash-in as it ends. An intra-PSP refusal is
+/// settled by the payer's side (its debit reverted), never at BTG.
+pub(super) async fn receive_payment(
+    app: &App,
+    clients: &TenantClients,
+    tenant: &Tenant,
+    p: &InboundPayment,
+    intra_psp: bool,
+) -> AppResult<Transfer> {
     if let Some(existing) = app.store.transfer_by_end_to_end_id(tenant.id, Direction::Cashin, &p.end_to_end_id).await? {
-        return finish(app, &clients, existing).await.map(drop);
+        return finish(app, clients, existing).await;
     }
     let now = app.clock.now();
-    let payee = find_payee(app, &clients, tenant, p).await?;
+    let payee = find_payee(app, clients, tenant, p).await?;
     let mut transfer = Transfer {
         id: new_id(),
         tenant_id: tenant.id,
@@ -69,7 +82,7 @@ pub async fn receive(app: &App, tenant: &Tenant, p: &InboundPayment) -> AppResul
         amount: p.amount.centavos(),
         fee: 0,
         purpose: Purpose::Transfer,
-        is_intra_psp: false,
+        is_intra_psp: intra_psp,
         counterparty: Some(p.debtor.tax_id.clone()),
         details: TransferDetails {
             counterparty: Counterparty {
@@ -109,7 +122,7 @@ pub async fn receive(app: &App, tenant: &Tenant, p: &InboundPayment) -> AppResul
     };
     let verdict = match payee {
         Err(refusal) => Err(refusal),
-        Ok(payee) => approve(app, &clients, tenant, p, &payee, &mut transfer).await?.map(|()| payee),
+        Ok(payee) => approve(app, clients, tenant, p, &payee, &mut transfer).await?.map(|()| payee),
     };
     match verdict {
         Ok(payee) => transfer.details.ledger_alias = Some(payee.ledger_alias),
@@ -129,13 +142,13 @@ pub async fn receive(app: &App, tenant: &Tenant, p: &InboundPayment) -> AppResul
             drop(tx);
             let existing = app.store.transfer_by_end_to_end_id(tenant.id, Direction::Cashin, &p.end_to_end_id).await?;
             return match existing {
-                Some(t) => finish(app, &clients, t).await.map(drop),
+                Some(t) => finish(app, clients, t).await,
                 None => Err(AppError::Unknown("cash-in conflict without a row".into())),
             };
         }
         Err(e) => return Err(e.into()),
     }
-    finish(app, &clients, transfer).await.map(drop)
+    finish(app, clients, transfer).await
 }
 
 fn retry(what: &'static str) -> impl FnOnce(IntegrationError) -> AppError {
@@ -236,7 +249,7 @@ async fn approve(
         payer_ispb: p.debtor_ispb.clone(),
         payer_document_type: if payer_type == PersonType::Natural { DocumentType::Cpf } else { DocumentType::Cnpj },
         same_owner: p.debtor.tax_id == payee.holder.document,
-        intra_psp: false,
+        intra_psp: t.is_intra_psp,
         local_time,
         day_count: sat(day.count),
         day_volume: day.volume,
@@ -273,7 +286,7 @@ async fn approve(
         )));
     }
     let fee_input = FeeInput {
-        operation: Operation::CashIn,
+        operation: if t.is_intra_psp { Operation::IntraPsp } else { Operation::CashIn },
         initiation: match p.initiation_type.as_str() {
             "MANUAL" => Initiation::Manual,
             "STATIC_QRCODE" | "DYNAMIC_QRCODE" => Initiation::QrCode,
@@ -284,7 +297,7 @@ async fn approve(
         payer_type: policy_person(payer_type),
         payee_type: policy_person(payee.holder.person_type),
         account_segment: account_segment(ledger),
-        intra_psp: false,
+        intra_psp: t.is_intra_psp,
         local_time,
         month_count: sat(month.count),
         month_volume: month.volume,
@@ -322,6 +335,8 @@ pub async fn finish(app: &App, clients: &TenantClients, mut t: Transfer) -> AppR
                 }
                 Err(e) => return Err(e),
             },
+            // The payer is ours: its debit is reverted by the cash-out's side (`intra::settle`).
+            CashinState::Refusing { .. } if t.is_intra_psp => CashinEvent::RefusalAccepted,
             CashinState::Refusing { failure } => {
                 let refusal = InboundRefusal {
                     reason_code: t.details.spi_reason.clone().unwrap_or_else(|| "AG03".into()),

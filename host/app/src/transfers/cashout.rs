@@ -109,13 +109,6 @@ fn guard(account: &CustomerAccount, initiation: &Initiation, now: DateTime<Utc>)
             format!("the initiation expired at {}; initiate again", initiation.expires_at.to_rfc3339()),
         ));
     }
-    if initiation.is_intra_psp {
-        return Err(AppError::refused(
-            ErrorCode::IntraPspUnavailable,
-            "the destination is an account of this institution; intra-PSP settlement is not available yet \
-             (see docs/transfers.md), and such payments are never sent through BTG",
-        ));
-    }
     Ok(())
 }
 
@@ -153,8 +146,9 @@ async fn admit(
         local_time,
     };
     let fraud = app.policies.fraud(tenant.id, &fraud_input).await;
+    let intra_psp = initiation.is_intra_psp;
     let fee_input = FeeInput {
-        operation: Operation::CashOut,
+        operation: if intra_psp { Operation::IntraPsp } else { Operation::CashOut },
         initiation: match initiation.initiation_type {
             InitiationType::Key => PolicyInitiation::Key,
             InitiationType::QrCode => PolicyInitiation::QrCode,
@@ -168,7 +162,7 @@ async fn admit(
         payer_type: policy_person(account.holder.person_type),
         payee_type: person(destination.person_type),
         account_segment: account_segment(&account.ledger),
-        intra_psp: false,
+        intra_psp,
         local_time,
         month_count: sat(month.count),
         month_volume: month.volume,
@@ -233,7 +227,7 @@ async fn admit(
         amount: initiation.amount,
         fee: fee_amount,
         purpose,
-        is_intra_psp: false,
+        is_intra_psp: intra_psp,
         counterparty: Some(destination.tax_id.clone()),
         details,
         version: 0,
@@ -259,7 +253,7 @@ fn policy_key_type(t: &str) -> Option<KeyType> {
     })
 }
 
-fn cashout_state(t: &Transfer) -> AppResult<&CashoutState> {
+pub(super) fn cashout_state(t: &Transfer) -> AppResult<&CashoutState> {
     match &t.state {
         TransferState::Cashout(s) => Ok(s),
         TransferState::Cashin(_) => Err(AppError::Internal(format!("transfer {} is not a cash-out", t.id))),
@@ -267,7 +261,7 @@ fn cashout_state(t: &Transfer) -> AppResult<&CashoutState> {
 }
 
 /// Applies `event` to the cash-out `t` (the state machine refuses impossible moves).
-fn apply(t: &mut Transfer, event: CashoutEvent, now: DateTime<Utc>) -> AppResult<()> {
+pub(super) fn apply(t: &mut Transfer, event: CashoutEvent, now: DateTime<Utc>) -> AppResult<()> {
     let next = cashout_state(t)?.on(event)?;
     if next.status().is_final() && t.completed_at.is_none() {
         t.completed_at = Some(now);
@@ -281,6 +275,9 @@ fn apply(t: &mut Transfer, event: CashoutEvent, now: DateTime<Utc>) -> AppResult
 /// Moves a cash-out forward from wherever it stopped, until it waits for BTG or is final.
 /// An unknown outcome is an `Err` that is not permanent: the same call may be made again.
 pub async fn advance(app: &App, clients: &TenantClients, mut t: Transfer) -> AppResult<Transfer> {
+    if t.is_intra_psp {
+        return super::intra::advance(app, clients, t).await;
+    }
     loop {
         let now = app.clock.now();
         let notify = match cashout_state(&t)? {
@@ -348,7 +345,7 @@ async fn place_hold(clients: &TenantClients, t: &Transfer) -> AppResult<LedgerTx
 }
 
 /// The cash-out's movement: the customer → `@external/BRL` (+ the fee account).
-fn cashout_legs(t: &Transfer) -> AppResult<TransactionRequest> {
+pub(super) fn cashout_legs(t: &Transfer) -> AppResult<TransactionRequest> {
     let (debited, sent) = t
         .details
         .cashout_amounts(t.amount, t.fee)
@@ -371,7 +368,7 @@ async fn send_payment(clients: &TenantClients, t: &Transfer) -> AppResult<()> {
 }
 
 /// What BTG receives: what leaves the customer's account, net of a deducted fee.
-fn payment_order(t: &Transfer) -> AppResult<PaymentOrder> {
+pub(super) fn payment_order(t: &Transfer) -> AppResult<PaymentOrder> {
     let d = &t.details;
     let debtor = d.debtor.as_ref().ok_or_else(|| AppError::Internal(format!("transfer {} lacks a debtor", t.id)))?;
     let (_, sent) =
@@ -544,7 +541,9 @@ pub(super) async fn post_correction(
                 .await
                 .map_err(AppError::upstream("re-debiting the customer"))?
         }
-        IncidentKind::RejectedAfterCompleted => {
+        // Both put back a debit that was committed: revert it (one key, so the normal path's
+        // revert and an incident's correction can never both post).
+        IncidentKind::RejectedAfterCompleted | IncidentKind::DebitRevertFailed => {
             let hold = cashout_state(t)?
                 .hold()
                 .ok_or_else(|| AppError::Internal(format!("transfer {} has no committed hold", t.id)))?;

@@ -87,6 +87,7 @@ pub(super) async fn correct(app: &App, clients: &TenantClients, mut t: Transfer)
             incident.note = match kind {
                 IncidentKind::ConfirmedAfterFailed => format!("customer re-debited (Midaz {tx})"),
                 IncidentKind::RejectedAfterCompleted => format!("committed hold reverted (Midaz {tx})"),
+                IncidentKind::DebitRevertFailed => format!("intra-PSP debit reverted (Midaz {tx})"),
             };
         }
         if save(app, &mut t, Notify::Event).await? {

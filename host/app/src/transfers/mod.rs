@@ -9,6 +9,7 @@
 pub mod cashin;
 pub mod cashout;
 pub mod incidents;
+pub mod intra;
 pub mod limits;
 pub mod review;
 pub mod sweeper;

@@ -14,7 +14,7 @@ use pix_store::transfers::{Transfer, claim_stale_transfers};
 use tokio_util::sync::CancellationToken;
 
 use super::cashout::{BtgSays, Verdict, advance, on_verdict, read_back};
-use super::{cashin, incidents, review};
+use super::{cashin, incidents, intra, review};
 use crate::{App, AppResult, TenantClients};
 
 /// What one pass did, by outcome.
@@ -89,6 +89,9 @@ async fn sweep(app: &App, t: Transfer) -> AppResult<&'static str> {
             None => return Ok("awaiting_btg"),
         },
         TransferState::Cashout(CashoutState::Incident { .. }) => incidents::correct(app, &clients, t).await?,
+        // Intra-PSP: queue the delivery again, or run the settlement the delivery would have.
+        TransferState::Cashout(CashoutState::Debited { .. }) => advance(app, &clients, t).await?,
+        TransferState::Cashout(CashoutState::Delivering { .. }) => intra::settle(app, &tenant, t.id).await?,
         TransferState::Cashin(CashinState::Accepted | CashinState::Refusing { .. }) => {
             cashin::finish(app, &clients, t).await?
         }

@@ -27,14 +27,15 @@ pub const BTG_NOT_FOUND: &str = "BTG_NOT_FOUND";
 pub struct Unblocked {
     /// The transfer as it stands afterwards.
     pub transfer: Transfer,
-    pub btg_status: BtgStatus,
+    /// What BTG said; `None` for an intra-PSP transfer (BTG has no part in it).
+    pub btg_status: Option<BtgStatus>,
     /// What happened, for the operator.
     pub message: String,
 }
 
 /// Reads the payment of the account's stuck cash-out back from BTG and drives it to where BTG
-/// says it is. Refusals: another account's or tenant's transfer → `TransferNotFound`; an
-/// intra-PSP transfer → `IntraPspUnblock`; anything but a cash-out in PENDING/PROCESSING →
+/// says it is; an intra-PSP cash-out is driven from its local records instead (`intra::unblock`).
+/// Refusals: another account's or tenant's transfer → `TransferNotFound`; anything but a cash-out in PENDING/PROCESSING →
 /// `TransferNotUnblockable`; BTG's record diverging from ours → `UnblockInconsistent`; BTG 404
 /// without the opt-in (or too early) → `ProviderPaymentNotFound`. Any other BTG failure is an
 /// `Upstream` error and nothing is touched.
@@ -50,6 +51,10 @@ pub async fn unblock(
             AppError::refused(ErrorCode::TransferNotFound, "no transfer with this id for this account")
         })?;
     unblockable(&t)?;
+    if t.is_intra_psp {
+        let (transfer, message) = super::intra::unblock(app, tenant, t).await?;
+        return Ok(Unblocked { transfer, btg_status: None, message });
+    }
     let clients = app.upstreams.for_tenant(tenant)?;
     let payment = match clients.btg.payment(&t.end_to_end_id).await {
         Ok(payment) => payment,
@@ -68,27 +73,27 @@ pub async fn unblock(
                 "BTG is still processing payment {}; nothing was changed and the hold stays. Retry later.",
                 t.end_to_end_id
             );
-            return Ok(Unblocked { transfer: t, btg_status: BtgStatus::Processing, message });
+            return Ok(Unblocked { transfer: t, btg_status: Some(BtgStatus::Processing), message });
         }
     };
     let before = t.status();
     let after = on_verdict(app, &clients, t, verdict).await?;
     tracing::info!(transfer = %after.id, from = %before, to = %after.status(), btg = ?btg_status, "unblock applied BTG's verdict");
     let message = outcome_message(&after, btg_status);
-    Ok(Unblocked { transfer: after, btg_status, message })
+    Ok(Unblocked { transfer: after, btg_status: Some(btg_status), message })
 }
 
 /// Only the cash-outs whose outcome waits on BTG: PENDING (New, Held) and PROCESSING (Sent),
-/// with an EndToEndId to read back, and never an intra-PSP transfer (BTG has no payment).
+/// with an EndToEndId to read back; intra-PSP ones DEBITED or DELIVERING.
 fn unblockable(t: &Transfer) -> AppResult<()> {
-    if t.is_intra_psp {
-        return Err(AppError::refused(
-            ErrorCode::IntraPspUnblock,
-            "this is an intra-PSP transfer: there is no BTG payment to read back",
-        ));
-    }
     match &t.state {
-        TransferState::Cashout(CashoutState::New | CashoutState::Held { .. } | CashoutState::Sent { .. }) => {}
+        TransferState::Cashout(
+            CashoutState::New
+            | CashoutState::Held { .. }
+            | CashoutState::Sent { .. }
+            | CashoutState::Debited { .. }
+            | CashoutState::Delivering { .. },
+        ) => {}
         TransferState::Cashout(CashoutState::InReview) => {
             return Err(AppError::refused(
                 ErrorCode::TransferNotUnblockable,
@@ -181,7 +186,7 @@ async fn not_found(
     let after = on_verdict(app, clients, t, Verdict::Refused(failure)).await?;
     tracing::warn!(transfer = %id, status = %after.status(), "unblock: BTG has no record of the payment; released on request");
     let message = outcome_message(&after, BtgStatus::NotFound);
-    Ok(Unblocked { transfer: after, btg_status: BtgStatus::NotFound, message })
+    Ok(Unblocked { transfer: after, btg_status: Some(BtgStatus::NotFound), message })
 }
 
 /// What the unblock did, from where the transfer ended. A webhook or the sweeper may have
@@ -301,7 +306,15 @@ mod tests {
         }
         let no_e2e = Transfer { end_to_end_id: " ".into(), ..sent.clone() };
         assert_eq!(refused(no_e2e), Some(ErrorCode::TransferNotUnblockable));
-        let intra = Transfer { is_intra_psp: true, ..sent };
-        assert_eq!(refused(intra), Some(ErrorCode::IntraPspUnblock));
+        let delivering = CashoutState::Delivering { debit: LedgerTxId("d".into()) };
+        let intra = Transfer { is_intra_psp: true, state: TransferState::Cashout(delivering), ..sent.clone() };
+        assert_eq!(refused(intra), None, "an intra-PSP cash-out in flight is unblocked from local records");
+        let reverted = CashoutState::Reverted {
+            debit: LedgerTxId("d".into()),
+            revert: LedgerTxId("r".into()),
+            failure: Failure::new("AC03", "x"),
+        };
+        let done = Transfer { is_intra_psp: true, state: TransferState::Cashout(reverted), ..sent };
+        assert_eq!(refused(done), Some(ErrorCode::TransferNotUnblockable));
     }
 }

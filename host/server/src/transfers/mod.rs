@@ -28,13 +28,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
     initiate::routes().merge(cashout::routes()).merge(queries::routes()).merge(unblock::routes())
 }
 
-/// Handlers for BTG's money events: payments here, reversals in `crate::refunds`.
-pub fn inbound_handlers(state: &AppState) -> Vec<(&'static str, Arc<dyn InboundHandler>)> {
+/// Handlers for the money events: BTG's payments here, its reversals in `crate::refunds`, and
+/// the intra-PSP settlements this service queues for itself (delivered to `base`, its own URL).
+pub fn inbound_handlers(state: &AppState, base: &str) -> Vec<(&'static str, Arc<dyn InboundHandler>)> {
     let payments: Vec<(&'static str, Arc<dyn InboundHandler>)> = vec![
         ("PIX_PAYMENT", Arc::new(cashout::PaymentEvents(state.clone()))),
         ("PIX_PAYMENT_INBOUND", Arc::new(cashin::InboundPayments(state.clone()))),
     ];
-    payments.into_iter().chain(crate::refunds::inbound_handlers(state)).collect()
+    payments
+        .into_iter()
+        .chain(crate::refunds::inbound_handlers(state))
+        .chain(crate::intra_psp::Deliveries::handlers(state, base))
+        .collect()
 }
 
 /// The stuck-transfer sweeper (one per instance; they share the work through leases).

@@ -39,9 +39,10 @@ pub struct UnblockTransfer {
 pub struct UnblockedTransfer {
     /// The transfer after the unblock.
     pub transfer: TransferView,
-    /// What BTG answered: `CONFIRMED`, `REJECTED`, `PROCESSING` or `NOT_FOUND`.
-    #[schema(value_type = String, example = "CONFIRMED")]
-    pub btg_status: BtgStatus,
+    /// What BTG answered: `CONFIRMED`, `REJECTED`, `PROCESSING` or `NOT_FOUND`; null for an
+    /// intra-PSP transfer (settled from local records, without BTG).
+    #[schema(value_type = Option<String>, example = "CONFIRMED")]
+    pub btg_status: Option<BtgStatus>,
     /// What happened.
     pub message: String,
 }
