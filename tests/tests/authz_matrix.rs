@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 dict_tests!(every_operation_refuses_missing_wrong_and_foreign_credentials);
 
 /// Routes without a bearer token, on purpose. Anything else undocumented-as-secured fails.
-const UNSECURED: &[&str] = &["/health", "/readyz", "/metrics", "/v1/inbound/btg/{tenant_id}"];
+/// Health and metrics, and the two signed ingresses (BTG's webhooks, this service's own
+/// intra-PSP deliveries), which authenticate by HMAC rather than by bearer token.
+const UNSECURED: &[&str] =
+    &["/health", "/readyz", "/metrics", "/v1/inbound/btg/{tenant_id}", "/v1/payment/webhooks/intra-psp/events"];
 
 /// DICT lookups read the shared directory (any participant's keys), not a tenant's records.
 const GLOBAL_READS: &[&str] = &["/v1/dict/keys/{key}", "/v1/dict/statistics/keys/{key}"];

@@ -463,8 +463,8 @@ async fn only_the_account_s_pending_or_processing_cash_outs_can_be_unblocked(app
     assert_eq!(in_review["status"], "IN_REVIEW");
     refused(app, &tenant, "@maria", in_review["id"].as_str().unwrap(), None, 422, "PIX-0417").await;
 
-    // An intra-PSP transfer has no BTG payment. The API cannot create one yet (cash-outs to this
-    // institution are refused), so one is written directly, as the intra-PSP flow will.
+    // An intra-PSP transfer is unblocked from its local records (tests/tests/intra_psp.rs); one
+    // recorded at a BTG step contradicts itself, which only an operator can settle.
     let store = &app.db.store;
     let stuck = store.transfer(tenant.id, id.parse().unwrap()).await.unwrap().unwrap();
     let mut intra = stuck.clone();

@@ -433,9 +433,9 @@ impl CashoutState {
     pub fn hold(&self) -> Option<&LedgerTxId> {
         match self {
             CashoutState::Held { hold } | CashoutState::Sent { hold } | CashoutState::Settled { hold } => Some(hold),
-            CashoutState::Debited { debit } | CashoutState::Delivering { debit } | CashoutState::Reverted { debit, .. } => {
-                Some(debit)
-            }
+            CashoutState::Debited { debit }
+            | CashoutState::Delivering { debit }
+            | CashoutState::Reverted { debit, .. } => Some(debit),
             CashoutState::Released { hold, .. } | CashoutState::Incident { hold, .. } => hold.as_ref(),
             CashoutState::InReview | CashoutState::New => None,
         }

@@ -208,8 +208,9 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
                 .run(shutdown.clone(), grace),
         );
         let mut inbound = InboundDispatcher::new(store.clone(), clock.clone());
-        for (event_type, handler) in
-            crate::dict::inbound_handlers(&state).into_iter().chain(crate::transfers::inbound_handlers(&state, &self_url))
+        for (event_type, handler) in crate::dict::inbound_handlers(&state)
+            .into_iter()
+            .chain(crate::transfers::inbound_handlers(&state, &self_url))
         {
             inbound = inbound.register(event_type, handler);
         }

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::jobs::{NewJob, enqueue};
-use crate::{Tx, Store, StoreError, StoreResult, on_pool, on_tx, parse_uuid};
+use crate::{Store, StoreError, StoreResult, Tx, on_pool, on_tx, parse_uuid};
 
 /// The queue and job kind that process inbound events.
 pub const INBOUND_QUEUE: &str = "inbound";

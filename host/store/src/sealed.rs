@@ -6,12 +6,12 @@
 //! (e.g. the row's table, column and id) is bound as associated data: a sealed value copied into
 //! another row does not open there.
 
-use sha2::{Digest, Sha256};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 const PREFIX_V1: &str = "v1:";
 const NONCE_LEN: usize = 12;

@@ -124,8 +124,8 @@ pub async fn settle(app: &App, tenant: &Tenant, transfer_id: Uuid) -> AppResult<
     if !matches!(cashout_state(&t)?, CashoutState::Delivering { .. }) {
         return Ok(t);
     }
-    let cashin = cashin::receive_payment(app, &clients, tenant, &internal_payment(tenant, &t, app.clock.now())?, true)
-        .await?;
+    let cashin =
+        cashin::receive_payment(app, &clients, tenant, &internal_payment(tenant, &t, app.clock.now())?, true).await?;
     conclude(app, &clients, t, &cashin).await
 }
 
@@ -151,7 +151,9 @@ async fn conclude(app: &App, clients: &TenantClients, mut t: Transfer, cashin: &
     let refusal = match &cashin.state {
         TransferState::Cashin(CashinState::Credited { .. }) => None,
         TransferState::Cashin(
-            CashinState::Refused { failure } | CashinState::RefusalFailed { failure } | CashinState::Refusing { failure },
+            CashinState::Refused { failure }
+            | CashinState::RefusalFailed { failure }
+            | CashinState::Refusing { failure },
         ) => Some(failure.clone()),
         _ => return Err(AppError::Unknown(format!("the internal cash-in of {} is not finished", t.id))),
     };
@@ -168,7 +170,8 @@ async fn conclude(app: &App, clients: &TenantClients, mut t: Transfer, cashin: &
                 }
             }
             Some(failure) => {
-                let event = match clients.ledger.revert(&debit.0, &ledger_key(format!("cashout-revert-{}", t.id))).await {
+                let event = match clients.ledger.revert(&debit.0, &ledger_key(format!("cashout-revert-{}", t.id))).await
+                {
                     Ok(revert) => CashoutEvent::Reverted { revert: LedgerTxId(revert.id), failure: failure.clone() },
                     Err(e) if e.is_definite() => {
                         metrics::counter!("pix_transfer_incidents_total", "kind" => IncidentKind::DebitRevertFailed.as_str())
@@ -227,12 +230,23 @@ async fn complete(app: &App, t: &mut Transfer, cashin: &Transfer, now: DateTime<
 /// local records are the truth. It is driven like the sweeper would (queued again if DEBITED,
 /// settled from its internal cash-in if DELIVERING), then the records are checked against each
 /// other; `PIX-0418` remains only for records that disagree (a completed cash-out whose cash-in
-/// was not credited, or a reverted one whose cash-in was).
+/// was not credited, a reverted one whose cash-in was, or one recorded at a BTG step).
 pub(super) async fn unblock(app: &App, tenant: &Tenant, t: Transfer) -> AppResult<(Transfer, String)> {
+    if matches!(cashout_state(&t)?, CashoutState::Held { .. } | CashoutState::Sent { .. }) {
+        // A BTG step on a transfer BTG never had: the record contradicts itself.
+        return Err(AppError::refused(
+            ErrorCode::IntraPspUnblock,
+            format!(
+                "the intra-PSP cash-out is recorded at a BTG step ({}): an operator must reconcile it",
+                t.state.step()
+            ),
+        ));
+    }
     let before = t.status();
     let after = settle(app, tenant, t.id).await?;
     let cashin = app.store.transfer_by_end_to_end_id(tenant.id, Direction::Cashin, &after.end_to_end_id).await?;
-    let credited = cashin.as_ref().is_some_and(|c| matches!(c.state, TransferState::Cashin(CashinState::Credited { .. })));
+    let credited =
+        cashin.as_ref().is_some_and(|c| matches!(c.state, TransferState::Cashin(CashinState::Credited { .. })));
     let disagree = match cashout_state(&after)? {
         CashoutState::Settled { .. } => !credited,
         CashoutState::Reverted { .. } => credited,

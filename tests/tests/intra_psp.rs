@@ -1,0 +1,280 @@
+//! Intra-PSP transfers end to end: KEY, QR_CODE and MANUAL cash-outs between two accounts of the
+//! institution settle internally (both Midaz legs, both events, nothing at BTG), refusals revert
+//! the debit, the signed endpoint settles once, a lost debit answer loses nothing, a revert
+//! Midaz refuses is an incident, and unblock drives stuck ones from the local records.
+
+use std::time::Duration;
+
+use pix_core::brcode::BrCode;
+use pix_core::clock::Clock;
+use pix_core::money::Money;
+use pix_core::pix_key::PixKey;
+use pix_e2e::bank::Bank;
+use pix_e2e::{TestApp, api_tests, error_code};
+use pix_sandbox::{FaultKind, FaultRule, FaultTarget};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+api_tests!(
+    key_qr_and_manual_intra_psp_cash_outs_complete_with_both_legs,
+    a_refused_intra_psp_cash_out_reverts_the_debit,
+    an_internal_credit_midaz_refuses_reverts_the_debit,
+    a_revert_midaz_refuses_is_an_incident,
+    the_intra_psp_endpoint_is_signed_and_settles_once,
+    a_lost_debit_answer_loses_nothing,
+    unblock_drives_a_stuck_intra_psp_cash_out_from_local_records,
+);
+
+// ------------------------------------------------------------------------------- harness
+
+/// João's account details at this institution (a MANUAL destination).
+fn joao(bank: &Bank<'_>) -> Value {
+    let a = bank.app.sandbox.data.accounts.iter().find(|a| a.alias == "@joao").unwrap();
+    json!({"ispb": bank.app.sandbox.data.ispb, "branch": a.branch, "account": a.number, "accountType": "CACC",
+           "document": a.document, "name": a.name})
+}
+
+async fn joao_key(bank: &Bank<'_>) -> String {
+    let created =
+        bank.call(Method::POST, "/v1/dict/entries", "@joao").json(&json!({"keyType": "EVP"})).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    created.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned()
+}
+
+/// Initiates and processes a cash-out from `alias`; returns the 201 body of process.
+async fn send(bank: &Bank<'_>, alias: &str, body: Value) -> Value {
+    let initiated = bank.call(Method::POST, "/v1/transfers/cashout/initiate", alias).json(&body).send().await.unwrap();
+    assert_eq!(initiated.status(), 201, "{body}");
+    let initiated: Value = initiated.json().await.unwrap();
+    assert_eq!(initiated["isIntraPSP"], true, "{initiated}");
+    let processed = bank
+        .call(Method::POST, "/v1/transfers/cashout/process", alias)
+        .json(&json!({"initiationId": initiated["initiationId"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(processed.status(), 201);
+    let processed: Value = processed.json().await.unwrap();
+    assert_eq!(processed["isIntraPSP"], true);
+    processed
+}
+
+fn transfer_path(t: &Value) -> String {
+    format!("/v1/transfers/{}", t["id"].as_str().unwrap())
+}
+
+/// The internal cash-in of an intra-PSP cash-out, as the payee sees it.
+async fn cash_in_of(bank: &Bank<'_>, payee: &str, cash_out: &Value) -> Value {
+    let e2e = cash_out["endToEndId"].as_str().unwrap();
+    let page = bank.get_json(&format!("/v1/transfers?type=CASHIN&end_to_end={e2e}"), payee).await;
+    page["items"][0].clone()
+}
+
+fn fault(bank: &Bank<'_>, upstream: FaultTarget, path: &str, method: &str, kind: FaultKind, count: u32) {
+    bank.app.sandbox.handle.add_fault(FaultRule {
+        id: String::new(),
+        upstream,
+        path_prefix: path.into(),
+        method: Some(method.into()),
+        kind,
+        count: Some(count),
+        probability: None,
+    });
+}
+
+async fn never_at_btg(bank: &Bank<'_>, t: &Value) {
+    let state = bank.btg_state().await;
+    let at_btg = state["payments"].as_array().unwrap().iter().any(|p| p["endToEndId"] == t["endToEndId"]);
+    assert!(!at_btg, "an intra-PSP payment never goes to BTG");
+}
+
+// --------------------------------------------------------------------------------- tests
+
+async fn key_qr_and_manual_intra_psp_cash_outs_complete_with_both_legs(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let key = joao_key(&bank).await;
+    let qr = BrCode::static_code(PixKey::infer(&key).unwrap(), "Joao Souza", "Sao Paulo")
+        .amount(Money::parse("7.25").unwrap())
+        .build()
+        .unwrap()
+        .encode();
+    let cases = [
+        (json!({"type": "KEY", "key": key, "amount": "10.00"}), 1_000, "KEY"),
+        (json!({"type": "QR_CODE", "emv": qr}), 725, "QR_CODE"),
+        (json!({"type": "MANUAL", "amount": "3.33", "destination": joao(&bank)}), 333, "MANUAL"),
+    ];
+    for (body, centavos, kind) in cases {
+        let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
+        let processed = send(&bank, "@maria", body).await;
+        assert!(["PROCESSING", "COMPLETED"].contains(&processed["status"].as_str().unwrap()), "{processed}");
+        let done = bank.wait_status(&transfer_path(&processed), "@maria", "COMPLETED").await;
+        assert_eq!(done["initiationType"], kind);
+        assert_eq!(bank.balance("@maria"), (maria - centavos, 0), "{kind}: the payer is debited once, nothing held");
+        assert_eq!(bank.balance("@joao").0, joao_before + centavos, "{kind}: the payee is credited");
+        let cash_in = cash_in_of(&bank, "@joao", &processed).await;
+        assert_eq!((&cash_in["status"], &cash_in["isIntraPSP"]), (&json!("COMPLETED"), &json!(true)), "{cash_in}");
+        never_at_btg(&bank, &processed).await;
+        let out_events = bank.events_of(processed["id"].as_str().unwrap()).await;
+        assert_eq!(out_events.last().unwrap()["payload"]["status"], "COMPLETED");
+        assert!(out_events.iter().all(|e| e["entityType"] == "CASHOUT"));
+        let in_events = bank.events_of(cash_in["id"].as_str().unwrap()).await;
+        assert!(in_events.iter().any(|e| e["entityType"] == "CASHIN" && e["payload"]["status"] == "COMPLETED"));
+    }
+    let listed = bank.get_json("/v1/transfers?type=CASHOUT", "@maria").await;
+    assert!(listed["items"].as_array().unwrap().iter().all(|t| t["isIntraPSP"] == true));
+}
+
+async fn a_refused_intra_psp_cash_out_reverts_the_debit(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let maria = bank.balance("@maria").0;
+    // An account number of this institution that no customer has: the payee's side refuses.
+    let mut nobody = joao(&bank);
+    nobody["account"] = json!("999999");
+    let processed = send(&bank, "@maria", json!({"type": "MANUAL", "amount": "12.00", "destination": nobody})).await;
+    let failed = bank.wait_status(&transfer_path(&processed), "@maria", "FAILED").await;
+    assert_eq!(failed["failureCode"], "RECIPIENT_ACCOUNT_INVALID");
+    assert_eq!(bank.balance("@maria"), (maria, 0), "the debit is reverted");
+    // A closed payee account: refused by the same cash-in approval as an external Pix.
+    let joao_account = bank.account("@joao");
+    bank.app.sandbox.handle.close_account(&joao_account);
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "5.00", "destination": joao(&bank)})).await;
+    let failed = bank.wait_status(&transfer_path(&processed), "@maria", "FAILED").await;
+    assert!(failed["failureCode"].is_string(), "{failed}");
+    assert_eq!(bank.balance("@maria"), (maria, 0));
+    let events = bank.events_of(processed["id"].as_str().unwrap()).await;
+    assert_eq!(events.last().unwrap()["payload"]["status"], "FAILED");
+    never_at_btg(&bank, &processed).await;
+}
+
+async fn an_internal_credit_midaz_refuses_reverts_the_debit(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
+    // The first ledger write (the payer's debit) goes through; the second (the payee's credit)
+    // is refused.
+    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Latency { ms: 0 }, 1);
+    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Status { status: 422 }, 1);
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "8.00", "destination": joao(&bank)})).await;
+    let failed = bank.wait_status(&transfer_path(&processed), "@maria", "FAILED").await;
+    assert_eq!(failed["failureCode"], "INTERNAL_CREDIT_FAILED", "{failed}");
+    assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria, joao_before), "debit reverted, no credit");
+    let cash_in = cash_in_of(&bank, "@joao", &processed).await;
+    assert_eq!(cash_in["status"], "FAILED");
+}
+
+async fn a_revert_midaz_refuses_is_an_incident(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let maria = bank.balance("@maria").0;
+    let mut nobody = joao(&bank);
+    nobody["account"] = json!("999998");
+    // The debit goes through, then every revert is refused.
+    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Latency { ms: 0 }, 1);
+    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Status { status: 422 }, 1_000);
+    let processed = send(&bank, "@maria", json!({"type": "MANUAL", "amount": "6.00", "destination": nobody})).await;
+    let path = transfer_path(&processed);
+    let stuck = bank.wait_status(&path, "@maria", "RECONCILIATION_REQUIRED").await;
+    assert_eq!(stuck["incident"]["kind"], "DEBIT_REVERT_FAILED", "{stuck}");
+    assert!(stuck["incident"]["note"].as_str().unwrap().starts_with("INTERNAL_DEBIT_REVERT_FAILED"), "{stuck}");
+    assert_eq!(bank.balance("@maria").0, maria - 600, "still debited: nothing is released silently");
+    let listed = app.request(Method::GET, "/v1/admin/transfer-incidents", &app.admin_token).send().await.unwrap();
+    let listed: Vec<Value> = listed.json().await.unwrap();
+    assert!(listed.iter().any(|t| t["id"] == processed["id"]), "listed for operators");
+    // Once Midaz takes it, the incident's correction reverts the debit, visibly.
+    bank.app.sandbox.handle.clear_faults();
+    for _ in 0..40 {
+        app.clock.advance(chrono::Duration::minutes(31));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if bank.balance("@maria").0 == maria {
+            break;
+        }
+    }
+    assert_eq!(bank.balance("@maria").0, maria, "reverted by the incident's correction");
+    let corrected = bank.get_json(&path, "@maria").await;
+    assert_eq!(corrected["status"], "RECONCILIATION_REQUIRED", "the incident stays on record");
+    assert!(corrected["incident"]["note"].as_str().unwrap().contains("reverted"), "{corrected}");
+}
+
+async fn the_intra_psp_endpoint_is_signed_and_settles_once(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "4.00", "destination": joao(&bank)})).await;
+    bank.wait_status(&transfer_path(&processed), "@maria", "COMPLETED").await;
+    let body = serde_json::to_vec(&json!({"tenantId": bank.tenant.id, "transferId": processed["id"]})).unwrap();
+    let post = |signature: Option<String>, timestamp: i64| {
+        let mut request = app
+            .http
+            .post(format!("{}/v1/payment/webhooks/intra-psp/events", app.url))
+            .header("content-type", "application/json")
+            .header("x-signature-timestamp", timestamp.to_string())
+            .body(body.clone());
+        if let Some(s) = signature {
+            request = request.header("x-signature", s);
+        }
+        request.send()
+    };
+    let key = app.state.store.derived_key(&format!("intra-psp:{}", bank.tenant.id));
+    let now = app.clock.now().timestamp();
+    // Redelivered, correctly signed: 200 and nothing moves again.
+    for _ in 0..2 {
+        let again = post(Some(pix_sandbox::sign(&key, now, &body)), now).await.unwrap();
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.json::<Value>().await.unwrap()["status"], "COMPLETED");
+    }
+    assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria - 400, joao_before + 400));
+    // Unsigned, signed with another key, or stale: 401 and nothing runs.
+    let unsigned = post(None, now).await.unwrap();
+    assert_eq!((unsigned.status().as_u16(), error_code(unsigned).await), (401, "PIX-0009".into()));
+    let forged = post(Some(pix_sandbox::sign(b"guess", now, &body)), now).await.unwrap();
+    assert_eq!(forged.status(), 401);
+    let stale = now - 3600;
+    let old = post(Some(pix_sandbox::sign(&key, stale, &body)), stale).await.unwrap();
+    assert_eq!(old.status(), 401);
+}
+
+async fn a_lost_debit_answer_loses_nothing(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
+    // Midaz posts the debit but its answer is lost: the cash-out stays PENDING with nothing
+    // queued; the sweeper posts the debit again under the same key (Midaz replays it) and queues.
+    // (the client retries a lost answer with the same key, so its retries fail too).
+    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::TimeoutAfterEffect, 1);
+    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Status { status: 503 }, 50);
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "9.00", "destination": joao(&bank)})).await;
+    assert_eq!(processed["status"], "PENDING", "{processed}");
+    assert_eq!(bank.balance("@maria").0, maria - 900, "the debit was posted, its answer lost");
+    app.sandbox.handle.clear_faults();
+    let path = transfer_path(&processed);
+    for _ in 0..40 {
+        app.clock.advance(chrono::Duration::seconds(61));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if bank.get_json(&path, "@maria").await["status"] == "COMPLETED" {
+            break;
+        }
+    }
+    assert_eq!(bank.get_json(&path, "@maria").await["status"], "COMPLETED");
+    assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria - 900, joao_before + 900), "once");
+}
+
+async fn unblock_drives_a_stuck_intra_psp_cash_out_from_local_records(app: &TestApp) {
+    // No workers: the delivery stays queued, so the cash-out stays PROCESSING.
+    let tenant = app.tenant("Banco Exemplo").await;
+    let bank = Bank { app, tenant };
+    let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "2.50", "destination": joao(&bank)})).await;
+    assert_eq!(processed["status"], "PROCESSING");
+    assert_eq!(bank.balance("@maria").0, maria - 250, "debited");
+    assert_eq!(bank.balance("@joao").0, joao_before, "not credited yet");
+    let path = format!("{}/unblock", transfer_path(&processed));
+    let response = bank.call(Method::POST, &path, "@maria").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["transfer"]["status"], "COMPLETED", "{body}");
+    assert!(body["btgStatus"].is_null(), "BTG has no part in it");
+    assert_eq!(bank.balance("@joao").0, joao_before + 250);
+    let again = bank.call(Method::POST, &path, "@maria").send().await.unwrap();
+    assert_eq!((again.status().as_u16(), error_code(again).await), (422, "PIX-0417".into()), "final now");
+}
