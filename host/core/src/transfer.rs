@@ -898,7 +898,7 @@ mod tests {
         assert_eq!((s.status(), s.step()), (TransferStatus::Pending, Step::Debited));
         let s = s.on(CashoutEvent::Queued).unwrap();
         assert_eq!((s.status(), s.step()), (TransferStatus::Processing, Step::Delivering));
-        assert_eq!(s.clone().on(CashoutEvent::Confirmed).unwrap(), CashoutState::Settled { hold: hold() });
+        assert_eq!(s.on(CashoutEvent::Confirmed).unwrap(), CashoutState::Settled { hold: hold() });
         let undo = LedgerTxId("undo".into());
         let reverted = s.on(CashoutEvent::Reverted { revert: undo.clone(), failure: failure() }).unwrap();
         assert_eq!((reverted.status(), reverted.hold()), (TransferStatus::Failed, Some(&hold())));
