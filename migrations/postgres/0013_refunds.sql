@@ -29,7 +29,8 @@ CREATE TABLE refunds (
     completed_at           TIMESTAMPTZ,
     -- The sweeper leaves a refund alone until then.
     sweep_after            TIMESTAMPTZ,
-    UNIQUE (tenant_id, return_end_to_end_id)
+    -- One return of each kind per id: an intra-PSP refund and its internal credit share theirs.
+    UNIQUE (tenant_id, kind, return_end_to_end_id)
 );
 CREATE INDEX refunds_account ON refunds (tenant_id, account_id, updated_at);
 CREATE INDEX refunds_transfer ON refunds (tenant_id, transfer_id);

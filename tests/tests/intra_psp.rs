@@ -23,6 +23,8 @@ api_tests!(
     the_intra_psp_endpoint_is_signed_and_settles_once,
     a_lost_debit_answer_loses_nothing,
     unblock_drives_a_stuck_intra_psp_cash_out_from_local_records,
+    an_intra_psp_refund_returns_the_money_internally,
+    unblock_drives_a_stuck_intra_psp_refund_from_local_records,
 );
 
 // ------------------------------------------------------------------------------- harness
@@ -201,7 +203,9 @@ async fn the_intra_psp_endpoint_is_signed_and_settles_once(app: &TestApp) {
     let processed =
         send(&bank, "@maria", json!({"type": "MANUAL", "amount": "4.00", "destination": joao(&bank)})).await;
     bank.wait_status(&transfer_path(&processed), "@maria", "COMPLETED").await;
-    let body = serde_json::to_vec(&json!({"tenantId": bank.tenant.id, "transferId": processed["id"]})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"tenantId": bank.tenant.id, "kind": "TRANSFER", "transferId": processed["id"]}))
+            .unwrap();
     let post = |signature: Option<String>, timestamp: i64| {
         let mut request = app
             .http
@@ -220,7 +224,7 @@ async fn the_intra_psp_endpoint_is_signed_and_settles_once(app: &TestApp) {
     for _ in 0..2 {
         let again = post(Some(pix_sandbox::sign(&key, now, &body)), now).await.unwrap();
         assert_eq!(again.status(), 200);
-        assert_eq!(again.json::<Value>().await.unwrap()["status"], "COMPLETED");
+        assert_eq!(again.json::<Value>().await.unwrap()["transfer"]["status"], "COMPLETED");
     }
     assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria - 400, joao_before + 400));
     // Unsigned, signed with another key, or stale: 401 and nothing runs.
@@ -277,4 +281,78 @@ async fn unblock_drives_a_stuck_intra_psp_cash_out_from_local_records(app: &Test
     assert_eq!(bank.balance("@joao").0, joao_before + 250);
     let again = bank.call(Method::POST, &path, "@maria").send().await.unwrap();
     assert_eq!((again.status().as_u16(), error_code(again).await), (422, "PIX-0417".into()), "final now");
+}
+
+// ------------------------------------------------------------------------------ refunds
+
+async fn refund(bank: &Bank<'_>, alias: &str, cash_in: &Value, body: Value) -> reqwest::Response {
+    let path = format!("/v1/transfers/{}/refunds", cash_in["id"].as_str().unwrap());
+    bank.call(Method::POST, &path, alias).header("X-Reason", "MD06").json(&body).send().await.unwrap()
+}
+
+async fn an_intra_psp_refund_returns_the_money_internally(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "100.00", "destination": joao(&bank)})).await;
+    bank.wait_status(&transfer_path(&processed), "@maria", "COMPLETED").await;
+    let cash_in = cash_in_of(&bank, "@joao", &processed).await;
+    let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
+
+    let created = refund(&bank, "@joao", &cash_in, json!({"amount": "40.00"})).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["isIntraPSP"], true);
+    assert!(created["returnEndToEndId"].as_str().unwrap().starts_with('D'), "our own return id: {created}");
+    let path = format!("/v1/refunds/{}", created["id"].as_str().unwrap());
+    bank.wait_status(&path, "@joao", "COMPLETED").await;
+    assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria + 4_000, joao_before - 4_000));
+    assert!(bank.btg_reversals(processed["endToEndId"].as_str().unwrap()).await.is_empty(), "nothing at BTG");
+    // The original payer sees the return as a CASHIN refund of her cash-out.
+    let back = bank.get_json("/v1/refunds?type=CASHIN", "@maria").await;
+    assert_eq!(back["total"], 1, "{back}");
+    assert_eq!(back["items"][0]["transferId"], processed["id"]);
+    assert_eq!((&back["items"][0]["status"], &back["items"][0]["isIntraPSP"]), (&json!("COMPLETED"), &json!(true)));
+    let events = bank.events_of(created["id"].as_str().unwrap()).await;
+    assert_eq!(events.last().unwrap()["payload"]["status"], "COMPLETED");
+
+    // Distributed (the accounts the original credited), and never beyond the original.
+    let split = refund(
+        &bank,
+        "@joao",
+        &cash_in,
+        json!({"amount": "10.00",
+        "operations": [{"accountAlias": "@joao", "amount": "10.00"}]}),
+    )
+    .await;
+    assert_eq!(split.status(), 201);
+    let split: Value = split.json().await.unwrap();
+    assert_eq!(split["split"]["source"], "REQUEST");
+    bank.wait_status(&format!("/v1/refunds/{}", split["id"].as_str().unwrap()), "@joao", "COMPLETED").await;
+    assert_eq!(bank.balance("@maria").0, maria + 5_000);
+    let over = refund(&bank, "@joao", &cash_in, json!({"amount": "50.01"})).await;
+    assert_eq!((over.status().as_u16(), error_code(over).await), (422, "PIX-0443".into()));
+}
+
+async fn unblock_drives_a_stuck_intra_psp_refund_from_local_records(app: &TestApp) {
+    // No workers: deliveries stay queued, so transfers and refunds stay PROCESSING until unblocked.
+    let tenant = app.tenant("Banco Exemplo").await;
+    let bank = Bank { app, tenant };
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "30.00", "destination": joao(&bank)})).await;
+    let unblock = |path: String| bank.call(Method::POST, &format!("{path}/unblock"), "@maria").send();
+    assert_eq!(unblock(transfer_path(&processed)).await.unwrap().status(), 200);
+    let cash_in = cash_in_of(&bank, "@joao", &processed).await;
+    let maria = bank.balance("@maria").0;
+    let created: Value = refund(&bank, "@joao", &cash_in, json!({"amount": "5.00"})).await.json().await.unwrap();
+    assert_eq!(created["status"], "PROCESSING", "debited and queued: {created}");
+    assert_eq!(bank.balance("@maria").0, maria, "not returned yet");
+    let path = format!("/v1/refunds/{}", created["id"].as_str().unwrap());
+    let unblocked = bank.call(Method::POST, &format!("{path}/unblock"), "@joao").send().await.unwrap();
+    assert_eq!(unblocked.status(), 200);
+    let body: Value = unblocked.json().await.unwrap();
+    assert!(body["btgStatus"].is_null(), "{body}");
+    assert_eq!(body["refund"]["status"], "COMPLETED", "{body}");
+    assert_eq!(bank.balance("@maria").0, maria + 500);
+    let again = bank.call(Method::POST, &format!("{path}/unblock"), "@joao").send().await.unwrap();
+    assert_eq!((again.status().as_u16(), error_code(again).await), (422, "PIX-0445".into()));
 }

@@ -4,6 +4,7 @@
 //! BTG webhook handlers of `pix-server` are thin adapters over the same functions.
 
 pub mod error;
+pub mod intra_psp;
 pub mod ports;
 pub mod refunds;
 pub mod transfers;

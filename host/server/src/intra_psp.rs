@@ -10,8 +10,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use pix_app::intra_psp::{Delivery, REFUND, Settlement, TRANSFER};
+use pix_app::refunds::RefundView;
 use pix_app::transfers::TransferView;
-use pix_app::transfers::intra::{INTRA_PSP_TRANSFER, IntraPspDelivery, settle};
 use pix_core::error::ErrorCode;
 use pix_integrations::btg::wire::{HEADER_SIGNATURE, HEADER_SIGNATURE_TIMESTAMP};
 use pix_integrations::btg::{sign_webhook, verify_webhook};
@@ -37,21 +38,29 @@ fn key(state: &AppState, tenant: Uuid) -> [u8; 32] {
     state.store.derived_key(&format!("intra-psp:{tenant}"))
 }
 
+/// What a settlement ended as: the cash-out or the refund.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Settled {
+    pub transfer: Option<TransferView>,
+    pub refund: Option<RefundView>,
+}
+
 /// Run one intra-PSP settlement (called by this service's own inbound worker).
 ///
 /// Signed like BTG's webhooks (`x-signature: sha256=HMAC(key, "{timestamp}.{body}")`, timestamp
 /// within `btg_webhook.timestamp_tolerance_secs`) with the tenant's derived key. Answers the
-/// cash-out as it ends; repeating a delivery changes nothing.
+/// cash-out or the refund as it ends; repeating a delivery changes nothing.
 #[utoipa::path(post, path = "/v1/payment/webhooks/intra-psp/events", tag = "Inbound", request_body = Object,
-    responses((status = 200, body = TransferView), (status = 400, body = ErrorResponse),
+    responses((status = 200, body = Settled), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
               (status = 502, body = ErrorResponse)))]
 async fn receive_intra_psp_event(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<TransferView>> {
-    let delivery: IntraPspDelivery = crate::extract::parse_json(&body)?;
+) -> ApiResult<Json<Settled>> {
+    let delivery: Delivery = crate::extract::parse_json(&body)?;
     let unauthenticated = || ApiError::new(ErrorCode::Unauthorized, "intra-PSP delivery not authenticated");
     let tenant = state.store.tenant(delivery.tenant_id).await?.ok_or_else(unauthenticated)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -64,8 +73,16 @@ async fn receive_intra_psp_event(
         state.config.btg_webhook.timestamp_tolerance_secs,
     )
     .map_err(|_| unauthenticated())?;
-    let transfer = settle(&state.app, &tenant, delivery.transfer_id).await?;
-    Ok(Json(TransferView::from(&transfer)))
+    Ok(Json(match delivery.settlement {
+        Settlement::Transfer { transfer_id } => {
+            let t = pix_app::transfers::intra::settle(&state.app, &tenant, transfer_id).await?;
+            Settled { transfer: Some(TransferView::from(&t)), refund: None }
+        }
+        Settlement::Refund { refund_id } => {
+            let r = pix_app::refunds::intra::settle(&state.app, &tenant, refund_id).await?;
+            Settled { transfer: None, refund: Some(RefundView::from(&r)) }
+        }
+    }))
 }
 
 /// Delivers queued intra-PSP settlements to the endpoint at `url`.
@@ -83,8 +100,9 @@ impl Deliveries {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        let deliveries = Deliveries { state: state.clone(), client, url: format!("{base}{PATH}") };
-        vec![(INTRA_PSP_TRANSFER, Arc::new(deliveries))]
+        let deliveries: Arc<dyn InboundHandler> =
+            Arc::new(Deliveries { state: state.clone(), client, url: format!("{base}{PATH}") });
+        vec![(TRANSFER, deliveries.clone()), (REFUND, deliveries)]
     }
 }
 
@@ -105,7 +123,7 @@ impl InboundHandler for Deliveries {
                 .map_err(|e| JobError::Retry(format!("delivering the intra-PSP settlement: {e}")))?;
             match response.status().as_u16() {
                 200..=299 => Ok(()),
-                404 => Err(JobError::Permanent("the intra-PSP cash-out does not exist".into())),
+                404 => Err(JobError::Permanent("the intra-PSP cash-out or refund does not exist".into())),
                 status => Err(JobError::Retry(format!("the intra-PSP endpoint answered {status}"))),
             }
         })

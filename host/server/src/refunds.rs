@@ -250,9 +250,10 @@ pub struct UnblockRequest {
 #[serde(rename_all = "camelCase")]
 pub struct UnblockedRefund {
     pub refund: RefundView,
-    /// `PROCESSING`, `CONFIRMED`, `REJECTED` or `NOT_FOUND`.
-    #[schema(value_type = String, example = "CONFIRMED")]
-    pub btg_status: BtgStatus,
+    /// `PROCESSING`, `CONFIRMED`, `REJECTED` or `NOT_FOUND`; null for an intra-PSP refund
+    /// (settled from local records, without BTG).
+    #[schema(value_type = Option<String>, example = "CONFIRMED")]
+    pub btg_status: Option<BtgStatus>,
     pub message: String,
 }
 

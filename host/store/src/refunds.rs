@@ -37,6 +37,8 @@ pub struct Refund {
     /// The accounts debited, each for its part (CASHOUT); the credited account (CASHIN).
     pub operations: Vec<RefundOperation>,
     pub split: SplitSource,
+    /// A refund of an intra-PSP cash-in: settled internally, never through BTG.
+    pub is_intra_psp: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -65,7 +67,7 @@ impl Refund {
 
 const REFUND_COLUMNS: &str = "id, tenant_id, account_id, kind, transfer_id, status, step, original_end_to_end_id, \
     return_end_to_end_id, amount, reason, description, metadata, operations, split, ledger_tx_id, failure_code, \
-    failure_reason, version, created_at, updated_at, completed_at";
+    failure_reason, version, created_at, updated_at, completed_at, is_intra_psp";
 
 #[derive(sqlx::FromRow)]
 struct RefundRow {
@@ -91,6 +93,7 @@ struct RefundRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
+    is_intra_psp: bool,
 }
 
 impl TryFrom<RefundRow> for Refund {
@@ -119,6 +122,7 @@ impl TryFrom<RefundRow> for Refund {
             metadata: r.metadata.0,
             operations: r.operations.0,
             split: r.split.0,
+            is_intra_psp: r.is_intra_psp,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -139,12 +143,12 @@ pub struct RefundFilter {
     pub descending: bool,
 }
 
-/// Inserts a refund; a second return with the same return EndToEndId is a `Conflict` (this is
+/// Inserts a refund; a second return of a kind with the same return EndToEndId is a `Conflict` (this is
 /// what makes a redelivered `PIX_REVERSAL_INBOUND` credit once).
 pub async fn insert_refund(tx: &mut Tx, r: &Refund) -> StoreResult<()> {
     let sql = format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-         $15, $16, $17, $18, $19, $20, $21, $22)"
+         $15, $16, $17, $18, $19, $20, $21, $22, $23)"
     );
     let c = r.state.columns();
     on_tx!(tx, conn => {
@@ -171,6 +175,7 @@ pub async fn insert_refund(tx: &mut Tx, r: &Refund) -> StoreResult<()> {
             .bind(r.created_at)
             .bind(r.updated_at)
             .bind(r.completed_at)
+            .bind(r.is_intra_psp)
             .execute(conn)
             .await
             .map(|r| r.rows_affected())
@@ -314,10 +319,19 @@ impl Store {
         self.one_refund("tenant_id = $1 AND id = $2", &[&tenant.to_string(), &id.to_string()]).await
     }
 
-    /// The refund BTG knows by this return EndToEndId (either kind).
-    pub async fn refund_by_return_id(&self, tenant: Uuid, return_end_to_end_id: &str) -> StoreResult<Option<Refund>> {
-        self.one_refund("tenant_id = $1 AND return_end_to_end_id = $2", &[&tenant.to_string(), return_end_to_end_id])
-            .await
+    /// The refund of `kind` known by this return EndToEndId (an intra-PSP refund and the return
+    /// credited for it share one).
+    pub async fn refund_by_return_id(
+        &self,
+        tenant: Uuid,
+        kind: Direction,
+        return_end_to_end_id: &str,
+    ) -> StoreResult<Option<Refund>> {
+        self.one_refund(
+            "tenant_id = $1 AND kind = $2 AND return_end_to_end_id = $3",
+            &[&tenant.to_string(), kind.as_str(), return_end_to_end_id],
+        )
+        .await
     }
 
     /// The refunds of one original transfer, oldest first.

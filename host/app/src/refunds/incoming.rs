@@ -20,7 +20,9 @@ use crate::{App, AppError, AppResult, TenantClients};
 /// A `PIX_REVERSAL_INBOUND` webhook; idempotent per return EndToEndId.
 pub async fn receive(app: &App, tenant: &Tenant, reversal: &Reversal) -> AppResult<()> {
     let clients = app.upstreams.for_tenant(tenant)?;
-    if let Some(known) = app.store.refund_by_return_id(tenant.id, &reversal.return_end_to_end_id).await? {
+    if let Some(known) =
+        app.store.refund_by_return_id(tenant.id, Direction::Cashin, &reversal.return_end_to_end_id).await?
+    {
         return finish(app, &clients, known).await.map(drop);
     }
     if reversal.status != PaymentStatus::Confirmed {
@@ -54,6 +56,7 @@ pub async fn receive(app: &App, tenant: &Tenant, reversal: &Reversal) -> AppResu
         metadata: Default::default(),
         operations: vec![RefundOperation { account_alias: alias, amount }],
         split: SplitSource::SingleAccount,
+        is_intra_psp: original.is_intra_psp,
         version: 0,
         created_at: now,
         updated_at: now,

@@ -8,6 +8,7 @@
 //! BTG (docs/refunds.md).
 
 pub mod incoming;
+pub mod intra;
 pub mod outgoing;
 pub mod sweeper;
 pub mod unblock;

@@ -9,7 +9,7 @@ use pix_core::refund::{
     OperationsError, OutgoingEvent, OutgoingRefund, RefundOperation, RefundReason, RefundState, SplitSource,
     check_operations,
 };
-use pix_core::transfer::{CashinState, Failure, LedgerTxId, TransferState};
+use pix_core::transfer::{CashinState, Direction, Failure, LedgerTxId, TransferState};
 use pix_integrations::btg::{Reversal, ReversalOrder, ReversalReason};
 use pix_integrations::midaz::TransactionRequest;
 use pix_integrations::{IntegrationError, Money as UpstreamMoney};
@@ -76,6 +76,7 @@ pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
         metadata,
         operations,
         split,
+        is_intra_psp: original.is_intra_psp,
         version: 0,
         created_at: now,
         updated_at: now,
@@ -98,7 +99,12 @@ pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
     record_event(&mut tx, &refund, now).await?;
     tx.commit().await?;
     tracing::info!(refund = %refund.id, transfer = %original.id, amount, "refund admitted");
-    let refund = match advance(app, &clients, refund.clone()).await {
+    let steps = if refund.is_intra_psp {
+        super::intra::advance(app, &clients, tenant, refund.clone()).await
+    } else {
+        advance(app, &clients, refund.clone()).await
+    };
+    let refund = match steps {
         Ok(r) => r,
         Err(e) if !e.is_permanent() => {
             tracing::warn!(refund = %refund.id, error = %e, "refund step outcome unknown; left to the sweeper");
@@ -368,7 +374,7 @@ async fn send_reversal(clients: &TenantClients, r: &Refund) -> AppResult<String>
     Ok(accepted.end_to_end_id)
 }
 
-fn reversal_reason(reason: RefundReason) -> ReversalReason {
+pub(super) fn reversal_reason(reason: RefundReason) -> ReversalReason {
     match reason {
         RefundReason::Be08 => ReversalReason::Be08,
         RefundReason::Fr01 => ReversalReason::Fr01,
@@ -490,7 +496,8 @@ pub async fn on_verdict(app: &App, clients: &TenantClients, mut r: Refund, verdi
 /// A `PIX_REVERSAL` webhook: BTG's verdict on one of the tenant's refunds, found by its return
 /// id or, when the webhook overtook BTG's answer to us, by the refund id BTG echoes.
 pub async fn reversal_event(app: &App, tenant: &Tenant, reversal: &Reversal) -> AppResult<()> {
-    let mut refund = app.store.refund_by_return_id(tenant.id, &reversal.return_end_to_end_id).await?;
+    let mut refund =
+        app.store.refund_by_return_id(tenant.id, Direction::Cashout, &reversal.return_end_to_end_id).await?;
     if refund.is_none()
         && let Some(id) = reversal.request_id.as_deref().and_then(|id| Uuid::parse_str(id).ok())
     {

@@ -6,8 +6,8 @@ use pix_core::refund::{OutgoingRefund, RefundState};
 use pix_integrations::IntegrationError;
 use pix_store::refunds::{Refund, claim_stale_refunds};
 
-use super::incoming;
 use super::outgoing::{BtgSays, Verdict, advance, on_verdict, read_back};
+use super::{incoming, intra};
 use crate::transfers::sweeper::SweepReport;
 use crate::{App, AppResult};
 
@@ -47,6 +47,12 @@ async fn sweep(app: &App, r: Refund) -> AppResult<&'static str> {
     };
     let clients = app.upstreams.for_tenant(&tenant)?;
     let after = match &r.state {
+        RefundState::Outgoing(OutgoingRefund::New | OutgoingRefund::Held { .. }) if r.is_intra_psp => {
+            intra::advance(app, &clients, &tenant, r).await?
+        }
+        RefundState::Outgoing(OutgoingRefund::Sent { .. }) if r.is_intra_psp => {
+            intra::settle(app, &tenant, r.id).await?
+        }
         RefundState::Outgoing(OutgoingRefund::New) => advance(app, &clients, r).await?,
         // BTG may have it already (the answer was lost): its verdict first, else send again
         // (same idempotency key), which reads back again if BTG refuses.

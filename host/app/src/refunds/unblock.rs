@@ -18,7 +18,8 @@ use crate::{App, AppError, AppResult};
 /// The outcome of an unblock.
 pub struct Unblocked {
     pub refund: Refund,
-    pub btg_status: BtgStatus,
+    /// What BTG said; `None` for an intra-PSP refund (settled from local records).
+    pub btg_status: Option<BtgStatus>,
     pub message: String,
 }
 
@@ -44,6 +45,12 @@ pub async fn unblock(
             ErrorCode::RefundNotUnblockable,
             format!("only a {} refund in flight can be unblocked; this one is {}", refund.kind(), refund.status()),
         ));
+    }
+    if refund.is_intra_psp {
+        let before = refund.status();
+        let refund = super::intra::settle(app, tenant, refund.id).await?;
+        let message = format!("settled from the local records: {before} → {}", refund.status());
+        return Ok(Unblocked { refund, btg_status: None, message });
     }
     let clients = app.upstreams.for_tenant(tenant)?;
     let found = match refund.return_end_to_end_id() {
@@ -80,7 +87,7 @@ pub async fn unblock(
         tracing::warn!(refund = %refund.id, "refund released by unblock after BTG answered not found");
         return Ok(Unblocked {
             refund,
-            btg_status: BtgStatus::NotFound,
+            btg_status: Some(BtgStatus::NotFound),
             message: "BTG has no record of the reversal: the hold was released and the refund failed".into(),
         });
     };
@@ -97,7 +104,7 @@ pub async fn unblock(
         BtgStatus::Processing => "BTG is still processing the reversal; nothing to do yet, retry later".to_owned(),
         _ => format!("settled from BTG's status: {before} → {}", refund.status()),
     };
-    Ok(Unblocked { refund, btg_status, message })
+    Ok(Unblocked { refund, btg_status: Some(btg_status), message })
 }
 
 /// The consistency guard: BTG's reversal must be this refund's (its request id when BTG echoes

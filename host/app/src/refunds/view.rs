@@ -51,6 +51,9 @@ pub struct RefundView {
     /// refund-split component's SHA-256).
     #[schema(value_type = Object)]
     pub split: SplitSource,
+    /// A refund of an intra-PSP cash-in (settled internally, reported by trck.002).
+    #[serde(rename = "isIntraPSP")]
+    pub is_intra_psp: bool,
     pub failure_code: Option<String>,
     pub failed_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -81,6 +84,7 @@ impl From<&Refund> for RefundView {
                 })
                 .collect(),
             split: r.split.clone(),
+            is_intra_psp: r.is_intra_psp,
             failure_code: failure.map(|f| f.code.clone()),
             failed_reason: failure.map(|f| f.reason.clone()),
             created_at: r.created_at,

@@ -14,28 +14,15 @@ use pix_core::transfer::{
     TransferState,
 };
 use pix_integrations::btg::InboundPayment;
-use pix_store::inbound::{NewInboundEvent, record_inbound_event};
 use pix_store::internal_reports::{InternalKind, InternalSettlement, record_internal_settlement};
 use pix_store::tenants::Tenant;
 use pix_store::transfers::{Transfer, save_transfer};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::cashout::{apply, cashout_legs, cashout_state, payment_order};
 use super::{Notify, cashin, ledger_key, record_event, reload, save};
+use crate::intra_psp::{Delivery, Settlement};
 use crate::{App, AppError, AppResult, TenantClients};
-
-/// The inbound record of an intra-PSP transfer, and its source (Lerian's intra-PSP kinds).
-pub const INTRA_PSP_TRANSFER: &str = "PAYMENT_INTRA_PSP_TRANSFER";
-pub const INTRA_PSP_SOURCE: &str = "intra-psp";
-
-/// What the internal delivery carries: the settlement to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IntraPspDelivery {
-    pub tenant_id: Uuid,
-    pub transfer_id: Uuid,
-}
 
 /// Moves an intra-PSP cash-out from NEW until it waits for its internal cash-in (PROCESSING) or
 /// failed. An unknown outcome is an `Err` that is not permanent.
@@ -94,17 +81,8 @@ async fn queue(app: &App, t: &mut Transfer, now: DateTime<Utc>) -> AppResult<boo
         return Ok(false);
     }
     record_event(&mut tx, t, now).await?;
-    let delivery = IntraPspDelivery { tenant_id: t.tenant_id, transfer_id: t.id };
-    let payload = serde_json::to_value(&delivery).map_err(|e| AppError::Internal(e.to_string()))?;
-    let id = t.id.to_string();
-    let event = NewInboundEvent {
-        tenant_id: t.tenant_id,
-        source: INTRA_PSP_SOURCE,
-        event_id: &id,
-        event_type: INTRA_PSP_TRANSFER,
-        payload: &payload,
-    };
-    record_inbound_event(&mut tx, &event, now).await?;
+    let delivery = Delivery { tenant_id: t.tenant_id, settlement: Settlement::Transfer { transfer_id: t.id } };
+    crate::intra_psp::queue(&mut tx, &delivery, now).await?;
     tx.commit().await?;
     t.version += 1;
     Ok(true)

@@ -1233,14 +1233,16 @@ async fn close_refund_request(
     }
     let linked = match &named {
         None => None,
-        Some(Return::Given(rtr)) => match state.store.refund_by_return_id(tenant.id, rtr).await? {
-            Some(r) => {
-                check_linkable(&refund, result, &r)?;
-                not_linked_elsewhere(&state, &refund, &r).await?;
-                Some(r)
+        Some(Return::Given(rtr)) => {
+            match state.store.refund_by_return_id(tenant.id, pix_core::transfer::Direction::Cashout, rtr).await? {
+                Some(r) => {
+                    check_linkable(&refund, result, &r)?;
+                    not_linked_elsewhere(&state, &refund, &r).await?;
+                    Some(r)
+                }
+                None => None,
             }
-            None => None,
-        },
+        }
         Some(Return::Refund(refund_id)) => {
             let r =
                 state.store.refund(tenant.id, *refund_id).await?.ok_or_else(|| {
