@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 api_tests!(
     key_qr_and_manual_intra_psp_cash_outs_complete_with_both_legs,
     a_refused_intra_psp_cash_out_reverts_the_debit,
+    each_payee_side_check_refuses_and_reverts,
     an_internal_credit_midaz_refuses_reverts_the_debit,
     a_revert_midaz_refuses_is_an_incident,
     the_intra_psp_endpoint_is_signed_and_settles_once,
@@ -122,8 +123,13 @@ async fn key_qr_and_manual_intra_psp_cash_outs_complete_with_both_legs(app: &Tes
         let in_events = bank.events_of(cash_in["id"].as_str().unwrap()).await;
         assert!(in_events.iter().any(|e| e["entityType"] == "CASHIN" && e["payload"]["status"] == "COMPLETED"));
     }
-    let listed = bank.get_json("/v1/transfers?type=CASHOUT", "@maria").await;
+    let listed = bank.get_json("/v1/transfers?type=CASHOUT&is_intra_psp=true", "@maria").await;
+    assert_eq!(listed["total"], 3);
     assert!(listed["items"].as_array().unwrap().iter().all(|t| t["isIntraPSP"] == true));
+    assert_eq!(bank.get_json("/v1/transfers?is_intra_psp=false", "@maria").await["total"], 0);
+    assert_eq!(bank.get_json("/v1/transfers?type=CASHIN&is_intra_psp=true", "@joao").await["total"], 3);
+    let bad = bank.call(Method::GET, "/v1/transfers?is_intra_psp=yes", "@maria").send().await.unwrap();
+    assert_eq!((bad.status().as_u16(), error_code(bad).await), (400, "PIX-0404".into()));
 }
 
 async fn a_refused_intra_psp_cash_out_reverts_the_debit(app: &TestApp) {
@@ -147,6 +153,47 @@ async fn a_refused_intra_psp_cash_out_reverts_the_debit(app: &TestApp) {
     let events = bank.events_of(processed["id"].as_str().unwrap()).await;
     assert_eq!(events.last().unwrap()["payload"]["status"], "FAILED");
     never_at_btg(&bank, &processed).await;
+}
+
+async fn each_payee_side_check_refuses_and_reverts(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let maria = bank.balance("@maria").0;
+    // The payee's balance may not receive: RECIPIENT_CANNOT_RECEIVE.
+    assert!(app.sandbox.handle.set_allow_receiving("@joao", false));
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "2.00", "destination": joao(&bank)})).await;
+    let failed = bank.wait_status(&transfer_path(&processed), "@maria", "FAILED").await;
+    assert_eq!(failed["failureCode"], "RECIPIENT_CANNOT_RECEIVE");
+    assert_eq!(bank.balance("@maria"), (maria, 0), "reverted");
+    app.sandbox.handle.set_allow_receiving("@joao", true);
+    // The key left the payee's account between initiation and settlement: PIX_KEY_OWNERSHIP_INVALID.
+    let created =
+        bank.call(Method::POST, "/v1/dict/entries", "@joao").json(&json!({"keyType": "EVP"})).send().await.unwrap();
+    let entry: Value = created.json().await.unwrap();
+    let body = json!({"type": "KEY", "key": entry["key"], "amount": "3.00"});
+    let initiated =
+        bank.call(Method::POST, "/v1/transfers/cashout/initiate", "@maria").json(&body).send().await.unwrap();
+    let initiated: Value = initiated.json().await.unwrap();
+    assert_eq!(initiated["isIntraPSP"], true);
+    let deleted = bank
+        .call(Method::DELETE, &format!("/v1/dict/entries/{}", entry["id"].as_str().unwrap()), "@joao")
+        .header("X-Reason", "USER_REQUESTED")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let processed: Value = bank
+        .call(Method::POST, "/v1/transfers/cashout/process", "@maria")
+        .json(&json!({"initiationId": initiated["initiationId"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed = bank.wait_status(&transfer_path(&processed), "@maria", "FAILED").await;
+    assert_eq!(failed["failureCode"], "PIX_KEY_OWNERSHIP_INVALID");
+    assert_eq!(bank.balance("@maria"), (maria, 0), "reverted");
 }
 
 async fn an_internal_credit_midaz_refuses_reverts_the_debit(app: &TestApp) {
@@ -308,7 +355,7 @@ async fn an_intra_psp_refund_returns_the_money_internally(app: &TestApp) {
     assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria + 4_000, joao_before - 4_000));
     assert!(bank.btg_reversals(processed["endToEndId"].as_str().unwrap()).await.is_empty(), "nothing at BTG");
     // The original payer sees the return as a CASHIN refund of her cash-out.
-    let back = bank.get_json("/v1/refunds?type=CASHIN", "@maria").await;
+    let back = bank.get_json("/v1/refunds?type=CASHIN&is_intra_psp=true", "@maria").await;
     assert_eq!(back["total"], 1, "{back}");
     assert_eq!(back["items"][0]["transferId"], processed["id"]);
     assert_eq!((&back["items"][0]["status"], &back["items"][0]["isIntraPSP"]), (&json!("COMPLETED"), &json!(true)));

@@ -65,6 +65,8 @@ pub struct Account {
     pub account_type: String,
     pub entity_id: Option<String>,
     pub blocked: bool,
+    /// The balance's `allowReceiving` (a control switch; credits are not refused by it here).
+    pub allow_receiving: bool,
     pub metadata: Value,
     pub balance_id: Uuid,
     pub available: i64,
@@ -386,7 +388,7 @@ impl Ledger {
             "alias": a.alias, "key": "default", "assetCode": a.asset_code,
             "available": midaz_decimal(a.available), "onHold": midaz_decimal(a.on_hold),
             "version": a.version, "accountType": a.account_type,
-            "allowSending": true, "allowReceiving": true, "overdraftUsed": "0",
+            "allowSending": true, "allowReceiving": a.allow_receiving, "overdraftUsed": "0",
             "createdAt": a.created_at, "updatedAt": a.created_at, "deletedAt": null,
             "metadata": null,
         })
@@ -481,6 +483,7 @@ mod tests {
             account_type: kind.into(),
             entity_id: None,
             blocked: false,
+            allow_receiving: true,
             metadata: json!({}),
             balance_id: Uuid::from_u128(n + 1000),
             available: 0,

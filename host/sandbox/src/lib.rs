@@ -304,6 +304,11 @@ impl SandboxHandle {
         self.shared.btg_set_payment_amount(end_to_end_id, amount).map(drop).map_err(|e| anyhow::anyhow!("{}", e.1))
     }
 
+    /// Lets the Midaz balance of `alias` receive, or not (`allowReceiving`).
+    pub fn set_allow_receiving(&self, alias: &str, allow: bool) -> bool {
+        self.shared.midaz_set_allow_receiving(alias, allow)
+    }
+
     /// Sets what the simulated donor participant does with our claims.
     pub fn set_donor_behaviour(&self, behaviour: DonorBehaviour) {
         self.shared.btg_set_donor_behaviour(behaviour);

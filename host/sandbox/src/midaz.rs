@@ -178,6 +178,7 @@ impl Shared {
             account_type: "external".to_owned(),
             entity_id: None,
             blocked: false,
+            allow_receiving: true,
             metadata: json!({}),
             balance_id: bal_id,
             available: 0,
@@ -218,6 +219,7 @@ impl Shared {
                 account_type: kind.to_owned(),
                 entity_id: body["entityId"].as_str().map(str::to_owned),
                 blocked: body["blocked"].as_bool().unwrap_or(false),
+                allow_receiving: true,
                 metadata,
                 balance_id: bal_id,
                 available: 0,
@@ -298,6 +300,20 @@ impl Shared {
                 Err(e)
             }
         }
+    }
+
+    /// Sets the `allowReceiving` of the balance of `alias` in every ledger holding it; `false`
+    /// when no account has the alias.
+    pub fn midaz_set_allow_receiving(&self, alias: &str, allow: bool) -> bool {
+        let mut st = self.midaz();
+        let mut found = false;
+        for rec in st.ledgers.values_mut() {
+            for a in rec.ledger.accounts.values_mut().filter(|a| a.alias == alias) {
+                a.allow_receiving = allow;
+                found = true;
+            }
+        }
+        found
     }
 
     /// Ledger snapshot for `/_control/midaz/state`.

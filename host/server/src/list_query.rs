@@ -42,6 +42,16 @@ impl ListQuery {
             .transpose()
     }
 
+    /// `true` or `false`.
+    pub fn boolean(self, name: &str, value: Option<&str>) -> ApiResult<Option<bool>> {
+        match value {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(self.bad(format!("{name} must be true or false"))),
+        }
+    }
+
     /// `sort_order`: `asc`, or `desc` (the default).
     pub fn descending(self, value: Option<&str>) -> ApiResult<bool> {
         match value {

@@ -179,6 +179,8 @@ pub struct RefundQuery {
     pub modified_after: Option<String>,
     /// RFC 3339; refunds updated before it.
     pub modified_before: Option<String>,
+    /// `true`: only intra-PSP ones (settled inside this institution); `false`: only the others.
+    pub is_intra_psp: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -208,6 +210,7 @@ async fn list_refunds(
         kind: QUERY.one_of::<Direction>("type", q.refund_type.as_deref())?,
         modified_after: QUERY.instant("modified_after", q.modified_after.as_deref())?,
         modified_before: QUERY.instant("modified_before", q.modified_before.as_deref())?,
+        is_intra_psp: QUERY.boolean("is_intra_psp", q.is_intra_psp.as_deref())?,
         descending: QUERY.descending(q.sort_order.as_deref())?,
     };
     let (items, total) = state.store.list_refunds(tenant.id, account, &filter, limit, (page - 1) * limit).await?;

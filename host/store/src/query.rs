@@ -57,6 +57,13 @@ impl Where {
         }
     }
 
+    /// `column` is true (or false), when asked.
+    pub(crate) fn flag(&mut self, column: &str, value: Option<bool>) {
+        if let Some(v) = value {
+            self.clauses.push(format!("{column} = {}", if v { "TRUE" } else { "FALSE" }));
+        }
+    }
+
     pub(crate) fn sql(&self) -> String {
         self.clauses.join(" AND ")
     }

@@ -140,6 +140,7 @@ pub struct RefundFilter {
     pub kind: Option<Direction>,
     pub modified_after: Option<DateTime<Utc>>,
     pub modified_before: Option<DateTime<Utc>>,
+    pub is_intra_psp: Option<bool>,
     pub descending: bool,
 }
 
@@ -365,6 +366,7 @@ impl Store {
         w.text("kind = ?", f.kind.map(Direction::as_str));
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
+        w.flag("is_intra_psp", f.is_intra_psp);
         let (rows, total) = fetch_page!(
             self,
             RefundRow,

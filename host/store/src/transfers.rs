@@ -182,6 +182,7 @@ pub struct TransferFilter {
     pub direction: Option<Direction>,
     pub modified_after: Option<DateTime<Utc>>,
     pub modified_before: Option<DateTime<Utc>>,
+    pub is_intra_psp: Option<bool>,
     pub descending: bool,
 }
 
@@ -512,6 +513,7 @@ impl Store {
         w.text("direction = ?", f.direction.map(Direction::as_str));
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
+        w.flag("is_intra_psp", f.is_intra_psp);
         let (rows, total) = fetch_page!(
             self,
             TransferRow,

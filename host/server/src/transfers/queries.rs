@@ -46,6 +46,8 @@ pub struct TransferQuery {
     pub modified_after: Option<String>,
     /// RFC 3339; transfers updated before it.
     pub modified_before: Option<String>,
+    /// `true`: only intra-PSP ones (settled inside this institution); `false`: only the others.
+    pub is_intra_psp: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,6 +82,7 @@ async fn list_transfers(
         direction,
         modified_after: QUERY.instant("modified_after", q.modified_after.as_deref())?,
         modified_before: QUERY.instant("modified_before", q.modified_before.as_deref())?,
+        is_intra_psp: QUERY.boolean("is_intra_psp", q.is_intra_psp.as_deref())?,
         descending,
     };
     let (items, total) = state.store.list_transfers(tenant.id, account, &filter, limit, offset).await?;
