@@ -15,7 +15,6 @@ use pix_core::refund::{OutgoingEvent, OutgoingRefund, RefundState};
 use pix_core::transfer::{Direction, Failure, LedgerTxId};
 use pix_integrations::Money as UpstreamMoney;
 use pix_integrations::btg::{PaymentStatus, Reversal};
-use pix_integrations::midaz::TransactionRequest;
 use pix_store::internal_reports::{InternalKind, InternalSettlement, record_internal_settlement};
 use pix_store::refunds::{Refund, save_refund};
 use pix_store::tenants::Tenant;
@@ -23,7 +22,7 @@ use uuid::Uuid;
 
 use super::{incoming, record_event, reload, save};
 use crate::intra_psp::{Delivery, Settlement};
-use crate::transfers::{ASSET, EXTERNAL, ledger_key, leg};
+use crate::transfers::ledger_key;
 use crate::{App, AppError, AppResult, TenantClients};
 
 fn outgoing(r: &Refund) -> AppResult<&OutgoingRefund> {
@@ -75,10 +74,8 @@ pub(super) async fn advance(app: &App, clients: &TenantClients, tenant: &Tenant,
 
 /// The requester's debit: each operation's account → `@external/BRL`, committed.
 async fn post_debit(clients: &TenantClients, r: &Refund) -> AppResult<LedgerTxId> {
-    let from = r.operations.iter().map(|op| leg(&op.account_alias, op.amount)).collect();
-    let request = TransactionRequest::transfer(ASSET, from, vec![leg(EXTERNAL, r.amount)])
-        .description(format!("Pix intra-PSP refund of {}", r.original_end_to_end_id))
-        .code(r.original_end_to_end_id.clone());
+    let request =
+        super::outgoing::refund_legs(r).description(format!("Pix intra-PSP refund of {}", r.original_end_to_end_id));
     let tx = clients
         .ledger
         .create_transaction(&request, &ledger_key(format!("refund-debit-{}", r.id)))

@@ -345,17 +345,19 @@ pub async fn advance(app: &App, clients: &TenantClients, mut r: Refund) -> AppRe
 /// The pending Midaz transaction: each debited account's part on hold, destined to
 /// `@external/BRL` (what leaves for the payer's participant).
 async fn place_hold(clients: &TenantClients, r: &Refund) -> AppResult<LedgerTxId> {
-    let from = r.operations.iter().map(|op| leg(&op.account_alias, op.amount)).collect();
-    let request = TransactionRequest::transfer(ASSET, from, vec![leg(EXTERNAL, r.amount)])
-        .pending()
-        .description(format!("Pix refund of {}", r.original_end_to_end_id))
-        .code(r.original_end_to_end_id.clone());
+    let request = refund_legs(r).pending().description(format!("Pix refund of {}", r.original_end_to_end_id));
     let tx = clients
         .ledger
         .create_transaction(&request, &ledger_key(format!("refund-hold-{}", r.id)))
         .await
         .map_err(AppError::upstream("placing the refund hold"))?;
     Ok(LedgerTxId(tx.id))
+}
+
+/// A refund's movement: each debited account's part → `@external/BRL`.
+pub(super) fn refund_legs(r: &Refund) -> TransactionRequest {
+    let from = r.operations.iter().map(|op| leg(&op.account_alias, op.amount)).collect();
+    TransactionRequest::transfer(ASSET, from, vec![leg(EXTERNAL, r.amount)]).code(r.original_end_to_end_id.clone())
 }
 
 /// Asks BTG to return the total (one pacs.004); the refund id is the idempotency key, and BTG
