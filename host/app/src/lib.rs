@@ -6,6 +6,7 @@
 pub mod error;
 pub mod ports;
 pub mod refunds;
+pub mod reports;
 pub mod transfers;
 
 use std::sync::Arc;

@@ -17,11 +17,15 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 pub use pix_app::transfers::TransferView;
-pub use review::admin_routes;
 
 use crate::app::AppState;
 use crate::inbound::InboundHandler;
 use crate::worker::JobError;
+
+/// Operator routes: reviews and incidents, and the trck.002 reports of intra-PSP settlements.
+pub fn admin_routes() -> OpenApiRouter<AppState> {
+    review::admin_routes().merge(crate::reports::admin_routes())
+}
 
 /// Tenant routes (bearer auth and idempotency are applied by the router).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -34,12 +38,13 @@ pub fn inbound_handlers(state: &AppState) -> Vec<(&'static str, Arc<dyn InboundH
         ("PIX_PAYMENT", Arc::new(cashout::PaymentEvents(state.clone()))),
         ("PIX_PAYMENT_INBOUND", Arc::new(cashin::InboundPayments(state.clone()))),
     ];
-    payments.into_iter().chain(crate::refunds::inbound_handlers(state)).collect()
+    payments.into_iter().chain(crate::refunds::inbound_handlers(state)).chain(crate::reports::inbound_handlers(state)).collect()
 }
 
 /// The stuck-transfer sweeper (one per instance; they share the work through leases).
 pub fn spawn_workers(state: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
     tasks.spawn(pix_app::transfers::sweeper::run(state.app.clone(), shutdown.clone()));
+    crate::reports::spawn_workers(state, shutdown, tasks);
 }
 
 /// The tenant an inbound event belongs to.
