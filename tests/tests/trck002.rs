@@ -24,6 +24,8 @@ api_tests!(
     a_missed_camt025_is_settled_by_the_status_query,
     a_rejected_report_is_reported_again_alone_then_left_for_operators,
     a_refund_without_its_return_identification_is_refused,
+    concurrent_reporters_report_each_settlement_once,
+    settlements_not_accepted_within_240s_are_counted_for_the_alert,
 );
 
 // ------------------------------------------------------------------------------- harness
@@ -377,4 +379,62 @@ async fn a_refund_without_its_return_identification_is_refused(app: &TestApp) {
     assert!(record_internal_settlement(&mut tx, &s).await.is_err());
     drop(tx);
     assert!(rows(&bank, &t).await.is_empty());
+}
+
+async fn concurrent_reporters_report_each_settlement_once(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    // Two more reporters (three instances), looking as often as they can.
+    for _ in 0..2 {
+        tokio::spawn(pix_server::reports::reporter(&app.state, Some(Duration::from_millis(1)), Default::default()));
+    }
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let mut tx = app.db.store.begin().await.unwrap();
+        for n in 0..10 {
+            let id = e2e(app);
+            record_internal_settlement(&mut tx, &settlement(&bank, &id, InternalKind::Transfer, 100 + n)).await.unwrap();
+            ids.push(id);
+        }
+        tx.commit().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut report_ids = std::collections::BTreeSet::new();
+    for id in &ids {
+        let row = wait_state(&bank, id, ReportState::Confirmed).await;
+        report_ids.insert(row.report_id.unwrap());
+    }
+    let reported = btg_reported(&bank).await;
+    for id in &ids {
+        assert_eq!(reported.iter().filter(|(_, e)| e["endToEndId"] == id.as_str()).count(), 1, "{id}");
+    }
+    let btg_reports: std::collections::BTreeSet<String> =
+        reported.iter().map(|(r, _)| r["reportId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(btg_reports, report_ids, "one BTG report per report id");
+}
+
+async fn settlements_not_accepted_within_240s_are_counted_for_the_alert(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let settings = app.state.config.trck002.settings();
+    fault(&bank, FaultTarget::Btg, REPORTS_PATH, FaultKind::Status { status: 503 }, Some(3));
+    let (late, recent) = (e2e(app), e2e(app));
+    record(&bank, &settlement(&bank, &late, InternalKind::Transfer, 300)).await;
+    wait_row(&bank, &late, "failed", |r| r.attempts == 1).await;
+    // 241 s later, a second settlement completes while the first is still not accepted.
+    fault(&bank, FaultTarget::Btg, REPORTS_PATH, FaultKind::Status { status: 400 }, None);
+    app.clock.advance(chrono::Duration::seconds(241));
+    record(&bank, &settlement(&bank, &recent, InternalKind::Transfer, 301)).await;
+    let pass = pix_app::reports::report_once(&app.state.app, &settings).await.unwrap();
+    assert_eq!(pass.unreported_over_240s, 1, "only the one completed more than 240 s ago");
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("pix_trck002_unreported_over_240s"), "{metrics}");
+
+    // Once accepted it no longer counts, and its latency is measured.
+    app.sandbox.handle.clear_faults();
+    app.clock.advance(settings.backoff_cap);
+    wait_state(&bank, &late, ReportState::Confirmed).await;
+    wait_state(&bank, &recent, ReportState::Confirmed).await;
+    let pass = pix_app::reports::report_once(&app.state.app, &settings).await.unwrap();
+    assert_eq!(pass.unreported_over_240s, 0);
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("pix_trck002_report_latency_seconds"), "{metrics}");
 }
