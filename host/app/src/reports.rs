@@ -104,8 +104,17 @@ pub async fn run(app: App, settings: ReportSettings, shutdown: CancellationToken
 /// overdue, refresh the SLA gauge.
 pub async fn report_once(app: &App, settings: &ReportSettings) -> AppResult<ReportPass> {
     let mut pass = ReportPass::default();
+    // New settlements into reports of `batch_size`, per tenant, at most `reports_per_pass` new
+    // reports a pass (the rest wait for the next pass, which comes at once when this one was full).
+    let mut formed = 0;
     for tenant in store::tenants_with_unbatched(&app.store, settings.reports_per_pass).await? {
-        store::form_batch(&app.store, tenant, &Uuid::now_v7().to_string(), settings.batch_size).await?;
+        while formed < settings.reports_per_pass {
+            let n = store::form_batch(&app.store, tenant, &Uuid::now_v7().to_string(), settings.batch_size).await?;
+            formed += 1;
+            if (n as i64) < settings.batch_size {
+                break;
+            }
+        }
     }
 
     let now = app.clock.now();
