@@ -27,9 +27,7 @@ use pix_server::config::Config;
 use pix_server::embedded::start_sandbox;
 use pix_server::integrations::Integrations;
 use pix_server::policies::PolicyRuntime;
-use pix_store::internal_reports::{
-    InternalKind, InternalSettlement, ReportFilter, list, record_internal_settlement,
-};
+use pix_store::internal_reports::{InternalKind, InternalSettlement, ReportFilter, list, record_internal_settlement};
 use pix_store::testing::TestStore;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -340,6 +338,8 @@ fn load_average() -> String {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }

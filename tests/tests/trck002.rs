@@ -299,8 +299,13 @@ async fn a_missed_camt025_is_settled_by_the_status_query(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(btg_reports_of(&bank, &t).await[0].0["status"], "ACCEPTED");
-    assert!(app.sandbox.handle.deliveries().iter().any(|d| d.event == "PIX_INTERNAL_TRANSACTIONS_REPORT"
-        && d.outcome == "dropped"));
+    assert!(
+        app.sandbox
+            .handle
+            .deliveries()
+            .iter()
+            .any(|d| d.event == "PIX_INTERNAL_TRANSACTIONS_REPORT" && d.outcome == "dropped")
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(rows(&bank, &t).await[0].state, ReportState::Submitted, "nothing asks BTG before the threshold");
 
@@ -357,11 +362,8 @@ async fn a_rejected_report_is_reported_again_alone_then_left_for_operators(app: 
     assert_eq!(listing.as_array().map(Vec::len), Some(1), "{listing}");
     assert_eq!(listing[0]["status"], "ERROR");
     assert_eq!(listing[0]["amount"], 1_013);
-    let tenant_scope = app
-        .request(Method::GET, "/v1/admin/internal-reports?status=ERROR", &bank.tenant.token)
-        .send()
-        .await
-        .unwrap();
+    let tenant_scope =
+        app.request(Method::GET, "/v1/admin/internal-reports?status=ERROR", &bank.tenant.token).send().await.unwrap();
     assert!(tenant_scope.status() == 401 || tenant_scope.status() == 403, "{}", tenant_scope.status());
     let bad_status =
         app.request(Method::GET, "/v1/admin/internal-reports?status=LOST", &app.admin_token).send().await.unwrap();
@@ -392,7 +394,9 @@ async fn concurrent_reporters_report_each_settlement_once(app: &TestApp) {
         let mut tx = app.db.store.begin().await.unwrap();
         for n in 0..10 {
             let id = e2e(app);
-            record_internal_settlement(&mut tx, &settlement(&bank, &id, InternalKind::Transfer, 100 + n)).await.unwrap();
+            record_internal_settlement(&mut tx, &settlement(&bank, &id, InternalKind::Transfer, 100 + n))
+                .await
+                .unwrap();
             ids.push(id);
         }
         tx.commit().await.unwrap();

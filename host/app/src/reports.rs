@@ -118,9 +118,14 @@ pub async fn report_once(app: &App, settings: &ReportSettings) -> AppResult<Repo
     }
 
     let now = app.clock.now();
-    let due =
-        store::claim_due_reports(&app.store, ReportState::Pending, now, now + settings.lease, settings.reports_per_pass)
-            .await?;
+    let due = store::claim_due_reports(
+        &app.store,
+        ReportState::Pending,
+        now,
+        now + settings.lease,
+        settings.reports_per_pass,
+    )
+    .await?;
     for ((tenant, report_id), rows) in by_report(due) {
         match submit(app, settings, tenant, &report_id, &rows).await {
             Ok(true) => pass.submitted += 1,
@@ -133,9 +138,14 @@ pub async fn report_once(app: &App, settings: &ReportSettings) -> AppResult<Repo
     }
 
     let now = app.clock.now();
-    let overdue =
-        store::claim_due_reports(&app.store, ReportState::Submitted, now, now + settings.lease, settings.reports_per_pass)
-            .await?;
+    let overdue = store::claim_due_reports(
+        &app.store,
+        ReportState::Submitted,
+        now,
+        now + settings.lease,
+        settings.reports_per_pass,
+    )
+    .await?;
     for ((tenant, report_id), rows) in by_report(overdue) {
         pass.queried += 1;
         if let Err(e) = query(app, settings, tenant, &report_id, &rows).await {
@@ -290,7 +300,8 @@ pub async fn on_receipt(app: &App, tenant: Uuid, receipt: &ReportReceipt) -> App
             }
             if !moved.is_empty() {
                 tracing::info!(%tenant, report = %receipt.report_id, count = moved.len(), "trck.002 report confirmed (camt.025)");
-                metrics::counter!("pix_trck002_settlements_total", "outcome" => "confirmed").increment(moved.len() as u64);
+                metrics::counter!("pix_trck002_settlements_total", "outcome" => "confirmed")
+                    .increment(moved.len() as u64);
             }
         }
         ReportOutcome::Rejected => {

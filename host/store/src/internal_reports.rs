@@ -461,8 +461,12 @@ pub async fn tenant_reports(
     tenant: Uuid,
     end_to_end_id: Option<&str>,
 ) -> StoreResult<Vec<InternalReport>> {
-    list(store, &ReportFilter { tenant_id: Some(tenant), state: None, end_to_end_id: end_to_end_id.map(Into::into) }, 10_000)
-        .await
+    list(
+        store,
+        &ReportFilter { tenant_id: Some(tenant), state: None, end_to_end_id: end_to_end_id.map(Into::into) },
+        10_000,
+    )
+    .await
 }
 
 /// Recorded settlements matching `filter`, oldest first, at most `limit` (operators: across

@@ -38,7 +38,11 @@ pub fn inbound_handlers(state: &AppState) -> Vec<(&'static str, Arc<dyn InboundH
         ("PIX_PAYMENT", Arc::new(cashout::PaymentEvents(state.clone()))),
         ("PIX_PAYMENT_INBOUND", Arc::new(cashin::InboundPayments(state.clone()))),
     ];
-    payments.into_iter().chain(crate::refunds::inbound_handlers(state)).chain(crate::reports::inbound_handlers(state)).collect()
+    payments
+        .into_iter()
+        .chain(crate::refunds::inbound_handlers(state))
+        .chain(crate::reports::inbound_handlers(state))
+        .collect()
 }
 
 /// The stuck-transfer sweeper (one per instance; they share the work through leases).
