@@ -139,6 +139,11 @@ impl TestApp {
             pix_app::TransferSettings { sweep_every: std::time::Duration::from_millis(10), ..(*app.settings).clone() };
         app.settings = Arc::new(settings);
         tokio::spawn(pix_app::transfers::sweeper::run(app, self.shutdown.clone()));
+        tokio::spawn(pix_server::reports::reporter(
+            &self.state,
+            Some(std::time::Duration::from_millis(10)),
+            self.shutdown.clone(),
+        ));
     }
 
     pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {

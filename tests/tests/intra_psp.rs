@@ -85,6 +85,23 @@ fn fault(bank: &Bank<'_>, upstream: FaultTarget, path: &str, method: &str, kind:
     });
 }
 
+/// The trck.002 rows of an EndToEndId, once the reporter got them CONFIRMED by camt.025.
+async fn reported(bank: &Bank<'_>, e2e: &str, rows: usize) -> Vec<Value> {
+    let path = format!("/v1/admin/internal-reports?tenantId={}&endToEndId={e2e}", bank.tenant.id);
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        let response = bank.app.request(Method::GET, &path, &bank.app.admin_token).send().await.unwrap();
+        listed = response.json::<Vec<Value>>().await.unwrap();
+        if listed.len() == rows && listed.iter().all(|r| r["status"] == "CONFIRMED") {
+            return listed;
+        }
+        // The reporter polls on its own interval: let the test clock run it.
+        bank.app.clock.advance(chrono::Duration::seconds(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{e2e} not reported and confirmed: {listed:?}");
+}
+
 async fn never_at_btg(bank: &Bank<'_>, t: &Value) {
     let state = bank.btg_state().await;
     let at_btg = state["payments"].as_array().unwrap().iter().any(|p| p["endToEndId"] == t["endToEndId"]);
@@ -123,6 +140,14 @@ async fn key_qr_and_manual_intra_psp_cash_outs_complete_with_both_legs(app: &Tes
         let in_events = bank.events_of(cash_in["id"].as_str().unwrap()).await;
         assert!(in_events.iter().any(|e| e["entityType"] == "CASHIN" && e["payload"]["status"] == "COMPLETED"));
     }
+    // Each one reported to BACEN (trck.002), confirmed by camt.025.
+    let last = reported(
+        &bank,
+        bank.get_json("/v1/transfers?type=CASHOUT&limit=1", "@maria").await["items"][0]["endToEndId"].as_str().unwrap(),
+        1,
+    )
+    .await;
+    assert_eq!((&last[0]["kind"], &last[0]["amount"]), (&json!("TRANSFER"), &json!(333)));
     let listed = bank.get_json("/v1/transfers?type=CASHOUT&is_intra_psp=true", "@maria").await;
     assert_eq!(listed["total"], 3);
     assert!(listed["items"].as_array().unwrap().iter().all(|t| t["isIntraPSP"] == true));
@@ -361,6 +386,11 @@ async fn an_intra_psp_refund_returns_the_money_internally(app: &TestApp) {
     assert_eq!((&back["items"][0]["status"], &back["items"][0]["isIntraPSP"]), (&json!("COMPLETED"), &json!(true)));
     let events = bank.events_of(created["id"].as_str().unwrap()).await;
     assert_eq!(events.last().unwrap()["payload"]["status"], "COMPLETED");
+    // Reported with its return identification, beside the original transfer.
+    let rows = reported(&bank, processed["endToEndId"].as_str().unwrap(), 2).await;
+    let refund_row = rows.iter().find(|r| r["kind"] == "REFUND").expect("the refund is reported");
+    assert_eq!(refund_row["returnIdentification"], created["returnEndToEndId"]);
+    assert_eq!(refund_row["amount"], 4_000);
 
     // Distributed (the accounts the original credited), and never beyond the original.
     let split = refund(

@@ -7,6 +7,7 @@ pub mod error;
 pub mod intra_psp;
 pub mod ports;
 pub mod refunds;
+pub mod reports;
 pub mod transfers;
 
 use std::sync::Arc;

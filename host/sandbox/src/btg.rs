@@ -413,6 +413,7 @@ impl Shared {
         let side = match event {
             "PIX_PAYMENT" => data["debtor"]["ispb"].as_str(),
             "PIX_PAYMENT_INBOUND" => data["creditor"]["ispb"].as_str(),
+            "PIX_INTERNAL_TRANSACTIONS_REPORT" => data["participant"].as_str(),
             _ => None,
         };
         let ispb = side.map(str::to_owned).or_else(|| CALLER.try_with(Clone::clone).ok());
@@ -1585,11 +1586,29 @@ async fn create_report(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult 
             "every transaction needs endToEndId and a positive amount",
         ));
     }
+    if txs.iter().any(|t| t["kind"] == "REFUND" && t["returnIdentification"].as_str().is_none_or(str::is_empty)) {
+        return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "a REFUND needs its returnIdentification"));
+    }
     let now = s.sim.clock.now();
     let id = s.sim.uuid().to_string();
+    let entries: Vec<Value> = txs
+        .iter()
+        .map(|t| {
+            json!({"endToEndId": t["endToEndId"], "returnIdentification": t["returnIdentification"],
+                   "amount": t["amount"], "kind": t["kind"]})
+        })
+        .collect();
+    // BACEN rejects (camt.025) a report holding an amount ending in REJECT_CENTS; others are accepted.
+    let rejected = txs.iter().any(|t| parse_amount(&t["amount"]).is_some_and(|a| a % 100 == REJECT_CENTS));
+    let answer = if rejected {
+        json!({"status": "REJECTED", "receiptCode": "RJCT"})
+    } else {
+        json!({"status": "ACCEPTED", "receiptCode": "ACCP"})
+    };
+    let caller = s.ispb();
     let v = json!({"id": id, "reportId": report_id, "status": "RECEIVED", "receiptCode": null,
-                   "transactions": txs.len(), "createdAt": now});
-    let steps = vec![(now + Duration::seconds(1), json!({"status": "ACCEPTED", "receiptCode": "ACCP"}))];
+                   "transactions": txs.len(), "entries": entries, "participant": caller, "createdAt": now});
+    let steps = vec![(now + Duration::seconds(1), answer)];
     s.btg().reports.insert(id, Timed { v: v.clone(), steps, event: "PIX_INTERNAL_TRANSACTIONS_REPORT" });
     accepted(v)
 }
@@ -1614,5 +1633,7 @@ pub(crate) fn payment_summary(st: &BtgState) -> Value {
     let entries: Vec<Value> = st.directory.values().map(DirEntry::json).collect();
     let claims: Vec<Value> = st.claims.values().map(ClaimRec::json).collect();
     let reversals: Vec<Value> = st.reversals.values().map(ReversalRec::json).collect();
-    json!({"payments": payments, "entries": entries, "claims": claims, "reversals": reversals})
+    let reports: Vec<Value> = st.reports.values().map(|t| t.v.clone()).collect();
+    json!({"payments": payments, "entries": entries, "claims": claims, "reversals": reversals,
+           "internalTransactionsReports": reports})
 }

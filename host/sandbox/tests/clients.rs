@@ -417,6 +417,7 @@ async fn btg_payment_webhooks_reversal_and_report() {
                 debtor_tax_id: "11144477735".into(),
                 creditor_tax_id: "12345678909".into(),
                 kind: "TRANSFER".into(),
+                return_identification: None,
             }],
         })
         .await

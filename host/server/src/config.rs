@@ -36,6 +36,9 @@ pub struct Config {
     pub outbound: OutboundConfig,
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The trck.002 reporter of intra-PSP settlements.
+    #[serde(default)]
+    pub trck002: crate::reports::ReportsConfig,
 }
 
 fn default_demo() -> bool {
@@ -363,6 +366,7 @@ impl Default for Config {
             },
             outbound: OutboundConfig::default(),
             security: SecurityConfig::default(),
+            trck002: crate::reports::ReportsConfig::default(),
         }
     }
 }

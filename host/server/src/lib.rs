@@ -24,6 +24,7 @@ pub mod policy_cli;
 pub mod qrcodes;
 pub mod rate_limit;
 pub mod refunds;
+pub mod reports;
 pub mod routes;
 pub mod telemetry;
 pub mod transfers;

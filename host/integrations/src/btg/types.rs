@@ -799,6 +799,9 @@ pub struct InternalTransaction {
     pub creditor_tax_id: String,
     /// `TRANSFER` or `REFUND`.
     pub kind: String,
+    /// A refund's return id (`D…`); none for a transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_identification: Option<String>,
 }
 
 /// A trck.002 internal-transactions report.
@@ -822,4 +825,27 @@ pub struct ReportReceipt {
     pub status: String,
     /// camt.025 status code when answered.
     pub receipt_code: Option<String>,
+}
+
+/// What a report's status means, in BTG's words (`RECEIVED`, `ACCEPTED`, `REJECTED`) or the
+/// product specification's (`PROCESSING`, `CONFIRMED`, `ERROR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Not answered by BACEN yet (also any status this client does not know).
+    Processing,
+    /// camt.025 accepted the report.
+    Confirmed,
+    /// camt.025 rejected the report.
+    Rejected,
+}
+
+impl ReportReceipt {
+    /// The status as an outcome; an unknown status is read as still processing, never as an answer.
+    pub fn outcome(&self) -> ReportOutcome {
+        match self.status.as_str() {
+            "ACCEPTED" | "CONFIRMED" => ReportOutcome::Confirmed,
+            "REJECTED" | "ERROR" => ReportOutcome::Rejected,
+            _ => ReportOutcome::Processing,
+        }
+    }
 }

@@ -960,6 +960,7 @@ pub(crate) fn submit_report(r: &InternalTransactionsReport) -> WireRequest {
                 "debtorTaxId": t.debtor_tax_id,
                 "creditorTaxId": t.creditor_tax_id,
                 "kind": t.kind,
+                "returnIdentification": t.return_identification,
             })
         })
         .collect();
@@ -976,6 +977,8 @@ pub(crate) fn get_report(id: &str) -> WireRequest {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WReport {
+    /// BTG's id (the specification calls it `pactualId`).
+    #[serde(alias = "pactualId")]
     id: String,
     report_id: String,
     status: String,

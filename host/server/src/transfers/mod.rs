@@ -17,11 +17,15 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 pub use pix_app::transfers::TransferView;
-pub use review::admin_routes;
 
 use crate::app::AppState;
 use crate::inbound::InboundHandler;
 use crate::worker::JobError;
+
+/// Operator routes: reviews and incidents, and the trck.002 reports of intra-PSP settlements.
+pub fn admin_routes() -> OpenApiRouter<AppState> {
+    review::admin_routes().merge(crate::reports::admin_routes())
+}
 
 /// Tenant routes (bearer auth and idempotency are applied by the router).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -29,7 +33,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Handlers for the money events: BTG's payments here, its reversals in `crate::refunds`, and
-/// the intra-PSP settlements this service queues for itself (delivered to `base`, its own URL).
+/// the intra-PSP settlements this service queues for itself (delivered to `base`, its own URL),
+/// and the camt.025 answers to their trck.002 reports.
 pub fn inbound_handlers(state: &AppState, base: &str) -> Vec<(&'static str, Arc<dyn InboundHandler>)> {
     let payments: Vec<(&'static str, Arc<dyn InboundHandler>)> = vec![
         ("PIX_PAYMENT", Arc::new(cashout::PaymentEvents(state.clone()))),
@@ -39,12 +44,14 @@ pub fn inbound_handlers(state: &AppState, base: &str) -> Vec<(&'static str, Arc<
         .into_iter()
         .chain(crate::refunds::inbound_handlers(state))
         .chain(crate::intra_psp::Deliveries::handlers(state, base))
+        .chain(crate::reports::inbound_handlers(state))
         .collect()
 }
 
 /// The stuck-transfer sweeper (one per instance; they share the work through leases).
 pub fn spawn_workers(state: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
     tasks.spawn(pix_app::transfers::sweeper::run(state.app.clone(), shutdown.clone()));
+    crate::reports::spawn_workers(state, shutdown, tasks);
 }
 
 /// The tenant an inbound event belongs to.
