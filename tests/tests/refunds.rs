@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pix_e2e::bank::Bank;
 use pix_e2e::{TestApp, api_tests, error_code};
-use pix_sandbox::{FaultKind, FaultRule, FaultTarget};
+use pix_sandbox::{FaultKind, FaultTarget};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
@@ -48,32 +48,6 @@ async fn refund_ok(bank: &Bank<'_>, alias: &str, transfer: &Value, amount: &str)
 
 async fn wait_refund(bank: &Bank<'_>, alias: &str, refund: &Value, status: &str) -> Value {
     bank.wait_status(&format!("/v1/refunds/{}", refund["id"].as_str().unwrap()), alias, status).await
-}
-
-fn btg_fault(bank: &Bank<'_>, upstream: FaultTarget, path: &str, method: Option<&str>, kind: FaultKind, count: u32) {
-    bank.app.sandbox.handle.add_fault(FaultRule {
-        id: String::new(),
-        upstream,
-        path_prefix: path.into(),
-        method: method.map(str::to_owned),
-        kind,
-        count: Some(count),
-        probability: None,
-    });
-}
-
-/// Advances the host clock past the sweeper's thresholds until `path` reads `status`.
-async fn sweep_until(bank: &Bank<'_>, path: &str, alias: &str, status: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..40 {
-        bank.app.clock.advance(chrono::Duration::seconds(61));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        last = bank.get_json(path, alias).await;
-        if last["status"] == status {
-            return last;
-        }
-    }
-    panic!("{path} never reached {status}: {last}");
 }
 
 fn centavos(amount: &Value) -> i64 {
@@ -172,7 +146,7 @@ async fn a_distributed_refund_debits_each_account_to_the_centavo(app: &TestApp) 
     // The customer spends all but R$ 0.82 (a legal person's cash-out pays R$ 1.50 on top).
     let spend = bank.balance("@acme").0 - 82 - 150;
     let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
-    bank.wait_status(&format!("/v1/transfers/{}", paid["id"].as_str().unwrap()), "@acme", "COMPLETED").await;
+    bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
     assert_eq!(bank.balance("@acme").0, 82);
     let fees = bank.balance("@fees_revenue").0;
 
@@ -202,7 +176,7 @@ async fn the_refund_split_policy_splits_when_operations_are_absent(app: &TestApp
     // With R$ 0.82 left to the customer, the fee account covers the rest.
     let spend = bank.balance("@acme").0 - 82 - 150;
     let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
-    bank.wait_status(&format!("/v1/transfers/{}", paid["id"].as_str().unwrap()), "@acme", "COMPLETED").await;
+    bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
     let second = refund_ok(&bank, "@acme", &cash_in, "1000.82").await;
     assert_eq!(
         second["operations"],
@@ -229,7 +203,7 @@ async fn a_refund_split_policy_rejection_is_a_422_with_its_code(app: &TestApp) {
     let cash_in = bank.receive("@acme", "50000.00").await;
     let spend = bank.balance("@acme").0 - 82 - 150;
     let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
-    bank.wait_status(&format!("/v1/transfers/{}", paid["id"].as_str().unwrap()), "@acme", "COMPLETED").await;
+    bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
     let before = (bank.balance("@acme"), bank.balance("@fees_revenue"));
     let rejected = refund(&bank, "@acme", &cash_in, "FR01", json!({"amount": "1000.82"})).await;
     assert_eq!(rejected.status(), 422);
@@ -312,7 +286,7 @@ async fn refund_requests_are_validated_with_catalogued_errors(app: &TestApp) {
         .unwrap();
     assert_eq!((other_tenant.status().as_u16(), error_code(other_tenant).await), (404, "PIX-0407".into()));
     // The original's Midaz transaction must exist.
-    btg_fault(&bank, FaultTarget::Midaz, "/v1/organizations", Some("GET"), FaultKind::NotFound, 1);
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("GET"), FaultKind::NotFound, Some(1));
     let lost = refund(&bank, "@maria", &cash_in, "MD06", json!({"amount": "1.00"})).await;
     assert_eq!((lost.status().as_u16(), error_code(lost).await), (422, "ORIGINAL_TRANSACTION_NOT_FOUND".into()));
     // 90 days after settlement the window is closed.
@@ -368,14 +342,14 @@ async fn refunds_are_listed_filtered_and_scoped(app: &TestApp) {
 /// A completed cash-out of `alias` (its transfer).
 async fn completed_cash_out(bank: &Bank<'_>, alias: &str, amount: &str) -> Value {
     let paid = bank.pay(alias, amount).await;
-    bank.wait_status(&format!("/v1/transfers/{}", paid["id"].as_str().unwrap()), alias, "COMPLETED").await
+    bank.wait_transfer(alias, paid["id"].as_str().unwrap(), "COMPLETED").await
 }
 
 async fn a_return_we_receive_is_credited_once_under_redelivery(app: &TestApp) {
     let bank = Bank::open(app).await;
     let paid = completed_cash_out(&bank, "@maria", "80.00").await;
     let before = bank.balance("@maria").0;
-    btg_fault(&bank, FaultTarget::Webhooks, "PIX_REVERSAL_INBOUND", None, FaultKind::Duplicate, 1);
+    bank.fault(FaultTarget::Webhooks, "PIX_REVERSAL_INBOUND", None, FaultKind::Duplicate, Some(1));
     let data = bank
         .app
         .sandbox
@@ -396,7 +370,7 @@ async fn a_return_we_receive_is_credited_once_under_redelivery(app: &TestApp) {
     assert_eq!((&credited["type"], &credited["reason"]), (&json!("CASHIN"), &json!("FR01")));
     assert_eq!(credited["transferId"], paid["id"], "linked to the original cash-out");
     // Redelivered (the duplicate above, and once more as a new webhook): credited once.
-    post_btg_event(&bank, "PIX_REVERSAL_INBOUND", data.clone()).await;
+    bank.post_btg_event("PIX_REVERSAL_INBOUND", data.clone()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bank.balance("@maria").0, before + 3_000);
     assert_eq!(bank.get_json(&path, "@maria").await["total"], 1);
@@ -412,11 +386,11 @@ async fn a_return_of_an_unknown_original_is_kept_for_operators(app: &TestApp) {
     let data = json!({"id": "btg-r1", "returnEndToEndId": "D12345678202612061200abcdefghijk",
         "originalEndToEndId": paid["endToEndId"], "amount": "10.01", "reason": "MD06", "status": "CONFIRMED",
         "settledAt": chrono::Utc::now()});
-    post_btg_event(&bank, "PIX_REVERSAL_INBOUND", data).await;
+    bank.post_btg_event("PIX_REVERSAL_INBOUND", data).await;
     let unknown = json!({"id": "btg-r2", "returnEndToEndId": "D12345678202612061200zzzzzzzzzzz",
         "originalEndToEndId": "E12345678202612061200nonexistent", "amount": "1.00", "reason": "MD06",
         "status": "CONFIRMED", "settledAt": chrono::Utc::now()});
-    post_btg_event(&bank, "PIX_REVERSAL_INBOUND", unknown).await;
+    bank.post_btg_event("PIX_REVERSAL_INBOUND", unknown).await;
     let mut listed = Vec::new();
     for _ in 0..200 {
         let response = app.request(Method::GET, "/v1/admin/unmatched-returns", &app.admin_token).send().await.unwrap();
@@ -430,27 +404,6 @@ async fn a_return_of_an_unknown_original_is_kept_for_operators(app: &TestApp) {
     assert!(listed.iter().all(|u| u["tenantId"] == json!(bank.tenant.id.to_string())));
     assert_eq!(bank.balance("@maria").0, before, "credited to nobody");
     assert_eq!(bank.get_json("/v1/refunds?type=CASHIN", "@maria").await["total"], 0);
-}
-
-/// Signs and posts a BTG event to the host's ingress, as BTG would.
-async fn post_btg_event(bank: &Bank<'_>, event: &str, data: Value) {
-    let body =
-        serde_json::to_vec(&json!({"webhookId": uuid::Uuid::new_v4().to_string(), "event": event, "data": data}))
-            .unwrap();
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = pix_sandbox::sign(pix_e2e::WEBHOOK_SECRET.as_bytes(), timestamp, &body);
-    let response = bank
-        .app
-        .http
-        .post(format!("{}/v1/inbound/btg/{}", bank.app.url, bank.tenant.id))
-        .header("content-type", "application/json")
-        .header(pix_sandbox::HEADER_SIGNATURE, signature)
-        .header(pix_sandbox::HEADER_TIMESTAMP, timestamp.to_string())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "posting {event}");
 }
 
 // --------------------------------------------------------------------------- unblock
@@ -468,7 +421,7 @@ async fn unblock(bank: &Bank<'_>, alias: &str, refund: &Value, body: Option<Valu
 }
 
 fn drop_reversal_webhooks(bank: &Bank<'_>, count: u32) {
-    btg_fault(bank, FaultTarget::Webhooks, "PIX_REVERSAL", None, FaultKind::Drop, count);
+    bank.fault(FaultTarget::Webhooks, "PIX_REVERSAL", None, FaultKind::Drop, Some(count));
 }
 
 /// Waits until BTG holds the refund's reversal with `status`.
@@ -540,18 +493,18 @@ async fn unblock_of_a_reversal_btg_does_not_know(app: &TestApp) {
     let e2e = cash_in["endToEndId"].as_str().unwrap();
     let reversals = format!("/pix/payments/{e2e}/reversals");
     // Strict by default: an error, the hold untouched.
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, 1);
+    bank.fault(FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, Some(1));
     let strict = unblock(&bank, "@maria", &stuck, Some(json!({"allowNotFoundUnblock": false}))).await;
     assert_eq!((strict.status().as_u16(), error_code(strict).await), (409, "PIX-1012".into()));
     assert_eq!(bank.balance("@maria"), (before - 1_066, 1_066));
     // Opted in, but a reversal accepted a moment ago may not be readable yet: still kept.
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, 1);
+    bank.fault(FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, Some(1));
     let early = unblock(&bank, "@maria", &stuck, Some(json!({"allowNotFoundUnblock": true}))).await;
     assert_eq!((early.status().as_u16(), error_code(early).await), (409, "PIX-1012".into()));
     assert_eq!(bank.balance("@maria"), (before - 1_066, 1_066));
     // Opted in past the grace period: the hold is released and the refund fails with BTG_NOT_FOUND.
     app.clock.advance(chrono::Duration::minutes(3));
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, 1);
+    bank.fault(FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, Some(1));
     let released = unblock(&bank, "@maria", &stuck, Some(json!({"allowNotFoundUnblock": true}))).await;
     assert_eq!(released.status(), 200);
     let body: Value = released.json().await.unwrap();
@@ -577,8 +530,8 @@ async fn a_lost_reversal_answer_is_read_back_and_never_released_blindly(app: &Te
     let before = bank.balance("@maria").0;
     // BTG takes the reversal but its answer is lost, and so is the first read-back: PENDING,
     // held, no return id yet.
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("POST"), FaultKind::TimeoutAfterEffect, 1);
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, 2);
+    bank.fault(FaultTarget::Btg, &reversals, Some("POST"), FaultKind::TimeoutAfterEffect, Some(1));
+    bank.fault(FaultTarget::Btg, &reversals, Some("GET"), FaultKind::NotFound, Some(2));
     drop_reversal_webhooks(&bank, 1);
     let created = refund_ok(&bank, "@maria", &cash_in, "12.00").await;
     assert_eq!(created["status"], "PENDING", "{created}");
@@ -586,9 +539,9 @@ async fn a_lost_reversal_answer_is_read_back_and_never_released_blindly(app: &Te
     assert_eq!(bank.balance("@maria"), (before - 1_200, 1_200));
     // The sweeper cannot read it back either, so it sends again, and BTG refuses the resend:
     // an error on a retry is ambiguous, so it reads back again and finds the first one.
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("POST"), FaultKind::Status { status: 422 }, 5);
+    bank.fault(FaultTarget::Btg, &reversals, Some("POST"), FaultKind::Status { status: 422 }, Some(5));
     let path = format!("/v1/refunds/{}", created["id"].as_str().unwrap());
-    let done = sweep_until(&bank, &path, "@maria", "COMPLETED").await;
+    let done = bank.sweep_until(&path, "@maria", "COMPLETED").await;
     assert!(done["returnEndToEndId"].as_str().unwrap().starts_with('D'));
     assert_eq!(bank.balance("@maria"), (before - 1_200, 0), "debited once, never released");
     assert_eq!(bank.btg_reversals(e2e).await.len(), 1, "sent once");
@@ -596,12 +549,12 @@ async fn a_lost_reversal_answer_is_read_back_and_never_released_blindly(app: &Te
     // A reversal BTG never received and keeps refusing is released, but only once BTG certainly
     // refused and, past the grace period, still has no record of it.
     bank.app.sandbox.handle.clear_faults();
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("POST"), FaultKind::Hang, 1);
-    btg_fault(&bank, FaultTarget::Btg, &reversals, Some("POST"), FaultKind::Status { status: 422 }, 50);
+    bank.fault(FaultTarget::Btg, &reversals, Some("POST"), FaultKind::Hang, Some(1));
+    bank.fault(FaultTarget::Btg, &reversals, Some("POST"), FaultKind::Status { status: 422 }, Some(50));
     let never = refund_ok(&bank, "@maria", &cash_in, "3.00").await;
     assert_eq!(never["status"], "PENDING", "{never}");
     let path = format!("/v1/refunds/{}", never["id"].as_str().unwrap());
-    let failed = sweep_until(&bank, &path, "@maria", "FAILED").await;
+    let failed = bank.sweep_until(&path, "@maria", "FAILED").await;
     assert_eq!(bank.balance("@maria"), (before - 1_200, 0), "the hold of the one BTG never had is released");
     assert_eq!(bank.btg_reversals(e2e).await.len(), 1, "BTG has only the first");
     assert!(failed["failureCode"].is_string());
@@ -616,7 +569,7 @@ async fn a_lost_reversal_webhook_is_finished_by_the_sweeper(app: &TestApp) {
     wait_btg_reversal(&bank, &created, "CONFIRMED").await;
     let path = format!("/v1/refunds/{}", created["id"].as_str().unwrap());
     assert_eq!(bank.get_json(&path, "@maria").await["status"], "PROCESSING", "the webhook was lost");
-    sweep_until(&bank, &path, "@maria", "COMPLETED").await;
+    bank.sweep_until(&path, "@maria", "COMPLETED").await;
     assert_eq!(bank.balance("@maria"), (before - 700, 0));
     assert_eq!(centavos(&bank.get_json(&path, "@maria").await["amount"]), 700);
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use pix_core::brcode::BrCode;
 use pix_core::money::Money;
 use pix_core::pix_key::PixKey;
-use pix_e2e::{TestApp, TestTenant, WEBHOOK_SECRET, api_tests, error_code};
-use pix_sandbox::{FaultKind, FaultRule, FaultTarget, QrChargeKind, QrChargeRequest};
-use reqwest::{Method, RequestBuilder, Response};
+use pix_e2e::bank::Bank;
+use pix_e2e::{TestApp, api_tests, error_code};
+use pix_sandbox::{FaultKind, FaultTarget, QrChargeKind, QrChargeRequest};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 api_tests!(
@@ -42,169 +43,27 @@ api_tests!(
     an_idempotency_key_reused_with_another_account_is_refused,
 );
 
-// ------------------------------------------------------------------------------- harness
-
-/// A tenant on the demo institution whose BTG webhooks reach the host, with the transfer
-/// workers running.
-async fn setup(app: &TestApp) -> TestTenant {
-    let tenant = app.tenant("Banco Exemplo").await;
-    app.sandbox.handle.set_webhook_url(Some(format!("{}/v1/inbound/btg/{}", app.url, tenant.id)));
-    app.run_transfer_workers();
-    tenant
-}
-
-fn account(app: &TestApp, alias: &str) -> String {
-    app.sandbox.data.accounts.iter().find(|a| a.alias == alias).expect("demo account").account_id.clone()
-}
-
-fn call(app: &TestApp, tenant: &TestTenant, method: Method, path: &str, alias: &str) -> RequestBuilder {
-    app.request(method, path, &tenant.token).header("X-Account-Id", account(app, alias))
-}
-
-/// A key of the other participant (Ana Pereira's CPF).
-fn ana_key(app: &TestApp) -> String {
-    app.sandbox.data.other_participant.keys[0].key.clone()
-}
-
-async fn initiate(app: &TestApp, tenant: &TestTenant, alias: &str, body: Value) -> Response {
-    call(app, tenant, Method::POST, "/v1/transfers/cashout/initiate", alias).json(&body).send().await.unwrap()
-}
-
-async fn process(app: &TestApp, tenant: &TestTenant, alias: &str, initiation: &str) -> Response {
-    call(app, tenant, Method::POST, "/v1/transfers/cashout/process", alias)
-        .json(&json!({"initiationId": initiation}))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Initiates a payment of `amount` to Ana's key and processes it; returns the 201 body.
-async fn pay_key(app: &TestApp, tenant: &TestTenant, alias: &str, amount: &str) -> Value {
-    let initiated = initiate(app, tenant, alias, json!({"type": "KEY", "key": ana_key(app), "amount": amount})).await;
-    assert_eq!(initiated.status(), 201);
-    let initiated: Value = initiated.json().await.unwrap();
-    let processed = process(app, tenant, alias, initiated["initiationId"].as_str().unwrap()).await;
-    assert_eq!(processed.status(), 201);
-    processed.json().await.unwrap()
-}
-
-async fn get_transfer(app: &TestApp, tenant: &TestTenant, alias: &str, id: &str) -> Value {
-    let response = call(app, tenant, Method::GET, &format!("/v1/transfers/{id}"), alias).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-/// Polls until the transfer reaches `status` (BTG settles after a short simulated delay).
-async fn wait_status(app: &TestApp, tenant: &TestTenant, alias: &str, id: &str, status: &str) -> Value {
-    for _ in 0..300 {
-        let t = get_transfer(app, tenant, alias, id).await;
-        if t["status"] == status {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("transfer {id} never reached {status}: {}", get_transfer(app, tenant, alias, id).await);
-}
-
-/// (available, on hold) centavos of a Midaz alias in the simulator.
-fn balance(app: &TestApp, alias: &str) -> (i64, i64) {
-    let state = app.sandbox.handle.midaz_state();
-    for ledger in state["ledgers"].as_array().unwrap() {
-        for a in ledger["accounts"].as_array().unwrap() {
-            if a["alias"] == alias {
-                return (a["availableCentavos"].as_i64().unwrap(), a["onHoldCentavos"].as_i64().unwrap());
-            }
-        }
-    }
-    panic!("no Midaz account {alias}");
-}
-
-fn pending_ledger_transactions(app: &TestApp) -> i64 {
-    app.sandbox.handle.midaz_state()["ledgers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["pendingTransactions"].as_i64().unwrap())
-        .sum()
-}
-
-/// A payment as the simulated BTG holds it (control API state), by EndToEndId.
-async fn btg_payment(app: &TestApp, end_to_end_id: &Value) -> Value {
-    let url = format!("{}/_control/btg/state", app.sandbox.data.control_url);
-    let state: Value = app.http.get(url).send().await.unwrap().json().await.unwrap();
-    state["payments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| &p["endToEndId"] == end_to_end_id)
-        .expect("BTG has it")
-        .clone()
-}
-
-async fn activate_policy(app: &TestApp, tenant: &TestTenant, kind: &str, params: Value) {
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(pix_e2e::shipped_policies().join("manifest.json")).unwrap())
-            .unwrap();
-    let sha = manifest["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["kind"] == kind)
-        .expect("shipped component of the kind")["sha256"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let response = app
-        .request(Method::POST, &format!("/v1/admin/policies/{sha}/activate"), &app.admin_token)
-        .json(&json!({"kind": kind, "tenantId": tenant.id, "params": params}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "activating {kind}: {}", response.text().await.unwrap());
-}
-
-/// Signs and posts a BTG event to the host's ingress, as BTG would.
-async fn post_btg_event(app: &TestApp, tenant: &TestTenant, event: &str, data: Value) {
-    let body =
-        serde_json::to_vec(&json!({"webhookId": uuid::Uuid::new_v4().to_string(), "event": event, "data": data}))
-            .unwrap();
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = pix_sandbox::sign(WEBHOOK_SECRET.as_bytes(), timestamp, &body);
-    let response = app
-        .http
-        .post(format!("{}/v1/inbound/btg/{}", app.url, tenant.id))
-        .header("content-type", "application/json")
-        .header(pix_sandbox::HEADER_SIGNATURE, signature)
-        .header(pix_sandbox::HEADER_TIMESTAMP, timestamp.to_string())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "posting {event}");
-}
-
 // --------------------------------------------------------------------------------- cash-out
 
 async fn a_key_cash_out_completes_and_moves_exactly_amount_plus_fee(app: &TestApp) {
-    let tenant = setup(app).await;
-    let (acme_before, _) = balance(app, "@acme");
-    let (fees_before, _) = balance(app, "@fees_revenue");
-    let initiated = initiate(
-        app,
-        &tenant,
-        "@acme",
-        json!({"type": "KEY", "key": ana_key(app), "amount": "100.00", "description": "Fatura 42"}),
-    )
-    .await;
+    let bank = Bank::open(app).await;
+    let (acme_before, _) = bank.balance("@acme");
+    let (fees_before, _) = bank.balance("@fees_revenue");
+    let initiated = bank
+        .initiate(
+            "@acme",
+            json!({"type": "KEY", "key": bank.ana_key(), "amount": "100.00", "description": "Fatura 42"}),
+        )
+        .await;
     assert_eq!(initiated.status(), 201);
     let initiated: Value = initiated.json().await.unwrap();
     assert_eq!(initiated["destination"]["name"], "Ana Pereira");
     assert_eq!(initiated["destination"]["taxId"], "***.982.247-**", "the payee's document is masked");
     assert_eq!(initiated["isIntraPSP"], false);
     assert!(initiated["endToEndId"].as_str().unwrap().starts_with('E'));
-    assert_eq!(balance(app, "@acme"), (acme_before, 0), "initiation moves no money");
+    assert_eq!(bank.balance("@acme"), (acme_before, 0), "initiation moves no money");
 
-    let processed = process(app, &tenant, "@acme", initiated["initiationId"].as_str().unwrap()).await;
+    let processed = bank.process("@acme", initiated["initiationId"].as_str().unwrap()).await;
     assert_eq!(processed.status(), 201);
     let processed: Value = processed.json().await.unwrap();
     assert_eq!(processed["type"], "CASHOUT");
@@ -213,15 +72,15 @@ async fn a_key_cash_out_completes_and_moves_exactly_amount_plus_fee(app: &TestAp
     assert_eq!(processed["endToEndId"], initiated["endToEndId"]);
     assert!(["PROCESSING", "COMPLETED"].contains(&processed["status"].as_str().unwrap()), "{processed}");
 
-    let done = wait_status(app, &tenant, "@acme", processed["id"].as_str().unwrap(), "COMPLETED").await;
+    let done = bank.wait_transfer("@acme", processed["id"].as_str().unwrap(), "COMPLETED").await;
     assert!(done["completedAt"].is_string());
-    assert_eq!(balance(app, "@acme"), (acme_before - 10_150, 0), "amount and fee leave; nothing stays on hold");
-    assert_eq!(balance(app, "@fees_revenue").0, fees_before + 150);
+    assert_eq!(bank.balance("@acme"), (acme_before - 10_150, 0), "amount and fee leave; nothing stays on hold");
+    assert_eq!(bank.balance("@fees_revenue").0, fees_before + 150);
 }
 
 async fn a_manual_cash_out_is_validated_then_completes(app: &TestApp) {
-    let tenant = setup(app).await;
-    let (before, _) = balance(app, "@maria");
+    let bank = Bank::open(app).await;
+    let (before, _) = bank.balance("@maria");
     let destination = json!({"ispb": "87654321", "branch": "0042", "account": "7001", "accountType": "CACC",
                              "document": "52998224725", "name": "Ana Pereira"});
     for (field, bad) in [
@@ -232,19 +91,18 @@ async fn a_manual_cash_out_is_validated_then_completes(app: &TestApp) {
     ] {
         let mut d = destination.clone();
         d[field] = bad;
-        let response =
-            initiate(app, &tenant, "@maria", json!({"type": "MANUAL", "amount": "10.00", "destination": d})).await;
+        let response = bank.initiate("@maria", json!({"type": "MANUAL", "amount": "10.00", "destination": d})).await;
         assert_eq!(response.status(), 400, "bad {field}");
         assert_eq!(error_code(response).await, "PIX-0004");
     }
     let initiated =
-        initiate(app, &tenant, "@maria", json!({"type": "MANUAL", "amount": "25.10", "destination": destination}))
-            .await;
+        bank.initiate("@maria", json!({"type": "MANUAL", "amount": "25.10", "destination": destination})).await;
     assert_eq!(initiated.status(), 201);
     let initiated: Value = initiated.json().await.unwrap();
     assert_eq!(initiated["destination"]["personType"], "NATURAL_PERSON");
     // A MED 2.0 refund transfer: the purpose reaches BTG as its transactionType.
-    let processed: Value = call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+    let processed: Value = bank
+        .call(Method::POST, "/v1/transfers/cashout/process", "@maria")
         .header("X-Purpose", "INSTANT_PAYMENT_REFUND")
         .json(&json!({"initiationId": initiated["initiationId"]}))
         .send()
@@ -256,28 +114,25 @@ async fn a_manual_cash_out_is_validated_then_completes(app: &TestApp) {
     assert_eq!(processed["fee"], "0.00", "natural persons send for free");
     assert_eq!(processed["initiationType"], "MANUAL");
     assert_eq!(processed["purpose"], "INSTANT_PAYMENT_REFUND");
-    wait_status(app, &tenant, "@maria", processed["id"].as_str().unwrap(), "COMPLETED").await;
-    assert_eq!(balance(app, "@maria"), (before - 2_510, 0));
-    let sent = btg_payment(app, &processed["endToEndId"]).await;
+    bank.wait_transfer("@maria", processed["id"].as_str().unwrap(), "COMPLETED").await;
+    assert_eq!(bank.balance("@maria"), (before - 2_510, 0));
+    let sent = bank.btg_payment(&processed["endToEndId"]).await.expect("BTG has it");
     assert_eq!(sent["transactionType"], "INSTANT_PAYMENT_REFUND");
     assert_eq!(sent["amount"], "25.10");
 }
 
 async fn static_and_dynamic_qr_code_cash_outs_complete(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
     let email = &app.sandbox.data.other_participant.keys[1].key;
     let key = PixKey::infer(email).unwrap();
 
     // Static code without an amount: the payer types it.
     let open = BrCode::static_code(key.clone(), "Ana Pereira", "Sao Paulo").build().unwrap().encode();
-    let missing = initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": open})).await;
+    let missing = bank.initiate("@maria", json!({"type": "QR_CODE", "emv": open})).await;
     assert_eq!(error_code(missing).await, "PIX-0003");
-    let typed: Value = initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": open, "amount": "3.50"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let typed: Value =
+        bank.initiate("@maria", json!({"type": "QR_CODE", "emv": open, "amount": "3.50"})).await.json().await.unwrap();
     assert_eq!(typed["amount"], "3.50");
 
     // Static code with an amount and a txid: the amount is the code's.
@@ -287,16 +142,15 @@ async fn static_and_dynamic_qr_code_cash_outs_complete(app: &TestApp) {
         .build()
         .unwrap()
         .encode();
-    let other = initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": fixed, "amount": "4.00"})).await;
+    let other = bank.initiate("@maria", json!({"type": "QR_CODE", "emv": fixed, "amount": "4.00"})).await;
     assert_eq!(other.status(), 400, "an amount other than the code's");
     let initiated: Value =
-        initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": fixed})).await.json().await.unwrap();
+        bank.initiate("@maria", json!({"type": "QR_CODE", "emv": fixed})).await.json().await.unwrap();
     assert_eq!((initiated["amount"].as_str(), initiated["txId"].as_str()), (Some("4.25"), Some("PEDIDO42")));
     assert_eq!(initiated["destination"]["name"], "Ana Pereira");
-    let paid: Value =
-        process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await.json().await.unwrap();
+    let paid: Value = bank.process("@maria", initiated["initiationId"].as_str().unwrap()).await.json().await.unwrap();
     assert_eq!(paid["initiationType"], "QR_CODE");
-    wait_status(app, &tenant, "@maria", paid["id"].as_str().unwrap(), "COMPLETED").await;
+    bank.wait_transfer("@maria", paid["id"].as_str().unwrap(), "COMPLETED").await;
 
     // Dynamic code: the charge is fetched from its location; its amount and txid are paid.
     let charge = app
@@ -319,86 +173,47 @@ async fn static_and_dynamic_qr_code_cash_outs_complete(app: &TestApp) {
         })
         .unwrap();
     let initiated: Value =
-        initiate(app, &tenant, "@maria", json!({"type": "QR_CODE", "emv": charge.emv})).await.json().await.unwrap();
+        bank.initiate("@maria", json!({"type": "QR_CODE", "emv": charge.emv})).await.json().await.unwrap();
     assert_eq!(initiated["amount"], "33.00");
     assert_eq!(initiated["txId"], charge.txid.as_str());
-    let paid: Value =
-        process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await.json().await.unwrap();
-    let done = wait_status(app, &tenant, "@maria", paid["id"].as_str().unwrap(), "COMPLETED").await;
+    let paid: Value = bank.process("@maria", initiated["initiationId"].as_str().unwrap()).await.json().await.unwrap();
+    let done = bank.wait_transfer("@maria", paid["id"].as_str().unwrap(), "COMPLETED").await;
     assert_eq!(done["txId"], charge.txid.as_str());
-    let sent = btg_payment(app, &done["endToEndId"]).await;
+    let sent = bank.btg_payment(&done["endToEndId"]).await.expect("BTG has it");
     assert_eq!(sent["amount"], "33.00");
-    assert_eq!(balance(app, "@maria"), (before - 425 - 3_300, 0));
+    assert_eq!(bank.balance("@maria"), (before - 425 - 3_300, 0));
 }
 
 async fn a_cash_out_btg_rejects_fails_and_releases_the_hold(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria");
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria");
     // The simulator rejects amounts ending in .13 (AC03) after accepting them.
-    let processed = pay_key(app, &tenant, "@maria", "50.13").await;
-    let failed = wait_status(app, &tenant, "@maria", processed["id"].as_str().unwrap(), "FAILED").await;
+    let processed = bank.pay("@maria", "50.13").await;
+    let failed = bank.wait_transfer("@maria", processed["id"].as_str().unwrap(), "FAILED").await;
     assert_eq!(failed["failureCode"], "AC03");
     assert!(failed["failedReason"].as_str().unwrap().contains("creditor account"));
-    assert_eq!(balance(app, "@maria"), before, "the hold is released");
-    assert_eq!(pending_ledger_transactions(app), 0);
+    assert_eq!(bank.balance("@maria"), before, "the hold is released");
+    assert_eq!(bank.pending_ledger_transactions(), 0);
 }
 
 async fn insufficient_balance_is_422_and_holds_nothing(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@joao");
-    let initiated =
-        initiate(app, &tenant, "@joao", json!({"type": "KEY", "key": ana_key(app), "amount": "1500.01"})).await;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@joao");
+    let initiated = bank.initiate("@joao", json!({"type": "KEY", "key": bank.ana_key(), "amount": "1500.01"})).await;
     let initiated: Value = initiated.json().await.unwrap();
-    let response = process(app, &tenant, "@joao", initiated["initiationId"].as_str().unwrap()).await;
+    let response = bank.process("@joao", initiated["initiationId"].as_str().unwrap()).await;
     assert_eq!(response.status(), 422);
     assert_eq!(error_code(response).await, "PIX-0411");
-    assert_eq!(balance(app, "@joao"), before);
-    assert_eq!(pending_ledger_transactions(app), 0);
-    let listed: Value = call(app, &tenant, Method::GET, "/v1/transfers?status=FAILED", "@joao")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(bank.balance("@joao"), before);
+    assert_eq!(bank.pending_ledger_transactions(), 0);
+    let listed: Value =
+        bank.call(Method::GET, "/v1/transfers?status=FAILED", "@joao").send().await.unwrap().json().await.unwrap();
     assert_eq!(listed["items"][0]["failureCode"], "INSUFFICIENT_BALANCE", "the attempt is recorded as failed");
 }
 
 /// Drops BTG's `PIX_PAYMENT` webhooks to the host (the next `count`).
-fn drop_payment_webhooks(app: &TestApp, count: u32) {
-    app.sandbox.handle.add_fault(FaultRule {
-        id: String::new(),
-        upstream: FaultTarget::Webhooks,
-        path_prefix: "PIX_PAYMENT".into(),
-        method: None,
-        kind: FaultKind::Drop,
-        count: Some(count),
-        probability: None,
-    });
-}
-
-/// Waits until the simulated BTG holds the payment with `status`.
-async fn wait_btg_status(app: &TestApp, end_to_end_id: &Value, status: &str) {
-    for _ in 0..200 {
-        if btg_payment(app, end_to_end_id).await["status"] == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("BTG never had {end_to_end_id} {status}");
-}
-
-/// Advances the test clock past the sweeper's SENT threshold until the transfer reaches `status`.
-async fn sweep_until(app: &TestApp, tenant: &TestTenant, alias: &str, id: &str, status: &str) -> Value {
-    for _ in 0..40 {
-        app.clock.advance(chrono::Duration::seconds(61));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let t = get_transfer(app, tenant, alias, id).await;
-        if t["status"] == status {
-            return t;
-        }
-    }
-    panic!("transfer {id} never reached {status}: {}", get_transfer(app, tenant, alias, id).await);
+fn drop_payment_webhooks(bank: &Bank<'_>, count: u32) {
+    bank.fault(FaultTarget::Webhooks, "PIX_PAYMENT", None, FaultKind::Drop, Some(count));
 }
 
 async fn admin_incidents(app: &TestApp) -> Vec<Value> {
@@ -407,36 +222,22 @@ async fn admin_incidents(app: &TestApp) -> Vec<Value> {
     response.json::<Vec<Value>>().await.unwrap()
 }
 
-/// The events recorded for transfer `id`, in order.
-async fn events_of(app: &TestApp, tenant: &TestTenant, id: &str) -> Vec<Value> {
-    let all = app.db.store.recorded_event_bodies(tenant.id).await.unwrap();
-    all.into_iter().filter(|e| e["entityId"] == id).collect()
-}
-
 fn payment_event(e2e: &Value, status: &str, amount: &str) -> Value {
     json!({"id": "btg-x", "endToEndId": e2e, "status": status, "amount": amount, "settledAt": chrono::Utc::now()})
 }
 
-fn btg_payment_fault(app: &TestApp, kind: FaultKind, count: u32) {
-    app.sandbox.handle.add_fault(FaultRule {
-        id: String::new(),
-        upstream: FaultTarget::Btg,
-        path_prefix: "/pix/payments".into(),
-        method: Some("POST".into()),
-        kind,
-        count: Some(count),
-        probability: None,
-    });
+fn btg_payment_fault(bank: &Bank<'_>, kind: FaultKind, count: u32) {
+    bank.fault(FaultTarget::Btg, "/pix/payments", Some("POST"), kind, Some(count));
 }
 
 async fn a_lost_btg_answer_is_finished_by_the_sweeper_and_btg_s_verdict_settles_it(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
     // BTG is down for every attempt the client makes (three, fewer than open its breaker).
-    btg_payment_fault(app, FaultKind::Status { status: 503 }, 3);
-    let processed = pay_key(app, &tenant, "@maria", "30.00").await;
+    btg_payment_fault(&bank, FaultKind::Status { status: 503 }, 3);
+    let processed = bank.pay("@maria", "30.00").await;
     assert_eq!(processed["status"], "PENDING", "the outcome is unknown, so the transfer waits: {processed}");
-    assert_eq!(balance(app, "@maria"), (before - 3_000, 3_000), "the hold stays until BTG answers");
+    assert_eq!(bank.balance("@maria"), (before - 3_000, 3_000), "the hold stays until BTG answers");
     // The sweeper finds it stale at HELD: BTG has no record of it, so it sends again with the
     // same idempotency key until BTG accepts, and BTG's webhook settles the payment.
     let id = processed["id"].as_str().unwrap();
@@ -444,71 +245,71 @@ async fn a_lost_btg_answer_is_finished_by_the_sweeper_and_btg_s_verdict_settles_
     for _ in 0..60 {
         app.clock.advance(chrono::Duration::seconds(31));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if get_transfer(app, &tenant, "@maria", id).await["status"] == "COMPLETED" {
+        if bank.get_transfer("@maria", id).await["status"] == "COMPLETED" {
             break;
         }
     }
-    let done = wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    let done = bank.wait_transfer("@maria", id, "COMPLETED").await;
     assert_eq!(done["failureCode"], Value::Null);
-    assert_eq!(balance(app, "@maria"), (before - 3_000, 0), "debited once");
+    assert_eq!(bank.balance("@maria"), (before - 3_000, 0), "debited once");
 }
 
 async fn a_webhook_arriving_before_process_returns_completes_it(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
     // BTG takes the payment but the answer is lost (the client times out), and the retries
     // find BTG down: meanwhile BTG settles the payment and its webhook reaches the host.
-    btg_payment_fault(app, FaultKind::TimeoutAfterEffect, 1);
-    btg_payment_fault(app, FaultKind::Status { status: 503 }, 2);
-    let processed = pay_key(app, &tenant, "@maria", "40.00").await;
+    btg_payment_fault(&bank, FaultKind::TimeoutAfterEffect, 1);
+    btg_payment_fault(&bank, FaultKind::Status { status: 503 }, 2);
+    let processed = bank.pay("@maria", "40.00").await;
     assert_eq!(processed["status"], "COMPLETED", "the webhook settled it while the request waited: {processed}");
-    assert_eq!(balance(app, "@maria"), (before - 4_000, 0));
+    assert_eq!(bank.balance("@maria"), (before - 4_000, 0));
     // The safety job finds nothing left to do.
     app.clock.advance(chrono::Duration::seconds(31));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(get_transfer(app, &tenant, "@maria", processed["id"].as_str().unwrap()).await["status"], "COMPLETED");
-    assert_eq!(balance(app, "@maria"), (before - 4_000, 0), "debited once");
+    assert_eq!(bank.get_transfer("@maria", processed["id"].as_str().unwrap()).await["status"], "COMPLETED");
+    assert_eq!(bank.balance("@maria"), (before - 4_000, 0), "debited once");
 }
 
 async fn duplicated_and_reordered_payment_webhooks_settle_once(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
     // The simulator never settles amounts ending in .66: we play BTG's webhooks ourselves.
-    let processed = pay_key(app, &tenant, "@maria", "20.66").await;
+    let processed = bank.pay("@maria", "20.66").await;
     let id = processed["id"].as_str().unwrap();
     let e2e = processed["endToEndId"].as_str().unwrap();
-    wait_status(app, &tenant, "@maria", id, "PROCESSING").await;
+    bank.wait_transfer("@maria", id, "PROCESSING").await;
     let payment = |status: &str| {
         json!({"id": "btg-1", "endToEndId": e2e, "status": status, "amount": "20.66",
                                           "settledAt": chrono::Utc::now()})
     };
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("CONFIRMED")).await;
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("CONFIRMED")).await;
-    wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    bank.post_btg_event("PIX_PAYMENT", payment("CONFIRMED")).await;
+    bank.post_btg_event("PIX_PAYMENT", payment("CONFIRMED")).await;
+    bank.wait_transfer("@maria", id, "COMPLETED").await;
     // Late and out of order: a stale PROCESSING, and a verdict contradicting the final one.
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("PROCESSING")).await;
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment("REJECTED")).await;
+    bank.post_btg_event("PIX_PAYMENT", payment("PROCESSING")).await;
+    bank.post_btg_event("PIX_PAYMENT", payment("REJECTED")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let t = get_transfer(app, &tenant, "@maria", id).await;
+    let t = bank.get_transfer("@maria", id).await;
     assert_eq!(t["status"], "COMPLETED", "stale and contradicting events change nothing");
-    assert_eq!(balance(app, "@maria"), (before - 2_066, 0), "committed once");
+    assert_eq!(bank.balance("@maria"), (before - 2_066, 0), "committed once");
 }
 
 async fn fraud_block_fails_and_review_waits_for_an_operator(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria");
-    activate_policy(app, &tenant, "fraud-triage", json!({"block-threshold": 0})).await;
-    let blocked = pay_key(app, &tenant, "@maria", "10.00").await;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria");
+    bank.activate_shipped("fraud-triage", json!({"block-threshold": 0})).await;
+    let blocked = bank.pay("@maria", "10.00").await;
     assert_eq!(blocked["status"], "FAILED");
     assert_eq!(blocked["failureCode"], "FRAUD_BLOCKED");
     assert_eq!(blocked["fraud"]["action"], "BLOCK");
-    assert_eq!(balance(app, "@maria"), before, "a blocked payment holds nothing");
+    assert_eq!(bank.balance("@maria"), before, "a blocked payment holds nothing");
 
-    activate_policy(app, &tenant, "fraud-triage", json!({"review-threshold": 0, "block-threshold": 1001})).await;
-    let first = pay_key(app, &tenant, "@maria", "11.00").await;
-    let second = pay_key(app, &tenant, "@maria", "12.00").await;
+    bank.activate_shipped("fraud-triage", json!({"review-threshold": 0, "block-threshold": 1001})).await;
+    let first = bank.pay("@maria", "11.00").await;
+    let second = bank.pay("@maria", "12.00").await;
     assert_eq!(first["status"], "IN_REVIEW");
-    assert_eq!(balance(app, "@maria"), before, "nothing is held while in review");
+    assert_eq!(bank.balance("@maria"), before, "nothing is held while in review");
     let queue: Value = app
         .request(Method::GET, "/v1/admin/transfer-reviews", &app.admin_token)
         .send()
@@ -520,46 +321,50 @@ async fn fraud_block_fails_and_review_waits_for_an_operator(app: &TestApp) {
     let ids: Vec<&str> = queue.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&first["id"].as_str().unwrap()) && ids.contains(&second["id"].as_str().unwrap()));
     let review = |id: &str, decision: &str| {
-        app.request(Method::POST, &format!("/v1/admin/tenants/{}/transfers/{id}/review", tenant.id), &app.admin_token)
-            .json(&json!({"decision": decision, "note": "checked with the customer"}))
-            .send()
+        app.request(
+            Method::POST,
+            &format!("/v1/admin/tenants/{}/transfers/{id}/review", bank.tenant.id),
+            &app.admin_token,
+        )
+        .json(&json!({"decision": decision, "note": "checked with the customer"}))
+        .send()
     };
     let released = review(first["id"].as_str().unwrap(), "RELEASE").await.unwrap();
     assert_eq!(released.status(), 200);
-    wait_status(app, &tenant, "@maria", first["id"].as_str().unwrap(), "COMPLETED").await;
+    bank.wait_transfer("@maria", first["id"].as_str().unwrap(), "COMPLETED").await;
     let rejected: Value = review(second["id"].as_str().unwrap(), "REJECT").await.unwrap().json().await.unwrap();
     assert_eq!(rejected["status"], "FAILED");
     assert_eq!(rejected["failureCode"], "FRAUD_REVIEW_REJECTED");
     let again = review(second["id"].as_str().unwrap(), "RELEASE").await.unwrap();
     assert_eq!(again.status(), 409);
     assert_eq!(error_code(again).await, "PIX-0413");
-    assert_eq!(balance(app, "@maria"), (before.0 - 1_100, 0), "only the released payment left");
+    assert_eq!(bank.balance("@maria"), (before.0 - 1_100, 0), "only the released payment left");
 }
 
 async fn a_policy_swapped_mid_test_changes_only_later_transfers(app: &TestApp) {
-    let tenant = setup(app).await;
-    let earlier = pay_key(app, &tenant, "@maria", "5.00").await;
-    let earlier = wait_status(app, &tenant, "@maria", earlier["id"].as_str().unwrap(), "COMPLETED").await;
-    activate_policy(app, &tenant, "fraud-triage", json!({"block-threshold": 0})).await;
-    let later = pay_key(app, &tenant, "@maria", "6.00").await;
+    let bank = Bank::open(app).await;
+    let earlier = bank.pay("@maria", "5.00").await;
+    let earlier = bank.wait_transfer("@maria", earlier["id"].as_str().unwrap(), "COMPLETED").await;
+    bank.activate_shipped("fraud-triage", json!({"block-threshold": 0})).await;
+    let later = bank.pay("@maria", "6.00").await;
     assert_eq!(later["failureCode"], "FRAUD_BLOCKED");
     assert_ne!(later["fraud"]["policySha256"], Value::Null);
-    let unchanged = get_transfer(app, &tenant, "@maria", earlier["id"].as_str().unwrap()).await;
+    let unchanged = bank.get_transfer("@maria", earlier["id"].as_str().unwrap()).await;
     assert_eq!(unchanged, earlier, "a transfer decided before the swap is untouched");
 }
 
 async fn process_is_idempotent_and_an_initiation_is_processed_once(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
-    let initiated: Value =
-        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "7.00"}))
-            .await
-            .json()
-            .await
-            .unwrap();
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
+    let initiated: Value = bank
+        .initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": "7.00"}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let body = json!({"initiationId": initiated["initiationId"]});
     let send = |key: &str| {
-        call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+        bank.call(Method::POST, "/v1/transfers/cashout/process", "@maria")
             .header("X-Idempotency", key)
             .json(&body)
             .send()
@@ -575,54 +380,52 @@ async fn process_is_idempotent_and_an_initiation_is_processed_once(app: &TestApp
     assert_eq!(other_key.status(), 409);
     assert_eq!(error_code(other_key).await, "PIX-0410");
     let id = serde_json::from_str::<Value>(&first_body).unwrap()["id"].as_str().unwrap().to_owned();
-    wait_status(app, &tenant, "@maria", &id, "COMPLETED").await;
-    assert_eq!(balance(app, "@maria").0, before - 700, "paid once");
+    bank.wait_transfer("@maria", &id, "COMPLETED").await;
+    assert_eq!(bank.balance("@maria").0, before - 700, "paid once");
 }
 
 async fn initiations_are_validated(app: &TestApp) {
-    let tenant = setup(app).await;
-    let tenant = &tenant;
+    let bank = Bank::open(app).await;
+    let bank = &bank;
     let check = |body: Value, status: u16, code: &'static str| async move {
-        let response = initiate(app, tenant, "@maria", body.clone()).await;
+        let response = bank.initiate("@maria", body.clone()).await;
         assert_eq!(response.status(), status, "{body}");
         assert_eq!(error_code(response).await, code, "{body}");
     };
     check(json!({"type": "KEY", "amount": "1.00"}), 400, "PIX-0003").await;
-    check(json!({"type": "KEY", "key": ana_key(app)}), 400, "PIX-0003").await;
-    check(json!({"type": "KEY", "key": ana_key(app), "amount": "0.00"}), 400, "PIX-0004").await;
-    check(json!({"type": "KEY", "key": ana_key(app), "amount": "1.001"}), 400, "PIX-0004").await;
+    check(json!({"type": "KEY", "key": bank.ana_key()}), 400, "PIX-0003").await;
+    check(json!({"type": "KEY", "key": bank.ana_key(), "amount": "0.00"}), 400, "PIX-0004").await;
+    check(json!({"type": "KEY", "key": bank.ana_key(), "amount": "1.001"}), 400, "PIX-0004").await;
     check(json!({"type": "PIGEON", "amount": "1.00"}), 400, "PIX-0004").await;
     check(json!({"type": "KEY", "key": "nobody@example.com", "amount": "1.00"}), 404, "PIX-0114").await;
     check(json!({"type": "QR_CODE", "amount": "1.00"}), 400, "PIX-0003").await;
 
     // A key of this institution: flagged intra-PSP at initiation, settled internally.
-    let own = call(app, tenant, Method::POST, "/v1/dict/entries", "@joao")
-        .json(&json!({"keyType": "EVP"}))
-        .send()
-        .await
-        .unwrap();
+    let own =
+        bank.call(Method::POST, "/v1/dict/entries", "@joao").json(&json!({"keyType": "EVP"})).send().await.unwrap();
     assert_eq!(own.status(), 201);
     let own: Value = own.json().await.unwrap();
-    let intra: Value = initiate(app, tenant, "@maria", json!({"type": "KEY", "key": own["key"], "amount": "1.00"}))
+    let intra: Value = bank
+        .initiate("@maria", json!({"type": "KEY", "key": own["key"], "amount": "1.00"}))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(intra["isIntraPSP"], true);
-    let response = process(app, tenant, "@maria", intra["initiationId"].as_str().unwrap()).await;
+    let response = bank.process("@maria", intra["initiationId"].as_str().unwrap()).await;
     assert_eq!(response.status(), 201);
     let processed: Value = response.json().await.unwrap();
     assert_eq!((&processed["isIntraPSP"], &processed["status"]), (&json!(true), &json!("PROCESSING")), "{processed}");
 
     // Purposes: only TRANSFER and INSTANT_PAYMENT_REFUND.
-    let initiated: Value =
-        initiate(app, tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "1.00"}))
-            .await
-            .json()
-            .await
-            .unwrap();
+    let initiated: Value = bank
+        .initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": "1.00"}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let with_purpose = |purpose: &str| {
-        call(app, tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+        bank.call(Method::POST, "/v1/transfers/cashout/process", "@maria")
             .header("X-Purpose", purpose)
             .json(&json!({"initiationId": initiated["initiationId"]}))
             .send()
@@ -633,7 +436,7 @@ async fn initiations_are_validated(app: &TestApp) {
         assert_eq!(error_code(response).await, "PIX-0429");
     }
     // Another account cannot process it; an unknown id is not found.
-    let response = process(app, tenant, "@joao", initiated["initiationId"].as_str().unwrap()).await;
+    let response = bank.process("@joao", initiated["initiationId"].as_str().unwrap()).await;
     assert_eq!(error_code(response).await, "PIX-0408");
     // Expired initiations cannot be processed.
     app.clock.advance(chrono::Duration::seconds(301));
@@ -644,73 +447,34 @@ async fn initiations_are_validated(app: &TestApp) {
 
 // ---------------------------------------------------------------------------------- cash-in
 
-fn demo_account(app: &TestApp, alias: &str) -> pix_sandbox::DemoAccount {
-    app.sandbox.data.accounts.iter().find(|a| a.alias == alias).unwrap().clone()
-}
-
-/// Sends a Pix from another bank to a demo account's branch and number.
-fn send_pix_to(app: &TestApp, alias: &str, amount: &str) -> Value {
-    let a = demo_account(app, alias);
-    app.sandbox
-        .handle
-        .inbound_pix(
-            &json!({"amount": amount, "creditor": {"branch": a.branch, "account": a.number, "accountType": "CACC",
-                                                            "taxId": a.document, "name": a.name}}),
-        )
-        .unwrap()
-}
-
-async fn wait_cash_in(app: &TestApp, tenant: &TestTenant, alias: &str, e2e: &str) -> Value {
-    for _ in 0..300 {
-        let page: Value = call(app, tenant, Method::GET, &format!("/v1/transfers?type=CASHIN&end_to_end={e2e}"), alias)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(t) = page["items"].get(0).filter(|t| t["status"] == "COMPLETED" || t["status"] == "FAILED") {
-            return t.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("cash-in {e2e} never settled");
-}
-
 async fn a_cash_in_is_credited_net_of_the_fee_to_the_centavo(app: &TestApp) {
-    let tenant = setup(app).await;
-    let (acme, fees) = (balance(app, "@acme").0, balance(app, "@fees_revenue").0);
-    let pix = send_pix_to(app, "@acme", "345.67");
-    let t = wait_cash_in(app, &tenant, "@acme", pix["endToEndId"].as_str().unwrap()).await;
+    let bank = Bank::open(app).await;
+    let (acme, fees) = (bank.balance("@acme").0, bank.balance("@fees_revenue").0);
+    let pix = bank.send_pix_to("@acme", "345.67");
+    let t = bank.wait_cash_in("@acme", pix["endToEndId"].as_str().unwrap()).await;
     assert_eq!(t["status"], "COMPLETED");
     assert_eq!(t["amount"], "345.67");
     // 0.99 % of 345.67 = 3.4221… → 3.42, deducted from what is credited.
     assert_eq!(t["fee"], "3.42");
     assert_eq!(t["counterparty"]["name"], "Pagador Externo");
-    assert_eq!(balance(app, "@acme").0, acme + 34_225);
-    assert_eq!(balance(app, "@fees_revenue").0, fees + 342);
+    assert_eq!(bank.balance("@acme").0, acme + 34_225);
+    assert_eq!(bank.balance("@fees_revenue").0, fees + 342);
 }
 
 async fn a_cash_in_denied_by_policy_is_refused_at_btg_and_credits_nothing(app: &TestApp) {
-    let tenant = setup(app).await;
+    let bank = Bank::open(app).await;
     // Every hour is "night" and the limit is zero: natural persons receive nothing
     // (unless the payer is the payee: the simulator's default payer is Maria, so pay João).
-    activate_policy(
-        app,
-        &tenant,
-        "cashin-acceptance",
-        json!({"nightly-limit": 0, "night-start": 0, "night-end": 1439}),
-    )
-    .await;
-    let before = balance(app, "@joao").0;
-    let pix = send_pix_to(app, "@joao", "80.00");
+    bank.activate_shipped("cashin-acceptance", json!({"nightly-limit": 0, "night-start": 0, "night-end": 1439})).await;
+    let before = bank.balance("@joao").0;
+    let pix = bank.send_pix_to("@joao", "80.00");
     let e2e = pix["endToEndId"].as_str().unwrap();
-    let t = wait_cash_in(app, &tenant, "@joao", e2e).await;
+    let t = bank.wait_cash_in("@joao", e2e).await;
     assert_eq!(t["status"], "FAILED");
     assert_eq!(t["failureCode"], "RECIPIENT_CANNOT_RECEIVE");
-    assert_eq!(balance(app, "@joao").0, before, "nothing credited");
+    assert_eq!(bank.balance("@joao").0, before, "nothing credited");
     // BTG was told, with the pacs.002 reason of the policy: its payment reads REJECTED.
-    let stored = app.db.store.tenant(tenant.id).await.unwrap().unwrap();
+    let stored = app.db.store.tenant(bank.tenant.id).await.unwrap().unwrap();
     let btg = app.state.integrations.for_tenant(&stored).unwrap().btg.clone();
     let mut payment = btg.payment(e2e).await.unwrap();
     for _ in 0..100 {
@@ -725,37 +489,31 @@ async fn a_cash_in_denied_by_policy_is_refused_at_btg_and_credits_nothing(app: &
 }
 
 async fn a_duplicated_cash_in_webhook_credits_once(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@joao").0;
-    let pix = send_pix_to(app, "@joao", "15.00");
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@joao").0;
+    let pix = bank.send_pix_to("@joao", "15.00");
     let e2e = pix["endToEndId"].as_str().unwrap();
-    wait_cash_in(app, &tenant, "@joao", e2e).await;
+    bank.wait_cash_in("@joao", e2e).await;
     // The same payment delivered again under a new webhook id.
-    post_btg_event(app, &tenant, "PIX_PAYMENT_INBOUND", pix.clone()).await;
-    post_btg_event(app, &tenant, "PIX_PAYMENT_INBOUND", pix.clone()).await;
+    bank.post_btg_event("PIX_PAYMENT_INBOUND", pix.clone()).await;
+    bank.post_btg_event("PIX_PAYMENT_INBOUND", pix.clone()).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(balance(app, "@joao").0, before + 1_500, "credited once");
-    let page: Value = call(app, &tenant, Method::GET, "/v1/transfers?type=CASHIN", "@joao")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(bank.balance("@joao").0, before + 1_500, "credited once");
+    let page: Value =
+        bank.call(Method::GET, "/v1/transfers?type=CASHIN", "@joao").send().await.unwrap().json().await.unwrap();
     assert_eq!(page["total"], 1);
 }
 
 // ---------------------------------------------------------------------------------- queries
 
 async fn transfers_are_listed_filtered_and_scoped_to_the_account(app: &TestApp) {
-    let tenant = setup(app).await;
-    let out = pay_key(app, &tenant, "@maria", "3.00").await;
-    wait_status(app, &tenant, "@maria", out["id"].as_str().unwrap(), "COMPLETED").await;
-    let pix = send_pix_to(app, "@maria", "4.00");
-    wait_cash_in(app, &tenant, "@maria", pix["endToEndId"].as_str().unwrap()).await;
+    let bank = Bank::open(app).await;
+    let out = bank.pay("@maria", "3.00").await;
+    bank.wait_transfer("@maria", out["id"].as_str().unwrap(), "COMPLETED").await;
+    let pix = bank.send_pix_to("@maria", "4.00");
+    bank.wait_cash_in("@maria", pix["endToEndId"].as_str().unwrap()).await;
 
-    let list =
-        |query: &str, alias: &str| call(app, &tenant, Method::GET, &format!("/v1/transfers{query}"), alias).send();
+    let list = |query: &str, alias: &str| bank.call(Method::GET, &format!("/v1/transfers{query}"), alias).send();
     let all: Value = list("", "@maria").await.unwrap().json().await.unwrap();
     assert_eq!(all["total"], 2);
     assert_eq!(all["items"][0]["type"], "CASHIN", "newest first by default");
@@ -780,22 +538,24 @@ async fn transfers_are_listed_filtered_and_scoped_to_the_account(app: &TestApp) 
         assert_eq!(response.status(), 400, "{bad}");
         assert_eq!(error_code(response).await, "PIX-0404", "{bad}");
     }
-    let hidden = call(app, &tenant, Method::GET, &format!("/v1/transfers/{}", out["id"].as_str().unwrap()), "@joao")
+    let hidden = bank
+        .call(Method::GET, &format!("/v1/transfers/{}", out["id"].as_str().unwrap()), "@joao")
         .send()
         .await
         .unwrap();
     assert_eq!(hidden.status(), 404);
     assert_eq!(error_code(hidden).await, "PIX-0407");
-    let malformed = call(app, &tenant, Method::GET, "/v1/transfers/not-a-uuid", "@maria").send().await.unwrap();
+    let malformed = bank.call(Method::GET, "/v1/transfers/not-a-uuid", "@maria").send().await.unwrap();
     assert_eq!(malformed.status(), 400);
 }
 
 async fn transfer_events_are_recorded_in_order(app: &TestApp) {
-    let tenant = setup(app).await;
-    let out = pay_key(app, &tenant, "@maria", "2.00").await;
+    let bank = Bank::open(app).await;
+    let out = bank.pay("@maria", "2.00").await;
     let id = out["id"].as_str().unwrap();
-    wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
-    let statuses: Vec<String> = events_of(app, &tenant, id)
+    bank.wait_transfer("@maria", id, "COMPLETED").await;
+    let statuses: Vec<String> = bank
+        .events_of(id)
         .await
         .into_iter()
         .map(|e| {
@@ -809,150 +569,147 @@ async fn transfer_events_are_recorded_in_order(app: &TestApp) {
 // ------------------------------------------------------------------- the money engine (#11)
 
 async fn a_retry_refused_after_a_lost_answer_reads_btg_back_and_completes(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
     // BTG takes the payment but its answer is lost; the retry with the same key is refused with
     // a business error. Releasing the hold now would let the customer keep money that left.
-    btg_payment_fault(app, FaultKind::TimeoutAfterEffect, 1);
-    btg_payment_fault(app, FaultKind::Status { status: 422 }, 5);
-    let processed = pay_key(app, &tenant, "@maria", "35.00").await;
+    btg_payment_fault(&bank, FaultKind::TimeoutAfterEffect, 1);
+    btg_payment_fault(&bank, FaultKind::Status { status: 422 }, 5);
+    let processed = bank.pay("@maria", "35.00").await;
     assert_ne!(processed["status"], "FAILED", "a refused retry is not a refusal of the payment: {processed}");
     let id = processed["id"].as_str().unwrap();
-    let done = wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
+    let done = bank.wait_transfer("@maria", id, "COMPLETED").await;
     assert_eq!(done["failureCode"], Value::Null);
-    assert_eq!(balance(app, "@maria"), (before - 3_500, 0), "debited once, nothing released");
-    assert_eq!(pending_ledger_transactions(app), 0);
+    assert_eq!(bank.balance("@maria"), (before - 3_500, 0), "debited once, nothing released");
+    assert_eq!(bank.pending_ledger_transactions(), 0);
 }
 
 async fn a_dropped_confirmation_is_read_back_by_the_sweeper(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
-    drop_payment_webhooks(app, 10);
-    let processed = pay_key(app, &tenant, "@maria", "21.00").await;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
+    drop_payment_webhooks(&bank, 10);
+    let processed = bank.pay("@maria", "21.00").await;
     let id = processed["id"].as_str().unwrap();
-    wait_btg_status(app, &processed["endToEndId"], "CONFIRMED").await;
+    bank.wait_btg_status(&processed["endToEndId"], "CONFIRMED").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(get_transfer(app, &tenant, "@maria", id).await["status"], "PROCESSING", "no webhook reached us");
-    assert_eq!(balance(app, "@maria"), (before - 2_100, 2_100), "still on hold");
-    sweep_until(app, &tenant, "@maria", id, "COMPLETED").await;
-    assert_eq!(balance(app, "@maria"), (before - 2_100, 0), "the sweeper committed the hold");
+    assert_eq!(bank.get_transfer("@maria", id).await["status"], "PROCESSING", "no webhook reached us");
+    assert_eq!(bank.balance("@maria"), (before - 2_100, 2_100), "still on hold");
+    bank.sweep_until(&format!("/v1/transfers/{id}"), "@maria", "COMPLETED").await;
+    assert_eq!(bank.balance("@maria"), (before - 2_100, 0), "the sweeper committed the hold");
 }
 
 async fn a_dropped_rejection_is_read_back_and_releases_the_hold(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria");
-    drop_payment_webhooks(app, 10);
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria");
+    drop_payment_webhooks(&bank, 10);
     // The simulator rejects amounts ending in .13.
-    let processed = pay_key(app, &tenant, "@maria", "22.13").await;
+    let processed = bank.pay("@maria", "22.13").await;
     let id = processed["id"].as_str().unwrap();
-    wait_btg_status(app, &processed["endToEndId"], "REJECTED").await;
-    let failed = sweep_until(app, &tenant, "@maria", id, "FAILED").await;
+    bank.wait_btg_status(&processed["endToEndId"], "REJECTED").await;
+    let failed = bank.sweep_until(&format!("/v1/transfers/{id}"), "@maria", "FAILED").await;
     assert_eq!(failed["failureCode"], "AC03");
-    assert_eq!(balance(app, "@maria"), before, "the hold is released");
-    assert_eq!(pending_ledger_transactions(app), 0);
+    assert_eq!(bank.balance("@maria"), before, "the hold is released");
+    assert_eq!(bank.pending_ledger_transactions(), 0);
 }
 
 async fn a_confirmation_after_failure_opens_an_incident_and_re_debits(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
-    drop_payment_webhooks(app, 10);
-    let processed = pay_key(app, &tenant, "@maria", "23.00").await;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
+    drop_payment_webhooks(&bank, 10);
+    let processed = bank.pay("@maria", "23.00").await;
     let (id, e2e) = (processed["id"].as_str().unwrap(), &processed["endToEndId"]);
     // A (mistaken) rejection reaches us first: the hold is released.
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "REJECTED", "23.00")).await;
-    wait_status(app, &tenant, "@maria", id, "FAILED").await;
-    assert_eq!(balance(app, "@maria"), (before, 0));
+    bank.post_btg_event("PIX_PAYMENT", payment_event(e2e, "REJECTED", "23.00")).await;
+    bank.wait_transfer("@maria", id, "FAILED").await;
+    assert_eq!(bank.balance("@maria"), (before, 0));
     // BTG in fact paid it, and says so.
-    wait_btg_status(app, e2e, "CONFIRMED").await;
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "CONFIRMED", "23.00")).await;
-    let incident = wait_status(app, &tenant, "@maria", id, "RECONCILIATION_REQUIRED").await;
+    bank.wait_btg_status(e2e, "CONFIRMED").await;
+    bank.post_btg_event("PIX_PAYMENT", payment_event(e2e, "CONFIRMED", "23.00")).await;
+    let incident = bank.wait_transfer("@maria", id, "RECONCILIATION_REQUIRED").await;
     assert_eq!(incident["incident"]["kind"], "CONFIRMED_AFTER_FAILED");
     for _ in 0..100 {
-        if balance(app, "@maria").0 == before - 2_300 {
+        if bank.balance("@maria").0 == before - 2_300 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(balance(app, "@maria"), (before - 2_300, 0), "the customer is re-debited what BTG paid");
+    assert_eq!(bank.balance("@maria"), (before - 2_300, 0), "the customer is re-debited what BTG paid");
     let listed = admin_incidents(app).await;
     assert!(listed.iter().any(|t| t["id"] == id), "the incident is on the admin listing");
-    let events = events_of(app, &tenant, id).await;
+    let events = bank.events_of(id).await;
     assert!(events.iter().any(|e| e["payload"]["status"] == "RECONCILIATION_REQUIRED"), "an event says so");
 }
 
 async fn a_rejection_after_completion_opens_an_incident_and_reverts(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria").0;
-    drop_payment_webhooks(app, 10);
-    let processed = pay_key(app, &tenant, "@maria", "24.13").await;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
+    drop_payment_webhooks(&bank, 10);
+    let processed = bank.pay("@maria", "24.13").await;
     let (id, e2e) = (processed["id"].as_str().unwrap(), &processed["endToEndId"]);
     // A (mistaken) confirmation reaches us first: the hold is committed.
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "CONFIRMED", "24.13")).await;
-    wait_status(app, &tenant, "@maria", id, "COMPLETED").await;
-    assert_eq!(balance(app, "@maria"), (before - 2_413, 0));
+    bank.post_btg_event("PIX_PAYMENT", payment_event(e2e, "CONFIRMED", "24.13")).await;
+    bank.wait_transfer("@maria", id, "COMPLETED").await;
+    assert_eq!(bank.balance("@maria"), (before - 2_413, 0));
     // BTG in fact rejected it.
-    wait_btg_status(app, e2e, "REJECTED").await;
-    post_btg_event(app, &tenant, "PIX_PAYMENT", payment_event(e2e, "REJECTED", "24.13")).await;
-    let incident = wait_status(app, &tenant, "@maria", id, "RECONCILIATION_REQUIRED").await;
+    bank.wait_btg_status(e2e, "REJECTED").await;
+    bank.post_btg_event("PIX_PAYMENT", payment_event(e2e, "REJECTED", "24.13")).await;
+    let incident = bank.wait_transfer("@maria", id, "RECONCILIATION_REQUIRED").await;
     assert_eq!(incident["incident"]["kind"], "REJECTED_AFTER_COMPLETED");
     for _ in 0..100 {
-        if balance(app, "@maria").0 == before {
+        if bank.balance("@maria").0 == before {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(balance(app, "@maria"), (before, 0), "the committed hold is reverted");
+    assert_eq!(bank.balance("@maria"), (before, 0), "the committed hold is reverted");
     assert!(admin_incidents(app).await.iter().any(|t| t["id"] == id));
 }
 
 async fn a_closed_payer_account_is_refused_before_anything_is_held(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria");
-    app.sandbox.handle.close_account(&account(app, "@maria")).expect("the account has an alias");
-    let initiated =
-        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "5.00"})).await;
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria");
+    app.sandbox.handle.close_account(&bank.account("@maria")).expect("the account has an alias");
+    let initiated = bank.initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": "5.00"})).await;
     assert_eq!(initiated.status(), 201);
     let initiated: Value = initiated.json().await.unwrap();
-    let refused = process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await;
+    let refused = bank.process("@maria", initiated["initiationId"].as_str().unwrap()).await;
     assert_eq!(refused.status(), 422);
     assert_eq!(error_code(refused).await, "PIX-0414");
-    assert_eq!(balance(app, "@maria"), before, "nothing held");
+    assert_eq!(bank.balance("@maria"), before, "nothing held");
 }
 
 async fn an_amount_above_the_tenant_maximum_is_refused(app: &TestApp) {
-    let tenant = setup(app).await;
-    let before = balance(app, "@maria");
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria");
     let set = app
-        .request(Method::PUT, &format!("/v1/admin/tenants/{}/transfer-limits", tenant.id), &app.admin_token)
+        .request(Method::PUT, &format!("/v1/admin/tenants/{}/transfer-limits", bank.tenant.id), &app.admin_token)
         .json(&json!({"maxTransferAmount": "50.00", "maxFee": null, "feeAccounts": []}))
         .send()
         .await
         .unwrap();
     assert_eq!(set.status(), 200, "{}", set.text().await.unwrap());
-    let initiated =
-        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "50.01"})).await;
+    let initiated = bank.initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": "50.01"})).await;
     let initiated: Value = initiated.json().await.unwrap();
-    let refused = process(app, &tenant, "@maria", initiated["initiationId"].as_str().unwrap()).await;
+    let refused = bank.process("@maria", initiated["initiationId"].as_str().unwrap()).await;
     assert_eq!(refused.status(), 422);
     assert_eq!(error_code(refused).await, "PIX-0415");
-    assert_eq!(balance(app, "@maria"), before, "nothing held");
-    let at_max = pay_key(app, &tenant, "@maria", "50.00").await;
+    assert_eq!(bank.balance("@maria"), before, "nothing held");
+    let at_max = bank.pay("@maria", "50.00").await;
     assert_ne!(at_max["status"], "FAILED", "the maximum itself is allowed");
 }
 
 async fn concurrent_cash_outs_of_one_account_see_each_other_in_triage(app: &TestApp) {
-    let tenant = setup(app).await;
+    let bank = Bank::open(app).await;
     let mut initiations = Vec::new();
     for _ in 0..4 {
-        let initiated =
-            initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "1.00"})).await;
+        let initiated = bank.initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": "1.00"})).await;
         let initiated: Value = initiated.json().await.unwrap();
         initiations.push(initiated["initiationId"].as_str().unwrap().to_owned());
     }
-    let responses = futures::future::join_all(initiations.iter().map(|i| process(app, &tenant, "@maria", i))).await;
+    let responses = futures::future::join_all(initiations.iter().map(|i| bank.process("@maria", i))).await;
     assert!(responses.iter().all(|r| r.status() == 201));
     app.state.policies.flush_decisions().await;
-    let decisions = app.db.store.recent_policy_decisions(tenant.id, "fraud-triage", 10).await.unwrap();
+    let decisions = app.db.store.recent_policy_decisions(bank.tenant.id, "fraud-triage", 10).await.unwrap();
     let mut counts: Vec<i64> =
         decisions.iter().map(|d| d.input["velocity"]["count1h"].as_i64().expect("velocity in the input")).collect();
     counts.sort_unstable();
@@ -960,19 +717,20 @@ async fn concurrent_cash_outs_of_one_account_see_each_other_in_triage(app: &Test
 }
 
 async fn an_idempotency_key_reused_with_another_account_is_refused(app: &TestApp) {
-    let tenant = setup(app).await;
-    let initiated =
-        initiate(app, &tenant, "@maria", json!({"type": "KEY", "key": ana_key(app), "amount": "2.00"})).await;
+    let bank = Bank::open(app).await;
+    let initiated = bank.initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": "2.00"})).await;
     let initiated: Value = initiated.json().await.unwrap();
     let body = json!({"initiationId": initiated["initiationId"]});
-    let first = call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@maria")
+    let first = bank
+        .call(Method::POST, "/v1/transfers/cashout/process", "@maria")
         .header("X-Idempotency", "process-once")
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(first.status(), 201);
-    let other = call(app, &tenant, Method::POST, "/v1/transfers/cashout/process", "@acme")
+    let other = bank
+        .call(Method::POST, "/v1/transfers/cashout/process", "@acme")
         .header("X-Idempotency", "process-once")
         .json(&body)
         .send()
