@@ -11,7 +11,7 @@ use pix_core::money::Money;
 use pix_core::pix_key::PixKey;
 use pix_e2e::bank::Bank;
 use pix_e2e::{TestApp, api_tests, error_code};
-use pix_sandbox::{FaultKind, FaultRule, FaultTarget};
+use pix_sandbox::{FaultKind, FaultTarget};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -71,18 +71,6 @@ async fn cash_in_of(bank: &Bank<'_>, payee: &str, cash_out: &Value) -> Value {
     let e2e = cash_out["endToEndId"].as_str().unwrap();
     let page = bank.get_json(&format!("/v1/transfers?type=CASHIN&end_to_end={e2e}"), payee).await;
     page["items"][0].clone()
-}
-
-fn fault(bank: &Bank<'_>, upstream: FaultTarget, path: &str, method: &str, kind: FaultKind, count: u32) {
-    bank.app.sandbox.handle.add_fault(FaultRule {
-        id: String::new(),
-        upstream,
-        path_prefix: path.into(),
-        method: Some(method.into()),
-        kind,
-        count: Some(count),
-        probability: None,
-    });
 }
 
 /// The trck.002 rows of an EndToEndId, once the reporter got them CONFIRMED by camt.025.
@@ -226,8 +214,8 @@ async fn an_internal_credit_midaz_refuses_reverts_the_debit(app: &TestApp) {
     let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
     // The first ledger write (the payer's debit) goes through; the second (the payee's credit)
     // is refused.
-    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Latency { ms: 0 }, 1);
-    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Status { status: 422 }, 1);
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::Latency { ms: 0 }, Some(1));
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::Status { status: 422 }, Some(1));
     let processed =
         send(&bank, "@maria", json!({"type": "MANUAL", "amount": "8.00", "destination": joao(&bank)})).await;
     let failed = bank.wait_status(&transfer_path(&processed), "@maria", "FAILED").await;
@@ -243,8 +231,8 @@ async fn a_revert_midaz_refuses_is_an_incident(app: &TestApp) {
     let mut nobody = joao(&bank);
     nobody["account"] = json!("999998");
     // The debit goes through, then every revert is refused.
-    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Latency { ms: 0 }, 1);
-    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Status { status: 422 }, 1_000);
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::Latency { ms: 0 }, Some(1));
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::Status { status: 422 }, Some(1_000));
     let processed = send(&bank, "@maria", json!({"type": "MANUAL", "amount": "6.00", "destination": nobody})).await;
     let path = transfer_path(&processed);
     let stuck = bank.wait_status(&path, "@maria", "RECONCILIATION_REQUIRED").await;
@@ -315,8 +303,8 @@ async fn a_lost_debit_answer_loses_nothing(app: &TestApp) {
     // Midaz posts the debit but its answer is lost: the cash-out stays PENDING with nothing
     // queued; the sweeper posts the debit again under the same key (Midaz replays it) and queues.
     // (the client retries a lost answer with the same key, so its retries fail too).
-    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::TimeoutAfterEffect, 1);
-    fault(&bank, FaultTarget::Midaz, "/v1/organizations", "POST", FaultKind::Status { status: 503 }, 50);
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::TimeoutAfterEffect, Some(1));
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::Status { status: 503 }, Some(50));
     let processed =
         send(&bank, "@maria", json!({"type": "MANUAL", "amount": "9.00", "destination": joao(&bank)})).await;
     assert_eq!(processed["status"], "PENDING", "{processed}");
