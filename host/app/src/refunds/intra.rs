@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use pix_core::error::ErrorCode;
 use pix_core::ids::{EndToEndId, Ispb};
-use pix_core::refund::{OutgoingEvent, OutgoingRefund, RefundState};
+use pix_core::refund::{OutgoingEvent, OutgoingRefund};
 use pix_core::transfer::{Direction, Failure, LedgerTxId};
 use pix_integrations::Money as UpstreamMoney;
 use pix_integrations::btg::{PaymentStatus, Reversal};
@@ -20,22 +20,11 @@ use pix_store::refunds::{Refund, save_refund};
 use pix_store::tenants::Tenant;
 use uuid::Uuid;
 
+use super::outgoing::{apply, outgoing};
 use super::{incoming, record_event, reload, save};
 use crate::intra_psp::{Delivery, Settlement};
 use crate::transfers::ledger_key;
 use crate::{App, AppError, AppResult, TenantClients};
-
-fn outgoing(r: &Refund) -> AppResult<&OutgoingRefund> {
-    match &r.state {
-        RefundState::Outgoing(s) => Ok(s),
-        RefundState::Incoming(_) => Err(AppError::Internal(format!("refund {} is not one we send", r.id))),
-    }
-}
-
-fn apply(r: &mut Refund, event: OutgoingEvent) -> AppResult<()> {
-    r.state = RefundState::Outgoing(outgoing(r)?.on(event)?);
-    Ok(())
-}
 
 /// Moves an intra-PSP refund until its delivery is queued (PROCESSING) or it failed.
 pub(super) async fn advance(app: &App, clients: &TenantClients, tenant: &Tenant, mut r: Refund) -> AppResult<Refund> {

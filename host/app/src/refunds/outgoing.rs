@@ -285,7 +285,7 @@ async fn available(clients: &TenantClients, alias: &str) -> AppResult<i64> {
 
 // ------------------------------------------------------------------------------ the steps
 
-fn outgoing(r: &Refund) -> AppResult<&OutgoingRefund> {
+pub(super) fn outgoing(r: &Refund) -> AppResult<&OutgoingRefund> {
     match &r.state {
         RefundState::Outgoing(s) => Ok(s),
         RefundState::Incoming(_) => Err(AppError::Internal(format!("refund {} is not one we send", r.id))),
@@ -293,7 +293,7 @@ fn outgoing(r: &Refund) -> AppResult<&OutgoingRefund> {
 }
 
 /// Applies `event` to the outgoing refund `r` (the state machine refuses impossible moves).
-fn apply(r: &mut Refund, event: OutgoingEvent) -> AppResult<()> {
+pub(super) fn apply(r: &mut Refund, event: OutgoingEvent) -> AppResult<()> {
     r.state = RefundState::Outgoing(outgoing(r)?.on(event)?);
     Ok(())
 }
