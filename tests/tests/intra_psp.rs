@@ -136,6 +136,11 @@ async fn key_qr_and_manual_intra_psp_cash_outs_complete_with_both_legs(app: &Tes
     )
     .await;
     assert_eq!((&last[0]["kind"], &last[0]["amount"]), (&json!("TRANSFER"), &json!(333)));
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"pix_trck002_report_latency_seconds_bucket{le="300"}"#),
+        "the reporting latency is a histogram with a bucket at the SLA"
+    );
     let listed = bank.get_json("/v1/transfers?type=CASHOUT&is_intra_psp=true", "@maria").await;
     assert_eq!(listed["total"], 3);
     assert!(listed["items"].as_array().unwrap().iter().all(|t| t["isIntraPSP"] == true));

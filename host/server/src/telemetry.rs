@@ -33,6 +33,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 )
                 .expect("static bucket list is not empty")
+                // trck.002 reporting latency, around its 300 s p99 SLA (alert before it).
+                .set_buckets_for_metric(
+                    Matcher::Full("pix_trck002_report_latency_seconds".into()),
+                    &[1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0, 600.0],
+                )
+                .expect("static bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (e.g. by an embedding test); keep ours.
