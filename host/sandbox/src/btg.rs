@@ -17,6 +17,7 @@ use base64_decode::decode_basic;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use pix_core::money::Money;
+use pix_integrations::btg::{ClaimStatus, PaymentStatus};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -103,7 +104,7 @@ struct ClaimRec {
     claim_type: String,
     key: String,
     key_type: String,
-    status: String,
+    status: ClaimStatus,
     claimer_participant: String,
     donor_participant: String,
     claimer_account: Value,
@@ -140,7 +141,7 @@ struct PaymentRec {
     id: String,
     e2e: String,
     amount: i64,
-    status: &'static str,
+    status: PaymentStatus,
     direction: Direction,
     settle_at: Option<DateTime<Utc>>,
     settled_at: Option<DateTime<Utc>>,
@@ -171,7 +172,7 @@ struct ReversalRec {
     original: String,
     amount: i64,
     reason: String,
-    status: &'static str,
+    status: PaymentStatus,
     rejection_code: Option<&'static str>,
     settle_at: Option<DateTime<Utc>>,
     settled_at: Option<DateTime<Utc>>,
@@ -535,7 +536,7 @@ impl Shared {
                 id,
                 e2e,
                 amount,
-                status: "CONFIRMED",
+                status: PaymentStatus::Confirmed,
                 direction: Direction::Inbound,
                 settle_at: None,
                 settled_at: Some(now),
@@ -559,7 +560,7 @@ impl Shared {
         let rtr_id = self.sim.uuid().to_string();
         let mut st = self.btg();
         let p = st.payments.get_mut(&original).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
-        if p.direction != Direction::Outbound || p.status != "CONFIRMED" {
+        if p.direction != Direction::Outbound || p.status != PaymentStatus::Confirmed {
             return Err(unprocessable(
                 "PAYMENT_NOT_REVERSIBLE",
                 "only confirmed outgoing payments can be returned to us",
@@ -582,7 +583,7 @@ impl Shared {
             original,
             amount,
             reason: req["reason"].as_str().unwrap_or("MD06").to_owned(),
-            status: "CONFIRMED",
+            status: PaymentStatus::Confirmed,
             rejection_code: None,
             settle_at: None,
             settled_at: Some(now),
@@ -643,7 +644,11 @@ impl Shared {
         let now = self.sim.clock.now();
         let id = self.sim.uuid().to_string();
         let mut st = self.btg();
-        if st.claims.values().any(|c| c.key == entry.key && !matches!(c.status.as_str(), "CANCELLED" | "COMPLETED")) {
+        if st
+            .claims
+            .values()
+            .any(|c| c.key == entry.key && !matches!(c.status, ClaimStatus::Cancelled | ClaimStatus::Completed))
+        {
             return Err(btg_err(StatusCode::CONFLICT, "CLAIM_ALREADY_OPEN", "the key already has an open claim"));
         }
         let claim = ClaimRec {
@@ -651,7 +656,7 @@ impl Shared {
             claim_type: claim_type.to_owned(),
             key: entry.key.clone(),
             key_type: entry.key_type.clone(),
-            status: "OPEN".into(),
+            status: ClaimStatus::Open,
             claimer_participant: claimer_ispb.to_owned(),
             donor_participant: donor_ispb.to_owned(),
             claimer_account: account,
@@ -728,12 +733,12 @@ impl Shared {
         let mut st = self.btg();
         let st = &mut *st;
         for p in st.payments.values_mut() {
-            if p.status == "PROCESSING" && p.settle_at.is_some_and(|t| t <= now) {
+            if p.status == PaymentStatus::Processing && p.settle_at.is_some_and(|t| t <= now) {
                 if p.amount % 100 == REJECT_CENTS {
-                    p.status = "REJECTED";
+                    p.status = PaymentStatus::Rejected;
                     p.rejection = Some(("AC03".into(), "creditor account number invalid or missing".into()));
                 } else {
-                    p.status = "CONFIRMED";
+                    p.status = PaymentStatus::Confirmed;
                     p.settled_at = Some(now);
                     if let Some(k) = p.creditor["key"].as_str() {
                         *st.settlements_by_key.entry(k.to_owned()).or_default() += 1;
@@ -743,13 +748,13 @@ impl Shared {
             }
         }
         for r in st.reversals.values_mut() {
-            if r.status == "PROCESSING" && r.settle_at.is_some_and(|t| t <= now) {
+            if r.status == PaymentStatus::Processing && r.settle_at.is_some_and(|t| t <= now) {
                 if r.amount % 100 == REJECT_CENTS {
                     // Driven by amount, as payments are: the payer's participant refuses it.
-                    r.status = "REJECTED";
+                    r.status = PaymentStatus::Rejected;
                     r.rejection_code = Some("AC06");
                 } else {
-                    r.status = "CONFIRMED";
+                    r.status = PaymentStatus::Confirmed;
                     r.settled_at = Some(now);
                 }
                 events.push(("PIX_REVERSAL", r.json()));
@@ -759,28 +764,28 @@ impl Shared {
         let mut removed_keys = Vec::new();
         let mut new_entries = Vec::new();
         for c in st.claims.values_mut() {
-            let before = c.status.clone();
+            let before = c.status;
             let age = now - c.created_at;
             let we_claim = c.claimer_participant == own;
-            match c.status.as_str() {
-                "OPEN" if we_claim && behaviour != DonorBehaviour::Ignore && age >= Duration::hours(1) => {
-                    c.status = "WAITING_RESOLUTION".into();
+            match c.status {
+                ClaimStatus::Open if we_claim && behaviour != DonorBehaviour::Ignore && age >= Duration::hours(1) => {
+                    c.status = ClaimStatus::WaitingResolution;
                 }
-                "OPEN" | "WAITING_RESOLUTION" if now >= c.resolution_end => {
+                ClaimStatus::Open | ClaimStatus::WaitingResolution if now >= c.resolution_end => {
                     // Nobody answered in time: DEFAULT_OPERATION per DICT's manual.
                     if c.claim_type == "OWNERSHIP" {
-                        c.status = "CONFIRMED".into();
+                        c.status = ClaimStatus::Confirmed;
                         c.confirm_reason = Some("DEFAULT_OPERATION".into());
                         removed_keys.push(c.key.clone());
                     } else {
-                        c.status = "CANCELLED".into();
+                        c.status = ClaimStatus::Cancelled;
                         c.cancelled_by = Some("DONOR".into());
                         c.cancel_reason = Some("DEFAULT_OPERATION".into());
                     }
                 }
-                "WAITING_RESOLUTION" if we_claim && age >= Duration::days(1) => match behaviour {
+                ClaimStatus::WaitingResolution if we_claim && age >= Duration::days(1) => match behaviour {
                     DonorBehaviour::Confirm => {
-                        c.status = "CONFIRMED".into();
+                        c.status = ClaimStatus::Confirmed;
                         c.confirm_reason = Some("USER_REQUESTED".into());
                         removed_keys.push(c.key.clone());
                         if c.claim_type == "OWNERSHIP" {
@@ -788,15 +793,15 @@ impl Shared {
                         }
                     }
                     DonorBehaviour::Cancel => {
-                        c.status = "CANCELLED".into();
+                        c.status = ClaimStatus::Cancelled;
                         c.cancelled_by = Some("DONOR".into());
                         c.cancel_reason = Some("USER_REQUESTED".into());
                     }
                     DonorBehaviour::Ignore => {}
                 },
                 // The simulated claimer completes as soon as DICT allows it.
-                "CONFIRMED" if !we_claim && c.completion_end.is_none_or(|t| now >= t) => {
-                    c.status = "COMPLETED".into();
+                ClaimStatus::Confirmed if !we_claim && c.completion_end.is_none_or(|t| now >= t) => {
+                    c.status = ClaimStatus::Completed;
                     new_entries.push(c.clone());
                 }
                 _ => {}
@@ -983,7 +988,7 @@ async fn list_claims(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<Strin
         .claims
         .values()
         .filter(|c| c.claimer_participant == own || c.donor_participant == own)
-        .filter(|c| q.get("status").is_none_or(|st| &c.status == st))
+        .filter(|c| q.get("status").is_none_or(|st| c.status.as_str() == st))
         .filter(|c| q.get("isDonor").is_none_or(|d| (c.donor_participant == own).to_string() == *d))
         .filter(|c| after.is_none_or(|t| c.last_modified > t))
         .map(ClaimRec::json)
@@ -1027,9 +1032,9 @@ async fn claim_action(
             if !we_donate {
                 return Err(forbidden());
             }
-            match c.status.as_str() {
-                "OPEN" => c.status = "WAITING_RESOLUTION".into(),
-                "WAITING_RESOLUTION" => {}
+            match c.status {
+                ClaimStatus::Open => c.status = ClaimStatus::WaitingResolution,
+                ClaimStatus::WaitingResolution => {}
                 _ => return Err(invalid("only OPEN claims can be acknowledged")),
             }
         }
@@ -1037,13 +1042,13 @@ async fn claim_action(
             if !we_donate {
                 return Err(forbidden());
             }
-            if c.status != "WAITING_RESOLUTION" {
+            if c.status != ClaimStatus::WaitingResolution {
                 return Err(invalid("only WAITING_RESOLUTION claims can be confirmed"));
             }
             if reason.as_deref() == Some("DEFAULT_OPERATION") && now < c.resolution_end {
                 return Err(invalid("DEFAULT_OPERATION only after the resolution period"));
             }
-            c.status = "CONFIRMED".into();
+            c.status = ClaimStatus::Confirmed;
             c.confirm_reason = reason.or(Some("USER_REQUESTED".into()));
             if c.claim_type == "OWNERSHIP" && c.confirm_reason.as_deref() == Some("USER_REQUESTED") {
                 c.completion_end = Some(now);
@@ -1051,15 +1056,15 @@ async fn claim_action(
             removed = Some(c.key.clone());
         }
         "cancel" => {
-            let allowed = match c.status.as_str() {
-                "OPEN" | "WAITING_RESOLUTION" => true,
-                "CONFIRMED" => we_claim,
+            let allowed = match c.status {
+                ClaimStatus::Open | ClaimStatus::WaitingResolution => true,
+                ClaimStatus::Confirmed => we_claim,
                 _ => false,
             };
             if !allowed || !(we_claim || we_donate) {
                 return Err(invalid("the claim cannot be cancelled now"));
             }
-            c.status = "CANCELLED".into();
+            c.status = ClaimStatus::Cancelled;
             c.cancelled_by = Some(if we_claim { "CLAIMER" } else { "DONOR" }.into());
             c.cancel_reason = reason.or(Some("USER_REQUESTED".into()));
         }
@@ -1067,13 +1072,13 @@ async fn claim_action(
             if !we_claim {
                 return Err(forbidden());
             }
-            if c.status != "CONFIRMED" {
+            if c.status != ClaimStatus::Confirmed {
                 return Err(invalid("only CONFIRMED claims can be completed"));
             }
             if c.completion_end.is_some_and(|t| now < t) {
                 return Err(invalid("the completion period has not ended"));
             }
-            c.status = "COMPLETED".into();
+            c.status = ClaimStatus::Completed;
             completed = Some(c.clone());
         }
         _ => return Err(not_found("UNKNOWN_ACTION")),
@@ -1452,7 +1457,7 @@ async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult
             id: id.clone(),
             e2e: e2e.clone(),
             amount,
-            status: "PROCESSING",
+            status: PaymentStatus::Processing,
             direction: Direction::Outbound,
             settle_at,
             settled_at: None,
@@ -1496,10 +1501,10 @@ async fn refuse_payment(State(s): State<Arc<Shared>>, Path(e2e): Path<String>, b
     if p.refusal.is_some() {
         return ok(p.json());
     }
-    if p.status != "CONFIRMED" || p.returned > 0 {
+    if p.status != PaymentStatus::Confirmed || p.returned > 0 {
         return Err(unprocessable("PAYMENT_NOT_REFUSABLE", "the payment was already returned in part"));
     }
-    p.status = "REJECTED";
+    p.status = PaymentStatus::Rejected;
     p.rejection = Some((code.clone(), description.clone().unwrap_or_else(|| reason.clone())));
     p.returned = p.amount;
     p.refusal = Some(json!({"reasonCode": code, "reason": reason, "description": description, "refusedAt": now}));
@@ -1532,7 +1537,7 @@ async fn create_reversal(
     let (id, rtr) = (s.sim.uuid().to_string(), s.end_to_end_id('D', &s.ispb()));
     let mut st = s.btg();
     let p = st.payments.get_mut(&e2e).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
-    if p.direction != Direction::Inbound || p.status != "CONFIRMED" {
+    if p.direction != Direction::Inbound || p.status != PaymentStatus::Confirmed {
         return Err(unprocessable("PAYMENT_NOT_REVERSIBLE", "only confirmed received payments can be returned"));
     }
     if amount > p.amount - p.returned {
@@ -1547,7 +1552,7 @@ async fn create_reversal(
         original: e2e,
         amount,
         reason,
-        status: "PROCESSING",
+        status: PaymentStatus::Processing,
         rejection_code: None,
         settle_at: settles.then(|| now + Duration::milliseconds(s.config.btg_settlement_delay_ms as i64)),
         settled_at: None,
