@@ -14,16 +14,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pix_core::clock::{Clock, SystemClock};
 use pix_core::transfer::TransferStatus;
-use pix_server::app::{AppState, router};
-use pix_server::config::Config;
-use pix_server::embedded::start_sandbox;
-use pix_server::integrations::Integrations;
-use pix_server::policies::PolicyRuntime;
+use pix_e2e::bench::{BenchHost, BenchTenant, load_average, serve};
 use pix_store::testing::TestStore;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 /// How long PostgreSQL may take to publish a connection's transaction counts.
 const STATS_DELAY: Duration = Duration::from_secs(11);
@@ -36,61 +30,14 @@ async fn main() -> anyhow::Result<()> {
     let clients = args.first().copied().unwrap_or(32);
     let total = args.get(1).copied().unwrap_or(3_000);
 
-    let (db, backend) = match TestStore::postgres().await {
-        Some(db) => (db, "PostgreSQL"),
-        None => (TestStore::sqlite().await, "SQLite (PIX_TEST_DATABASE_URL not set)"),
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut config = Config::default();
-    config.btg_webhook.hmac_secret = Some(SECRET.into());
-    let sandbox = start_sandbox(7, None, SECRET).await?;
-    let policies =
-        PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &pix_e2e::shipped_policies()).await?;
-    let state = AppState::new(
-        db.store.clone(),
-        config,
-        clock.clone(),
-        Arc::new(Integrations::sandbox(sandbox.integrations.clone())),
-        policies,
-    );
-    let shutdown = CancellationToken::new();
-    let url = serve(router(state.clone()), &shutdown).await?;
-    let baseline_url = serve(insert_baseline(&db).await?, &shutdown).await?;
-
-    // The workers `serve` runs for transfers: BTG events, the cash-out outbox, webhooks out.
-    let mut background = tokio::task::JoinSet::new();
-    let mut inbound = pix_server::inbound::InboundDispatcher::new(db.store.clone(), clock.clone());
-    for (event, handler) in pix_server::transfers::inbound_handlers(&state, &url) {
-        inbound = inbound.register(event, handler);
-    }
-    background.spawn(
-        pix_server::worker::Worker::new(
-            db.store.clone(),
-            clock.clone(),
-            pix_store::inbound::INBOUND_QUEUE,
-            state.config.workers.clone(),
-        )
-        .handle(pix_store::inbound::PROCESS_INBOUND, Arc::new(inbound))
-        .run(shutdown.clone(), Duration::from_secs(1)),
-    );
-    pix_server::transfers::spawn_workers(&state, &shutdown, &mut background);
-    pix_server::webhooks::spawn_workers(&state, &shutdown, &mut background);
-
+    let mut host = BenchHost::start(7, SECRET).await?;
+    // The cash-out path also runs the outbound webhook engine, as `serve` does.
+    pix_server::webhooks::spawn_workers(&host.state, &host.shutdown, &mut host.background);
+    let BenchHost { db, backend, sandbox, url, shutdown, .. } = &host;
+    let baseline_url = serve(insert_baseline(db).await?, shutdown).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
-    let admin = db.issue_token(None, "load", clock.now()).await?.token;
+    let BenchTenant { id: tenant_id, token } = host.tenant(&http, "Load").await?;
     let data = &sandbox.data;
-    let created: Value = http
-        .post(format!("{url}/v1/admin/tenants"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Load", "ispb": data.ispb, "midazOrganizationId": data.organization_id,
-                      "midazLedgerId": data.ledger_id}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let tenant_id = created["tenant"]["id"].as_str().unwrap_or_default().to_owned();
-    let token = created["credential"]["token"].as_str().unwrap_or_default().to_owned();
-    sandbox.handle.set_webhook_url(Some(format!("{url}/v1/inbound/btg/{tenant_id}")));
     let payer = data.accounts.iter().find(|a| a.alias == "@acme").map(|a| a.account_id.clone()).unwrap_or_default();
 
     let load_before = load_average();
@@ -224,13 +171,6 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Serves `router` on a loopback port; returns its base URL.
-async fn serve(router: axum::Router, shutdown: &CancellationToken) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(pix_server::cli::serve_http(listener, router, shutdown.clone()));
-    Ok(url)
-}
-
 /// The insert baseline: one route, one `INSERT` on the host's own pool, nothing else.
 async fn insert_baseline(db: &TestStore) -> anyhow::Result<axum::Router> {
     let store = db.store.clone();
@@ -379,12 +319,6 @@ async fn commits(db: &TestStore) -> Option<i64> {
 
 fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 struct Report {

@@ -20,17 +20,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pix_core::clock::{Clock, SystemClock};
+use pix_core::clock::Clock;
+use pix_e2e::bench::{BenchHost, BenchTenant, load_average};
 use pix_sandbox::{FaultKind, FaultRule, FaultTarget};
-use pix_server::app::{AppState, router};
-use pix_server::config::Config;
-use pix_server::embedded::start_sandbox;
-use pix_server::integrations::Integrations;
-use pix_server::policies::PolicyRuntime;
 use pix_store::internal_reports::{InternalKind, InternalSettlement, ReportFilter, list, record_internal_settlement};
 use pix_store::testing::TestStore;
-use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "trck002-webhook-secret-0123456789";
 const SLA_SECONDS: f64 = 300.0;
@@ -43,66 +37,11 @@ async fn main() -> anyhow::Result<()> {
     let outage = args.get(2).copied().unwrap_or(60);
     let outage_run_seconds = seconds.max(outage + 30);
 
-    let (db, backend) = match TestStore::postgres().await {
-        Some(db) => (db, "PostgreSQL"),
-        None => (TestStore::sqlite().await, "SQLite (PIX_TEST_DATABASE_URL not set)"),
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut config = Config::default();
-    config.btg_webhook.hmac_secret = Some(SECRET.into());
-    let sandbox = start_sandbox(11, None, SECRET).await?;
-    let policies =
-        PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &pix_e2e::shipped_policies()).await?;
-    let state = AppState::new(
-        db.store.clone(),
-        config,
-        clock.clone(),
-        Arc::new(Integrations::sandbox(sandbox.integrations.clone())),
-        policies,
-    );
-    let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    {
-        let (app, shutdown) = (router(state.clone()), shutdown.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-        });
-    }
-
-    // What `serve` runs for money events: the inbound worker (camt.025 included) and the
-    // transfer workers, which start the trck.002 reporter with its configured defaults.
-    let mut background = tokio::task::JoinSet::new();
-    let mut inbound = pix_server::inbound::InboundDispatcher::new(db.store.clone(), clock.clone());
-    for (event, handler) in pix_server::transfers::inbound_handlers(&state, &url) {
-        inbound = inbound.register(event, handler);
-    }
-    background.spawn(
-        pix_server::worker::Worker::new(
-            db.store.clone(),
-            clock.clone(),
-            pix_store::inbound::INBOUND_QUEUE,
-            state.config.workers.clone(),
-        )
-        .handle(pix_store::inbound::PROCESS_INBOUND, Arc::new(inbound))
-        .run(shutdown.clone(), Duration::from_secs(1)),
-    );
-    pix_server::transfers::spawn_workers(&state, &shutdown, &mut background);
-
-    let http = reqwest::Client::new();
-    let admin = db.issue_token(None, "trck002 bench", clock.now()).await?.token;
+    let host = BenchHost::start(11, SECRET).await?;
+    let BenchHost { db, backend, clock, sandbox, state, shutdown, .. } = &host;
+    let BenchTenant { id: tenant, .. } = host.tenant(&reqwest::Client::new(), "Bench").await?;
+    let tenant: uuid::Uuid = tenant.parse()?;
     let data = &sandbox.data;
-    let created: Value = http
-        .post(format!("{url}/v1/admin/tenants"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Bench", "ispb": data.ispb, "midazOrganizationId": data.organization_id,
-                      "midazLedgerId": data.ledger_id}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let tenant: uuid::Uuid = created["tenant"]["id"].as_str().unwrap_or_default().parse()?;
-    sandbox.handle.set_webhook_url(Some(format!("{url}/v1/inbound/btg/{tenant}")));
     let settings = state.config.trck002.settings();
     let load_before = load_average();
     println!("{backend}: {per_second}/s for {seconds} s, then {outage_run_seconds} s with a {outage} s BTG outage");
@@ -327,12 +266,6 @@ fn markdown(m: &Markdown<'_>) -> String {
         if met(faulted) { "met" } else { "NOT met" },
     ));
     md
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn cpu_model() -> String {

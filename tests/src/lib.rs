@@ -2,6 +2,7 @@
 //! database, with a manual clock. Tests talk to it with an ordinary HTTP client.
 
 pub mod bank;
+pub mod bench;
 
 use std::sync::Arc;
 
