@@ -85,8 +85,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Cash-outs: initiate (MANUAL, so DICT's anti-scan buckets do not cap the run) + process.
     tokio::time::sleep(STATS_DELAY).await;
-    let commits_before = commits(&db).await;
-    let writes_before = table_writes(&db).await;
+    let commits_before = commits(db).await;
+    let writes_before = table_writes(db).await;
     let started = Instant::now();
     let cashouts = run(clients, total, {
         let (http, url, token, payer) = (http.clone(), url.clone(), token.clone(), payer.clone());
@@ -141,8 +141,8 @@ async fn main() -> anyhow::Result<()> {
     let all_settled = started.elapsed();
     // PostgreSQL publishes an idle connection's counters up to 10 s late.
     tokio::time::sleep(STATS_DELAY).await;
-    let commits_during = commits(&db).await.zip(commits_before).map(|(after, before)| after - before);
-    let writes_during = writes_between(&writes_before, table_writes(&db).await);
+    let commits_during = commits(db).await.zip(commits_before).map(|(after, before)| after - before);
+    let writes_during = writes_between(&writes_before, table_writes(db).await);
     let completed = db.store.list_transfers(tenant, payer_id, &filter(TransferStatus::Completed), 1, 0).await?.1;
     let failed = db.store.list_transfers(tenant, payer_id, &filter(TransferStatus::Failed), 1, 0).await?.1;
     let load_after = load_average();

@@ -46,10 +46,10 @@ async fn main() -> anyhow::Result<()> {
     let load_before = load_average();
     println!("{backend}: {per_second}/s for {seconds} s, then {outage_run_seconds} s with a {outage} s BTG outage");
 
-    let ctx = Ctx { db: &db, clock: clock.clone(), tenant, ispb: data.ispb.clone() };
-    let baseline = ctx.run("baseline", per_second, seconds, None, &sandbox).await?;
+    let ctx = Ctx { db, clock: clock.clone(), tenant, ispb: data.ispb.clone() };
+    let baseline = ctx.run("baseline", per_second, seconds, None, sandbox).await?;
     println!("{}", baseline.line());
-    let faulted = ctx.run("outage", per_second, outage_run_seconds, Some(outage), &sandbox).await?;
+    let faulted = ctx.run("outage", per_second, outage_run_seconds, Some(outage), sandbox).await?;
     println!("{}", faulted.line());
     let load_after = load_average();
 
