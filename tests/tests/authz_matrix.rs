@@ -22,8 +22,10 @@ dict_tests!(every_operation_refuses_missing_wrong_and_foreign_credentials);
 const UNSECURED: &[&str] =
     &["/health", "/readyz", "/metrics", "/v1/inbound/btg/{tenant_id}", "/v1/payment/webhooks/intra-psp/events"];
 
-/// DICT lookups read the shared directory (any participant's keys), not a tenant's records.
-const GLOBAL_READS: &[&str] = &["/v1/dict/keys/{key}", "/v1/dict/statistics/keys/{key}"];
+/// DICT lookups read the shared directory (any participant's keys and persons), not a tenant's
+/// records.
+const GLOBAL_READS: &[&str] =
+    &["/v1/dict/keys/{key}", "/v1/dict/statistics/keys/{key}", "/v1/dict/statistics/persons/{taxId}"];
 
 const ANA_EMAIL: &str = "ana.pereira@example.com";
 

@@ -25,6 +25,7 @@ dict_tests!(
     refund_refusals_pass_through_and_leave_the_request_open,
     a_refund_btg_has_not_accepted_leaves_the_request_open_until_it_is,
     concurrent_closes_create_one_refund,
+    a_request_we_file_links_the_return_we_receive_and_can_be_cancelled,
 );
 
 const HOUR: i64 = 3600;
@@ -81,8 +82,40 @@ async fn fraud_markers_are_registered_listed_by_cursor_and_cancelled(dx: &Dx) {
     let by_type = dx.get_json("/v1/dict/fraud-markers?tax_id=12345678909&fraud_type=SCAMMER_ACCOUNT").await;
     assert_eq!(by_type["items"][0]["key"], "scam@example.com");
 
-    let cancelled = post(dx, &format!("/v1/dict/fraud-markers/{}/cancel", ids[0]), json!({})).await;
-    assert_eq!(cancelled.json::<Value>().await.unwrap()["status"], "CANCELLED");
+    dx.advance(1);
+    let cancelled: Value =
+        post(dx, &format!("/v1/dict/fraud-markers/{}/cancel", ids[0]), json!({})).await.json().await.unwrap();
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert!(
+        cancelled["updatedAt"].as_str() > cancelled["createdAt"].as_str(),
+        "a cancellation is a change: {cancelled}"
+    );
+    // A cursor reader that had seen everything up to the second marker now also sees the
+    // cancelled first one, after the third (it changed last).
+    let since = dx
+        .call(Method::GET, "/v1/dict/fraud-markers")
+        .query(&[("tax_id", "12345678909"), ("modified_after", cursor)])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let order: Vec<&str> = since["items"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(order, [ids[2].as_str(), ids[0].as_str()], "{since}");
+    assert_eq!(since["items"][1]["updatedAt"], cancelled["updatedAt"]);
+    // Person statistics count the markers in force: the cancelled mule marker no longer.
+    let person = dx.get_json("/v1/dict/statistics/persons/12345678909").await;
+    assert_eq!(person["taxIdNumber"], "12345678909");
+    assert_eq!(person["fraudMarkers"]["muleAccounts"]["d90"], 0, "{person}");
+    assert_eq!(person["fraudMarkers"]["scammerAccounts"]["d90"], 1, "{person}");
+    assert_eq!(person["fraudMarkers"]["otherFrauds"]["m12"], 1, "{person}");
+    assert!(person.get("key").is_none());
+    let not_a_document = dx.call(Method::GET, "/v1/dict/statistics/persons/12345678900").send().await.unwrap();
+    assert_eq!(error_code(not_a_document).await, "PIX-0008");
+    let only_cancelled = dx.get_json("/v1/dict/fraud-markers?tax_id=12345678909&status=CANCELLED").await;
+    assert_eq!(only_cancelled["items"].as_array().unwrap().len(), 1);
+    assert_eq!(only_cancelled["items"][0]["id"], json!(ids[0]));
     let unknown = post(dx, "/v1/dict/fraud-markers/nope/cancel", json!({})).await;
     assert_eq!(error_code(unknown).await, "PIX-0205");
 
@@ -99,6 +132,7 @@ async fn fraud_markers_are_registered_listed_by_cursor_and_cancelled(dx: &Dx) {
         ("?tax_id=1", "PIX-0004"),
         ("?tax_id=12345678909&limit=0", "PIX-0004"),
         ("?tax_id=12345678909&modified_after=yesterday", "PIX-0004"),
+        ("?tax_id=12345678909&status=GONE", "PIX-0004"),
     ] {
         let r = dx.call(Method::GET, &format!("/v1/dict/fraud-markers{query}")).send().await.unwrap();
         assert_eq!(error_code(r).await, code, "{query}");
@@ -693,4 +727,90 @@ fn the_close_schema_carries_the_link_fields() {
     assert!(create.contains("MedRefundCreate"), "{create}");
     let amount = &schemas["MedRefundCreate"]["properties"]["amount"];
     assert_eq!(amount["pattern"], r"^[0-9]{1,15}(\.[0-9]{1,2})?$", "{amount}");
+}
+
+/// Maria pays Ana at another bank, then asks the funds back (MED, operational flaw): DICT closes
+/// the request with a return id, BTG delivers that return, and the request links the refund
+/// (type CASHIN) that received it. A second request is withdrawn while OPEN.
+async fn a_request_we_file_links_the_return_we_receive_and_can_be_cancelled(dx: &Dx) {
+    let ana = dx.app.sandbox.data.other_participant.keys[0].key.clone();
+    let initiated: Value = dx
+        .as_account(Method::POST, "/v1/transfers/cashout/initiate", "@maria")
+        .json(&json!({"type": "KEY", "key": ana, "amount": "80.00"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let processed = dx
+        .as_account(Method::POST, "/v1/transfers/cashout/process", "@maria")
+        .json(&json!({"initiationId": initiated["initiationId"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(processed.status(), 201);
+    let processed: Value = processed.json().await.unwrap();
+    let (transfer, e2e) =
+        (processed["id"].as_str().unwrap().to_owned(), processed["endToEndId"].as_str().unwrap().to_owned());
+    dx.advance(5);
+    eventually("the cash-out settles", || async {
+        let t: Value = dx
+            .as_account(Method::GET, &format!("/v1/transfers/{transfer}"), "@maria")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        t["status"] == "COMPLETED"
+    })
+    .await;
+
+    let body = json!({"transactionId": e2e, "amount": "80.00", "reason": "OPERATIONAL_FLAW", "refundDetails": "sent twice by our app"});
+    let request: Value = post(dx, "/v1/dict/refund-requests", body.clone()).await.json().await.unwrap();
+    let id = request["id"].as_str().unwrap().to_owned();
+    assert_eq!((request["role"].as_str(), request["status"].as_str()), (Some("REQUESTING"), Some("OPEN")));
+    assert!(request["refundId"].is_null());
+    // The simulated contested participant accepts after a day and returns the funds.
+    dx.advance(DAY + 60);
+    eventually("the return is linked", || async {
+        dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await["refundId"].is_string()
+    })
+    .await;
+    let linked = dx.get_json(&format!("/v1/dict/refund-requests/{id}")).await;
+    assert_eq!(linked["status"], "CLOSED");
+    let received: Value = dx
+        .as_account(Method::GET, &format!("/v1/refunds/{}", linked["refundId"].as_str().unwrap()), "@maria")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(received["type"], "CASHIN");
+    assert_eq!(received["returnEndToEndId"], linked["refundTransactionId"], "the return DICT named");
+    assert_eq!(received["transferId"], json!(transfer));
+    let by_link =
+        dx.get_json(&format!("/v1/dict/refund-requests?refund_id={}", linked["refundId"].as_str().unwrap())).await;
+    assert_eq!(by_link["total"], 1);
+    let last = outbound_events(dx, "REFUND").await.pop().unwrap();
+    assert_eq!(last["payload"]["refundId"], linked["refundId"], "the REFUND event carries the link");
+
+    // Cancel: only OPEN requests of ours; a repeat answers the same.
+    let closed_cancel = post(dx, &format!("/v1/dict/refund-requests/{id}/cancel"), json!({})).await;
+    assert_eq!(error_code(closed_cancel).await, "PIX-0204");
+    let second: Value = post(dx, "/v1/dict/refund-requests", body).await.json().await.unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    let cancelled = post(dx, &format!("/v1/dict/refund-requests/{second_id}/cancel"), json!({})).await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(cancelled.json::<Value>().await.unwrap()["status"], "CANCELLED");
+    let again: Value =
+        post(dx, &format!("/v1/dict/refund-requests/{second_id}/cancel"), json!({})).await.json().await.unwrap();
+    assert_eq!(again["status"], "CANCELLED");
+    let at_dict =
+        dx.btg(Method::GET, &format!("/dict/refunds/{}", second["bacenRefundId"].as_str().unwrap()), None).await;
+    assert_eq!(at_dict.json::<Value>().await.unwrap()["status"], "CANCELLED", "withdrawn at DICT too");
+    let unknown = post(dx, &format!("/v1/dict/refund-requests/{}/cancel", uuid::Uuid::new_v4()), json!({})).await;
+    assert_eq!(error_code(unknown).await, "PIX-0203");
 }

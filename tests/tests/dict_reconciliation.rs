@@ -5,7 +5,7 @@
 #[macro_use]
 mod dict_common;
 
-use dict_common::{Dx, deliver, eventually};
+use dict_common::{Dx, deliver, eventually, outbound_events};
 use pix_e2e::error_code;
 use pix_server::dict::run_scheduled_vsync_checks;
 use reqwest::Method;
@@ -102,6 +102,24 @@ async fn drift_in_dict_is_detected_repaired_and_counted(dx: &Dx) {
     assert_eq!(job["entriesRemoved"], 1);
     assert_eq!(job["entriesRepaired"], 1);
     assert_eq!(job["orphanEntries"], 0);
+    // Each status the job took is an outbound DICT_RECONCILIATION_JOB event, in order.
+    let events = outbound_events(dx, "DICT_RECONCILIATION_JOB").await;
+    let of_job: Vec<&str> = events
+        .iter()
+        .filter(|e| e["payload"]["id"] == json!(job_id))
+        .map(|e| e["payload"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(of_job.first(), Some(&"WAITING_FILE"), "{of_job:?}");
+    assert_eq!(of_job[of_job.len() - 2..], ["PROCESSING", "COMPLETED"], "{of_job:?}");
+    let completed = events.iter().rfind(|e| e["payload"]["id"] == json!(job_id)).unwrap();
+    assert_eq!(
+        (completed["flowType"].as_str(), completed["payload"]["entriesRemoved"].as_i64()),
+        (Some("DICT"), Some(1))
+    );
+    assert!(
+        events.iter().any(|e| e["payload"]["jobType"] == "EVENT_SYNC"),
+        "the scheduled checks' jobs are announced too"
+    );
     let email = dx.vsync("EMAIL").await;
     assert_eq!(email["lastSyncStatus"], "SYNCED");
     assert_eq!(email["localVSync"], email["remoteVSync"], "local and DICT VSync match again");

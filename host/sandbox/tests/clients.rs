@@ -546,7 +546,10 @@ async fn btg_med_objects() {
     let marker = btg.create_fraud_marker("52998224725", FraudType::ScammerAccount, None).await.unwrap();
     assert_eq!(btg.fraud_markers("52998224725").await.unwrap().len(), 1);
     assert_eq!(btg.person_statistics("52998224725").await.unwrap().scammer_accounts.d90, 1);
-    assert_eq!(btg.cancel_fraud_marker(&marker.id).await.unwrap().status, "CANCELLED");
+    h.advance_clock(Duration::from_secs(5));
+    let cancelled = btg.cancel_fraud_marker(&marker.id).await.unwrap();
+    assert_eq!(cancelled.status, FraudMarkerStatus::Cancelled);
+    assert!(cancelled.updated_at > marker.updated_at, "the cancellation moves updatedAt");
     assert_eq!(btg.key_statistics(&demo.other_participant.keys[0].key).await.unwrap().scammer_accounts.d90, 0);
 
     let report = btg

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use pix_app::refunds::outgoing::{RefundRequest, create, reversal_event};
 use pix_app::refunds::unblock::unblock;
@@ -360,7 +360,12 @@ impl InboundHandler for InboundReturns {
                 return Err(JobError::Permanent("PIX_REVERSAL_INBOUND event without a reversal".into()));
             };
             let tenant = event_tenant(&self.0, event.tenant_id).await?;
-            Ok(incoming::receive(&self.0.app, &tenant, &reversal).await?)
+            incoming::receive(&self.0.app, &tenant, &reversal).await?;
+            let dict = crate::dict::Dict::from_ref(&self.0);
+            crate::dict::on_return_received(&dict, &tenant, &reversal.return_end_to_end_id)
+                .await
+                .map_err(|e| JobError::Retry(e.0.to_string()))?;
+            Ok(())
         })
     }
 }

@@ -909,46 +909,47 @@ pub struct ReconciliationFilter {
     pub descending: bool,
 }
 
-impl Store {
-    /// Inserts or rewrites a job (all columns; jobs have one writer at a time).
-    pub async fn save_reconciliation_job(&self, j: &ReconciliationJob) -> StoreResult<()> {
-        let sql = format!(
-            "INSERT INTO dict_reconciliation_jobs ({JOB_COLUMNS}) VALUES
+/// Inserts or rewrites a job (all columns; jobs have one writer at a time), in `tx` so that the
+/// job's outbound event is recorded with it.
+pub async fn save_reconciliation_job(tx: &mut Tx, j: &ReconciliationJob) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO dict_reconciliation_jobs ({JOB_COLUMNS}) VALUES
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
              ON CONFLICT (id) DO UPDATE SET status = $5, file_id = $6, total_items = $7, processed_items = $8,
                 entries_added = $9, entries_removed = $10, entries_repaired = $11, orphan_entries = $12,
                 sync_from = $13, reason = $14, error_message = $15, started_at = $16, completed_at = $17,
                 expires_at = $18, updated_at = $20"
-        );
-        on_pool!(self.db(), pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(j.id.to_string())
-                .bind(j.tenant_id.to_string())
-                .bind(&j.job_type)
-                .bind(&j.key_type)
-                .bind(j.status)
-                .bind(&j.file_id)
-                .bind(j.total_items)
-                .bind(j.processed_items)
-                .bind(j.entries_added)
-                .bind(j.entries_removed)
-                .bind(j.entries_repaired)
-                .bind(j.orphan_entries)
-                .bind(j.sync_from)
-                .bind(&j.reason)
-                .bind(&j.error_message)
-                .bind(j.started_at)
-                .bind(j.completed_at)
-                .bind(j.expires_at)
-                .bind(j.created_at)
-                .bind(j.updated_at)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(())
-    }
+    );
+    on_tx!(tx, conn => {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(j.id.to_string())
+            .bind(j.tenant_id.to_string())
+            .bind(&j.job_type)
+            .bind(&j.key_type)
+            .bind(j.status)
+            .bind(&j.file_id)
+            .bind(j.total_items)
+            .bind(j.processed_items)
+            .bind(j.entries_added)
+            .bind(j.entries_removed)
+            .bind(j.entries_repaired)
+            .bind(j.orphan_entries)
+            .bind(j.sync_from)
+            .bind(&j.reason)
+            .bind(&j.error_message)
+            .bind(j.started_at)
+            .bind(j.completed_at)
+            .bind(j.expires_at)
+            .bind(j.created_at)
+            .bind(j.updated_at)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
 
+impl Store {
     pub async fn reconciliation_job_by_file(
         &self,
         tenant: Uuid,

@@ -170,6 +170,16 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// Fraud marker status.
+    FraudMarkerStatus {
+        /// In force.
+        Registered = "REGISTERED",
+        /// Withdrawn by the participant that registered it.
+        Cancelled = "CANCELLED",
+    }
+);
+
+wire_enum!(
     /// CID file status.
     CidFileStatus {
         /// Requested.
@@ -388,10 +398,12 @@ pub struct FraudMarker {
     pub fraud_type: FraudType,
     /// Key, if the marker is tied to one.
     pub key: Option<String>,
-    /// `REGISTERED` or `CANCELLED`.
-    pub status: String,
+    /// Status.
+    pub status: FraudMarkerStatus,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// Last changed (registration or cancellation): the list's cursor.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Request to report an infraction on a settled payment.

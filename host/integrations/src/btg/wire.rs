@@ -379,8 +379,11 @@ struct WFraudMarker {
     fraud_type: FraudType,
     #[serde(default)]
     key: Option<String>,
-    status: String,
+    status: FraudMarkerStatus,
     created_at: DateTime<Utc>,
+    /// Older answers carry no `updatedAt`: the marker has not changed since its creation.
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
 }
 
 impl From<WFraudMarker> for FraudMarker {
@@ -392,6 +395,7 @@ impl From<WFraudMarker> for FraudMarker {
             key: m.key,
             status: m.status,
             created_at: m.created_at,
+            updated_at: m.updated_at.unwrap_or(m.created_at),
         }
     }
 }

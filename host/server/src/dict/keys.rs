@@ -18,6 +18,7 @@ use pix_core::dict::{
     CHECK_HIT_COST, CHECK_MISS_COST, LOOKUP_HIT_COST, LOOKUP_MISS_COST, PARTICIPANT_BUCKET, STATISTICS_COST,
     TokenBucket, antiscan_bucket,
 };
+use pix_core::document::Document;
 use pix_core::error::ErrorCode;
 use pix_core::ids::EndToEndId;
 use pix_core::mask::mask_raw_key;
@@ -40,7 +41,11 @@ use crate::extract::{AppJson, AppPath};
 use crate::routes::ErrorResponse;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(lookup_key)).routes(routes!(check_keys)).routes(routes!(key_statistics))
+    OpenApiRouter::new()
+        .routes(routes!(lookup_key))
+        .routes(routes!(check_keys))
+        .routes(routes!(key_statistics))
+        .routes(routes!(person_statistics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -331,19 +336,25 @@ pub struct InfractionStats {
     pub rejected_reports: CountersView,
 }
 
-/// DICT's anti-fraud statistics of a key and its owner; not stored.
+/// DICT's anti-fraud statistics of a key and its owner, or of a person; not stored.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatisticsView {
-    pub key: String,
+    /// The key asked about (key statistics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The CPF/CNPJ asked about (person statistics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tax_id_number: Option<String>,
     pub settlements: CountersView,
     pub fraud_markers: FraudMarkerStats,
     pub infraction_reports: InfractionStats,
 }
 
-fn statistics_view(key: String, s: Statistics) -> StatisticsView {
+fn statistics_view(key: Option<String>, tax_id_number: Option<String>, s: Statistics) -> StatisticsView {
     StatisticsView {
         key,
+        tax_id_number,
         settlements: s.settlements.into(),
         fraud_markers: FraudMarkerStats {
             application_frauds: s.application_frauds.into(),
@@ -379,5 +390,26 @@ async fn key_statistics(
         return Ok(refused);
     }
     let stats = btg.key_statistics(&key).await.map_err(|e| btg_error("key statistics", e))?;
-    Ok(Json(statistics_view(key, stats)).into_response())
+    Ok(Json(statistics_view(Some(key), None, stats)).into_response())
+}
+
+/// Person-level statistics (settlements, fraud markers, infraction reports of every key and
+/// account of a CPF/CNPJ), passed through from DICT. Spends the same budget as key statistics.
+#[utoipa::path(get, path = "/v1/dict/statistics/persons/{taxId}", tag = "DICT", params(("taxId" = String, Path, description = "CPF (11 digits) or CNPJ (14 characters)")),
+    security(("tenant_token" = [])),
+    responses((status = 200, body = StatisticsView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 429, body = ErrorResponse, description = "PIX-0116: the tenant's statistics budget is exhausted (see Retry-After)")))]
+async fn person_statistics(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(tax_id): AppPath<String>,
+) -> ApiResult<Response> {
+    let document =
+        Document::parse(&tax_id).map_err(|e| ApiError::new(ErrorCode::InvalidPathParameter, format!("taxId: {e}")))?;
+    let btg = state.integrations.for_tenant(&tenant)?.btg.clone();
+    if let Some(refused) = reserve(&state, &tenant, STATISTICS_SCOPE, PARTICIPANT_BUCKET, STATISTICS_COST).await? {
+        return Ok(refused);
+    }
+    let stats = btg.person_statistics(document.as_str()).await.map_err(|e| btg_error("person statistics", e))?;
+    Ok(Json(statistics_view(None, Some(document.as_str().to_owned()), stats)).into_response())
 }

@@ -16,7 +16,9 @@ use pix_core::money::{Amount, Money};
 use pix_core::pix_key::PixKey;
 use pix_core::refund::{RefundReason, RefundStatus};
 use pix_core::transfer::Direction;
-use pix_integrations::btg::{self, BtgEvent, FraudType, NewInfractionReport, NewRefundRequest, RefundClose};
+use pix_integrations::btg::{
+    self, BtgEvent, FraudMarkerStatus, FraudType, NewInfractionReport, NewRefundRequest, RefundClose,
+};
 use pix_store::StoreError;
 use pix_store::dict::{
     FraudMarkerOwner, InfractionFilter, InfractionReport, RefundFilter, RefundRequest, upsert_infraction_report,
@@ -53,6 +55,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_refund_request, list_refund_requests))
         .routes(routes!(get_refund_request))
         .routes(routes!(close_refund_request))
+        .routes(routes!(cancel_refund_request))
 }
 
 fn one_of(field: &str, value: &str, accepted: &[&str]) -> ApiResult<()> {
@@ -110,9 +113,10 @@ pub struct FraudMarkerView {
     pub document: String,
     pub fraud_type: String,
     pub key: Option<String>,
-    /// `REGISTERED` or `CANCELLED`.
-    pub status: String,
+    #[schema(value_type = String, pattern = "^(REGISTERED|CANCELLED)$")]
+    pub status: FraudMarkerStatus,
     pub created_at: DateTime<Utc>,
+    /// The registration or, once cancelled, the cancellation: the list's cursor.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -123,7 +127,7 @@ fn marker_view(m: btg::FraudMarker) -> FraudMarkerView {
         fraud_type: m.fraud_type.as_str().to_owned(),
         key: m.key,
         status: m.status,
-        updated_at: m.created_at,
+        updated_at: m.updated_at,
         created_at: m.created_at,
     }
 }
@@ -202,6 +206,7 @@ pub struct FraudMarkerQuery {
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
     pub key: Option<String>,
+    #[param(pattern = "^(REGISTERED|CANCELLED)$")]
     pub status: Option<String>,
     #[param(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
     pub fraud_type: Option<String>,
@@ -236,6 +241,9 @@ async fn list_fraud_markers(
     if let Some(t) = &q.fraud_type {
         fraud_type(t)?;
     }
+    if let Some(s) = &q.status {
+        one_of("status", s, &[FraudMarkerStatus::Registered.as_str(), FraudMarkerStatus::Cancelled.as_str()])?;
+    }
     // BTG lists the markers of every tenant sharing its identity: keep this tenant's own.
     let ours = state.store.fraud_marker_ids(tenant.id, document.as_str()).await?;
     if ours.is_empty() {
@@ -247,12 +255,13 @@ async fn list_fraud_markers(
         .map_err(|e| btg_error("listing fraud markers", e))?
         .into_iter()
         .filter(|m| ours.contains(&m.id))
-        .filter(|m| after.is_none_or(|t| m.created_at > t) && before.is_none_or(|t| m.created_at < t))
+        // A cancellation moves a marker's `updatedAt`, so a cursor reader sees it again.
+        .filter(|m| after.is_none_or(|t| m.updated_at > t) && before.is_none_or(|t| m.updated_at < t))
         .filter(|m| q.key.as_deref().is_none_or(|k| m.key.as_deref() == Some(k)))
-        .filter(|m| q.status.as_deref().is_none_or(|s| m.status == s))
+        .filter(|m| q.status.as_deref().is_none_or(|s| m.status.as_str() == s))
         .filter(|m| q.fraud_type.as_deref().is_none_or(|f| m.fraud_type.as_str() == f))
         .collect();
-    markers.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+    markers.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then_with(|| a.id.cmp(&b.id)));
     let has_more = markers.len() > limit as usize;
     markers.truncate(limit as usize);
     Ok(Json(FraudMarkerPage {
@@ -726,8 +735,10 @@ pub struct RefundRequestView {
     pub analysis_details: Option<String>,
     pub rejection_reason: Option<String>,
     pub refund_transaction_id: Option<String>,
-    /// Our refund (type CASHOUT, see `/v1/refunds/{id}`) that returned the funds, when the request
-    /// was closed with `refundId` or `createRefund`, or with a `refundTransactionId` of ours.
+    /// Our refund (see `/v1/refunds/{id}`) that moved the funds. Contested side: the refund
+    /// (type CASHOUT) that returned them, when the request was closed with `refundId` or
+    /// `createRefund`, or with a `refundTransactionId` of ours. Requesting side: the refund (type
+    /// CASHIN) that received the return DICT names in `refundTransactionId`.
     pub refund_id: Option<Uuid>,
     /// The MED 2.0 funds recovery this request belongs to, if any.
     pub fund_recovery_id: Option<String>,
@@ -951,6 +962,46 @@ async fn get_refund_request(
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<RefundRequestView>> {
     Ok(Json(RefundRequestView::from(&find_refund(&state, &tenant, &id).await?)))
+}
+
+/// Requesting side: withdraw a refund request we filed that is still OPEN. A request that
+/// belongs to a funds recovery is withdrawn by cancelling the recovery (DICT cancels its
+/// requests), so it is refused here.
+#[utoipa::path(post, path = "/v1/dict/refund-requests/{refund_id}/cancel", tag = "MED",
+    params(("refund_id" = Uuid, Path)), security(("tenant_token" = [])),
+    responses((status = 200, body = RefundRequestView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+               (status = 422, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
+async fn cancel_refund_request(
+    State(state): State<Dict>,
+    CurrentTenant(tenant): CurrentTenant,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<RefundRequestView>> {
+    let mut refund = find_refund(&state, &tenant, &id).await?;
+    if refund.role != "REQUESTING" {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRefundStatus,
+            "only the requesting participant cancels a refund request",
+        ));
+    }
+    if refund.fund_recovery_id.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRefundStatus,
+            "this refund request belongs to a funds recovery: cancel the recovery instead",
+        ));
+    }
+    match refund.status.as_str() {
+        "CANCELLED" => return Ok(Json(RefundRequestView::from(&refund))),
+        "OPEN" => {}
+        _ => return Err(ApiError::new(ErrorCode::InvalidRefundStatus, "only an OPEN refund request can be cancelled")),
+    }
+    let remote = btg_of(&state, &tenant)?
+        .cancel_refund_request(&refund.btg_id)
+        .await
+        .map_err(|e| btg_error("cancelling the refund request", e))?;
+    if merge_refund(&mut refund, &remote, state.clock.now()) {
+        save_refund(&state, &refund).await?;
+    }
+    Ok(Json(RefundRequestView::from(&refund)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1323,10 +1374,42 @@ impl InboundHandler for RefundEvents {
                     updated_at: now,
                 }),
             };
-            if let Some(refund) = refund {
+            if let Some(mut refund) = refund {
+                link_received_return(state, &mut refund).await.map_err(|e| retry(e.0))?;
                 save_refund(state, &refund).await.map_err(|e| retry(e.0))?;
             }
             Ok(())
         })
     }
+}
+
+/// A request of ours that DICT closed with a return id: links the refund (type CASHIN) that
+/// received those funds, once it is here. Whichever arrives second (the `DICT_REFUND` close or
+/// the `PIX_REVERSAL_INBOUND` return) makes the link.
+async fn link_received_return(state: &Dict, request: &mut RefundRequest) -> ApiResult<()> {
+    let Some(return_id) = request.refund_transaction_id.as_deref() else { return Ok(()) };
+    if request.role != "REQUESTING" || request.refund_id.is_some() {
+        return Ok(());
+    }
+    if let Some(received) = state.store.refund_by_return_id(request.tenant_id, Direction::Cashin, return_id).await? {
+        request.refund_id = Some(received.id);
+        request.updated_at = state.clock.now();
+    }
+    Ok(())
+}
+
+/// A return we received: the refund requests of ours DICT closed with its id now link it.
+pub async fn on_return_received(state: &Dict, tenant: &Tenant, return_end_to_end_id: &str) -> ApiResult<()> {
+    let filter =
+        RefundFilter { refund_transaction_id: Some(return_end_to_end_id.to_owned()), ..RefundFilter::default() };
+    let (requests, _) = state.store.list_refund_requests(tenant.id, &filter, 10, 0).await?;
+    for mut request in requests {
+        if request.refund_id.is_none() {
+            link_received_return(state, &mut request).await?;
+            if request.refund_id.is_some() {
+                save_refund(state, &request).await?;
+            }
+        }
+    }
+    Ok(())
 }

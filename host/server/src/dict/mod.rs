@@ -38,6 +38,7 @@ use crate::worker::{JobError, Worker};
 
 pub use claims::run_claim_deadlines;
 pub use keys::{KeyLookupOutcome, lookup_for_payment};
+pub use med::on_return_received;
 pub use reconciliation::run_scheduled_vsync_checks;
 
 /// The job queue of DICT's own background work (settling BTG writes).
@@ -220,7 +221,7 @@ fn dict_message(e: &IntegrationError) -> String {
     }
 }
 
-/// Records an outbound DICT event (CLAIM, INFRACTION_REPORT or REFUND) in `tx`.
+/// Records an outbound DICT event (CLAIM, INFRACTION_REPORT, REFUND, DICT_RECONCILIATION_JOB, …) in `tx`.
 async fn record_event(
     tx: &mut Tx,
     tenant: Uuid,

@@ -21,7 +21,8 @@ use pix_core::pix_key::PixKeyType;
 use pix_integrations::IntegrationError;
 use pix_integrations::btg::{BtgEvent, CidFile, CidFileStatus, DictEntry};
 use pix_store::dict::{
-    Entry, ReconciliationFilter, ReconciliationJob, VSyncCheck, VSyncState, insert_entry, toggle_vsync,
+    Entry, ReconciliationFilter, ReconciliationJob, VSyncCheck, VSyncState, insert_entry, save_reconciliation_job,
+    toggle_vsync,
 };
 use pix_store::inbound::InboundEvent;
 use pix_store::tenants::Tenant;
@@ -33,7 +34,7 @@ use uuid::Uuid;
 
 use super::Dict;
 use super::entries::{adopt, btg_key_type, deactivate, parse_key_type};
-use super::{btg_error, descending, invalid, paging, retry, settings, timestamp};
+use super::{btg_error, descending, invalid, paging, record_event, retry, settings, timestamp};
 use crate::app::AppState;
 use crate::auth::CurrentTenant;
 use crate::error::{ApiError, ApiResult};
@@ -205,8 +206,21 @@ async fn request_file(
         created_at: now,
         updated_at: now,
     };
-    state.store.save_reconciliation_job(&job).await?;
+    save_job(state, &job, None).await?;
     Ok(job)
+}
+
+/// Saves a job and, when its status changed (`before` is the status it was loaded with), records
+/// its DICT_RECONCILIATION_JOB event in the same transaction.
+async fn save_job(state: &Dict, job: &ReconciliationJob, before: Option<ReconciliationStatus>) -> ApiResult<()> {
+    let mut tx = state.store.begin().await?;
+    save_reconciliation_job(&mut tx, job).await?;
+    if before != Some(job.status) {
+        let view = ReconciliationJobView::from(job);
+        record_event(&mut tx, job.tenant_id, "DICT_RECONCILIATION_JOB", job.id, &view, job.updated_at).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Start a full reconciliation of every key type whose VSync is OUT_OF_SYNC (or ERROR): one CID
@@ -405,11 +419,12 @@ async fn check_tenant(state: &Dict, tenant: &Tenant) -> ApiResult<()> {
 /// Jobs whose file never came are FAILED once they expire.
 async fn expire(state: &Dict, jobs: Vec<ReconciliationJob>, now: DateTime<Utc>) -> ApiResult<()> {
     for mut job in jobs.into_iter().filter(|j| j.expires_at.is_some_and(|t| t <= now)) {
+        let before = job.status;
         job.status = ReconciliationStatus::Failed;
         job.error_message = Some("the CID file did not arrive before the job expired".into());
         job.completed_at = Some(now);
         job.updated_at = now;
-        state.store.save_reconciliation_job(&job).await?;
+        save_job(state, &job, Some(before)).await?;
         if job.job_type == "FULL_RECONCILIATION" {
             let tenant = state
                 .store
@@ -449,17 +464,18 @@ async fn process_file(state: &Dict, tenant: &Tenant, mut job: ReconciliationJob,
         return Ok(());
     }
     let now = state.clock.now();
+    let before = job.status;
     job.updated_at = now;
     match file.status {
         CidFileStatus::Requested | CidFileStatus::Processing => {
             job.status = ReconciliationStatus::Pending;
-            return Ok(state.store.save_reconciliation_job(&job).await?);
+            return save_job(state, &job, Some(before)).await;
         }
         CidFileStatus::Unavailable | CidFileStatus::Error => {
             job.status = ReconciliationStatus::Failed;
             job.error_message = Some(format!("DICT could not produce the CID file ({})", file.status));
             job.completed_at = Some(now);
-            state.store.save_reconciliation_job(&job).await?;
+            save_job(state, &job, Some(before)).await?;
             return mark(state, tenant, &job.key_type, "ERROR", None, false, false).await;
         }
         CidFileStatus::Available => {}
@@ -473,7 +489,7 @@ async fn process_file(state: &Dict, tenant: &Tenant, mut job: ReconciliationJob,
     let remote_vsync = VSync::of(&remote);
     job.status = ReconciliationStatus::Processing;
     job.total_items = remote.len() as i64;
-    state.store.save_reconciliation_job(&job).await?;
+    save_job(state, &job, Some(before)).await?;
     let full = job.job_type == "FULL_RECONCILIATION";
     if full {
         repair(state, tenant, &mut job, &remote).await?;
@@ -493,7 +509,7 @@ async fn process_file(state: &Dict, tenant: &Tenant, mut job: ReconciliationJob,
     if !synced && full {
         job.error_message = Some(format!("{} CID(s) at DICT could not be matched to an entry", job.orphan_entries));
     }
-    state.store.save_reconciliation_job(&job).await?;
+    save_job(state, &job, Some(ReconciliationStatus::Processing)).await?;
     tracing::info!(job = %job.id, key_type = %job.key_type, status, added = job.entries_added,
         removed = job.entries_removed, repaired = job.entries_repaired, orphans = job.orphan_entries, "CID file processed");
     Ok(())
