@@ -6,10 +6,10 @@
 #[macro_use]
 mod dict_common;
 
-use dict_common::{Dx, deliver, eventually, outbound_events};
+use dict_common::{Dx, at_btg, balance, cash_in, deliver, eventually, outbound_events, refund_request_against_us};
 use pix_app::refunds::outgoing;
 use pix_core::refund::{OutgoingRefund, RefundReason, RefundState, RefundStatus};
-use pix_core::transfer::{Direction, TransferStatus};
+use pix_core::transfer::Direction;
 use pix_e2e::error_code;
 use pix_store::refunds::Refund;
 use reqwest::Method;
@@ -343,63 +343,6 @@ async fn reports_and_refund_requests_against_us_are_answered(dx: &Dx) {
 
 // ================================================================================== the MED link
 
-/// (available, on hold) centavos of a Midaz alias in the simulator.
-fn balance(dx: &Dx, alias: &str) -> (i64, i64) {
-    let state = dx.app.sandbox.handle.midaz_state();
-    for ledger in state["ledgers"].as_array().unwrap() {
-        for a in ledger["accounts"].as_array().unwrap() {
-            if a["alias"] == alias {
-                return (a["availableCentavos"].as_i64().unwrap(), a["onHoldCentavos"].as_i64().unwrap());
-            }
-        }
-    }
-    panic!("no Midaz account {alias}");
-}
-
-/// A Pix of `amount` received from another bank on `key` (one of Maria's), credited (COMPLETED).
-async fn cash_in(dx: &Dx, key: &Value, amount: &str) -> String {
-    let pix = dx.app.sandbox.handle.inbound_pix(&json!({"key": key, "amount": amount})).unwrap();
-    let e2e = pix["endToEndId"].as_str().unwrap().to_owned();
-    let (store, tenant) = (&dx.app.db.store, dx.tenant.id);
-    eventually("the cash-in COMPLETED", || async {
-        store
-            .transfer_by_end_to_end_id(tenant, Direction::Cashin, &e2e)
-            .await
-            .unwrap()
-            .is_some_and(|t| t.status() == TransferStatus::Completed)
-    })
-    .await;
-    e2e
-}
-
-/// The other participant asks (through DICT) for `amount` of the Pix `e2e` back: a refund request
-/// against us. Returns (our id, BTG's id).
-async fn refund_request_against_us(dx: &Dx, e2e: &str, amount: &str) -> (String, String) {
-    let at_btg: Value = dx
-        .btg(Method::POST, "/dict/refunds", Some(json!({"endToEndId": e2e, "amount": amount, "reason": "FRAUD"})))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let btg_id = at_btg["id"].as_str().unwrap().to_owned();
-    deliver(dx, "DICT_REFUND", at_btg).await;
-    for _ in 0..300 {
-        let page = dx.get_json(&format!("/v1/dict/refund-requests?transaction_id={e2e}&limit=100")).await;
-        let found = page["items"].as_array().unwrap().iter().find(|r| r["bacenRefundId"] == btg_id.as_str()).cloned();
-        if let Some(r) = found {
-            assert_eq!(r["role"], "CONTESTED");
-            return (r["id"].as_str().unwrap().to_owned(), btg_id);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the refund request against us never arrived");
-}
-
-/// BTG's (DICT's) record of a refund request.
-async fn at_btg(dx: &Dx, btg_id: &str) -> Value {
-    dx.btg(Method::GET, &format!("/dict/refunds/{btg_id}"), None).await.json().await.unwrap()
-}
-
 async fn tenant(dx: &Dx) -> pix_store::tenants::Tenant {
     dx.app.db.store.tenant(dx.tenant.id).await.unwrap().unwrap()
 }
@@ -421,6 +364,7 @@ async fn refund_of(dx: &Dx, e2e: &str, centavos: i64) -> Refund {
             description: None,
             metadata: Default::default(),
             operations: None,
+            adopt: None,
         },
     )
     .await

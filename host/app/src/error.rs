@@ -3,6 +3,7 @@
 //! else is worth retrying.
 
 use pix_core::error::ErrorCode;
+use pix_core::med::BlockTransitionError;
 use pix_core::refund::RefundTransitionError;
 use pix_core::transfer::{CorruptState, TransitionError};
 use pix_integrations::IntegrationError;
@@ -27,6 +28,8 @@ pub enum AppError {
     #[error(transparent)]
     RefundTransition(#[from] RefundTransitionError),
     #[error(transparent)]
+    BlockTransition(#[from] BlockTransitionError),
+    #[error(transparent)]
     Corrupt(#[from] CorruptState),
     #[error("internal: {0}")]
     Internal(String),
@@ -47,7 +50,11 @@ impl AppError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            AppError::Refused { .. } | AppError::Transition(_) | AppError::RefundTransition(_) | AppError::Corrupt(_)
+            AppError::Refused { .. }
+                | AppError::Transition(_)
+                | AppError::RefundTransition(_)
+                | AppError::BlockTransition(_)
+                | AppError::Corrupt(_)
         )
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod intra_psp;
+pub mod med;
 pub mod ports;
 pub mod refunds;
 pub mod reports;

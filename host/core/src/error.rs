@@ -72,6 +72,7 @@ pub enum ErrorCode {
     /// accepted it, so there is no return id to send yet; the request stays OPEN.
     MedRefundPending,
     InvalidInfractionId,
+    CautionaryBlockReleasing,
     InvalidQrCode,
     QrPayloadUnavailable,
     QrChargeNotPayable,
@@ -172,6 +173,7 @@ impl ErrorCode {
         Self::InvalidRefundId,
         Self::MedRefundPending,
         Self::InvalidInfractionId,
+        Self::CautionaryBlockReleasing,
         Self::InvalidQrCode,
         Self::QrPayloadUnavailable,
         Self::QrChargeNotPayable,
@@ -263,6 +265,7 @@ impl ErrorCode {
             Self::InvalidRefundId => ("PIX-0206", 400, "Invalid Refund Request Id"),
             Self::MedRefundPending => ("PIX-0207", 409, "Refund Not Yet Accepted By BTG"),
             Self::InvalidInfractionId => ("PIX-0219", 400, "Invalid Infraction Report Id"),
+            Self::CautionaryBlockReleasing => ("PIX-0220", 409, "Cautionary Block Being Released"),
             Self::InvalidQrCode => ("PIX-0301", 400, "Invalid QR Code"),
             Self::QrPayloadUnavailable => ("PIX-0302", 502, "Dynamic QR Payload Unavailable"),
             Self::QrChargeNotPayable => ("PIX-0303", 422, "QR Code Charge Not Payable"),

@@ -83,6 +83,8 @@ pub enum SplitSource {
     /// The tenant's refund-split policy.
     #[serde(rename_all = "camelCase")]
     Policy { policy_sha256: String },
+    /// A MED cautionary block's hold on the account the Pix credited, taken over whole.
+    CautionaryBlock,
 }
 
 // ---------------------------------------------------------------------------- outgoing

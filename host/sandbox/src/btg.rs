@@ -680,7 +680,16 @@ impl Shared {
     pub fn btg_infraction_against_us(&self, req: &Value) -> Result<Value, ApiError> {
         let e2e = str_field(req, "endToEndId")?;
         let reporter = req["reporterParticipant"].as_str().unwrap_or("87654321");
-        let v = self.new_infraction(
+        // DICT's `InfractionAmount` (the amount to block), when the test gives one.
+        let amount = match &req["amount"] {
+            Value::Null => None,
+            Value::String(a) => Some(
+                pix_core::money::Money::parse(a)
+                    .map_err(|e| btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", format!("amount: {e}")))?,
+            ),
+            _ => return Err(btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "amount: a decimal string")),
+        };
+        let mut v = self.new_infraction(
             e2e,
             req["reason"].as_str().unwrap_or("REFUND_REQUEST"),
             req["situationType"].as_str(),
@@ -688,6 +697,12 @@ impl Shared {
             &self.ispb(),
             false,
         )?;
+        if let Some(a) = amount {
+            v["infractionAmount"] = json!(a.to_string());
+            if let Some(record) = self.btg().infractions.get_mut(v["id"].as_str().unwrap_or_default()) {
+                record.v["infractionAmount"] = v["infractionAmount"].clone();
+            }
+        }
         self.emit("INFRACTION_REPORT_V2", v.clone());
         Ok(v)
     }

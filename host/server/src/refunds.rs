@@ -148,6 +148,7 @@ async fn create_refund(
         description: body.description,
         metadata,
         operations,
+        adopt: None,
     };
     let refund = create(&state.app, request).await?;
     Ok((StatusCode::CREATED, Json(RefundView::from(&refund))))

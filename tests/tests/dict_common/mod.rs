@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pix_core::clock::Clock;
+use pix_core::transfer::{Direction, TransferStatus};
 use pix_e2e::{TestApp, TestTenant};
 use pix_server::config::Config;
 use pix_server::dict::{Dict, event_handlers, settle_worker};
@@ -206,4 +207,63 @@ pub async fn deliver(dx: &Dx, event: &str, data: Value) {
 pub async fn outbound_events(dx: &Dx, entity_type: &str) -> Vec<Value> {
     let all = dx.app.db.store.recorded_event_bodies(dx.tenant.id).await.unwrap();
     all.into_iter().filter(|e| e["entityType"] == entity_type).collect()
+}
+
+// ============================================================= MED: payments, balances, requests
+
+/// (available, on hold) centavos of a Midaz alias in the simulator.
+pub fn balance(dx: &Dx, alias: &str) -> (i64, i64) {
+    let state = dx.app.sandbox.handle.midaz_state();
+    for ledger in state["ledgers"].as_array().unwrap() {
+        for a in ledger["accounts"].as_array().unwrap() {
+            if a["alias"] == alias {
+                return (a["availableCentavos"].as_i64().unwrap(), a["onHoldCentavos"].as_i64().unwrap());
+            }
+        }
+    }
+    panic!("no Midaz account {alias}");
+}
+
+/// A Pix of `amount` received from another bank on `key` (one of Maria's), credited (COMPLETED).
+pub async fn cash_in(dx: &Dx, key: &Value, amount: &str) -> String {
+    let pix = dx.app.sandbox.handle.inbound_pix(&json!({"key": key, "amount": amount})).unwrap();
+    let e2e = pix["endToEndId"].as_str().unwrap().to_owned();
+    let (store, tenant) = (&dx.app.db.store, dx.tenant.id);
+    eventually("the cash-in COMPLETED", || async {
+        store
+            .transfer_by_end_to_end_id(tenant, Direction::Cashin, &e2e)
+            .await
+            .unwrap()
+            .is_some_and(|t| t.status() == TransferStatus::Completed)
+    })
+    .await;
+    e2e
+}
+
+/// The other participant asks (through DICT) for `amount` of the Pix `e2e` back: a refund request
+/// against us. Returns (our id, BTG's id).
+pub async fn refund_request_against_us(dx: &Dx, e2e: &str, amount: &str) -> (String, String) {
+    let at_btg: Value = dx
+        .btg(Method::POST, "/dict/refunds", Some(json!({"endToEndId": e2e, "amount": amount, "reason": "FRAUD"})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let btg_id = at_btg["id"].as_str().unwrap().to_owned();
+    deliver(dx, "DICT_REFUND", at_btg).await;
+    for _ in 0..300 {
+        let page = dx.get_json(&format!("/v1/dict/refund-requests?transaction_id={e2e}&limit=100")).await;
+        let found = page["items"].as_array().unwrap().iter().find(|r| r["bacenRefundId"] == btg_id.as_str()).cloned();
+        if let Some(r) = found {
+            assert_eq!(r["role"], "CONTESTED");
+            return (r["id"].as_str().unwrap().to_owned(), btg_id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the refund request against us never arrived");
+}
+
+/// BTG's (DICT's) record of a refund request.
+pub async fn at_btg(dx: &Dx, btg_id: &str) -> Value {
+    dx.btg(Method::GET, &format!("/dict/refunds/{btg_id}"), None).await.json().await.unwrap()
 }

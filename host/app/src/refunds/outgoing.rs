@@ -14,7 +14,8 @@ use pix_integrations::btg::{Reversal, ReversalOrder, ReversalReason};
 use pix_integrations::midaz::TransactionRequest;
 use pix_integrations::{IntegrationError, Money as UpstreamMoney};
 use pix_policy::{AccountRole, OriginalOperation, RefundSplitDecision, RefundSplitInput};
-use pix_store::refunds::{Metadata, Refund, insert_refund, reserve_refund};
+use pix_store::cautionary_blocks::CautionaryBlock;
+use pix_store::refunds::{Metadata, Refund, insert_refund, reserve_refund, save_refund};
 use pix_store::tenants::Tenant;
 use pix_store::transfers::Transfer;
 use uuid::Uuid;
@@ -37,13 +38,18 @@ pub struct RefundRequest<'a> {
     /// A distributed refund's accounts; `None` lets the single-account flow or the tenant's
     /// refund-split policy choose.
     pub operations: Option<Vec<RefundOperation>>,
+    /// A MED cautionary block HELD for exactly `amount` on the Pix: the refund takes its hold
+    /// over (debiting the blocked account only) instead of placing one, and the block is marked
+    /// RETURNED in the refund's insert transaction (see `crate::med::adoptable`).
+    pub adopt: Option<&'a CautionaryBlock>,
 }
 
 /// Admits a refund and runs its money steps inline. Returns it as it stands: PROCESSING once BTG
 /// accepted the reversal, PENDING while a step's outcome is unknown (the sweeper finishes it),
 /// or FAILED. Every refusal happens before anything is held or sent.
 pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
-    let RefundRequest { tenant, account_id, transfer_id, reason, amount, description, metadata, operations } = req;
+    let RefundRequest { tenant, account_id, transfer_id, reason, amount, description, metadata, operations, adopt } =
+        req;
     let now = app.clock.now();
     let original =
         app.store.transfer(tenant.id, transfer_id).await?.filter(|t| t.account_id == account_id).ok_or_else(|| {
@@ -55,15 +61,24 @@ pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
     }
     let clients = app.upstreams.for_tenant(tenant)?;
     let credits = original_credits(&clients, &original, credit).await?;
-    let (operations, split) = match operations {
-        Some(ops) => (in_original(ops, &credits)?, SplitSource::Request),
-        None if credits.len() == 1 => (
+    if let Some(block) = adopt
+        && (!crate::med::adoptable(block, amount) || block.transfer_id != original.id)
+    {
+        return Err(AppError::Internal(format!("cautionary block {} cannot be adopted by this refund", block.id)));
+    }
+    let (operations, split) = match (adopt, operations) {
+        (Some(block), _) => (
+            in_original(vec![RefundOperation { account_alias: block.account_alias.clone(), amount }], &credits)?,
+            SplitSource::CautionaryBlock,
+        ),
+        (None, Some(ops)) => (in_original(ops, &credits)?, SplitSource::Request),
+        (None, None) if credits.len() == 1 => (
             vec![RefundOperation { account_alias: credits[0].account_alias.clone(), amount }],
             SplitSource::SingleAccount,
         ),
-        None => policy_split(app, &clients, tenant, &original, amount, credits).await?,
+        (None, None) => policy_split(app, &clients, tenant, &original, amount, credits).await?,
     };
-    let refund = Refund {
+    let mut refund = Refund {
         id: new_id(),
         tenant_id: tenant.id,
         account_id,
@@ -95,8 +110,21 @@ pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
             ),
         ));
     }
-    insert_refund(&mut tx, &refund).await?;
-    record_event(&mut tx, &refund, now).await?;
+    if let Some(block) = adopt {
+        // Recorded NEW then HELD, as if it had placed the hold itself.
+        insert_refund(&mut tx, &refund).await?;
+        record_event(&mut tx, &refund, now).await?;
+        let hold = crate::med::adopt_in(&mut tx, block, refund.id, now).await?;
+        apply(&mut refund, OutgoingEvent::HoldPlaced(hold))?;
+        if !save_refund(&mut tx, &refund).await? {
+            return Err(AppError::Internal(format!("refund {} moved inside its insert transaction", refund.id)));
+        }
+        refund.version += 1;
+        record_event(&mut tx, &refund, now).await?;
+    } else {
+        insert_refund(&mut tx, &refund).await?;
+        record_event(&mut tx, &refund, now).await?;
+    }
     tx.commit().await?;
     tracing::info!(refund = %refund.id, transfer = %original.id, amount, "refund admitted");
     let steps = if refund.is_intra_psp {
@@ -277,7 +305,7 @@ async fn policy_split(
 }
 
 /// An account's available BRL balance now, in centavos.
-async fn available(clients: &TenantClients, alias: &str) -> AppResult<i64> {
+pub(crate) async fn available(clients: &TenantClients, alias: &str) -> AppResult<i64> {
     let account = clients.ledger.account_by_alias(alias).await.map_err(AppError::upstream("reading an account"))?;
     let balances = clients.ledger.balances(&account.id).await.map_err(AppError::upstream("reading balances"))?;
     Ok(balances.iter().filter(|b| b.asset_code == ASSET && b.key == "default").map(|b| b.available.centavos()).sum())

@@ -47,8 +47,8 @@ pub struct RefundView {
     #[schema(value_type = Object)]
     pub metadata: Metadata,
     pub operations: Vec<RefundOperationView>,
-    /// How the debited accounts were chosen: `SINGLE_ACCOUNT`, `REQUEST` or `POLICY` (with the
-    /// refund-split component's SHA-256).
+    /// How the debited accounts were chosen: `SINGLE_ACCOUNT`, `REQUEST`, `POLICY` (with the
+    /// refund-split component's SHA-256) or `CAUTIONARY_BLOCK` (a MED block's hold taken over).
     #[schema(value_type = Object)]
     pub split: SplitSource,
     /// A refund of an intra-PSP cash-in (settled internally, reported by trck.002).

@@ -12,6 +12,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::med::CautionaryBlockView;
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferView {
@@ -54,6 +56,11 @@ pub struct TransferView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub incident: Option<IncidentRecord>,
+    /// Cash-ins an infraction report named: the MED cautionary blocks on the credited account,
+    /// oldest first (`GET /v1/transfers` and `GET /v1/transfers/{id}`; not in TRANSFER events,
+    /// which CAUTIONARY_BLOCK events complement).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cautionary_blocks: Vec<CautionaryBlockView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -84,6 +91,7 @@ impl From<&Transfer> for TransferView {
             failed_reason: failure.map(|f| f.reason.clone()),
             fraud: d.fraud.clone(),
             incident: d.incident.clone(),
+            cautionary_blocks: Vec::new(),
             created_at: t.created_at,
             updated_at: t.updated_at,
             completed_at: t.completed_at,

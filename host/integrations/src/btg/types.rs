@@ -441,6 +441,8 @@ pub struct InfractionReport {
     pub analysis_result: Option<String>,
     /// Closing details.
     pub analysis_details: Option<String>,
+    /// DICT v2 `InfractionAmount`: the amount to block, when DICT gives one.
+    pub infraction_amount: Option<Money>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Updated.

@@ -445,6 +445,8 @@ struct WInfraction {
     analysis_result: Option<String>,
     #[serde(default)]
     analysis_details: Option<String>,
+    #[serde(default, with = "pix_core::money::upstream::option")]
+    infraction_amount: Option<Money>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -461,6 +463,7 @@ impl From<WInfraction> for InfractionReport {
             counterparty_participant: w.counterparty_participant,
             analysis_result: w.analysis_result,
             analysis_details: w.analysis_details,
+            infraction_amount: w.infraction_amount,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use pix_app::AppError;
+use pix_app::med::CautionaryBlockView;
 use pix_app::refunds::outgoing;
 use pix_core::document::Document;
 use pix_core::error::ErrorCode;
@@ -330,6 +331,10 @@ pub struct InfractionReportView {
     pub fund_recovery_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// `GET /v1/dict/infraction-reports/{id}` of a report against a Pix we received: the
+    /// cautionary block it placed (its changes are CAUTIONARY_BLOCK events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cautionary_block: Option<CautionaryBlockView>,
 }
 
 impl From<&InfractionReport> for InfractionReportView {
@@ -351,12 +356,20 @@ impl From<&InfractionReport> for InfractionReportView {
             fund_recovery_id: r.fund_recovery_id.clone(),
             created_at: r.created_at,
             updated_at: r.updated_at,
+            cautionary_block: None,
         }
     }
 }
 
-/// Stores a report change with its INFRACTION_REPORT event.
+/// Stores a report change with its INFRACTION_REPORT event (and the release of its cautionary
+/// block when it closes in our customer's favour).
 async fn save_report(state: &Dict, report: &InfractionReport) -> ApiResult<()> {
+    save_report_with_block(state, report, None).await
+}
+
+/// [`save_report`]; `first`: the report against us is new, with DICT's `InfractionAmount`, and
+/// its cautionary block is decided in the same transaction.
+async fn save_report_with_block(state: &Dict, report: &InfractionReport, first: Option<Option<i64>>) -> ApiResult<()> {
     let mut tx = state.store.begin().await?;
     upsert_infraction_report(&mut tx, report).await?;
     record_event(
@@ -368,6 +381,10 @@ async fn save_report(state: &Dict, report: &InfractionReport) -> ApiResult<()> {
         report.updated_at,
     )
     .await?;
+    match first {
+        Some(amount) => super::blocks::on_new_report(&mut tx, state, report, amount).await?,
+        None => super::blocks::on_report_saved(&mut tx, report).await?,
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -541,7 +558,9 @@ async fn get_infraction_report(
     CurrentTenant(tenant): CurrentTenant,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<InfractionReportView>> {
-    Ok(Json(InfractionReportView::from(&find_report(&state, &tenant, &id).await?)))
+    let report = find_report(&state, &tenant, &id).await?;
+    let block = state.store.cautionary_block_of_report(tenant.id, report.id).await?;
+    Ok(Json(InfractionReportView { cautionary_block: block.as_ref().map(Into::into), ..(&report).into() }))
 }
 
 /// Counterparty: acknowledge a report against us (OPEN → ACKNOWLEDGED).
@@ -681,12 +700,16 @@ impl InboundHandler for InfractionEvents {
                 return Err(JobError::Permanent("INFRACTION_REPORT_V2 without a report".into()));
             };
             let now = state.clock.now();
-            let report = match state.store.infraction_report_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
-                Some(mut local) => merge_report(&mut local, &remote, now).then_some(local),
-                None => Some(report_from(&tenant, &remote, None, now)),
-            };
+            let (report, first) =
+                match state.store.infraction_report_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
+                    Some(mut local) => (merge_report(&mut local, &remote, now).then_some(local), None),
+                    None => (
+                        Some(report_from(&tenant, &remote, None, now)),
+                        Some(remote.infraction_amount.map(|a| a.centavos())),
+                    ),
+                };
             if let Some(report) = report {
-                save_report(state, &report).await.map_err(|e| retry(e.0))?;
+                save_report_with_block(state, &report, first).await.map_err(|e| retry(e.0))?;
             }
             Ok(())
         })
@@ -777,6 +800,7 @@ async fn save_refund(state: &Dict, refund: &RefundRequest) -> ApiResult<()> {
     upsert_refund_request(&mut tx, refund).await?;
     record_event(&mut tx, refund.tenant_id, "REFUND", refund.id, &RefundRequestView::from(refund), refund.updated_at)
         .await?;
+    super::blocks::on_request_saved(&mut tx, refund).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -1151,8 +1175,17 @@ async fn live_med_refund(state: &Dict, tenant: &Tenant, transfer: Uuid, request:
     }))
 }
 
+/// The pacs.004 reason of a MED return: BE08 for an operational flaw, FR01 otherwise (fraud).
+fn med_return_reason(request_reason: &str) -> RefundReason {
+    match request_reason {
+        "OPERATIONAL_FLAW" => RefundReason::Be08,
+        _ => RefundReason::Fr01,
+    }
+}
+
 /// `createRefund`: returns `amount` centavos of the cash-in the request names through the refund
-/// engine (reason FR01), or reuses the refund an earlier close of this request created, and links
+/// engine (reason FR01, BE08 for OPERATIONAL_FLAW), taking over the payment's cautionary block
+/// when it holds exactly that amount (else releasing it first), or reuses the refund an earlier close of this request created, and links
 /// it to the request at once (before BTG's DICT is called), so that a retry finds it. Answers the
 /// refund only once BTG accepted it: PENDING is `PIX-0207` (409, close again later), FAILED is
 /// `PIX-0204`; the engine's refusals pass through with their own codes. Nothing is sent to DICT
@@ -1176,6 +1209,7 @@ async fn create_med_refund(
         })?;
     let mut refund = live_med_refund(state, tenant, cashin.id, request.id).await?;
     if refund.is_none() {
+        let block = super::blocks::before_med_refund(state, tenant, &request.transaction_id, amount).await?;
         let mut metadata = pix_store::refunds::Metadata::new();
         metadata.insert(MED_REQUEST_KEY.to_owned(), serde_json::Value::String(request.id.to_string()));
         let created = outgoing::create(
@@ -1184,11 +1218,12 @@ async fn create_med_refund(
                 tenant,
                 account_id: cashin.account_id,
                 transfer_id: cashin.id,
-                reason: RefundReason::Fr01,
+                reason: med_return_reason(&request.reason),
                 amount,
                 description: Some(format!("MED refund request {}", request.btg_id)),
                 metadata,
                 operations: None,
+                adopt: block.as_ref(),
             },
         )
         .await;

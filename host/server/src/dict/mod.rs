@@ -5,6 +5,7 @@
 //! settings, outbound events) and the three seams the server calls: [`routes`],
 //! [`inbound_handlers`] and [`spawn_workers`].
 
+mod blocks;
 mod claims;
 mod entries;
 mod keys;
@@ -41,7 +42,7 @@ pub use keys::{KeyLookupOutcome, lookup_for_payment};
 pub use med::on_return_received;
 pub use reconciliation::run_scheduled_vsync_checks;
 
-/// The job queue of DICT's own background work (settling BTG writes).
+/// The job queue of DICT's own background work (settling BTG writes, cautionary blocks).
 pub const DICT_QUEUE: &str = "dict";
 
 /// How often the deadline and VSync loop wakes up (decisions use the injected clock).
@@ -110,6 +111,7 @@ pub fn spawn_workers(state: &AppState, shutdown: &CancellationToken, tasks: &mut
 pub fn settle_worker(dict: &Dict) -> Worker {
     Worker::new(dict.store.clone(), dict.clock.clone(), DICT_QUEUE, dict.config.workers.clone())
         .handle(entries::SETTLE_ENTRY, Arc::new(entries::SettleEntry(dict.clone())))
+        .handle(blocks::ADVANCE_BLOCK, Arc::new(blocks::AdvanceBlock(dict.clone())))
 }
 
 /// DICT settings a tenant may carry under `settings.dict`.

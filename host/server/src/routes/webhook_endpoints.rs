@@ -27,7 +27,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 const CATALOG: &[(&str, &[&str])] = &[
     (
         "DICT",
-        &["CLAIM", "INFRACTION_REPORT", "REFUND", "FUNDS_RECOVERY", "FUNDS_RECOVERY_EVENT", "DICT_RECONCILIATION_JOB"],
+        &[
+            "CLAIM",
+            "INFRACTION_REPORT",
+            "REFUND",
+            "FUNDS_RECOVERY",
+            "FUNDS_RECOVERY_EVENT",
+            "DICT_RECONCILIATION_JOB",
+            "CAUTIONARY_BLOCK",
+        ],
     ),
     ("TRANSFER", &["CASHIN", "CASHOUT"]),
     ("REFUND", &["CASHIN", "CASHOUT"]),

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use pix_core::error::ErrorCode;
 use pix_core::transfer::{Direction, TransferStatus};
-use pix_store::transfers::TransferFilter;
+use pix_store::transfers::{Transfer, TransferFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -86,7 +86,21 @@ async fn list_transfers(
         descending,
     };
     let (items, total) = state.store.list_transfers(tenant.id, account, &filter, limit, offset).await?;
-    Ok(Json(TransferPage { items: items.iter().map(TransferView::from).collect(), limit, offset, total }))
+    let items = with_blocks(&state, tenant.id, &items).await?;
+    Ok(Json(TransferPage { items, limit, offset, total }))
+}
+
+/// The views of `transfers` with the cautionary blocks on each (one query for the page).
+async fn with_blocks(state: &AppState, tenant: Uuid, transfers: &[Transfer]) -> ApiResult<Vec<TransferView>> {
+    let ids: Vec<Uuid> = transfers.iter().filter(|t| t.direction() == Direction::Cashin).map(|t| t.id).collect();
+    let blocks = state.store.cautionary_blocks_of_transfers(tenant, &ids).await?;
+    Ok(transfers
+        .iter()
+        .map(|t| TransferView {
+            cautionary_blocks: blocks.iter().filter(|b| b.transfer_id == t.id).map(Into::into).collect(),
+            ..TransferView::from(t)
+        })
+        .collect())
 }
 
 /// One transfer of the account.
@@ -100,7 +114,9 @@ async fn get_transfer(
     AppPath(transfer_id): AppPath<Uuid>,
 ) -> ApiResult<Json<TransferView>> {
     match state.store.transfer(tenant.id, transfer_id).await? {
-        Some(t) if t.account_id == account => Ok(Json(TransferView::from(&t))),
+        Some(t) if t.account_id == account => {
+            Ok(Json(with_blocks(&state, tenant.id, std::slice::from_ref(&t)).await?.remove(0)))
+        }
         _ => Err(ApiError::new(ErrorCode::TransferNotFound, "no transfer with this id for this account")),
     }
 }
