@@ -72,6 +72,14 @@ pub enum ErrorCode {
     /// accepted it, so there is no return id to send yet; the request stays OPEN.
     MedRefundPending,
     InvalidInfractionId,
+    FundsRecoveryNotFound,
+    /// A funds recovery move its status does not allow (cancel from REFUNDING on, refund before ANALYSED).
+    InvalidFundsRecoveryStatus,
+    InvalidFundsRecoveryId,
+    /// A funds recovery's root transaction is a cash-out of the account that has not settled.
+    RootTransactionNotSettled,
+    /// The root transaction already has a funds recovery that is not final.
+    FundsRecoveryAlreadyOpen,
     InvalidQrCode,
     QrPayloadUnavailable,
     QrChargeNotPayable,
@@ -172,6 +180,11 @@ impl ErrorCode {
         Self::InvalidRefundId,
         Self::MedRefundPending,
         Self::InvalidInfractionId,
+        Self::FundsRecoveryNotFound,
+        Self::InvalidFundsRecoveryStatus,
+        Self::InvalidFundsRecoveryId,
+        Self::RootTransactionNotSettled,
+        Self::FundsRecoveryAlreadyOpen,
         Self::InvalidQrCode,
         Self::QrPayloadUnavailable,
         Self::QrChargeNotPayable,
@@ -263,6 +276,11 @@ impl ErrorCode {
             Self::InvalidRefundId => ("PIX-0206", 400, "Invalid Refund Request Id"),
             Self::MedRefundPending => ("PIX-0207", 409, "Refund Not Yet Accepted By BTG"),
             Self::InvalidInfractionId => ("PIX-0219", 400, "Invalid Infraction Report Id"),
+            Self::FundsRecoveryNotFound => ("PIX-0210", 404, "Funds Recovery Not Found"),
+            Self::InvalidFundsRecoveryStatus => ("PIX-0211", 422, "Funds Recovery Operation Not Allowed"),
+            Self::InvalidFundsRecoveryId => ("PIX-0212", 400, "Invalid Funds Recovery Id"),
+            Self::RootTransactionNotSettled => ("PIX-0213", 422, "Root Transaction Not Settled"),
+            Self::FundsRecoveryAlreadyOpen => ("PIX-0214", 409, "Funds Recovery Already Open"),
             Self::InvalidQrCode => ("PIX-0301", 400, "Invalid QR Code"),
             Self::QrPayloadUnavailable => ("PIX-0302", 502, "Dynamic QR Payload Unavailable"),
             Self::QrChargeNotPayable => ("PIX-0303", 422, "QR Code Charge Not Payable"),

@@ -8,6 +8,7 @@ pub mod document;
 pub mod error;
 pub mod ids;
 pub mod mask;
+pub mod med;
 pub mod money;
 pub mod pix_key;
 pub mod refund;

@@ -32,6 +32,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Dict;
+use super::recoveries::local_recovery_id;
 use super::{btg_error, descending, invalid, missing, paging, record_event, retry, timestamp};
 use crate::app::AppState;
 use crate::auth::CurrentTenant;
@@ -474,6 +475,8 @@ pub struct InfractionQuery {
     pub counterparty_participant: Option<String>,
     #[param(pattern = "^(AGREED|DISAGREED)$")]
     pub analysis_result: Option<String>,
+    /// The reports of this funds recovery (our id, or DICT's for one we do not have).
+    pub fund_recovery_id: Option<String>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
 }
@@ -500,6 +503,7 @@ async fn list_infraction_reports(
         reporter_participant: q.reporter_participant,
         counterparty_participant: q.counterparty_participant,
         analysis_result: q.analysis_result,
+        fund_recovery_id: q.fund_recovery_id,
         modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
         modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
         descending: descending(q.sort_order.as_deref(), true)?,
@@ -672,11 +676,22 @@ impl InboundHandler for InfractionEvents {
                 return Err(JobError::Permanent("INFRACTION_REPORT_V2 without a report".into()));
             };
             let now = state.clock.now();
-            let report = match state.store.infraction_report_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
-                Some(mut local) => merge_report(&mut local, &remote, now).then_some(local),
-                None => Some(report_from(&tenant, &remote, None, now)),
-            };
-            if let Some(report) = report {
+            let (mut report, mut changed) =
+                match state.store.infraction_report_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
+                    Some(mut local) => {
+                        let changed = merge_report(&mut local, &remote, now);
+                        (local, changed)
+                    }
+                    None => (report_from(&tenant, &remote, None, now), true),
+                };
+            let recovery =
+                local_recovery_id(state, tenant.id, remote.funds_recovery_id.as_deref()).await.map_err(retry)?;
+            if recovery.is_some() && report.fund_recovery_id != recovery {
+                report.fund_recovery_id = recovery;
+                report.updated_at = now;
+                changed = true;
+            }
+            if changed {
                 save_report(state, &report).await.map_err(|e| retry(e.0))?;
             }
             Ok(())
@@ -886,6 +901,8 @@ pub struct RefundQuery {
     pub refund_transaction_id: Option<String>,
     /// The requests linked to this refund of ours (`refundId`).
     pub refund_id: Option<Uuid>,
+    /// The requests of this funds recovery (our id, or DICT's for one we do not have).
+    pub fund_recovery_id: Option<String>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
 }
@@ -924,6 +941,7 @@ async fn list_refund_requests(
         analysis_result: q.analysis_result,
         refund_transaction_id: q.refund_transaction_id,
         refund_id: q.refund_id,
+        fund_recovery_id: q.fund_recovery_id,
         modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
         modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
         descending: descending(q.sort_order.as_deref(), true)?,
@@ -1297,36 +1315,63 @@ impl InboundHandler for RefundEvents {
                 return Err(JobError::Permanent("DICT_REFUND without a refund request".into()));
             };
             let now = state.clock.now();
-            let refund = match state.store.refund_request_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
-                Some(mut local) => merge_refund(&mut local, &remote, now).then_some(local),
-                // Requests we did not file are addressed to us.
-                None => Some(RefundRequest {
-                    id: pix_core::ids::new_id(),
-                    tenant_id: tenant.id,
-                    btg_id: remote.id.clone(),
-                    role: "CONTESTED".into(),
-                    transaction_id: remote.end_to_end_id.clone(),
-                    amount: remote.amount.centavos(),
-                    reason: remote.reason.clone(),
-                    status: remote.status.clone(),
-                    infraction_id: None,
-                    requesting_participant: EndToEndId::parse(&remote.end_to_end_id).ok().map(|e| e.ispb().to_string()),
-                    contested_participant: Some(tenant.ispb.clone()),
-                    refund_details: None,
-                    analysis_result: remote.analysis_result.clone(),
-                    analysis_details: None,
-                    rejection_reason: remote.rejection_reason.clone(),
-                    refund_transaction_id: remote.refund_end_to_end_id.clone(),
-                    fund_recovery_id: None,
-                    refund_id: None,
-                    created_at: now,
-                    updated_at: now,
-                }),
+            // DICT opens the requests of our funds recoveries on our behalf; the others we did not
+            // file are addressed to us.
+            let requesting = remote.requesting_participant.as_deref() == Some(tenant.ispb.as_str());
+            let existing = state.store.refund_request_by_btg_id(tenant.id, &remote.id).await.map_err(retry)?;
+            let (mut refund, mut changed) = match existing {
+                Some(mut local) => {
+                    let changed = merge_refund(&mut local, &remote, now);
+                    (local, changed)
+                }
+                None if requesting => (
+                    RefundRequest {
+                        role: "REQUESTING".into(),
+                        requesting_participant: Some(tenant.ispb.clone()),
+                        contested_participant: None,
+                        ..refund_against_us(&tenant, &remote, now)
+                    },
+                    true,
+                ),
+                None => (refund_against_us(&tenant, &remote, now), true),
             };
-            if let Some(refund) = refund {
+            let recovery =
+                local_recovery_id(state, tenant.id, remote.funds_recovery_id.as_deref()).await.map_err(retry)?;
+            if recovery.is_some() && refund.fund_recovery_id != recovery {
+                refund.fund_recovery_id = recovery;
+                refund.updated_at = now;
+                changed = true;
+            }
+            if changed {
                 save_refund(state, &refund).await.map_err(|e| retry(e.0))?;
             }
             Ok(())
         })
+    }
+}
+
+/// A request we learn of from DICT: addressed to us (the contested participant).
+fn refund_against_us(tenant: &Tenant, remote: &btg::RefundRequest, now: DateTime<Utc>) -> RefundRequest {
+    RefundRequest {
+        id: pix_core::ids::new_id(),
+        tenant_id: tenant.id,
+        btg_id: remote.id.clone(),
+        role: "CONTESTED".into(),
+        transaction_id: remote.end_to_end_id.clone(),
+        amount: remote.amount.centavos(),
+        reason: remote.reason.clone(),
+        status: remote.status.clone(),
+        infraction_id: None,
+        requesting_participant: EndToEndId::parse(&remote.end_to_end_id).ok().map(|e| e.ispb().to_string()),
+        contested_participant: Some(tenant.ispb.clone()),
+        refund_details: None,
+        analysis_result: remote.analysis_result.clone(),
+        analysis_details: None,
+        rejection_reason: remote.rejection_reason.clone(),
+        refund_transaction_id: remote.refund_end_to_end_id.clone(),
+        fund_recovery_id: None,
+        refund_id: None,
+        created_at: now,
+        updated_at: now,
     }
 }
