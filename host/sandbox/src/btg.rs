@@ -685,8 +685,7 @@ impl Shared {
             e2e,
             req["reason"].as_str().unwrap_or("REFUND_REQUEST"),
             req["situationType"].as_str(),
-            reporter,
-            &self.ispb(),
+            (reporter, &self.ispb()),
             false,
             None,
         )?;
@@ -699,8 +698,7 @@ impl Shared {
         e2e: &str,
         reason: &str,
         situation: Option<&str>,
-        reporter: &str,
-        counterparty: &str,
+        (reporter, counterparty): (&str, &str),
         auto: bool,
         recovery: Option<&str>,
     ) -> Result<Value, ApiError> {
@@ -1191,8 +1189,14 @@ async fn create_infraction(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiRes
         side["ispb"].as_str().unwrap_or("00000000").to_owned()
     };
     let own = s.ispb();
-    let v =
-        s.new_infraction(e2e, str_field(&b, "reason")?, b["situationType"].as_str(), &own, &counterparty, true, None)?;
+    let v = s.new_infraction(
+        e2e,
+        str_field(&b, "reason")?,
+        b["situationType"].as_str(),
+        (&own, &counterparty),
+        true,
+        None,
+    )?;
     created(v)
 }
 
@@ -1260,7 +1264,7 @@ async fn create_refund(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult 
     let rtr = s.end_to_end_id('D', original.creditor["ispb"].as_str().unwrap_or("00000000"));
     let v = json!({"id": id, "endToEndId": e2e, "amount": money(amount), "reason": str_field(&b, "reason")?,
         "status": "OPEN", "analysisResult": null, "rejectionReason": null, "refundEndToEndId": null,
-        "requestingParticipant": s.ispb(), "fundsRecoveryId": null, "createdAt": now, "updatedAt": now});
+        "createdAt": now, "updatedAt": now});
     let steps = vec![(
         now + Duration::days(1),
         json!({"status": "CLOSED", "analysisResult": "TOTALLY_ACCEPTED", "refundEndToEndId": rtr}),
@@ -1451,7 +1455,7 @@ async fn create_recovery(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResul
     ];
     s.btg().recoveries.insert(id.clone(), Timed { v: v.clone(), steps, event: "FUNDS_RECOVERY" });
     let report =
-        s.new_infraction(&root, "REFUND_REQUEST", Some(situation.as_str()), &own, &creditor, true, Some(&id))?;
+        s.new_infraction(&root, "REFUND_REQUEST", Some(situation.as_str()), (&own, &creditor), true, Some(&id))?;
     s.emit("INFRACTION_REPORT_V2", report);
     created(v)
 }
