@@ -17,7 +17,7 @@ use base64_decode::decode_basic;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use pix_core::money::Money;
-use pix_integrations::btg::{ClaimStatus, PaymentStatus};
+use pix_integrations::btg::{ClaimStatus, FundsRecoveryEventType, FundsRecoveryStatus, PaymentStatus, SituationType};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -270,8 +270,9 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/dict/cid-files/{id}", get(get_cid_file))
         .route("/dict/cids/{cid}/entry", get(entry_by_cid))
         .route("/dict/funds-recoveries", post(create_recovery))
-        .route("/dict/funds-recoveries/{id}", get(get_recovery))
+        .route("/dict/funds-recoveries/{id}", get(get_recovery).put(update_recovery))
         .route("/dict/funds-recoveries/{id}/cancel", post(cancel_recovery))
+        .route("/dict/funds-recoveries/{id}/refund", post(refund_recovery))
         .route("/dict/funds-recoveries/{id}/tracking-graph", get(tracking_graph))
         .route("/pix/payments", post(create_payment))
         .route("/pix/payments/{e2e}", get(get_payment))
@@ -693,9 +694,9 @@ impl Shared {
             e2e,
             req["reason"].as_str().unwrap_or("REFUND_REQUEST"),
             req["situationType"].as_str(),
-            reporter,
-            &self.ispb(),
+            (reporter, &self.ispb()),
             false,
+            None,
         )?;
         if let Some(a) = amount {
             v["infractionAmount"] = json!(a.to_string());
@@ -712,9 +713,9 @@ impl Shared {
         e2e: &str,
         reason: &str,
         situation: Option<&str>,
-        reporter: &str,
-        counterparty: &str,
+        (reporter, counterparty): (&str, &str),
         auto: bool,
+        recovery: Option<&str>,
     ) -> Result<Value, ApiError> {
         if !self.btg().payments.contains_key(e2e) {
             return Err(not_found("PAYMENT_NOT_FOUND"));
@@ -723,7 +724,8 @@ impl Shared {
         let id = self.sim.uuid().to_string();
         let v = json!({"id": id, "endToEndId": e2e, "reason": reason, "situationType": situation,
             "status": "OPEN", "reporterParticipant": reporter, "counterpartyParticipant": counterparty,
-            "analysisResult": null, "analysisDetails": null, "createdAt": now, "updatedAt": now});
+            "analysisResult": null, "analysisDetails": null, "fundsRecoveryId": recovery,
+            "createdAt": now, "updatedAt": now});
         // Reports we file are answered by the simulated counterparty.
         let steps = if auto {
             vec![
@@ -865,9 +867,46 @@ impl Shared {
                 }
             }
         }
+        self.recoveries_progress(st, now, &mut events);
         for (event, data) in events {
             self.emit(event, data);
         }
+    }
+
+    /// DICT's side of MED 2.0 after the timed steps: a recovery AWAITING_ANALYSIS whose reports
+    /// are all closed is ANALYSED; one REFUNDING whose refund requests are all closed is COMPLETED.
+    fn recoveries_progress(&self, st: &mut BtgState, now: DateTime<Utc>, events: &mut Vec<(&'static str, Value)>) {
+        let closed = |map: &BTreeMap<String, Timed>, id: &str| {
+            let linked: Vec<&Timed> = map.values().filter(|t| t.v["fundsRecoveryId"] == id).collect();
+            !linked.is_empty() && linked.iter().all(|t| t.v["status"] == "CLOSED")
+        };
+        let mut moves = Vec::new();
+        for (id, t) in &st.recoveries {
+            let next = match recovery_status(&t.v) {
+                Some(FundsRecoveryStatus::AwaitingAnalysis) if closed(&st.infractions, id) => {
+                    (FundsRecoveryStatus::Analysed, FundsRecoveryEventType::Analysed)
+                }
+                Some(FundsRecoveryStatus::Refunding) if closed(&st.refunds, id) => {
+                    (FundsRecoveryStatus::Completed, FundsRecoveryEventType::Completed)
+                }
+                _ => continue,
+            };
+            moves.push((id.clone(), next));
+        }
+        for (id, (status, event)) in moves {
+            if let Some(t) = st.recoveries.get_mut(&id) {
+                t.v["status"] = json!(status);
+                t.v["updatedAt"] = json!(now);
+                events.push(("FUNDS_RECOVERY", t.v.clone()));
+                events.push(("FUNDS_RECOVERY_EVENTS", self.recovery_notice(&id, event)));
+            }
+        }
+    }
+
+    /// A `FUNDS_RECOVERY_EVENTS` payload.
+    fn recovery_notice(&self, id: &str, event: FundsRecoveryEventType) -> Value {
+        json!({"id": self.sim.uuid().to_string(), "event": event, "entityType": "FUNDS_RECOVERY", "entityId": id,
+               "timestamp": self.sim.clock.now()})
     }
 
     /// Sets what the simulated donor does with our claims.
@@ -1165,7 +1204,14 @@ async fn create_infraction(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiRes
         side["ispb"].as_str().unwrap_or("00000000").to_owned()
     };
     let own = s.ispb();
-    let v = s.new_infraction(e2e, str_field(&b, "reason")?, b["situationType"].as_str(), &own, &counterparty, true)?;
+    let v = s.new_infraction(
+        e2e,
+        str_field(&b, "reason")?,
+        b["situationType"].as_str(),
+        (&own, &counterparty),
+        true,
+        None,
+    )?;
     created(v)
 }
 
@@ -1367,24 +1413,65 @@ async fn entry_by_cid(State(s): State<Arc<Shared>>, Path(cid): Path<String>) -> 
     ok(v)
 }
 
+fn recovery_status(v: &Value) -> Option<FundsRecoveryStatus> {
+    v["status"].as_str().and_then(|s| s.parse().ok())
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    btg_err(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+}
+
+/// DICT's tracking defaults (DICT 2.12.1 schema).
+fn tracking_parameters(given: &Value) -> Value {
+    let or = |name: &str, default: Value| if given[name].is_null() { default } else { given[name].clone() };
+    json!({"minTransactionAmount": or("minTransactionAmount", json!("200.00")),
+           "maxTransactions": or("maxTransactions", json!(5)), "hopWindow": or("hopWindow", json!("PT2H")),
+           "maxHops": or("maxHops", json!(2))})
+}
+
+/// The payer's participant of a settled payment opens a recovery of it; DICT opens the root
+/// infraction report at once (answered by the simulated receiving participant: ACKNOWLEDGED after
+/// 1 h, CLOSED AGREED after 1 day). The recovery is TRACKED after 1 minute and AWAITING_ANALYSIS
+/// after 1 hour; the tick moves it on from there.
 async fn create_recovery(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {
     let b = body(&bytes)?;
     let root = str_field(&b, "rootEndToEndId")?.to_owned();
-    str_field(&b["contactInformation"], "email")?;
-    str_field(&b["contactInformation"], "phone")?;
-    if !s.btg().payments.contains_key(&root) {
-        return Err(not_found("PAYMENT_NOT_FOUND"));
+    let situation: SituationType = str_field(&b, "situationType")?
+        .parse()
+        .map_err(|_| bad_request("situationType is not a DICT situation type"))?;
+    if situation == SituationType::Other && b["reportDetails"].as_str().is_none_or(str::is_empty) {
+        return Err(bad_request("reportDetails is required with OTHER"));
     }
+    let contact = &b["contactInformation"];
+    if contact["email"].as_str().is_none() && contact["phone"].as_str().is_none() {
+        return Err(bad_request("contactInformation needs an email or a phone"));
+    }
+    let own = s.ispb();
+    let creditor = {
+        let st = s.btg();
+        let p = st.payments.get(&root).ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+        if p.direction != Direction::Outbound || p.debtor["ispb"] != own.as_str() {
+            return Err(unprocessable("NOT_PAYER_PARTICIPANT", "only the payer's participant opens a recovery"));
+        }
+        if p.status != PaymentStatus::Confirmed {
+            return Err(unprocessable("PAYMENT_NOT_SETTLED", "the root transaction has not settled"));
+        }
+        p.creditor["ispb"].as_str().unwrap_or("00000000").to_owned()
+    };
     let now = s.sim.clock.now();
     let id = s.sim.uuid().to_string();
-    let v = json!({"id": id, "rootEndToEndId": root, "situationType": str_field(&b, "situationType")?,
-        "status": "CREATED", "reportDetails": b["reportDetails"], "contactInformation": b["contactInformation"],
-        "createdAt": now, "updatedAt": now});
+    let v = json!({"id": id, "rootEndToEndId": root, "situationType": situation,
+        "status": FundsRecoveryStatus::Created, "reporterParticipant": own, "reportDetails": b["reportDetails"],
+        "contactInformation": contact, "trackingGraphParameters": tracking_parameters(&b["trackingGraphParameters"]),
+        "hopEndToEndId": s.end_to_end_id('E', &creditor), "createdAt": now, "updatedAt": now});
     let steps = vec![
-        (now + Duration::minutes(1), json!({"status": "TRACKED"})),
-        (now + Duration::hours(1), json!({"status": "AWAITING_ANALYSIS"})),
+        (now + Duration::minutes(1), json!({"status": FundsRecoveryStatus::Tracked})),
+        (now + Duration::hours(1), json!({"status": FundsRecoveryStatus::AwaitingAnalysis})),
     ];
-    s.btg().recoveries.insert(id, Timed { v: v.clone(), steps, event: "FUNDS_RECOVERY" });
+    s.btg().recoveries.insert(id.clone(), Timed { v: v.clone(), steps, event: "FUNDS_RECOVERY" });
+    let report =
+        s.new_infraction(&root, "REFUND_REQUEST", Some(situation.as_str()), (&own, &creditor), true, Some(&id))?;
+    s.emit("INFRACTION_REPORT_V2", report);
     created(v)
 }
 
@@ -1392,37 +1479,153 @@ async fn get_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> A
     timed_get(&s.btg().recoveries, &id, "FUNDS_RECOVERY_NOT_FOUND")
 }
 
-async fn cancel_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
-    let now = s.sim.clock.now();
-    let mut st = s.btg();
-    let t = st.recoveries.get_mut(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
-    if matches!(t.v["status"].as_str(), Some("REFUNDING" | "COMPLETED" | "CANCELLED")) {
-        return Err(unprocessable("INVALID_FUNDS_RECOVERY_STATUS", "cannot cancel from REFUNDING on"));
-    }
-    t.v["status"] = json!("CANCELLED");
-    t.v["updatedAt"] = json!(now);
-    t.steps.clear();
-    ok(t.v.clone())
+fn recovery_refused(message: &str) -> ApiError {
+    unprocessable("INVALID_FUNDS_RECOVERY_STATUS", message)
 }
 
-async fn tracking_graph(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
-    let (root, status) = {
-        let st = s.btg();
-        let t = st.recoveries.get(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
-        (t.v["rootEndToEndId"].as_str().unwrap_or_default().to_owned(), t.v["status"].clone())
+/// BTG's PUT: replaces the situation type, details and contact of a recovery that is not final.
+async fn update_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
+    let b = body(&bytes)?;
+    let situation: SituationType = str_field(&b, "situationType")?
+        .parse()
+        .map_err(|_| bad_request("situationType is not a DICT situation type"))?;
+    let contact = &b["contactInformation"];
+    if contact["email"].as_str().is_none() && contact["phone"].as_str().is_none() {
+        return Err(bad_request("contactInformation needs an email or a phone"));
+    }
+    let now = s.sim.clock.now();
+    let v = {
+        let mut st = s.btg();
+        let t = st.recoveries.get_mut(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+        if recovery_status(&t.v).is_none_or(FundsRecoveryStatus::is_final) {
+            return Err(recovery_refused("a final recovery cannot change"));
+        }
+        t.v["situationType"] = json!(situation);
+        t.v["reportDetails"] = b["reportDetails"].clone();
+        t.v["contactInformation"] = contact.clone();
+        t.v["updatedAt"] = json!(now);
+        t.v.clone()
     };
-    if status == "CREATED" {
+    s.emit("FUNDS_RECOVERY", v.clone());
+    s.emit("FUNDS_RECOVERY_EVENTS", s.recovery_notice(&id, FundsRecoveryEventType::InformationUpdated));
+    ok(v)
+}
+
+/// Cancels a recovery before REFUNDING, with its open reports.
+async fn cancel_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let now = s.sim.clock.now();
+    let (v, reports) = {
+        let mut st = s.btg();
+        let t = st.recoveries.get_mut(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+        if !recovery_status(&t.v).is_some_and(FundsRecoveryStatus::is_cancellable) {
+            return Err(recovery_refused("cannot cancel from REFUNDING on"));
+        }
+        t.v["status"] = json!(FundsRecoveryStatus::Cancelled);
+        t.v["updatedAt"] = json!(now);
+        t.steps.clear();
+        let v = t.v.clone();
+        let mut reports = Vec::new();
+        for r in st.infractions.values_mut().filter(|r| r.v["fundsRecoveryId"] == id.as_str()) {
+            if matches!(r.v["status"].as_str(), Some("OPEN" | "ACKNOWLEDGED")) {
+                r.v["status"] = json!("CANCELLED");
+                r.v["updatedAt"] = json!(now);
+                r.steps.clear();
+                reports.push(r.v.clone());
+            }
+        }
+        (v, reports)
+    };
+    for r in reports {
+        s.emit("INFRACTION_REPORT_V2", r);
+    }
+    s.emit("FUNDS_RECOVERY", v.clone());
+    s.emit("FUNDS_RECOVERY_EVENTS", s.recovery_notice(&id, FundsRecoveryEventType::Cancelled));
+    ok(v)
+}
+
+/// ANALYSED → REFUNDING: DICT opens a refund request for each payment whose report was closed
+/// AGREED, answered by the simulated receiving participant (TOTALLY_ACCEPTED after 1 day, the
+/// funds returned by a pacs.004 the tick sends).
+async fn refund_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let now = s.sim.clock.now();
+    let own = s.ispb();
+    let mut st = s.btg();
+    let t = st.recoveries.get(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+    if recovery_status(&t.v) != Some(FundsRecoveryStatus::Analysed) {
+        return Err(recovery_refused("refunds are requested only from ANALYSED"));
+    }
+    let agreed: Vec<String> = st
+        .infractions
+        .values()
+        .filter(|r| r.v["fundsRecoveryId"] == id.as_str() && r.v["analysisResult"] == "AGREED")
+        .filter_map(|r| r.v["endToEndId"].as_str().map(str::to_owned))
+        .collect();
+    let mut requests = Vec::new();
+    for e2e in agreed {
+        let Some(p) = st.payments.get(&e2e) else { continue };
+        let refundable = p.amount - p.returned;
+        if refundable <= 0 {
+            continue;
+        }
+        let request_id = s.sim.uuid().to_string();
+        let rtr = s.end_to_end_id('D', p.creditor["ispb"].as_str().unwrap_or("00000000"));
+        let v = json!({"id": request_id, "endToEndId": e2e, "amount": money(refundable), "reason": "FRAUD",
+            "status": "OPEN", "analysisResult": null, "rejectionReason": null, "refundEndToEndId": null,
+            "requestingParticipant": own, "fundsRecoveryId": id, "createdAt": now, "updatedAt": now});
+        let steps = vec![(
+            now + Duration::days(1),
+            json!({"status": "CLOSED", "analysisResult": "TOTALLY_ACCEPTED", "refundEndToEndId": rtr}),
+        )];
+        st.refunds.insert(request_id, Timed { v: v.clone(), steps, event: "DICT_REFUND" });
+        requests.push(v);
+    }
+    if requests.is_empty() {
+        return Err(unprocessable("NO_REFUNDABLE_TRANSACTION", "no report was closed AGREED with funds to return"));
+    }
+    let t = st.recoveries.get_mut(&id).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+    t.v["status"] = json!(FundsRecoveryStatus::Refunding);
+    t.v["updatedAt"] = json!(now);
+    let v = t.v.clone();
+    drop(st);
+    for r in requests {
+        s.emit("DICT_REFUND", r);
+    }
+    s.emit("FUNDS_RECOVERY", v.clone());
+    ok(v)
+}
+
+/// DICT v2's graph: the root payment and one hop on from its receiver, with what each can still
+/// return.
+async fn tracking_graph(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let v = s.btg().recoveries.get(&id).map(|t| t.v.clone()).ok_or_else(|| not_found("FUNDS_RECOVERY_NOT_FOUND"))?;
+    if recovery_status(&v) == Some(FundsRecoveryStatus::Created) {
         return Err(unprocessable("GRAPH_NOT_READY", "the tracking graph is built after TRACKED"));
     }
-    let p = s.btg().payments.get(&root).cloned().ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
-    let creditor = p.creditor["ispb"].as_str().unwrap_or("00000000").to_owned();
-    let debtor = p.debtor["ispb"].as_str().map_or_else(|| s.ispb(), str::to_owned);
-    // The money moved on once from the first receiver: a two-hop trail.
-    let hop = s.end_to_end_id('E', &creditor);
-    ok(json!({"rootEndToEndId": root, "nodes": [
-        {"endToEndId": root, "parentEndToEndId": null, "amount": money(p.amount), "debtorParticipant": debtor, "creditorParticipant": creditor, "depth": 0},
-        {"endToEndId": hop, "parentEndToEndId": root, "amount": money(p.amount / 2), "debtorParticipant": creditor, "creditorParticipant": "99999999", "depth": 1},
-    ]}))
+    let root = v["rootEndToEndId"].as_str().unwrap_or_default();
+    let p = s.btg().payments.get(root).cloned().ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+    let person = |id: &str, party: &Value| {
+        let tax_id = party["taxId"].as_str().unwrap_or_default();
+        json!({"id": id, "type": if tax_id.len() == 11 { "NATURAL_PERSON" } else { "LEGAL_PERSON" },
+               "taxIdNumber": tax_id, "name": party["name"]})
+    };
+    let account = |id: &str, owner: &str, party: &Value| {
+        json!({"id": id, "participant": party["ispb"], "branch": party["branch"], "number": party["account"],
+               "type": party["accountType"], "ownerId": owner})
+    };
+    let mule = json!({"ispb": "99999999", "branch": "0001", "account": "777777", "accountType": "TRAN",
+                      "taxId": "52998224725", "name": "Conta Intermediaria"});
+    let hop = p.amount / 2;
+    ok(json!({
+        "parameters": v["trackingGraphParameters"],
+        "persons": [person("P1", &p.debtor), person("P2", &p.creditor), person("P3", &mule)],
+        "accounts": [account("A1", "P1", &p.debtor), account("A2", "P2", &p.creditor), account("A3", "P3", &mule)],
+        "transactions": [
+            {"id": root, "debtorAccountId": "A1", "creditorAccountId": "A2", "amount": money(p.amount),
+             "refundableAmount": money(p.amount - p.returned), "settlementTime": p.settled_at},
+            {"id": v["hopEndToEndId"], "debtorAccountId": "A2", "creditorAccountId": "A3", "amount": money(hop),
+             "refundableAmount": money(hop), "settlementTime": p.settled_at},
+        ],
+    }))
 }
 
 async fn create_payment(State(s): State<Arc<Shared>>, bytes: Bytes) -> ApiResult {

@@ -591,22 +591,74 @@ async fn btg_med_objects() {
         .is_err()
     );
 
-    let recovery = btg
-        .create_funds_recovery(&NewFundsRecovery {
-            root_end_to_end_id: e2e.into(),
-            situation_type: "SCAM".into(),
-            report_details: None,
-            contact_email: "v@example.com".into(),
-            contact_phone: "+5511999999999".into(),
-        })
-        .await
-        .unwrap();
+    // MED 2.0: the payer's participant recovers one of its settled cash-outs.
+    let key = &demo.other_participant.keys[0];
+    let lookup = btg.lookup_key(&key.key, None).await.unwrap();
+    let order = PaymentOrder {
+        end_to_end_id: lookup.end_to_end_id.clone(),
+        amount: m("80.00"),
+        initiation_type: InitiationType::Dict,
+        transaction_type: TransactionType::Transfer,
+        debtor: Debtor {
+            branch: "0001".into(),
+            account: "100001".into(),
+            account_type: AccountType::Cacc,
+            tax_id: "11144477735".into(),
+            name: "Maria Silva".into(),
+        },
+        creditor: Creditor {
+            ispb: lookup.entry.account.participant.clone(),
+            branch: lookup.entry.account.branch.clone(),
+            account: lookup.entry.account.number.clone(),
+            account_type: lookup.entry.account.account_type,
+            tax_id: lookup.entry.owner.tax_id.clone(),
+            name: lookup.entry.owner.name.clone(),
+            key: Some(key.key.clone()),
+        },
+        remittance_information: None,
+        txid: None,
+    };
+    btg.initiate_payment(&order, "pix-out-recovered").await.unwrap();
+    h.advance_clock(Duration::from_secs(5));
+    let root = lookup.end_to_end_id;
+    let new_recovery = |root: &str| NewFundsRecovery {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        root_end_to_end_id: root.into(),
+        situation_type: SituationType::Scam,
+        report_details: None,
+        contact: ContactInformation { email: Some("v@example.com".into()), phone: None },
+        tracking: Some(TrackingGraphParameters { max_hops: Some(2), ..Default::default() }),
+    };
+    assert!(
+        btg.create_funds_recovery(&new_recovery(e2e)).await.is_err(),
+        "a payment we received is not ours to recover"
+    );
+    let recovery = btg.create_funds_recovery(&new_recovery(&root)).await.unwrap();
+    assert_eq!(recovery.status, FundsRecoveryStatus::Created);
+    assert_eq!(recovery.contact.email.as_deref(), Some("v@example.com"));
     assert!(btg.tracking_graph(&recovery.id).await.is_err(), "graph not ready before TRACKED");
+    assert!(btg.refund_funds_recovery(&recovery.id).await.is_err(), "refund only from ANALYSED");
     h.advance_clock(Duration::from_secs(120));
-    assert_eq!(btg.funds_recovery(&recovery.id).await.unwrap().status, "TRACKED");
+    assert_eq!(btg.funds_recovery(&recovery.id).await.unwrap().status, FundsRecoveryStatus::Tracked);
     let graph = btg.tracking_graph(&recovery.id).await.unwrap();
-    assert_eq!(graph.nodes[0].end_to_end_id, e2e);
-    assert_eq!(btg.cancel_funds_recovery(&recovery.id).await.unwrap().status, "CANCELLED");
+    assert_eq!(graph.transactions[0].id, root);
+    assert_eq!(graph.transactions[0].refundable_amount, m("80.00"));
+    assert_eq!(graph.parameters.max_hops, Some(2));
+    assert_eq!(graph.parameters.max_transactions, Some(5), "DICT's default");
+    let creditor = graph.accounts.iter().find(|a| a.id == graph.transactions[0].creditor_account_id).unwrap();
+    assert_eq!(creditor.participant, lookup.entry.account.participant);
+    let update = FundsRecoveryUpdate {
+        situation_type: SituationType::Other,
+        report_details: Some("called the bank".into()),
+        contact: ContactInformation { email: None, phone: Some("+5511988887777".into()) },
+    };
+    let updated = btg.update_funds_recovery(&recovery.id, &update).await.unwrap();
+    assert_eq!(
+        (updated.situation_type, updated.contact.phone.as_deref()),
+        (SituationType::Other, Some("+5511988887777"))
+    );
+    assert_eq!(btg.cancel_funds_recovery(&recovery.id).await.unwrap().status, FundsRecoveryStatus::Cancelled);
+    assert!(btg.update_funds_recovery(&recovery.id, &update).await.is_err(), "a final recovery cannot change");
 }
 
 #[tokio::test]

@@ -1088,6 +1088,8 @@ pub struct InfractionFilter {
     pub reporter_participant: Option<String>,
     pub counterparty_participant: Option<String>,
     pub analysis_result: Option<String>,
+    /// Our funds recovery's id (or BTG's, for a recovery we do not have).
+    pub fund_recovery_id: Option<String>,
     pub modified_after: Option<DateTime<Utc>>,
     pub modified_before: Option<DateTime<Utc>>,
     pub descending: bool,
@@ -1162,6 +1164,7 @@ impl Store {
         w.text("reporter_participant = ?", f.reporter_participant.as_deref());
         w.text("counterparty_participant = ?", f.counterparty_participant.as_deref());
         w.text("analysis_result = ?", f.analysis_result.as_deref());
+        w.text("fund_recovery_id = ?", f.fund_recovery_id.as_deref());
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
         let order = order("created_at", f.descending);
@@ -1269,6 +1272,8 @@ pub struct RefundFilter {
     pub refund_transaction_id: Option<String>,
     /// The requests linked to this refund of ours.
     pub refund_id: Option<Uuid>,
+    /// Our funds recovery's id (or BTG's, for a recovery we do not have).
+    pub fund_recovery_id: Option<String>,
     pub modified_after: Option<DateTime<Utc>>,
     pub modified_before: Option<DateTime<Utc>>,
     pub descending: bool,
@@ -1347,6 +1352,7 @@ impl Store {
         w.text("refund_transaction_id = ?", f.refund_transaction_id.as_deref());
         let refund_id = f.refund_id.map(|id| id.to_string());
         w.text("refund_id = ?", refund_id.as_deref());
+        w.text("fund_recovery_id = ?", f.fund_recovery_id.as_deref());
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
         let order = order("created_at", f.descending);

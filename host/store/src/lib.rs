@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod limits;
 pub mod policies;
 mod query;
+pub mod recoveries;
 pub mod refunds;
 pub mod routing;
 pub mod sealed;

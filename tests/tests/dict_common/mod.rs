@@ -185,9 +185,12 @@ where
 
 /// A signed BTG webhook posted straight to the host (for events the simulator cannot produce).
 pub async fn deliver(dx: &Dx, event: &str, data: Value) {
-    let body =
-        serde_json::to_vec(&json!({"webhookId": uuid::Uuid::new_v4().to_string(), "event": event, "data": data}))
-            .unwrap();
+    deliver_as(dx, &uuid::Uuid::new_v4().to_string(), event, data).await;
+}
+
+/// [`deliver`] under a given webhook id (a redelivery repeats it).
+pub async fn deliver_as(dx: &Dx, webhook_id: &str, event: &str, data: Value) {
+    let body = serde_json::to_vec(&json!({"webhookId": webhook_id, "event": event, "data": data})).unwrap();
     let ts = chrono::Utc::now().timestamp();
     let response = dx
         .app

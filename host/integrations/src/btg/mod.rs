@@ -87,8 +87,12 @@ pub trait Btg: Send + Sync {
     async fn create_funds_recovery(&self, recovery: &NewFundsRecovery) -> Result<FundsRecovery>;
     /// Reads a funds recovery.
     async fn funds_recovery(&self, id: &str) -> Result<FundsRecovery>;
+    /// Replaces a funds recovery's situation type, details and contact (BTG's PUT).
+    async fn update_funds_recovery(&self, id: &str, update: &FundsRecoveryUpdate) -> Result<FundsRecovery>;
     /// Cancels a funds recovery (before REFUNDING).
     async fn cancel_funds_recovery(&self, id: &str) -> Result<FundsRecovery>;
+    /// Asks DICT to open the refund requests of an ANALYSED funds recovery (→ REFUNDING).
+    async fn refund_funds_recovery(&self, id: &str) -> Result<FundsRecovery>;
     /// The money trail DICT built.
     async fn tracking_graph(&self, id: &str) -> Result<TrackingGraph>;
     // --- SPI
@@ -414,13 +418,29 @@ impl Btg for BtgClient {
 
     #[tracing::instrument(name = "btg.create_funds_recovery", skip_all, fields(root = %recovery.root_end_to_end_id))]
     async fn create_funds_recovery(&self, recovery: &NewFundsRecovery) -> Result<FundsRecovery> {
-        let body = self.write("create_funds_recovery", None, wire::create_funds_recovery(recovery)).await?;
+        // A retry of this call cannot open a second recovery.
+        let key = format!("funds-recovery-{}", recovery.request_id);
+        let body = self.write("create_funds_recovery", Some(&key), wire::create_funds_recovery(recovery)).await?;
         wire::decode_funds_recovery(&body)
     }
 
     #[tracing::instrument(name = "btg.funds_recovery", skip_all, fields(id = %id))]
     async fn funds_recovery(&self, id: &str) -> Result<FundsRecovery> {
         let body = self.read("funds_recovery", wire::get_funds_recovery(id)).await?;
+        wire::decode_funds_recovery(&body)
+    }
+
+    #[tracing::instrument(name = "btg.update_funds_recovery", skip_all, fields(id = %id))]
+    async fn update_funds_recovery(&self, id: &str, update: &FundsRecoveryUpdate) -> Result<FundsRecovery> {
+        let body = self.write("update_funds_recovery", None, wire::update_funds_recovery(id, update)).await?;
+        wire::decode_funds_recovery(&body)
+    }
+
+    #[tracing::instrument(name = "btg.refund_funds_recovery", skip_all, fields(id = %id))]
+    async fn refund_funds_recovery(&self, id: &str) -> Result<FundsRecovery> {
+        // Naturally idempotent at DICT (only ANALYSED moves to REFUNDING); the key covers retries.
+        let key = format!("funds-recovery-refund-{id}");
+        let body = self.write("refund_funds_recovery", Some(&key), wire::refund_funds_recovery(id)).await?;
         wire::decode_funds_recovery(&body)
     }
 

@@ -443,6 +443,8 @@ pub struct InfractionReport {
     pub analysis_details: Option<String>,
     /// DICT v2 `InfractionAmount`: the amount to block, when DICT gives one.
     pub infraction_amount: Option<Money>,
+    /// BTG's id of the funds recovery the report belongs to.
+    pub funds_recovery_id: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Updated.
@@ -485,6 +487,10 @@ pub struct RefundRequest {
     pub rejection_reason: Option<String>,
     /// The pacs.004 that returned the funds.
     pub refund_end_to_end_id: Option<String>,
+    /// ISPB of the participant asking for the funds, when BTG gives it.
+    pub requesting_participant: Option<String>,
+    /// BTG's id of the funds recovery the request belongs to.
+    pub funds_recovery_id: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
 }
@@ -551,19 +557,64 @@ pub struct CidFile {
     pub created_at: DateTime<Utc>,
 }
 
+pub use pix_core::med::{FundsRecoveryEventType, FundsRecoveryStatus, SituationType};
+
+/// How DICT may reach the reporting participant about a funds recovery (e-mail and/or phone).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactInformation {
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// E.164 phone (`+5511…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// How far DICT follows the money from the root transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackingGraphParameters {
+    /// Smaller transactions are not followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_transaction_amount: Option<Money>,
+    /// Most transactions in the graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_transactions: Option<u32>,
+    /// ISO 8601 duration between a credit and the debit that moves it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop_window: Option<String>,
+    /// Most hops from the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hops: Option<u32>,
+}
+
 /// Request to open a MED 2.0 funds recovery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewFundsRecovery {
-    /// The first payment of the fraud chain.
+    /// Our id of the recovery: its idempotency key at BTG.
+    pub request_id: String,
+    /// The first payment of the fraud chain (one of our cash-outs).
     pub root_end_to_end_id: String,
-    /// `SCAM`, `ACCOUNT_TAKEOVER`, `COERCION`, `FRAUDULENT_ACCESS`, `OTHER`, `UNKNOWN`.
-    pub situation_type: String,
+    /// Situation type.
+    pub situation_type: SituationType,
+    /// Free text for the receiving participants.
+    pub report_details: Option<String>,
+    /// Our contact.
+    pub contact: ContactInformation,
+    /// Tracking limits; DICT's defaults when absent.
+    pub tracking: Option<TrackingGraphParameters>,
+}
+
+/// The information of a funds recovery we may change (BTG's PUT replaces all of it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FundsRecoveryUpdate {
+    /// Situation type.
+    pub situation_type: SituationType,
     /// Free text.
     pub report_details: Option<String>,
-    /// Contact e-mail of the victim.
-    pub contact_email: String,
-    /// Contact phone of the victim.
-    pub contact_phone: String,
+    /// Our contact.
+    pub contact: ContactInformation,
 }
 
 /// A funds recovery.
@@ -575,42 +626,107 @@ pub struct FundsRecovery {
     /// Root payment.
     pub root_end_to_end_id: String,
     /// Situation type.
-    pub situation_type: String,
-    /// `CREATED`, `TRACKED`, `AWAITING_ANALYSIS`, `ANALYSED`, `REFUNDING`, `COMPLETED`, `CANCELLED`.
-    pub status: String,
+    pub situation_type: SituationType,
+    /// Status.
+    pub status: FundsRecoveryStatus,
+    /// ISPB of the participant that opened it.
+    pub reporter_participant: String,
+    /// Free text.
+    pub report_details: Option<String>,
+    /// The reporter's contact.
+    pub contact: ContactInformation,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Updated.
     pub updated_at: DateTime<Utc>,
 }
 
-/// One hop of the money trail.
+/// A lifecycle notification of a funds recovery (`FUNDS_RECOVERY_EVENTS`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TrackingNode {
-    /// The payment.
-    pub end_to_end_id: String,
-    /// The payment that funded it (absent at the root).
-    pub parent_end_to_end_id: Option<String>,
+pub struct FundsRecoveryNotice {
+    /// The notification's id.
+    pub id: String,
+    /// What happened.
+    pub event: FundsRecoveryEventType,
+    /// `FUNDS_RECOVERY`.
+    pub entity_type: String,
+    /// BTG's id of the recovery.
+    pub entity_id: String,
+    /// When.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A person in a tracking graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedPerson {
+    /// Id within the graph.
+    pub id: String,
+    /// Natural or legal person.
+    #[serde(rename = "type")]
+    pub person_type: PersonType,
+    /// CPF/CNPJ.
+    pub tax_id_number: String,
+    /// Name, when DICT gives it.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An account in a tracking graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedAccount {
+    /// Id within the graph.
+    pub id: String,
+    /// ISPB of the account's participant.
+    pub participant: String,
+    /// Branch.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Account number.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Account type.
+    #[serde(default, rename = "type")]
+    pub account_type: Option<AccountType>,
+    /// The holder (a person of the graph).
+    #[serde(default)]
+    pub owner_id: Option<String>,
+}
+
+/// A payment in a tracking graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedTransaction {
+    /// EndToEndId.
+    pub id: String,
+    /// Paying account (graph id).
+    pub debtor_account_id: String,
+    /// Receiving account (graph id).
+    pub creditor_account_id: String,
     /// Amount.
     #[serde(with = "pix_core::money::upstream")]
     pub amount: Money,
-    /// Debtor participant ISPB.
-    pub debtor_participant: String,
-    /// Creditor participant ISPB.
-    pub creditor_participant: String,
-    /// Hops from the root.
-    pub depth: u32,
+    /// What can still be returned from it.
+    #[serde(with = "pix_core::money::upstream")]
+    pub refundable_amount: Money,
+    /// Settled.
+    pub settlement_time: DateTime<Utc>,
 }
 
-/// The tracking graph DICT built for a funds recovery.
+/// The tracking graph DICT built for a funds recovery (DICT v2 shape).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackingGraph {
-    /// Root payment.
-    pub root_end_to_end_id: String,
-    /// Hops.
-    pub nodes: Vec<TrackingNode>,
+    /// The parameters it was built with.
+    pub parameters: TrackingGraphParameters,
+    /// Persons involved.
+    pub persons: Vec<TrackedPerson>,
+    /// Accounts the money went through.
+    pub accounts: Vec<TrackedAccount>,
+    /// Payments followed.
+    pub transactions: Vec<TrackedTransaction>,
 }
 
 /// The paying side of a payment.

@@ -447,6 +447,8 @@ struct WInfraction {
     analysis_details: Option<String>,
     #[serde(default, with = "pix_core::money::upstream::option")]
     infraction_amount: Option<Money>,
+    #[serde(default)]
+    funds_recovery_id: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -464,6 +466,7 @@ impl From<WInfraction> for InfractionReport {
             analysis_result: w.analysis_result,
             analysis_details: w.analysis_details,
             infraction_amount: w.infraction_amount,
+            funds_recovery_id: w.funds_recovery_id,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }
@@ -518,6 +521,10 @@ struct WRefund {
     rejection_reason: Option<String>,
     #[serde(default)]
     refund_end_to_end_id: Option<String>,
+    #[serde(default)]
+    requesting_participant: Option<String>,
+    #[serde(default)]
+    funds_recovery_id: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -532,6 +539,8 @@ impl From<WRefund> for RefundRequest {
             analysis_result: w.analysis_result,
             rejection_reason: w.rejection_reason,
             refund_end_to_end_id: w.refund_end_to_end_id,
+            requesting_participant: w.requesting_participant,
+            funds_recovery_id: w.funds_recovery_id,
             created_at: w.created_at,
         }
     }
@@ -659,8 +668,13 @@ pub(crate) fn decode_cid_file(body: &[u8]) -> Result<CidFile> {
 struct WFundsRecovery {
     id: String,
     root_end_to_end_id: String,
-    situation_type: String,
-    status: String,
+    situation_type: SituationType,
+    status: FundsRecoveryStatus,
+    reporter_participant: String,
+    #[serde(default)]
+    report_details: Option<String>,
+    #[serde(default)]
+    contact_information: ContactInformation,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -672,7 +686,8 @@ pub(crate) fn create_funds_recovery(f: &NewFundsRecovery) -> WireRequest {
             "rootEndToEndId": f.root_end_to_end_id,
             "situationType": f.situation_type,
             "reportDetails": f.report_details,
-            "contactInformation": { "email": f.contact_email, "phone": f.contact_phone },
+            "contactInformation": f.contact,
+            "trackingGraphParameters": f.tracking,
         }),
     )
 }
@@ -681,8 +696,22 @@ pub(crate) fn get_funds_recovery(id: &str) -> WireRequest {
     WireRequest::get(&["dict", "funds-recoveries", id])
 }
 
+pub(crate) fn update_funds_recovery(id: &str, u: &FundsRecoveryUpdate) -> WireRequest {
+    let mut r = WireRequest::new(Method::PUT, &["dict", "funds-recoveries", id]);
+    r.body = Some(json!({
+        "situationType": u.situation_type,
+        "reportDetails": u.report_details,
+        "contactInformation": u.contact,
+    }));
+    r
+}
+
 pub(crate) fn cancel_funds_recovery(id: &str) -> WireRequest {
     WireRequest::post(&["dict", "funds-recoveries", id, "cancel"], json!({}))
+}
+
+pub(crate) fn refund_funds_recovery(id: &str) -> WireRequest {
+    WireRequest::post(&["dict", "funds-recoveries", id, "refund"], json!({}))
 }
 
 pub(crate) fn tracking_graph(id: &str) -> WireRequest {
@@ -696,46 +725,21 @@ pub(crate) fn decode_funds_recovery(body: &[u8]) -> Result<FundsRecovery> {
         root_end_to_end_id: w.root_end_to_end_id,
         situation_type: w.situation_type,
         status: w.status,
+        reporter_participant: w.reporter_participant,
+        report_details: w.report_details,
+        contact: w.contact_information,
         created_at: w.created_at,
         updated_at: w.updated_at,
     })
 }
 
+pub(crate) fn decode_funds_recovery_notice(body: &[u8]) -> Result<FundsRecoveryNotice> {
+    decode(body)
+}
+
+/// The graph's JSON is DICT v2's (`parameters`, `persons`, `accounts`, `transactions`), camelCase.
 pub(crate) fn decode_tracking_graph(body: &[u8]) -> Result<TrackingGraph> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct WNode {
-        end_to_end_id: String,
-        #[serde(default)]
-        parent_end_to_end_id: Option<String>,
-        #[serde(with = "pix_core::money::upstream")]
-        amount: Money,
-        debtor_participant: String,
-        creditor_participant: String,
-        depth: u32,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct W {
-        root_end_to_end_id: String,
-        nodes: Vec<WNode>,
-    }
-    let w: W = decode(body)?;
-    Ok(TrackingGraph {
-        root_end_to_end_id: w.root_end_to_end_id,
-        nodes: w
-            .nodes
-            .into_iter()
-            .map(|n| TrackingNode {
-                end_to_end_id: n.end_to_end_id,
-                parent_end_to_end_id: n.parent_end_to_end_id,
-                amount: n.amount,
-                debtor_participant: n.debtor_participant,
-                creditor_participant: n.creditor_participant,
-                depth: n.depth,
-            })
-            .collect(),
-    })
+    decode(body)
 }
 
 // ---------------------------------------------------------------- SPI payments
@@ -1033,9 +1037,11 @@ pub enum BtgEvent {
     Refund(RefundRequest),
     /// `FUNDS_RECOVERY`.
     FundsRecovery(FundsRecovery),
+    /// `FUNDS_RECOVERY_EVENTS`: a lifecycle notification, passed through.
+    FundsRecoveryEvents(FundsRecoveryNotice),
     /// `PIX_INTERNAL_TRANSACTIONS_REPORT`: a trck.002 report was answered.
     InternalTransactionsReport(ReportReceipt),
-    /// Anything else (`FUNDS_RECOVERY_EVENTS`, `PIX_DOWNLOAD`, …): passed through.
+    /// Anything else (`PIX_DOWNLOAD`, …): stored, not handled.
     Other {
         /// Entity key.
         event: String,
@@ -1058,6 +1064,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<(WebhookEnvelope, BtgEvent)> {
         "INFRACTION_REPORT_V2" => BtgEvent::InfractionReport(decode_infraction_report(&data)?),
         "DICT_REFUND" => BtgEvent::Refund(decode_refund_request(&data)?),
         "FUNDS_RECOVERY" => BtgEvent::FundsRecovery(decode_funds_recovery(&data)?),
+        "FUNDS_RECOVERY_EVENTS" => BtgEvent::FundsRecoveryEvents(decode_funds_recovery_notice(&data)?),
         "PIX_INTERNAL_TRANSACTIONS_REPORT" => BtgEvent::InternalTransactionsReport(decode_report(&data)?),
         other => BtgEvent::Other { event: other.to_owned(), data: envelope.data.clone() },
     };

@@ -35,6 +35,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Dict;
+use super::recoveries::local_recovery_id;
 use super::{btg_error, descending, invalid, missing, paging, record_event, retry, timestamp};
 use crate::app::AppState;
 use crate::auth::CurrentTenant;
@@ -500,6 +501,8 @@ pub struct InfractionQuery {
     pub counterparty_participant: Option<String>,
     #[param(pattern = "^(AGREED|DISAGREED)$")]
     pub analysis_result: Option<String>,
+    /// The reports of this funds recovery (our id, or DICT's for one we do not have).
+    pub fund_recovery_id: Option<String>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
 }
@@ -526,6 +529,7 @@ async fn list_infraction_reports(
         reporter_participant: q.reporter_participant,
         counterparty_participant: q.counterparty_participant,
         analysis_result: q.analysis_result,
+        fund_recovery_id: q.fund_recovery_id,
         modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
         modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
         descending: descending(q.sort_order.as_deref(), true)?,
@@ -700,15 +704,26 @@ impl InboundHandler for InfractionEvents {
                 return Err(JobError::Permanent("INFRACTION_REPORT_V2 without a report".into()));
             };
             let now = state.clock.now();
-            let (report, first) =
+            let (mut report, mut changed, first) =
                 match state.store.infraction_report_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
-                    Some(mut local) => (merge_report(&mut local, &remote, now).then_some(local), None),
+                    Some(mut local) => {
+                        let changed = merge_report(&mut local, &remote, now);
+                        (local, changed, None)
+                    }
                     None => (
-                        Some(report_from(&tenant, &remote, None, now)),
+                        report_from(&tenant, &remote, None, now),
+                        true,
                         Some(remote.infraction_amount.map(|a| a.centavos())),
                     ),
                 };
-            if let Some(report) = report {
+            let recovery =
+                local_recovery_id(state, tenant.id, remote.funds_recovery_id.as_deref()).await.map_err(retry)?;
+            if recovery.is_some() && report.fund_recovery_id != recovery {
+                report.fund_recovery_id = recovery;
+                report.updated_at = now;
+                changed = true;
+            }
+            if changed {
                 save_report_with_block(state, &report, first).await.map_err(|e| retry(e.0))?;
             }
             Ok(())
@@ -921,6 +936,8 @@ pub struct RefundQuery {
     pub refund_transaction_id: Option<String>,
     /// The requests linked to this refund of ours (`refundId`).
     pub refund_id: Option<Uuid>,
+    /// The requests of this funds recovery (our id, or DICT's for one we do not have).
+    pub fund_recovery_id: Option<String>,
     pub modified_after: Option<String>,
     pub modified_before: Option<String>,
 }
@@ -959,6 +976,7 @@ async fn list_refund_requests(
         analysis_result: q.analysis_result,
         refund_transaction_id: q.refund_transaction_id,
         refund_id: q.refund_id,
+        fund_recovery_id: q.fund_recovery_id,
         modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
         modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
         descending: descending(q.sort_order.as_deref(), true)?,
@@ -1383,34 +1401,37 @@ impl InboundHandler for RefundEvents {
                 return Err(JobError::Permanent("DICT_REFUND without a refund request".into()));
             };
             let now = state.clock.now();
-            let refund = match state.store.refund_request_by_btg_id(tenant.id, &remote.id).await.map_err(retry)? {
-                Some(mut local) => merge_refund(&mut local, &remote, now).then_some(local),
-                // Requests we did not file are addressed to us.
-                None => Some(RefundRequest {
-                    id: pix_core::ids::new_id(),
-                    tenant_id: tenant.id,
-                    btg_id: remote.id.clone(),
-                    role: "CONTESTED".into(),
-                    transaction_id: remote.end_to_end_id.clone(),
-                    amount: remote.amount.centavos(),
-                    reason: remote.reason.clone(),
-                    status: remote.status.clone(),
-                    infraction_id: None,
-                    requesting_participant: EndToEndId::parse(&remote.end_to_end_id).ok().map(|e| e.ispb().to_string()),
-                    contested_participant: Some(tenant.ispb.clone()),
-                    refund_details: None,
-                    analysis_result: remote.analysis_result.clone(),
-                    analysis_details: None,
-                    rejection_reason: remote.rejection_reason.clone(),
-                    refund_transaction_id: remote.refund_end_to_end_id.clone(),
-                    fund_recovery_id: None,
-                    refund_id: None,
-                    created_at: now,
-                    updated_at: now,
-                }),
+            // DICT opens the requests of our funds recoveries on our behalf; the others we did not
+            // file are addressed to us.
+            let requesting = remote.requesting_participant.as_deref() == Some(tenant.ispb.as_str());
+            let existing = state.store.refund_request_by_btg_id(tenant.id, &remote.id).await.map_err(retry)?;
+            let (mut refund, mut changed) = match existing {
+                Some(mut local) => {
+                    let changed = merge_refund(&mut local, &remote, now);
+                    (local, changed)
+                }
+                None if requesting => (
+                    RefundRequest {
+                        role: "REQUESTING".into(),
+                        requesting_participant: Some(tenant.ispb.clone()),
+                        contested_participant: None,
+                        ..refund_against_us(&tenant, &remote, now)
+                    },
+                    true,
+                ),
+                None => (refund_against_us(&tenant, &remote, now), true),
             };
-            if let Some(mut refund) = refund {
-                link_received_return(state, &mut refund).await.map_err(|e| retry(e.0))?;
+            let recovery =
+                local_recovery_id(state, tenant.id, remote.funds_recovery_id.as_deref()).await.map_err(retry)?;
+            if recovery.is_some() && refund.fund_recovery_id != recovery {
+                refund.fund_recovery_id = recovery;
+                refund.updated_at = now;
+                changed = true;
+            }
+            if link_received_return(state, &mut refund).await.map_err(|e| retry(e.0))? {
+                changed = true;
+            }
+            if changed {
                 save_refund(state, &refund).await.map_err(|e| retry(e.0))?;
             }
             Ok(())
@@ -1421,16 +1442,19 @@ impl InboundHandler for RefundEvents {
 /// A request of ours that DICT closed with a return id: links the refund (type CASHIN) that
 /// received those funds, once it is here. Whichever arrives second (the `DICT_REFUND` close or
 /// the `PIX_REVERSAL_INBOUND` return) makes the link.
-async fn link_received_return(state: &Dict, request: &mut RefundRequest) -> ApiResult<()> {
-    let Some(return_id) = request.refund_transaction_id.as_deref() else { return Ok(()) };
+/// `true` when it linked one.
+async fn link_received_return(state: &Dict, request: &mut RefundRequest) -> ApiResult<bool> {
+    let Some(return_id) = request.refund_transaction_id.as_deref() else { return Ok(false) };
     if request.role != "REQUESTING" || request.refund_id.is_some() {
-        return Ok(());
+        return Ok(false);
     }
-    if let Some(received) = state.store.refund_by_return_id(request.tenant_id, Direction::Cashin, return_id).await? {
-        request.refund_id = Some(received.id);
-        request.updated_at = state.clock.now();
-    }
-    Ok(())
+    let Some(received) = state.store.refund_by_return_id(request.tenant_id, Direction::Cashin, return_id).await?
+    else {
+        return Ok(false);
+    };
+    request.refund_id = Some(received.id);
+    request.updated_at = state.clock.now();
+    Ok(true)
 }
 
 /// A return we received: the refund requests of ours DICT closed with its id now link it.
@@ -1439,12 +1463,35 @@ pub async fn on_return_received(state: &Dict, tenant: &Tenant, return_end_to_end
         RefundFilter { refund_transaction_id: Some(return_end_to_end_id.to_owned()), ..RefundFilter::default() };
     let (requests, _) = state.store.list_refund_requests(tenant.id, &filter, 10, 0).await?;
     for mut request in requests {
-        if request.refund_id.is_none() {
-            link_received_return(state, &mut request).await?;
-            if request.refund_id.is_some() {
-                save_refund(state, &request).await?;
-            }
+        if link_received_return(state, &mut request).await? {
+            save_refund(state, &request).await?;
         }
     }
     Ok(())
+}
+
+/// A request we learn of from DICT: addressed to us (the contested participant).
+fn refund_against_us(tenant: &Tenant, remote: &btg::RefundRequest, now: DateTime<Utc>) -> RefundRequest {
+    RefundRequest {
+        id: pix_core::ids::new_id(),
+        tenant_id: tenant.id,
+        btg_id: remote.id.clone(),
+        role: "CONTESTED".into(),
+        transaction_id: remote.end_to_end_id.clone(),
+        amount: remote.amount.centavos(),
+        reason: remote.reason.clone(),
+        status: remote.status.clone(),
+        infraction_id: None,
+        requesting_participant: EndToEndId::parse(&remote.end_to_end_id).ok().map(|e| e.ispb().to_string()),
+        contested_participant: Some(tenant.ispb.clone()),
+        refund_details: None,
+        analysis_result: remote.analysis_result.clone(),
+        analysis_details: None,
+        rejection_reason: remote.rejection_reason.clone(),
+        refund_transaction_id: remote.refund_end_to_end_id.clone(),
+        fund_recovery_id: None,
+        refund_id: None,
+        created_at: now,
+        updated_at: now,
+    }
 }

@@ -12,6 +12,7 @@ mod keys;
 pub use keys::{CHECK_SCOPE, STATISTICS_SCOPE};
 mod med;
 mod reconciliation;
+mod recoveries;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,12 @@ const TICK: Duration = Duration::from_secs(5);
 
 /// Tenant routes (bearer auth and idempotency are applied by the router).
 pub fn routes() -> OpenApiRouter<AppState> {
-    entries::routes().merge(keys::routes()).merge(claims::routes()).merge(med::routes()).merge(reconciliation::routes())
+    entries::routes()
+        .merge(keys::routes())
+        .merge(claims::routes())
+        .merge(med::routes())
+        .merge(recoveries::routes())
+        .merge(reconciliation::routes())
 }
 
 /// What DICT's handlers, inbound handlers and workers use from the application state.
@@ -85,6 +91,8 @@ pub fn event_handlers(dict: &Dict) -> Vec<(&'static str, Arc<dyn InboundHandler>
         ("DICT_CID_FILE", Arc::new(reconciliation::CidFileEvents(dict.clone()))),
         ("INFRACTION_REPORT_V2", Arc::new(med::InfractionEvents(dict.clone()))),
         ("DICT_REFUND", Arc::new(med::RefundEvents(dict.clone()))),
+        ("FUNDS_RECOVERY", Arc::new(recoveries::FundsRecoveryEvents(dict.clone()))),
+        ("FUNDS_RECOVERY_EVENTS", Arc::new(recoveries::FundsRecoveryNotices(dict.clone()))),
     ]
 }
 
@@ -202,6 +210,8 @@ fn btg_error(what: &str, e: IntegrationError) -> ApiError {
         "REFUND_NOT_FOUND" => Some(ErrorCode::RefundRequestNotFound),
         "INVALID_REFUND_STATUS" => Some(ErrorCode::InvalidRefundStatus),
         "FRAUD_MARKER_NOT_FOUND" => Some(ErrorCode::FraudMarkerNotFound),
+        "FUNDS_RECOVERY_NOT_FOUND" => Some(ErrorCode::FundsRecoveryNotFound),
+        "INVALID_FUNDS_RECOVERY_STATUS" => Some(ErrorCode::InvalidFundsRecoveryStatus),
         "PAYMENT_NOT_FOUND" => Some(ErrorCode::ResourceNotFound),
         _ => None,
     };
@@ -223,7 +233,8 @@ fn dict_message(e: &IntegrationError) -> String {
     }
 }
 
-/// Records an outbound DICT event (CLAIM, INFRACTION_REPORT, REFUND, DICT_RECONCILIATION_JOB, …) in `tx`.
+/// Records an outbound DICT event (CLAIM, INFRACTION_REPORT, REFUND, FUNDS_RECOVERY,
+/// DICT_RECONCILIATION_JOB, …) in `tx`.
 async fn record_event(
     tx: &mut Tx,
     tenant: Uuid,

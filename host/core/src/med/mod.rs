@@ -1,0 +1,8 @@
+//! MED (Mecanismo Especial de Devolução) as typed state machines: the cautionary block on a
+//! customer's account ([`block`]) and the MED 2.0 funds recovery ([`recovery`]).
+
+pub mod block;
+pub mod recovery;
+
+pub use block::*;
+pub use recovery::*;
