@@ -561,10 +561,10 @@ async fn btg_med_objects() {
         })
         .await
         .unwrap();
-    assert_eq!(report.status, "OPEN");
+    assert_eq!(report.status, InfractionStatus::Open);
     h.advance_clock(Duration::from_secs(2 * 24 * 3600));
     let closed = btg.infraction_report(&report.id).await.unwrap();
-    assert_eq!((closed.status.as_str(), closed.analysis_result.as_deref()), ("CLOSED", Some("AGREED")));
+    assert_eq!((closed.status, closed.analysis_result), (InfractionStatus::Closed, Some(AnalysisResult::Agreed)));
 
     let refund = btg
         .create_refund_request(&NewRefundRequest {
@@ -576,12 +576,12 @@ async fn btg_med_objects() {
         })
         .await
         .unwrap();
-    assert_eq!(btg.cancel_refund_request(&refund.id).await.unwrap().status, "CANCELLED");
+    assert_eq!(btg.cancel_refund_request(&refund.id).await.unwrap().status, RefundRequestStatus::Cancelled);
     assert!(
         btg.close_refund_request(
             &refund.id,
             &RefundClose {
-                result: "TOTALLY_ACCEPTED".into(),
+                result: RefundAnalysisResult::TotallyAccepted,
                 rejection_reason: None,
                 refund_end_to_end_id: None,
                 details: None

@@ -5,6 +5,9 @@
 use chrono::{DateTime, Utc};
 use pix_core::dict::{Cid, TokenBucket, VSync};
 use pix_core::dict::{EntryStatus, ReconciliationStatus};
+use pix_core::med::{
+    AnalysisResult, InfractionStatus, RefundAnalysisResult, RefundRequestStatus, ReportRole, RequestRole,
+};
 use serde::Serialize;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -1009,16 +1012,15 @@ pub struct InfractionReport {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub btg_id: String,
-    /// `REPORTER` (we filed it) or `COUNTERPARTY` (filed against us).
-    pub role: String,
+    pub role: ReportRole,
     pub transaction_id: String,
     pub reason: String,
     pub situation_type: Option<String>,
     pub report_details: Option<String>,
-    pub status: String,
+    pub status: InfractionStatus,
     pub reporter_participant: String,
     pub counterparty_participant: String,
-    pub analysis_result: Option<String>,
+    pub analysis_result: Option<AnalysisResult>,
     pub analysis_details: Option<String>,
     pub fraud_marker_id: Option<String>,
     pub fund_recovery_id: Option<String>,
@@ -1033,15 +1035,15 @@ struct InfractionRow {
     id: String,
     tenant_id: String,
     btg_id: String,
-    role: String,
+    role: ReportRole,
     transaction_id: String,
     reason: String,
     situation_type: Option<String>,
     report_details: Option<String>,
-    status: String,
+    status: InfractionStatus,
     reporter_participant: String,
     counterparty_participant: String,
-    analysis_result: Option<String>,
+    analysis_result: Option<AnalysisResult>,
     analysis_details: Option<String>,
     fraud_marker_id: Option<String>,
     fund_recovery_id: Option<String>,
@@ -1083,11 +1085,11 @@ const INFRACTION_COLUMNS: &str = "id, tenant_id, btg_id, role, transaction_id, r
 /// Filters of the infraction report list.
 #[derive(Debug, Clone, Default)]
 pub struct InfractionFilter {
-    pub status: Option<String>,
+    pub status: Option<InfractionStatus>,
     pub transaction_id: Option<String>,
     pub reporter_participant: Option<String>,
     pub counterparty_participant: Option<String>,
-    pub analysis_result: Option<String>,
+    pub analysis_result: Option<AnalysisResult>,
     /// Our funds recovery's id (or BTG's, for a recovery we do not have).
     pub fund_recovery_id: Option<String>,
     pub modified_after: Option<DateTime<Utc>>,
@@ -1159,11 +1161,11 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<InfractionReport>, i64)> {
         let mut w = Where::tenant(tenant);
-        w.text("status = ?", f.status.as_deref());
+        w.text("status = ?", f.status.map(|s| s.as_str()));
         w.text("transaction_id = ?", f.transaction_id.as_deref());
         w.text("reporter_participant = ?", f.reporter_participant.as_deref());
         w.text("counterparty_participant = ?", f.counterparty_participant.as_deref());
-        w.text("analysis_result = ?", f.analysis_result.as_deref());
+        w.text("analysis_result = ?", f.analysis_result.map(|s| s.as_str()));
         w.text("fund_recovery_id = ?", f.fund_recovery_id.as_deref());
         w.time("updated_at > ?", f.modified_after);
         w.time("updated_at < ?", f.modified_before);
@@ -1182,17 +1184,17 @@ pub struct RefundRequest {
     pub tenant_id: Uuid,
     pub btg_id: String,
     /// `REQUESTING` (we asked for the funds back) or `CONTESTED` (asked of us).
-    pub role: String,
+    pub role: RequestRole,
     pub transaction_id: String,
     /// Centavos.
     pub amount: i64,
     pub reason: String,
-    pub status: String,
+    pub status: RefundRequestStatus,
     pub infraction_id: Option<String>,
     pub requesting_participant: Option<String>,
     pub contested_participant: Option<String>,
     pub refund_details: Option<String>,
-    pub analysis_result: Option<String>,
+    pub analysis_result: Option<RefundAnalysisResult>,
     pub analysis_details: Option<String>,
     pub rejection_reason: Option<String>,
     pub refund_transaction_id: Option<String>,
@@ -1209,16 +1211,16 @@ struct RefundRow {
     id: String,
     tenant_id: String,
     btg_id: String,
-    role: String,
+    role: RequestRole,
     transaction_id: String,
     amount: i64,
     reason: String,
-    status: String,
+    status: RefundRequestStatus,
     infraction_id: Option<String>,
     requesting_participant: Option<String>,
     contested_participant: Option<String>,
     refund_details: Option<String>,
-    analysis_result: Option<String>,
+    analysis_result: Option<RefundAnalysisResult>,
     analysis_details: Option<String>,
     rejection_reason: Option<String>,
     refund_transaction_id: Option<String>,
@@ -1264,11 +1266,11 @@ const REFUND_COLUMNS: &str = "id, tenant_id, btg_id, role, transaction_id, amoun
 #[derive(Debug, Clone, Default)]
 pub struct RefundFilter {
     pub transaction_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<RefundRequestStatus>,
     pub requesting_participant: Option<String>,
     pub contested_participant: Option<String>,
     pub infraction_id: Option<String>,
-    pub analysis_result: Option<String>,
+    pub analysis_result: Option<RefundAnalysisResult>,
     pub refund_transaction_id: Option<String>,
     /// The requests linked to this refund of ours.
     pub refund_id: Option<Uuid>,
@@ -1344,11 +1346,11 @@ impl Store {
     ) -> StoreResult<(Vec<RefundRequest>, i64)> {
         let mut w = Where::tenant(tenant);
         w.text("transaction_id = ?", f.transaction_id.as_deref());
-        w.text("status = ?", f.status.as_deref());
+        w.text("status = ?", f.status.map(|s| s.as_str()));
         w.text("requesting_participant = ?", f.requesting_participant.as_deref());
         w.text("contested_participant = ?", f.contested_participant.as_deref());
         w.text("infraction_id = ?", f.infraction_id.as_deref());
-        w.text("analysis_result = ?", f.analysis_result.as_deref());
+        w.text("analysis_result = ?", f.analysis_result.map(|s| s.as_str()));
         w.text("refund_transaction_id = ?", f.refund_transaction_id.as_deref());
         let refund_id = f.refund_id.map(|id| id.to_string());
         w.text("refund_id = ?", refund_id.as_deref());

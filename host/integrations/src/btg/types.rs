@@ -2,6 +2,7 @@
 //! BACEN DICT/SPI names, which are regulatory and therefore shared with the wire.
 
 use chrono::{DateTime, Utc};
+pub use pix_core::med::{AnalysisResult, InfractionStatus, RefundAnalysisResult, RefundRequestStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Money, PersonType};
@@ -431,14 +432,14 @@ pub struct InfractionReport {
     pub reason: String,
     /// Situation type.
     pub situation_type: Option<String>,
-    /// `OPEN`, `ACKNOWLEDGED`, `CLOSED`, `CANCELLED`.
-    pub status: String,
+    /// Status.
+    pub status: InfractionStatus,
     /// Who reported.
     pub reporter_participant: String,
     /// The other side.
     pub counterparty_participant: String,
-    /// `AGREED` / `DISAGREED` once closed.
-    pub analysis_result: Option<String>,
+    /// Once closed.
+    pub analysis_result: Option<AnalysisResult>,
     /// Closing details.
     pub analysis_details: Option<String>,
     /// DICT v2 `InfractionAmount`: the amount to block, when DICT gives one.
@@ -479,10 +480,10 @@ pub struct RefundRequest {
     pub amount: Money,
     /// Reason.
     pub reason: String,
-    /// `OPEN`, `CLOSED`, `CANCELLED`.
-    pub status: String,
-    /// `TOTALLY_ACCEPTED`, `PARTIALLY_ACCEPTED`, `REJECTED`.
-    pub analysis_result: Option<String>,
+    /// Status.
+    pub status: RefundRequestStatus,
+    /// Once closed.
+    pub analysis_result: Option<RefundAnalysisResult>,
     /// Rejection reason.
     pub rejection_reason: Option<String>,
     /// The pacs.004 that returned the funds.
@@ -498,8 +499,8 @@ pub struct RefundRequest {
 /// How the contested participant closes a refund request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefundClose {
-    /// `TOTALLY_ACCEPTED`, `PARTIALLY_ACCEPTED`, `REJECTED`.
-    pub result: String,
+    /// The analysis.
+    pub result: RefundAnalysisResult,
     /// Required when rejected.
     pub rejection_reason: Option<String>,
     /// The return EndToEndId when funds were returned.

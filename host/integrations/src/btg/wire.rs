@@ -438,11 +438,11 @@ struct WInfraction {
     reason: String,
     #[serde(default)]
     situation_type: Option<String>,
-    status: String,
+    status: InfractionStatus,
     reporter_participant: String,
     counterparty_participant: String,
     #[serde(default)]
-    analysis_result: Option<String>,
+    analysis_result: Option<AnalysisResult>,
     #[serde(default)]
     analysis_details: Option<String>,
     #[serde(default, with = "pix_core::money::upstream::option")]
@@ -514,9 +514,9 @@ struct WRefund {
     #[serde(with = "pix_core::money::upstream")]
     amount: Money,
     reason: String,
-    status: String,
+    status: RefundRequestStatus,
     #[serde(default)]
-    analysis_result: Option<String>,
+    analysis_result: Option<RefundAnalysisResult>,
     #[serde(default)]
     rejection_reason: Option<String>,
     #[serde(default)]

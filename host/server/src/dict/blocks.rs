@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use pix_core::error::ErrorCode;
 use pix_core::med::BlockState;
+use pix_core::med::{AnalysisResult, InfractionStatus, ReportRole, RequestRole};
 use pix_store::Tx;
 use pix_store::cautionary_blocks::{CautionaryBlock, block_of_report_in, live_blocks_of_payment};
 use pix_store::dict::{InfractionReport, RefundRequest};
@@ -44,7 +45,7 @@ pub(super) async fn on_new_report(
     report: &InfractionReport,
     infraction_amount: Option<i64>,
 ) -> ApiResult<()> {
-    if report.role != "COUNTERPARTY" || !matches!(report.status.as_str(), "OPEN" | "ACKNOWLEDGED") {
+    if report.role != ReportRole::Counterparty || report.status.is_final() {
         return Ok(());
     }
     let request = pix_app::med::BlockRequest {
@@ -62,8 +63,8 @@ pub(super) async fn on_new_report(
 /// A report saved: closed DISAGREED or cancelled, its block is released.
 pub(super) async fn on_report_saved(tx: &mut Tx, report: &InfractionReport) -> ApiResult<()> {
     let released = matches!(
-        (report.status.as_str(), report.analysis_result.as_deref()),
-        ("CLOSED", Some("DISAGREED")) | ("CANCELLED", _)
+        (report.status, report.analysis_result),
+        (InfractionStatus::Closed, Some(AnalysisResult::Disagreed)) | (InfractionStatus::Cancelled, _)
     );
     if released && let Some(block) = block_of_report_in(tx, report.tenant_id, report.id).await? {
         release(tx, block, report.updated_at).await?;
@@ -75,7 +76,7 @@ pub(super) async fn on_report_saved(tx: &mut Tx, report: &InfractionReport) -> A
 /// returned some other way) or cancelled, the blocks still on its payment are released. A block
 /// a MED refund adopted is RETURNED by then and stays so.
 pub(super) async fn on_request_saved(tx: &mut Tx, request: &RefundRequest) -> ApiResult<()> {
-    if request.role != "CONTESTED" || !matches!(request.status.as_str(), "CLOSED" | "CANCELLED") {
+    if request.role != RequestRole::Contested || !request.status.is_final() {
         return Ok(());
     }
     for block in live_blocks_of_payment(tx, request.tenant_id, &request.transaction_id).await? {

@@ -13,6 +13,9 @@ use pix_app::refunds::outgoing;
 use pix_core::document::Document;
 use pix_core::error::ErrorCode;
 use pix_core::ids::EndToEndId;
+use pix_core::med::{
+    AnalysisResult, InfractionStatus, RefundAnalysisResult, RefundRequestStatus, ReportRole, RequestRole,
+};
 use pix_core::money::{Amount, Money};
 use pix_core::pix_key::PixKey;
 use pix_core::refund::{RefundReason, RefundStatus};
@@ -36,7 +39,7 @@ use uuid::Uuid;
 
 use super::Dict;
 use super::recoveries::local_recovery_id;
-use super::{btg_error, descending, invalid, missing, paging, record_event, retry, timestamp};
+use super::{btg_error, descending, invalid, missing, paging, parse_enum, record_event, retry, timestamp};
 use crate::app::AppState;
 use crate::auth::CurrentTenant;
 use crate::error::{ApiError, ApiResult};
@@ -318,14 +321,16 @@ pub struct InfractionReportView {
     pub reason: String,
     pub situation_type: Option<String>,
     pub report_details: Option<String>,
-    /// `OPEN`, `ACKNOWLEDGED`, `CLOSED`, `CANCELLED`.
-    pub status: String,
-    /// Our side: `REPORTER` or `COUNTERPARTY`.
-    pub role: String,
+    #[schema(value_type = String, pattern = "^(OPEN|ACKNOWLEDGED|CLOSED|CANCELLED)$")]
+    pub status: InfractionStatus,
+    /// Our side.
+    #[schema(value_type = String, pattern = "^(REPORTER|COUNTERPARTY)$")]
+    pub role: ReportRole,
     pub reporter_participant: String,
     pub counterparty_participant: String,
-    /// `AGREED` or `DISAGREED` once closed.
-    pub analysis_result: Option<String>,
+    /// Once closed.
+    #[schema(value_type = Option<String>, pattern = "^(AGREED|DISAGREED)$")]
+    pub analysis_result: Option<AnalysisResult>,
     pub analysis_details: Option<String>,
     pub fraud_marker_id: Option<String>,
     /// The MED 2.0 funds recovery this report belongs to, if any.
@@ -347,11 +352,11 @@ impl From<&InfractionReport> for InfractionReportView {
             reason: r.reason.clone(),
             situation_type: r.situation_type.clone(),
             report_details: r.report_details.clone(),
-            status: r.status.clone(),
-            role: r.role.clone(),
+            status: r.status,
+            role: r.role,
             reporter_participant: r.reporter_participant.clone(),
             counterparty_participant: r.counterparty_participant.clone(),
-            analysis_result: r.analysis_result.clone(),
+            analysis_result: r.analysis_result,
             analysis_details: r.analysis_details.clone(),
             fraud_marker_id: r.fraud_marker_id.clone(),
             fund_recovery_id: r.fund_recovery_id.clone(),
@@ -419,15 +424,15 @@ fn report_from(
         id: pix_core::ids::new_id(),
         tenant_id: tenant.id,
         btg_id: remote.id.clone(),
-        role: if remote.reporter_participant == tenant.ispb { "REPORTER" } else { "COUNTERPARTY" }.into(),
+        role: if remote.reporter_participant == tenant.ispb { ReportRole::Reporter } else { ReportRole::Counterparty },
         transaction_id: remote.end_to_end_id.clone(),
         reason: remote.reason.clone(),
         situation_type: remote.situation_type.clone(),
         report_details: details,
-        status: remote.status.clone(),
+        status: remote.status,
         reporter_participant: remote.reporter_participant.clone(),
         counterparty_participant: remote.counterparty_participant.clone(),
-        analysis_result: remote.analysis_result.clone(),
+        analysis_result: remote.analysis_result,
         analysis_details: remote.analysis_details.clone(),
         fraud_marker_id: None,
         fund_recovery_id: None,
@@ -517,18 +522,12 @@ async fn list_infraction_reports(
     AppQuery(q): AppQuery<InfractionQuery>,
 ) -> ApiResult<Json<Page<InfractionReportView>>> {
     let (limit, offset, page, size) = paging(q.page, q.limit)?;
-    if let Some(s) = &q.status {
-        one_of("status", s, &["OPEN", "ACKNOWLEDGED", "CLOSED", "CANCELLED"])?;
-    }
-    if let Some(a) = &q.analysis_result {
-        one_of("analysis_result", a, &["AGREED", "DISAGREED"])?;
-    }
     let filter = InfractionFilter {
-        status: q.status,
+        status: q.status.as_deref().map(|s| parse_enum("status", s)).transpose()?,
         transaction_id: q.transaction_id,
         reporter_participant: q.reporter_participant,
         counterparty_participant: q.counterparty_participant,
-        analysis_result: q.analysis_result,
+        analysis_result: q.analysis_result.as_deref().map(|a| parse_enum("analysis_result", a)).transpose()?,
         fund_recovery_id: q.fund_recovery_id,
         modified_after: timestamp("modified_after", q.modified_after.as_deref())?,
         modified_before: timestamp("modified_before", q.modified_before.as_deref())?,
@@ -578,7 +577,7 @@ async fn acknowledge_infraction_report(
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<InfractionReportView>> {
     let mut report = find_report(&state, &tenant, &id).await?;
-    if report.role != "COUNTERPARTY" {
+    if report.role != ReportRole::Counterparty {
         return Err(report_refused("only the counterparty acknowledges a report"));
     }
     match report.status.as_str() {
@@ -642,7 +641,7 @@ async fn close_infraction_report(
         return Err(invalid("analysisDetails: at most 2000 characters"));
     }
     let mut report = find_report(&state, &tenant, &id).await?;
-    if report.role != "COUNTERPARTY" {
+    if report.role != ReportRole::Counterparty {
         return Err(report_refused("only the counterparty closes a report"));
     }
     if !matches!(report.status.as_str(), "OPEN" | "ACKNOWLEDGED") {
@@ -674,7 +673,7 @@ async fn cancel_infraction_report(
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<InfractionReportView>> {
     let mut report = find_report(&state, &tenant, &id).await?;
-    if report.role != "REPORTER" {
+    if report.role != ReportRole::Reporter {
         return Err(report_refused("only the reporter cancels a report"));
     }
     if report.fund_recovery_id.is_some() || !matches!(report.status.as_str(), "OPEN" | "ACKNOWLEDGED") {
@@ -760,16 +759,18 @@ pub struct RefundRequestView {
     #[schema(value_type = String, example = "100.00")]
     pub amount: Money,
     pub reason: String,
-    /// `OPEN`, `CLOSED`, `CANCELLED`.
-    pub status: String,
-    /// Our side: `REQUESTING` or `CONTESTED`.
-    pub role: String,
+    #[schema(value_type = String, pattern = "^(OPEN|CLOSED|CANCELLED)$")]
+    pub status: RefundRequestStatus,
+    /// Our side.
+    #[schema(value_type = String, pattern = "^(REQUESTING|CONTESTED)$")]
+    pub role: RequestRole,
     pub infraction_id: Option<String>,
     pub requesting_participant: Option<String>,
     pub contested_participant: Option<String>,
     pub refund_details: Option<String>,
-    /// `TOTALLY_ACCEPTED`, `PARTIALLY_ACCEPTED` or `REJECTED` once closed.
-    pub analysis_result: Option<String>,
+    /// Once closed.
+    #[schema(value_type = Option<String>, pattern = "^(TOTALLY_ACCEPTED|PARTIALLY_ACCEPTED|REJECTED)$")]
+    pub analysis_result: Option<RefundAnalysisResult>,
     pub analysis_details: Option<String>,
     pub rejection_reason: Option<String>,
     pub refund_transaction_id: Option<String>,
@@ -792,8 +793,8 @@ impl From<&RefundRequest> for RefundRequestView {
             transaction_id: r.transaction_id.clone(),
             amount: Money::from_centavos(r.amount),
             reason: r.reason.clone(),
-            status: r.status.clone(),
-            role: r.role.clone(),
+            status: r.status,
+            role: r.role,
             infraction_id: r.infraction_id.clone(),
             requesting_participant: r.requesting_participant.clone(),
             contested_participant: r.contested_participant.clone(),
@@ -821,7 +822,7 @@ async fn save_refund(state: &Dict, refund: &RefundRequest) -> ApiResult<()> {
 }
 
 fn merge_refund(local: &mut RefundRequest, remote: &btg::RefundRequest, now: DateTime<Utc>) -> bool {
-    if local.status != "OPEN" && remote.status != local.status {
+    if !local.status.accepts(remote.status) {
         return false; // Closed or cancelled is final; an older event cannot reopen it.
     }
     let changed = local.status != remote.status
@@ -871,7 +872,7 @@ async fn create_refund_request(
     // DICT: a FRAUD refund needs the report closed AGREED.
     if let Some(r) = &infraction
         && reason == "FRAUD"
-        && !(r.status == "CLOSED" && r.analysis_result.as_deref() == Some("AGREED"))
+        && !(r.status == InfractionStatus::Closed && r.analysis_result == Some(AnalysisResult::Agreed))
     {
         return Err(report_refused("a FRAUD refund needs the infraction report closed AGREED"));
     }
@@ -891,7 +892,7 @@ async fn create_refund_request(
         id: pix_core::ids::new_id(),
         tenant_id: tenant.id,
         btg_id: remote.id,
-        role: "REQUESTING".into(),
+        role: RequestRole::Requesting,
         transaction_id: e2e,
         amount: remote.amount.centavos(),
         reason,
@@ -964,16 +965,13 @@ async fn list_refund_requests(
             return Err(invalid(format!("{name} must have 8 characters")));
         }
     }
-    if let Some(s) = &q.status {
-        one_of("status", s, &["OPEN", "CLOSED", "CANCELLED"])?;
-    }
     let filter = RefundFilter {
         transaction_id: q.transaction_id,
-        status: q.status,
+        status: q.status.as_deref().map(|s| parse_enum("status", s)).transpose()?,
         requesting_participant: q.requesting_participant,
         contested_participant: q.contested_participant,
         infraction_id: q.infraction_id,
-        analysis_result: q.analysis_result,
+        analysis_result: q.analysis_result.as_deref().map(|a| parse_enum("analysis_result", a)).transpose()?,
         refund_transaction_id: q.refund_transaction_id,
         refund_id: q.refund_id,
         fund_recovery_id: q.fund_recovery_id,
@@ -1019,7 +1017,7 @@ async fn cancel_refund_request(
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<RefundRequestView>> {
     let mut refund = find_refund(&state, &tenant, &id).await?;
-    if refund.role != "REQUESTING" {
+    if refund.role != RequestRole::Requesting {
         return Err(ApiError::new(
             ErrorCode::InvalidRefundStatus,
             "only the requesting participant cancels a refund request",
@@ -1099,7 +1097,7 @@ enum Return {
 
 /// The return an accepted close names (exactly one of the three fields), checked against the
 /// request (`requested`: its amount in centavos).
-fn return_of(body: &CloseRefundRequest, result: &str, requested: i64) -> ApiResult<Return> {
+fn return_of(body: &CloseRefundRequest, result: RefundAnalysisResult, requested: i64) -> ApiResult<Return> {
     let given = [body.refund_transaction_id.is_some(), body.refund_id.is_some(), body.create_refund.is_some()];
     match given.iter().filter(|g| **g).count() {
         0 => return Err(missing("refundTransactionId (or refundId, or createRefund)")),
@@ -1119,14 +1117,14 @@ fn return_of(body: &CloseRefundRequest, result: &str, requested: i64) -> ApiResu
     let create = body.create_refund.as_ref().ok_or_else(|| missing("createRefund"))?;
     let amount = match (&create.amount, result) {
         (Some(a), _) => Amount::parse(a).map_err(|e| invalid(format!("createRefund.amount: {e}")))?.money().centavos(),
-        (None, "TOTALLY_ACCEPTED") => requested,
+        (None, RefundAnalysisResult::TotallyAccepted) => requested,
         (None, _) => return Err(missing("createRefund.amount")),
     };
     let requested_money = Money::from_centavos(requested);
-    if result == "TOTALLY_ACCEPTED" && amount != requested {
+    if result == RefundAnalysisResult::TotallyAccepted && amount != requested {
         return Err(invalid(format!("createRefund.amount: TOTALLY_ACCEPTED returns the requested {requested_money}")));
     }
-    if result == "PARTIALLY_ACCEPTED" && amount >= requested {
+    if result == RefundAnalysisResult::PartiallyAccepted && amount >= requested {
         return Err(invalid(format!(
             "createRefund.amount: PARTIALLY_ACCEPTED returns less than the requested {requested_money}"
         )));
@@ -1141,7 +1139,7 @@ fn link_refused(message: impl Into<String>) -> ApiError {
 /// `r` may close `request` as `result`: a refund we sent of the request's transaction, accepted by
 /// BTG (PROCESSING or COMPLETED, so it has its return id), of the requested amount when
 /// TOTALLY_ACCEPTED and of less when PARTIALLY_ACCEPTED. Otherwise `PIX-0204`.
-fn check_linkable(request: &RefundRequest, result: &str, r: &Refund) -> ApiResult<()> {
+fn check_linkable(request: &RefundRequest, result: RefundAnalysisResult, r: &Refund) -> ApiResult<()> {
     if r.kind() != Direction::Cashout {
         return Err(link_refused(format!("refund {} is a return we received, not one we sent", r.id)));
     }
@@ -1160,11 +1158,11 @@ fn check_linkable(request: &RefundRequest, result: &str, r: &Refund) -> ApiResul
     }
     let (returned, requested) = (Money::from_centavos(r.amount), Money::from_centavos(request.amount));
     match result {
-        "TOTALLY_ACCEPTED" if r.amount != request.amount => Err(link_refused(format!(
+        RefundAnalysisResult::TotallyAccepted if r.amount != request.amount => Err(link_refused(format!(
             "refund {} returns {returned}; TOTALLY_ACCEPTED needs the requested {requested}",
             r.id
         ))),
-        "PARTIALLY_ACCEPTED" if r.amount >= request.amount => Err(link_refused(format!(
+        RefundAnalysisResult::PartiallyAccepted if r.amount >= request.amount => Err(link_refused(format!(
             "refund {} returns {returned}; PARTIALLY_ACCEPTED needs less than the requested {requested}",
             r.id
         ))),
@@ -1305,12 +1303,11 @@ async fn close_refund_request(
     AppJson(body): AppJson<CloseRefundRequest>,
 ) -> ApiResult<Json<RefundRequestView>> {
     let state = Dict::from_ref(&app);
-    let result = body.refund_analysis_result.as_str();
-    one_of("refundAnalysisResult", result, &["TOTALLY_ACCEPTED", "PARTIALLY_ACCEPTED", "REJECTED"])?;
+    let result: RefundAnalysisResult = parse_enum("refundAnalysisResult", &body.refund_analysis_result)?;
     let mut refund = find_refund(&state, &tenant, &id).await?;
     let named = match (result, &body.refund_rejection_reason) {
-        ("REJECTED", None) => return Err(missing("refundRejectionReason")),
-        ("REJECTED", Some(r)) => {
+        (RefundAnalysisResult::Rejected, None) => return Err(missing("refundRejectionReason")),
+        (RefundAnalysisResult::Rejected, Some(r)) => {
             one_of("refundRejectionReason", r, &["NO_BALANCE", "ACCOUNT_CLOSURE", "INVALID_REQUEST", "OTHER"])?;
             if r == "INVALID_REQUEST" && (refund.reason != "OPERATIONAL_FLAW" || body.refund_analysis_details.is_none())
             {
@@ -1326,13 +1323,13 @@ async fn close_refund_request(
         (_, Some(_)) => return Err(invalid("refundRejectionReason: only when REJECTED")),
         (_, None) => Some(return_of(&body, result, refund.amount)?),
     };
-    if refund.role != "CONTESTED" {
+    if refund.role != RequestRole::Contested {
         return Err(ApiError::new(
             ErrorCode::InvalidRefundStatus,
             "only the contested participant closes a refund request",
         ));
     }
-    if refund.status != "OPEN" {
+    if refund.status != RefundRequestStatus::Open {
         return Err(ApiError::new(ErrorCode::InvalidRefundStatus, "only an OPEN refund request can be closed"));
     }
     let linked = match &named {
@@ -1367,7 +1364,7 @@ async fn close_refund_request(
         .close_refund_request(
             &refund.btg_id,
             &RefundClose {
-                result: result.to_owned(),
+                result,
                 rejection_reason: body.refund_rejection_reason.clone(),
                 refund_end_to_end_id,
                 details: body.refund_analysis_details.clone(),
@@ -1382,7 +1379,7 @@ async fn close_refund_request(
     refund.analysis_details = body.refund_analysis_details;
     save_refund(&state, &refund).await?;
     if let Some(r) = &linked {
-        tracing::info!(request = %refund.id, refund = %r.id, result, "MED refund request closed with our refund");
+        tracing::info!(request = %refund.id, refund = %r.id, result = %result, "MED refund request closed with our refund");
     }
     Ok(Json(RefundRequestView::from(&refund)))
 }
@@ -1412,7 +1409,7 @@ impl InboundHandler for RefundEvents {
                 }
                 None if requesting => (
                     RefundRequest {
-                        role: "REQUESTING".into(),
+                        role: RequestRole::Requesting,
                         requesting_participant: Some(tenant.ispb.clone()),
                         contested_participant: None,
                         ..refund_against_us(&tenant, &remote, now)
@@ -1445,11 +1442,10 @@ impl InboundHandler for RefundEvents {
 /// `true` when it linked one.
 async fn link_received_return(state: &Dict, request: &mut RefundRequest) -> ApiResult<bool> {
     let Some(return_id) = request.refund_transaction_id.as_deref() else { return Ok(false) };
-    if request.role != "REQUESTING" || request.refund_id.is_some() {
+    if request.role != RequestRole::Requesting || request.refund_id.is_some() {
         return Ok(false);
     }
-    let Some(received) = state.store.refund_by_return_id(request.tenant_id, Direction::Cashin, return_id).await?
-    else {
+    let Some(received) = state.store.refund_by_return_id(request.tenant_id, Direction::Cashin, return_id).await? else {
         return Ok(false);
     };
     request.refund_id = Some(received.id);
@@ -1476,7 +1472,7 @@ fn refund_against_us(tenant: &Tenant, remote: &btg::RefundRequest, now: DateTime
         id: pix_core::ids::new_id(),
         tenant_id: tenant.id,
         btg_id: remote.id.clone(),
-        role: "CONTESTED".into(),
+        role: RequestRole::Contested,
         transaction_id: remote.end_to_end_id.clone(),
         amount: remote.amount.centavos(),
         reason: remote.reason.clone(),
