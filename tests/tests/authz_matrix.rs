@@ -8,7 +8,7 @@ mod dict_common;
 
 use std::collections::BTreeMap;
 
-use dict_common::{Dx, eventually};
+use dict_common::{Dx, eventually, settled_cash_out};
 use pix_core::transfer::{Direction, TransferStatus};
 use pix_sandbox::{FaultKind, FaultRule, FaultTarget};
 use reqwest::Method;
@@ -146,6 +146,17 @@ async fn first_tenant_resources(dx: &Dx) -> Owned {
         "refund",
     )
     .await;
+    let root = settled_cash_out(dx).await;
+    let recovery = created(
+        dx.as_account(Method::POST, "/v1/dict/funds-recoveries", "@maria")
+            .json(&json!({"rootTransactionId": root, "situationType": "SCAM",
+                          "contactInformation": {"email": "fraud-ops@example.com"}}))
+            .send()
+            .await
+            .unwrap(),
+        "funds recovery",
+    )
+    .await;
     let hook_url = "https://hooks.first-tenant.example/pix";
     let endpoint =
         created(post("/v1/webhooks/endpoints", json!({"url": hook_url})).await.unwrap(), "webhook endpoint").await;
@@ -160,10 +171,12 @@ async fn first_tenant_resources(dx: &Dx) -> Owned {
         ("/v1/dict/refund-requests/", s(&refund["id"])),
         ("/v1/transfers/", transfer.id.to_string()),
         ("/v1/refunds/", s(&returned["id"])),
+        ("/v1/dict/funds-recoveries/", s(&recovery["id"])),
     ];
     let mut secrets: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
     secrets.extend([s(&entry["key"]), hook_url.to_owned(), dx.tenant.id.to_string(), s(&report["bacenInfractionId"])]);
     secrets.push(s(&refund["bacenRefundId"]));
+    secrets.push(s(&recovery["externalId"]));
     if let Some(secret) = endpoint["secret"].as_str() {
         secrets.push(secret.to_owned());
     }
@@ -185,6 +198,7 @@ fn valid_body(method: &Method, path: &str) -> Option<Value> {
                                                           "owner": {"name": "Maria"}})
         }
         p if p.ends_with("/claims/{claim_id}/cancel") => json!({"reason": "USER_REQUESTED"}),
+        p if p.ends_with("/funds-recoveries/{id}") => json!({"situationType": "SCAM"}),
         p if p.ends_with("/refunds") => json!({"amount": "1.00"}),
         _ => json!({}),
     })

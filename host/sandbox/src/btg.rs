@@ -1500,9 +1500,14 @@ async fn update_recovery(State(s): State<Arc<Shared>>, Path(id): Path<String>, b
         if recovery_status(&t.v).is_none_or(FundsRecoveryStatus::is_final) {
             return Err(recovery_refused("a final recovery cannot change"));
         }
-        t.v["situationType"] = json!(situation);
-        t.v["reportDetails"] = b["reportDetails"].clone();
-        t.v["contactInformation"] = contact.clone();
+        let information = (json!(situation), b["reportDetails"].clone(), contact.clone());
+        if information
+            == (t.v["situationType"].clone(), t.v["reportDetails"].clone(), t.v["contactInformation"].clone())
+        {
+            // A repeated PUT (a client's retry) changes nothing and notifies nothing.
+            return ok(t.v.clone());
+        }
+        (t.v["situationType"], t.v["reportDetails"], t.v["contactInformation"]) = information;
         t.v["updatedAt"] = json!(now);
         t.v.clone()
     };

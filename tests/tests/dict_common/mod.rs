@@ -168,6 +168,34 @@ impl Dx {
     }
 }
 
+/// A COMPLETED cash-out of 80.00 from Maria to the other participant; its EndToEndId.
+pub async fn settled_cash_out(dx: &Dx) -> String {
+    let key = dx.app.sandbox.data.other_participant.keys[0].key.clone();
+    let initiated = dx
+        .as_account(Method::POST, "/v1/transfers/cashout/initiate", "@maria")
+        .json(&json!({"type": "KEY", "key": key, "amount": "80.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(initiated.status(), 201);
+    let initiated: Value = initiated.json().await.unwrap();
+    let processed = dx
+        .as_account(Method::POST, "/v1/transfers/cashout/process", "@maria")
+        .json(&json!({"initiationId": initiated["initiationId"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(processed.status(), 201);
+    let processed: Value = processed.json().await.unwrap();
+    let path = format!("/v1/transfers/{}", processed["id"].as_str().unwrap());
+    eventually("the cash-out COMPLETED", || async {
+        let t: Value = dx.as_account(Method::GET, &path, "@maria").send().await.unwrap().json().await.unwrap();
+        t["status"] == "COMPLETED"
+    })
+    .await;
+    processed["endToEndId"].as_str().unwrap().to_owned()
+}
+
 /// Polls `check` every 20 ms for up to 6 s.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where

@@ -19,7 +19,7 @@ use pix_integrations::btg::{
 };
 use pix_store::StoreError;
 use pix_store::dict::{InfractionFilter, RefundFilter};
-use pix_store::events::{OutboundEvent, record_outbound_event};
+use pix_store::events::{OutboundEvent, route_and_record};
 use pix_store::inbound::InboundEvent;
 use pix_store::recoveries::{
     FundsRecovery, FundsRecoveryFilter, TrackingParameters, insert_funds_recovery, link_to_recovery,
@@ -896,11 +896,24 @@ impl InboundHandler for FundsRecoveryNotices {
                 entity_id: &entity_id,
                 payload: &payload,
             };
-            record_outbound_event(&mut tx, &outbound, state.clock.now()).await.map_err(retry)?;
+            let now = state.clock.now();
+            route_and_record(&mut tx, passed_through_id(event), &outbound, now, now).await.map_err(retry)?;
             tx.commit().await.map_err(retry)?;
             Ok(())
         })
     }
+}
+
+/// The outbound event id of a passed-through notification, derived from the inbound event: a
+/// handler run again for the same webhook (a job retried after its commit) records nothing new.
+/// A UUIDv7 of the webhook's arrival, so that events keep their time order as the others do.
+fn passed_through_id(event: &InboundEvent) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}|{}|{}", event.tenant_id, event.source, event.event_id));
+    let mut rest = [0u8; 10];
+    rest.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(event.received_at.timestamp_millis()).unwrap_or_default();
+    uuid::Builder::from_unix_timestamp_millis(millis, &rest).into_uuid()
 }
 
 #[cfg(test)]
