@@ -397,15 +397,14 @@ async fn save_report_with_block(state: &Dict, report: &InfractionReport, first: 
 
 /// Copies BTG's state of a report onto ours; `false` when it says nothing new.
 fn merge_report(local: &mut InfractionReport, remote: &btg::InfractionReport, now: DateTime<Utc>) -> bool {
-    let final_status = matches!(local.status.as_str(), "CLOSED" | "CANCELLED");
-    if remote.updated_at < local.btg_updated_at || (final_status && remote.status != local.status) {
+    if remote.updated_at < local.btg_updated_at || !local.status.accepts(remote.status) {
         return false;
     }
     let changed = local.status != remote.status
         || local.analysis_result != remote.analysis_result
         || local.analysis_details != remote.analysis_details;
-    local.status.clone_from(&remote.status);
-    local.analysis_result.clone_from(&remote.analysis_result);
+    local.status = remote.status;
+    local.analysis_result = remote.analysis_result;
     local.analysis_details.clone_from(&remote.analysis_details);
     local.btg_updated_at = remote.updated_at;
     if changed {
@@ -580,9 +579,9 @@ async fn acknowledge_infraction_report(
     if report.role != ReportRole::Counterparty {
         return Err(report_refused("only the counterparty acknowledges a report"));
     }
-    match report.status.as_str() {
-        "ACKNOWLEDGED" => return Ok(Json(InfractionReportView::from(&report))),
-        "OPEN" => {}
+    match report.status {
+        InfractionStatus::Acknowledged => return Ok(Json(InfractionReportView::from(&report))),
+        InfractionStatus::Open => {}
         _ => return Err(report_refused("only an OPEN report can be acknowledged")),
     }
     let remote = btg_of(&state, &tenant)?
@@ -626,8 +625,7 @@ async fn close_infraction_report(
     AppPath(id): AppPath<String>,
     AppJson(body): AppJson<CloseInfractionReport>,
 ) -> ApiResult<Json<InfractionReportView>> {
-    one_of("analysisResult", &body.analysis_result, &["AGREED", "DISAGREED"])?;
-    let agreed = body.analysis_result == "AGREED";
+    let agreed = parse_enum::<AnalysisResult>("analysisResult", &body.analysis_result)? == AnalysisResult::Agreed;
     let marker = match (&body.fraud_type, agreed) {
         (Some(_), false) => return Err(invalid("fraudType: only with AGREED")),
         (Some(t), true) => {
@@ -644,7 +642,7 @@ async fn close_infraction_report(
     if report.role != ReportRole::Counterparty {
         return Err(report_refused("only the counterparty closes a report"));
     }
-    if !matches!(report.status.as_str(), "OPEN" | "ACKNOWLEDGED") {
+    if report.status.is_final() {
         return Err(report_refused("only an OPEN or ACKNOWLEDGED report can be closed"));
     }
     let remote = btg_of(&state, &tenant)?
@@ -676,7 +674,7 @@ async fn cancel_infraction_report(
     if report.role != ReportRole::Reporter {
         return Err(report_refused("only the reporter cancels a report"));
     }
-    if report.fund_recovery_id.is_some() || !matches!(report.status.as_str(), "OPEN" | "ACKNOWLEDGED") {
+    if report.fund_recovery_id.is_some() || report.status.is_final() {
         return Err(report_refused("only an OPEN or ACKNOWLEDGED report outside a funds recovery can be cancelled"));
     }
     let remote = btg_of(&state, &tenant)?
@@ -829,8 +827,8 @@ fn merge_refund(local: &mut RefundRequest, remote: &btg::RefundRequest, now: Dat
         || local.analysis_result != remote.analysis_result
         || local.rejection_reason != remote.rejection_reason
         || local.refund_transaction_id != remote.refund_end_to_end_id;
-    local.status.clone_from(&remote.status);
-    local.analysis_result.clone_from(&remote.analysis_result);
+    local.status = remote.status;
+    local.analysis_result = remote.analysis_result;
     local.rejection_reason.clone_from(&remote.rejection_reason);
     local.refund_transaction_id.clone_from(&remote.refund_end_to_end_id);
     if changed {
@@ -1029,9 +1027,9 @@ async fn cancel_refund_request(
             "this refund request belongs to a funds recovery: cancel the recovery instead",
         ));
     }
-    match refund.status.as_str() {
-        "CANCELLED" => return Ok(Json(RefundRequestView::from(&refund))),
-        "OPEN" => {}
+    match refund.status {
+        RefundRequestStatus::Cancelled => return Ok(Json(RefundRequestView::from(&refund))),
+        RefundRequestStatus::Open => {}
         _ => return Err(ApiError::new(ErrorCode::InvalidRefundStatus, "only an OPEN refund request can be cancelled")),
     }
     let remote = btg_of(&state, &tenant)?
