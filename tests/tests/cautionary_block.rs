@@ -71,10 +71,12 @@ async fn transfer(dx: &Dx, id: uuid::Uuid) -> Value {
     response.json().await.unwrap()
 }
 
-/// Waits until the only block on transfer `id` has `status`; returns it.
+/// Waits until the only block on transfer `id` has `status`; returns it. Up to 30 s: a lost
+/// Midaz answer is only known after the client's 10 s timeout, then the job retries.
 async fn block_reaches(dx: &Dx, id: uuid::Uuid, status: &str) -> Value {
     let mut last = Value::Null;
-    for _ in 0..400 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         last = transfer(dx, id).await;
         if last["cautionaryBlocks"][0]["status"] == status {
             assert_eq!(last["cautionaryBlocks"].as_array().unwrap().len(), 1, "{last}");

@@ -708,6 +708,32 @@ impl Shared {
         Ok(v)
     }
 
+    /// Another participant asks one of our customers' received payments back (control API): an
+    /// OPEN refund request with us contested, announced with `DICT_REFUND`. It waits for our close.
+    pub fn btg_refund_request_against_us(&self, req: &Value) -> Result<Value, ApiError> {
+        let e2e = str_field(req, "endToEndId")?;
+        let amount = parse_amount(&req["amount"])
+            .filter(|a| *a > 0)
+            .ok_or_else(|| unprocessable("INVALID_AMOUNT", "amount must be a positive decimal string"))?;
+        let original = self.btg().payments.get(e2e).cloned().ok_or_else(|| not_found("PAYMENT_NOT_FOUND"))?;
+        if original.direction != Direction::Inbound {
+            return Err(unprocessable("INVALID_REQUEST", "only a payment one of our customers received"));
+        }
+        if amount > original.amount {
+            return Err(unprocessable("REFUND_AMOUNT_EXCEEDED", "amount exceeds the payment"));
+        }
+        let now = self.sim.clock.now();
+        let id = self.sim.uuid().to_string();
+        let requesting = original.debtor["ispb"].as_str().unwrap_or("87654321");
+        let v = json!({"id": id, "endToEndId": e2e, "amount": money(amount),
+            "reason": req["reason"].as_str().unwrap_or("FRAUD"), "status": "OPEN", "analysisResult": null,
+            "rejectionReason": null, "refundEndToEndId": null, "requestingParticipant": requesting,
+            "createdAt": now, "updatedAt": now});
+        self.btg().refunds.insert(id, Timed { v: v.clone(), steps: Vec::new(), event: "DICT_REFUND" });
+        self.emit("DICT_REFUND", v.clone());
+        Ok(v)
+    }
+
     fn new_infraction(
         &self,
         e2e: &str,

@@ -32,6 +32,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/_control/btg/inbound-reversal", post(inbound_reversal))
         .route("/_control/btg/claims", post(claim_against_us))
         .route("/_control/btg/infraction-reports", post(infraction_against_us))
+        .route("/_control/btg/refund-requests", post(refund_request_against_us))
         .route("/_control/btg/donor-behaviour", put(donor_behaviour))
         .route("/_control/btg/payments/{e2e}/amount", put(payment_amount))
         .route("/_control/btg/participants/{ispb}/entries", post(add_participant_entry))
@@ -124,6 +125,10 @@ async fn claim_against_us(State(s): State<Arc<Shared>>, Json(req): Json<Value>) 
 
 async fn infraction_against_us(State(s): State<Arc<Shared>>, Json(req): Json<Value>) -> ApiResult {
     Ok((StatusCode::CREATED, Json(s.btg_infraction_against_us(&req)?)).into_response())
+}
+
+async fn refund_request_against_us(State(s): State<Arc<Shared>>, Json(req): Json<Value>) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(s.btg_refund_request_against_us(&req)?)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -274,14 +274,9 @@ pub async fn cash_in(dx: &Dx, key: &Value, amount: &str) -> String {
 /// The other participant asks (through DICT) for `amount` of the Pix `e2e` back: a refund request
 /// against us. Returns (our id, BTG's id).
 pub async fn refund_request_against_us(dx: &Dx, e2e: &str, amount: &str) -> (String, String) {
-    let at_btg: Value = dx
-        .btg(Method::POST, "/dict/refunds", Some(json!({"endToEndId": e2e, "amount": amount, "reason": "FRAUD"})))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let at_btg =
+        dx.control(Method::POST, "/_control/btg/refund-requests", json!({"endToEndId": e2e, "amount": amount})).await;
     let btg_id = at_btg["id"].as_str().unwrap().to_owned();
-    deliver(dx, "DICT_REFUND", at_btg).await;
     for _ in 0..300 {
         let page = dx.get_json(&format!("/v1/dict/refund-requests?transaction_id={e2e}&limit=100")).await;
         let found = page["items"].as_array().unwrap().iter().find(|r| r["bacenRefundId"] == btg_id.as_str()).cloned();

@@ -1,4 +1,4 @@
-//! MED cautionary blocks (docs/cautionary-block.md): an infraction report against a Pix one of
+//! MED cautionary blocks (docs/med.md): an infraction report against a Pix one of
 //! our customers received holds the reported amount, up to the receiving account's available
 //! balance, as a pending Midaz transaction (account → `@external/BRL`); the report and its refund
 //! request closing in the customer's favour cancel it, and a MED refund of exactly the held amount

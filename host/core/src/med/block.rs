@@ -1,7 +1,7 @@
 //! The MED cautionary block (bloqueio cautelar) as a typed state machine: when an infraction
 //! report names a Pix one of our customers received, the reported amount (up to the account's
 //! available balance) is held in Midaz until the report and its refund request close, then
-//! released to the customer or returned to the payer (docs/cautionary-block.md).
+//! released to the customer or returned to the payer (docs/med.md).
 //!
 //! The amount is fixed (`Placing`) before Midaz is asked to hold it, so a retried request is the
 //! same request under the same idempotency key; a hold is only ever let go of by a release that

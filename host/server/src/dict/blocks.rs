@@ -1,4 +1,4 @@
-//! MED cautionary blocks, the server's part (docs/cautionary-block.md): the hooks MED calls in
+//! MED cautionary blocks, the server's part (docs/med.md): the hooks MED calls in
 //! the transactions that save a report or a refund request (decide to block, decide to
 //! release), the job that performs the Midaz steps, and the release a MED refund needs first when
 //! it cannot adopt the block. The use cases are `pix_app::med`.

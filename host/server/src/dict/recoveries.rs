@@ -4,7 +4,7 @@
 //! the account that paid), keep them current from BTG's `FUNDS_RECOVERY` events with a merge that
 //! never moves one backwards, record a `FUNDS_RECOVERY` outbound event with every change, and pass
 //! `FUNDS_RECOVERY_EVENTS` notifications through as `FUNDS_RECOVERY_EVENT`. See
-//! docs/funds-recovery.md.
+//! docs/med.md.
 
 use axum::Json;
 use axum::extract::State;
