@@ -3,6 +3,7 @@
 //! repository method that can read another tenant's rows.
 
 pub mod accounts;
+pub mod collections;
 pub mod db;
 pub mod deliveries;
 pub mod dict;
