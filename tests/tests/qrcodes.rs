@@ -419,13 +419,17 @@ async fn txids_are_shown_literally_with_a_forwarding_flag(app: &TestApp) {
     assert_eq!(static_code(None, Some("***")), static_code(None, None));
     let dynamic = qx.charge(immediate("10.00"));
     let decoded = qx.decode_ok(json!({"emv": dynamic.emv})).await;
-    assert_eq!((decoded["txId"].as_str(), decoded["txIdForwardable"].as_bool()), (Some(dynamic.txid.as_str()), Some(true)));
+    assert_eq!(
+        (decoded["txId"].as_str(), decoded["txIdForwardable"].as_bool()),
+        (Some(dynamic.txid.as_str()), Some(true))
+    );
 }
 
 /// Regression (issue 16): template 26 with only the GUI, and no Pix Automático template, was valid.
 async fn a_pix_template_naming_no_one_is_refused(app: &TestApp) {
     let qx = Qx::new(app).await;
-    let gui_only = with_crc("00020126180014br.gov.bcb.pix5204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***");
+    let gui_only =
+        with_crc("00020126180014br.gov.bcb.pix5204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***");
     let (status, code, message) = qx.decode_err(json!({"emv": gui_only})).await;
     assert_eq!((status, code.as_str()), (400, "PIX-0301"));
     assert!(message.contains("field 26") && message.contains("neither a key"), "{message}");

@@ -197,7 +197,8 @@ fn a_gui_only_template_without_pix_automatico_pays_no_one() {
     assert!(BrCode::parse(&foreign).is_err());
     let unbuilt = BrCode::builder(PixTarget::Unspecified, "Fulano de Tal", "BRASILIA").build().unwrap_err();
     assert!(unbuilt.to_string().contains("neither a key"), "{unbuilt}");
-    let built = BrCode::builder(PixTarget::Unspecified, "Fulano de Tal", "BRASILIA").other_field(80, REC_TEMPLATE).build();
+    let built =
+        BrCode::builder(PixTarget::Unspecified, "Fulano de Tal", "BRASILIA").other_field(80, REC_TEMPLATE).build();
     assert_eq!(built.unwrap().encode(), V1, "V1 itself is built and parsed");
 }
 
@@ -935,18 +936,19 @@ fn any_model() -> impl Strategy<Value = Model> {
                     others.insert(80, REC_TEMPLATE.to_owned());
                 }
                 Model {
-                target,
-                name,
-                city,
-                mcc,
-                initiation,
-                amount,
-                txid,
-                description,
-                fss,
-                postal_code,
-                others: others.into_iter().collect(),
-            }},
+                    target,
+                    name,
+                    city,
+                    mcc,
+                    initiation,
+                    amount,
+                    txid,
+                    description,
+                    fss,
+                    postal_code,
+                    others: others.into_iter().collect(),
+                }
+            },
         )
 }
 

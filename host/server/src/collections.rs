@@ -16,8 +16,8 @@ use pix_core::brcode::{
 };
 use pix_core::clock::brasilia_date;
 use pix_core::collection::{
-    AmountModality, CollectionDetails, CollectionEvent, CollectionKind, CollectionStatus, Debtor,
-    DiscountModalityName, InterestModalityName, Merchant, Metadata, Schedule, is_valid_charge_txid,
+    AmountModality, CollectionDetails, CollectionEvent, CollectionKind, CollectionStatus, Debtor, DiscountModalityName,
+    InterestModalityName, Merchant, Metadata, Schedule, is_valid_charge_txid,
 };
 use pix_core::dict::EntryStatus;
 use pix_core::document::Document;
@@ -100,7 +100,12 @@ fn folded(field: &str, text: &str, max: usize) -> ApiResult<String> {
     Ok(text)
 }
 
-fn merchant(state: &AppState, field: &str, input: Option<&MerchantInput>, account: &OwnedAccount) -> ApiResult<Merchant> {
+fn merchant(
+    state: &AppState,
+    field: &str,
+    input: Option<&MerchantInput>,
+    account: &OwnedAccount,
+) -> ApiResult<Merchant> {
     let input = input.cloned().unwrap_or_default();
     let holder = &account.holder;
     let name = input.name.unwrap_or_else(|| holder.trade_name.clone().unwrap_or_else(|| holder.name.clone()));
@@ -191,14 +196,16 @@ fn tags(t: Option<Vec<String>>) -> ApiResult<Vec<String>> {
 }
 
 fn document(field: &str, value: &str) -> ApiResult<String> {
-    Document::parse(value.trim())
-        .map(|d| d.as_str().to_owned())
-        .map_err(|e| invalid(format!("{field}: {e}")))
+    Document::parse(value.trim()).map(|d| d.as_str().to_owned()).map_err(|e| invalid(format!("{field}: {e}")))
 }
 
 fn name(field: &str, value: &str) -> ApiResult<String> {
     let len = value.trim().chars().count();
-    if (1..=200).contains(&len) { Ok(value.trim().to_owned()) } else { Err(invalid(format!("{field}: 1 to 200 characters"))) }
+    if (1..=200).contains(&len) {
+        Ok(value.trim().to_owned())
+    } else {
+        Err(invalid(format!("{field}: 1 to 200 characters")))
+    }
 }
 
 /// A BR Code error in the terms of the request.
@@ -323,8 +330,8 @@ async fn create_static(
         None => None,
     };
     let parsed = PixKey::infer(&key).map_err(|e| invalid(format!("receiverKey: {e}")))?;
-    let mut builder = BrCode::static_code(parsed, &merchant.name, &merchant.city)
-        .merchant_category_code(&merchant.category_code);
+    let mut builder =
+        BrCode::static_code(parsed, &merchant.name, &merchant.city).merchant_category_code(&merchant.category_code);
     if let Some(amount) = body.amount {
         builder = builder.amount(amount.money());
     }
@@ -397,7 +404,12 @@ fn check_txid(tx_id: &str) -> ApiResult<String> {
 }
 
 /// Builds the EMV pointing at a fresh location and stores the charge; a txId in use → 409.
-async fn insert_charge(state: &AppState, tenant: &Tenant, account: &OwnedAccount, new: NewCharge) -> ApiResult<Collection> {
+async fn insert_charge(
+    state: &AppState,
+    tenant: &Tenant,
+    account: &OwnedAccount,
+    new: NewCharge,
+) -> ApiResult<Collection> {
     let now = state.clock.now();
     let token = Uuid::new_v4().simple().to_string();
     let location = pix_app::collections::location(&location::location_base(state), new.kind, &token);
@@ -469,7 +481,10 @@ async fn update_charge(
     c.expires_at = expiry(c.created_at, &c.details.schedule).ok_or_else(|| invalid("the charge would never expire"))?;
     let mut tx = state.store.begin().await?;
     if !save_collection(&mut tx, &c).await? {
-        return Err(ApiError::new(ErrorCode::CollectionNotUpdatable, "the collection changed meanwhile; read it again"));
+        return Err(ApiError::new(
+            ErrorCode::CollectionNotUpdatable,
+            "the collection changed meanwhile; read it again",
+        ));
     }
     tx.commit().await?;
     c.version += 1;
@@ -487,7 +502,10 @@ async fn delete_charge(state: &AppState, tenant: &Tenant, kind: CollectionKind, 
     }
     let mut tx = state.store.begin().await?;
     if !transition(&mut tx, &mut c, CollectionEvent::DeletedByReceiver, state.clock.now()).await? {
-        return Err(ApiError::new(ErrorCode::CollectionNotDeletable, "the collection changed meanwhile; read it again"));
+        return Err(ApiError::new(
+            ErrorCode::CollectionNotDeletable,
+            "the collection changed meanwhile; read it again",
+        ));
     }
     tx.commit().await?;
     Ok(c)
@@ -830,7 +848,11 @@ impl DueDateAmountInput {
             abatement: self.abatement.map(amount_rule),
             discount: self.discount.map(|d| DiscountRule {
                 modality: d.modality.api_pix(),
-                fixed_dates: d.discount_date_fixed.into_iter().map(|x| DatedRate { date: x.date, value: x.value }).collect(),
+                fixed_dates: d
+                    .discount_date_fixed
+                    .into_iter()
+                    .map(|x| DatedRate { date: x.date, value: x.value })
+                    .collect(),
                 value: d.value,
             }),
         };
@@ -905,7 +927,12 @@ pub struct CreateDueDate {
     pub tags: Option<Vec<String>>,
 }
 
-fn due_schedule(state: &AppState, due_date: NaiveDate, valid_after_due: u32, rules: DueDateRules) -> ApiResult<Schedule> {
+fn due_schedule(
+    state: &AppState,
+    due_date: NaiveDate,
+    valid_after_due: u32,
+    rules: DueDateRules,
+) -> ApiResult<Schedule> {
     let today = brasilia_date(state.clock.now());
     if due_date < today {
         return Err(invalid(format!("dueDate: {due_date} is in the past (today is {today} in Brasília)")));

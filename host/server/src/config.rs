@@ -56,6 +56,8 @@ pub struct CollectionsConfig {
     pub default_merchant_city: String,
     /// How often the expiry job removes unpaid charges past their validity.
     pub expiry_interval_ms: u64,
+    /// A location signing key older than this is replaced by a new one (docs/collections.md).
+    pub signing_key_rotation_days: u32,
 }
 
 impl Default for CollectionsConfig {
@@ -64,6 +66,7 @@ impl Default for CollectionsConfig {
             location_base: String::new(),
             default_merchant_city: "BRASILIA".into(),
             expiry_interval_ms: 60_000,
+            signing_key_rotation_days: 90,
         }
     }
 }

@@ -249,7 +249,8 @@ impl Store {
 
     /// The tenant's collection `id` of `kind`; another tenant's (or kind's) is `None`.
     pub async fn collection(&self, tenant: Uuid, kind: CollectionKind, id: Uuid) -> StoreResult<Option<Collection>> {
-        let sql = format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 AND id = $2 AND kind = $3");
+        let sql =
+            format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant_id = $1 AND id = $2 AND kind = $3");
         let row: Option<CollectionRow> = on_pool!(self.db(), pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(tenant.to_string())
@@ -341,7 +342,8 @@ impl Store {
                     .sealer()
                     .open_or_plain(&sealed, &key_context(&kid))
                     .map_err(|e| StoreError::Corrupt(format!("signing key {kid}: {e}")))?;
-                let pkcs8 = hex::decode(&encoded).map_err(|e| StoreError::Corrupt(format!("signing key {kid}: {e}")))?;
+                let pkcs8 =
+                    hex::decode(&encoded).map_err(|e| StoreError::Corrupt(format!("signing key {kid}: {e}")))?;
                 Ok(SigningKey { kid, pkcs8, created_at })
             })
             .collect()

@@ -5,7 +5,7 @@
 //! included) fetches and verifies them.
 //!
 //! Signing keys live in `qr_signing_keys`, sealed with `security.secret_key`; the newest key
-//! signs and every key not retired is published, which is how a key is rotated (docs/collections.md).
+//! signs, and a replaced key stays published for a day: rotation in docs/collections.md.
 
 use axum::Json;
 use axum::extract::State;
@@ -54,19 +54,37 @@ fn scheme(base: &str) -> &'static str {
     if loopback { "http" } else { "https" }
 }
 
-/// The newest signing key, created (and stored sealed) on first use.
+/// How long a replaced key stays in the key set: payers verify a payload right after fetching
+/// it, so a day covers any payload signed just before the rotation.
+const RETIRED_KEY_GRACE: chrono::Duration = chrono::Duration::days(1);
+
+/// The newest signing key, created (and stored sealed) on first use and again once it is older
+/// than `[collections] signing_key_rotation_days`.
 async fn current_key(state: &AppState) -> ApiResult<SigningKey> {
-    if let Some(key) = state.store.signing_keys().await?.pop() {
+    let now = state.clock.now();
+    let max_age = chrono::Duration::days(i64::from(state.config.collections.signing_key_rotation_days));
+    if let Some(key) = state.store.signing_keys().await?.pop()
+        && key.created_at + max_age > now
+    {
         return Ok(key);
     }
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .map_err(|_| ApiError::internal("cannot generate a QR signing key"))?;
-    let now = state.clock.now();
     let kid = format!("pixhost-{}", now.format("%Y%m%d%H%M%S"));
     state.store.insert_signing_key(&SigningKey { kid, pkcs8: pkcs8.as_ref().to_vec(), created_at: now }).await?;
     // Another instance may have created one at the same time: use whichever is newest.
     state.store.signing_keys().await?.pop().ok_or_else(|| ApiError::internal("no QR signing key"))
+}
+
+/// The keys a payer may need: the current one, and those replaced less than a grace ago.
+fn published(keys: Vec<SigningKey>, now: chrono::DateTime<chrono::Utc>) -> Vec<SigningKey> {
+    let successors: Vec<_> = keys.iter().skip(1).map(|k| Some(k.created_at)).chain([None]).collect();
+    keys.into_iter()
+        .zip(successors)
+        .filter(|(_, next)| next.is_none_or(|replaced_at| replaced_at + RETIRED_KEY_GRACE > now))
+        .map(|(key, _)| key)
+        .collect()
 }
 
 fn key_pair(key: &SigningKey) -> ApiResult<EcdsaKeyPair> {
@@ -133,13 +151,13 @@ async fn serve_cobv(
     jose(&state, &payload).await
 }
 
-/// The public keys that sign location payloads (every key not retired).
+/// The public keys that sign location payloads (the current one and those just replaced).
 #[utoipa::path(get, path = "/qr/v2/jwks", tag = "Collections",
     responses((status = 200, body = Object, description = "JWK Set")))]
 async fn jwks(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     current_key(&state).await?;
     let mut keys = Vec::new();
-    for key in state.store.signing_keys().await? {
+    for key in published(state.store.signing_keys().await?, state.clock.now()) {
         let point = key_pair(&key)?.public_key().as_ref().to_vec();
         // An uncompressed P-256 point: 0x04 ‖ x ‖ y.
         let (x, y) = point.get(1..).unwrap_or_default().split_at(32.min(point.len().saturating_sub(1)));
@@ -197,9 +215,17 @@ fn cob_payload(c: &Collection) -> ApiResult<Value> {
     let charge = ImmediateCharge {
         txid: c.tx_id.clone(),
         revision: u32::try_from(c.revision).unwrap_or(u32::MAX),
-        calendar: ImmediateCalendar { created_at: c.created_at, presented_at: c.updated_at, expires_in_seconds: expiration_seconds },
+        calendar: ImmediateCalendar {
+            created_at: c.created_at,
+            presented_at: c.updated_at,
+            expires_in_seconds: expiration_seconds,
+        },
         debtor: c.details.debtor.as_ref().map(debtor_party),
-        value: ImmediateValue { original: Money::from_centavos(c.amount), change: AmountChange::Fixed, withdrawal: None },
+        value: ImmediateValue {
+            original: Money::from_centavos(c.amount),
+            change: AmountChange::Fixed,
+            withdrawal: None,
+        },
         key: c.receiver_key.clone(),
         payer_request: c.details.description.clone(),
         additional_info: c.details.additional_info.clone(),
@@ -237,6 +263,18 @@ fn cobv_payload(state: &AppState, c: &Collection, date: NaiveDate) -> Result<Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_key_stays_published_for_a_day() {
+        let at = |h: i64| chrono::DateTime::UNIX_EPOCH + chrono::Duration::hours(h);
+        let key = |kid: &str, h: i64| SigningKey { kid: kid.into(), pkcs8: Vec::new(), created_at: at(h) };
+        let kids = |now: i64| -> Vec<String> {
+            published(vec![key("a", 0), key("b", 100), key("c", 200)], at(now)).into_iter().map(|k| k.kid).collect()
+        };
+        assert_eq!(kids(210), ["b", "c"], "b was replaced 10 hours ago");
+        assert_eq!(kids(230), ["c"]);
+        assert_eq!(published(vec![key("a", 0)], at(10_000)).len(), 1, "the current key is always published");
+    }
 
     #[test]
     fn loopback_locations_are_plain_http() {
