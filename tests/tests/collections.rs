@@ -155,6 +155,8 @@ async fn static_code_fields_are_validated(app: &TestApp) {
     check(json!({"receiverKey": key, "amount": "0.00"}), 400, "PIX-0004", "amount").await;
     check(json!({"receiverKey": bank.ana_key()}), 422, "PIX-0307", "receiverKey").await;
     check(json!({"amount": "1.00"}), 400, "PIX-0003", "receiverKey").await;
+    // Field 26 holds the GUI, the 36-character EVP and the description: at most 99 in all.
+    check(json!({"receiverKey": key, "description": "d".repeat(40)}), 400, "PIX-0004", "description").await;
     // Another account's key is not this account's.
     let marias = own_key(&bank, "@maria").await;
     check(json!({"receiverKey": marias}), 422, "PIX-0307", "receiverKey").await;
@@ -470,6 +472,7 @@ async fn deleted_and_expired_charges_are_removed_with_events(app: &TestApp) {
     let mut cobv_body = cobv(&key, &txid(23), due);
     cobv_body["validAfterDue"] = json!(1);
     let (_, due_date) = send(&bank, Method::POST, "/v1/collections/duedate", Some(cobv_body)).await;
+    let due_date_path = format!("/v1/collections/duedate/{}", due_date["id"].as_str().unwrap());
 
     assert_eq!(pix_app::collections::expire_once(&app.state.app, 100).await.unwrap(), 0, "nothing expired yet");
     app.clock.advance(chrono::Duration::minutes(2));
@@ -488,19 +491,24 @@ async fn deleted_and_expired_charges_are_removed_with_events(app: &TestApp) {
     let late = pay(&bank, &key, &txid(21), "5.00").await;
     assert_eq!(late["failureCode"], "COLLECTION_INVALID");
     // COBV: payable through the whole last day (due + validAfterDue), removed after it.
-    app.clock.advance(chrono::Duration::hours(26));
+    // To one hour into the last payable day (due + 1), whatever the time of day the test runs.
+    let advance_to = |at: chrono::DateTime<chrono::Utc>| app.clock.advance(at - app.clock.now());
+    let day_start = |days: u64| pix_core::clock::brasilia_day_start(plus(due, days));
+    advance_to(day_start(1) + chrono::Duration::hours(1));
     pix_app::collections::expire_once(&app.state.app, 100).await.unwrap();
     assert_eq!(status_of("duedate", &due_date).await, "ACTIVE");
-    app.clock.advance(chrono::Duration::hours(24));
+    // Past its due date but still payable: it can be updated, keeping its due date, not moved back.
+    let (status, updated) = send(&bank, Method::PATCH, &due_date_path, Some(json!({"description": "late"}))).await;
+    assert_eq!((status, updated["details"]["schedule"]["dueDate"].as_str()), (200, Some(due.to_string().as_str())));
+    let (status, error) = send(&bank, Method::PATCH, &due_date_path, Some(json!({"dueDate": due}))).await;
+    assert_eq!((status, error["code"].as_str()), (400, Some("PIX-0004")), "{error}");
+    advance_to(day_start(2) - chrono::Duration::seconds(1));
+    pix_app::collections::expire_once(&app.state.app, 100).await.unwrap();
+    assert_eq!(status_of("duedate", &due_date).await, "ACTIVE", "payable until the end of its last day");
+    advance_to(day_start(2));
     pix_app::collections::expire_once(&app.state.app, 100).await.unwrap();
     assert_eq!(status_of("duedate", &due_date).await, "REMOVED_BY_PSP");
-    let (status, error) = send(
-        &bank,
-        Method::PATCH,
-        &format!("/v1/collections/duedate/{}", due_date["id"].as_str().unwrap()),
-        Some(json!({"description": "x"})),
-    )
-    .await;
+    let (status, error) = send(&bank, Method::PATCH, &due_date_path, Some(json!({"description": "x"}))).await;
     assert_eq!((status, error["code"].as_str()), (422, Some("PIX-0022")));
 }
 

@@ -137,22 +137,22 @@ pub async fn record_event(tx: &mut Tx, c: &Collection, now: DateTime<Utc>) -> Ap
     Ok(())
 }
 
-/// Whether a cash-in of `paid` carrying `tx_id` may settle one of the tenant's collections on
-/// `date`. A txid that names none of them is not ours to judge (a static code's txid, say).
+/// Whether a cash-in of `paid` carrying `tx_id`, settled at `settled_at`, may settle one of the
+/// tenant's collections. A txid that names none of them is not ours to judge (a static code's).
 pub async fn check_cashin(
     app: &App,
     tenant: Uuid,
     tx_id: &str,
     paid: Money,
-    now: DateTime<Utc>,
+    settled_at: DateTime<Utc>,
 ) -> AppResult<Result<(), PaymentMismatch>> {
     let Some(c) = app.store.collection_by_tx_id(tenant, tx_id).await? else {
         return Ok(Ok(()));
     };
-    if c.status == CollectionStatus::Active && c.expires_at <= now {
+    if c.status == CollectionStatus::Active && c.expires_at <= settled_at {
         return Ok(Err(PaymentMismatch::Expired));
     }
-    let date: NaiveDate = brasilia_date(now);
+    let date: NaiveDate = brasilia_date(settled_at);
     Ok(check_payment(c.status, &c.details.schedule, Money::from_centavos(c.amount), paid, date))
 }
 

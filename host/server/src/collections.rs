@@ -12,7 +12,8 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use pix_app::collections::{CollectionView, expiry, transition};
 use pix_core::brcode::{
-    AdditionalInfo, BrCode, BrCodeError, DatedRate, DiscountRule, DueDateRules, Rate, Rule, fold_to_ascii,
+    AdditionalInfo, BrCode, BrCodeError, DatedRate, DiscountRule, DueDateRules, MAX_VALUE_LEN, Rate, Rule, TagPath,
+    fold_to_ascii,
 };
 use pix_core::clock::brasilia_date;
 use pix_core::collection::{
@@ -326,7 +327,7 @@ async fn create_static(
         return Err(invalid(format!("txId: 1 to {MAX_STATIC_TXID_LEN} letters and digits")));
     }
     let description = match body.description {
-        Some(d) => Some(folded("description", &d, 72)?),
+        Some(d) => Some(folded("description", &d, MAX_VALUE_LEN)?),
         None => None,
     };
     let parsed = PixKey::infer(&key).map_err(|e| invalid(format!("receiverKey: {e}")))?;
@@ -344,7 +345,16 @@ async fn create_static(
     if let Some(cep) = &merchant.postal_code {
         builder = builder.postal_code(cep);
     }
-    let emv = builder.build().map_err(emv_error)?.encode();
+    let emv = builder
+        .build()
+        .map_err(|e| match e {
+            // Field 26 holds the GUI, the key and the description: a long key leaves less room.
+            BrCodeError::ValueTooLong { tag, .. } if tag == TagPath::root(26) => {
+                invalid(format!("description: too long for this key ({e})"))
+            }
+            other => emv_error(other),
+        })?
+        .encode();
     let code = StaticBrCode {
         id: new_id(),
         tenant_id: tenant.id,
@@ -927,16 +937,16 @@ pub struct CreateDueDate {
     pub tags: Option<Vec<String>>,
 }
 
-fn due_schedule(
-    state: &AppState,
-    due_date: NaiveDate,
-    valid_after_due: u32,
-    rules: DueDateRules,
-) -> ApiResult<Schedule> {
+/// A due date given in a request must not be in the past.
+fn new_due_date(state: &AppState, due_date: NaiveDate) -> ApiResult<NaiveDate> {
     let today = brasilia_date(state.clock.now());
     if due_date < today {
         return Err(invalid(format!("dueDate: {due_date} is in the past (today is {today} in Brasília)")));
     }
+    Ok(due_date)
+}
+
+fn due_schedule(due_date: NaiveDate, valid_after_due: u32, rules: DueDateRules) -> ApiResult<Schedule> {
     if valid_after_due > 3650 {
         return Err(invalid("validAfterDue: at most 3650 days"));
     }
@@ -961,7 +971,8 @@ async fn create_due_date(
     let tx_id = check_txid(&body.tx_id)?;
     let amount = body.amount.original.money();
     let rules = body.amount.rules()?;
-    let schedule = due_schedule(&state, body.due_date, body.valid_after_due.unwrap_or(DEFAULT_VALID_AFTER_DUE), rules)?;
+    let due_date = new_due_date(&state, body.due_date)?;
+    let schedule = due_schedule(due_date, body.valid_after_due.unwrap_or(DEFAULT_VALID_AFTER_DUE), rules)?;
     let details = CollectionDetails {
         schedule,
         debtor: Some(cobv_debtor(body.debtor)?),
@@ -1047,12 +1058,12 @@ async fn update_due_date(
             }
             None => rules,
         };
-        c.details.schedule = due_schedule(
-            &state,
-            body.due_date.unwrap_or(due_date),
-            body.valid_after_due.unwrap_or(valid_after_due),
-            rules,
-        )?;
+        // A charge already past its due date (and still payable) keeps it; a new one must be ahead.
+        let due_date = match body.due_date {
+            Some(date) => new_due_date(&state, date)?,
+            None => due_date,
+        };
+        c.details.schedule = due_schedule(due_date, body.valid_after_due.unwrap_or(valid_after_due), rules)?;
         if let Some(debtor) = body.debtor {
             c.details.debtor = Some(cobv_debtor(debtor)?);
         }

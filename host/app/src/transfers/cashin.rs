@@ -216,10 +216,11 @@ async fn approve(
     t: &mut Transfer,
 ) -> AppResult<Result<(), Refusal>> {
     let now = app.clock.now();
-    // A txid naming one of our collections must pay it as it stands today (it is concluded when
-    // this cash-in is credited, in `transfers::save`).
+    // A txid naming one of our collections must pay it as it stood when the payment settled (it
+    // is concluded when this cash-in is credited, in `transfers::save`).
+    let settled_at = p.settled_at;
     if let Some(tx_id) = &p.txid
-        && let Err(mismatch) = crate::collections::check_cashin(app, tenant.id, tx_id, p.amount, now).await?
+        && let Err(mismatch) = crate::collections::check_cashin(app, tenant.id, tx_id, p.amount, settled_at).await?
     {
         let spi_reason = if matches!(mismatch, PaymentMismatch::WrongAmount { .. }) { "AM09" } else { "AG03" };
         return Ok(Err(Refusal::new("COLLECTION_INVALID", spi_reason, format!("txId {tx_id}: {mismatch}"))));
