@@ -442,9 +442,16 @@ async fn charges_are_listed_filtered_updated_and_scoped(app: &TestApp) {
     let (status, error) = send(&bank, Method::GET, &format!("/v1/collections/duedate/{}", ids[0]), None).await;
     assert_eq!((status, error["code"].as_str()), (404, Some("PIX-0305")));
     let other = app.tenant("other").await;
-    let foreign =
-        app.request(Method::GET, &format!("/v1/collections/immediate/{}", ids[0]), &other.token).send().await.unwrap();
-    assert_eq!(foreign.status(), 404);
+    let path = format!("/v1/collections/immediate/{}", ids[0]);
+    let foreign = app.request(Method::GET, &path, &other.token).header("X-Account-Id", bank.account(ALIAS));
+    assert_eq!(foreign.send().await.unwrap().status(), 404, "another tenant");
+    let (status, error) = {
+        let response = bank.call(Method::GET, &path, "@maria").send().await.unwrap();
+        (response.status().as_u16(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!((status, error["code"].as_str()), (404, Some("PIX-0305")), "another account of the tenant");
+    let deleted = bank.call(Method::DELETE, &path, "@maria").send().await.unwrap();
+    assert_eq!(deleted.status(), 404, "nor can another account delete it");
     let (status, _) = send(&bank, Method::GET, "/v1/collections/immediate/not-a-uuid", None).await;
     assert_eq!(status, 400);
 }

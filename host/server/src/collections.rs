@@ -39,7 +39,7 @@ use crate::account::OwnedAccount;
 use crate::app::AppState;
 use crate::auth::CurrentTenant;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::extract::{AccountId, AppJson, AppPath, AppQuery};
 use crate::routes::{ErrorResponse, Page, PageQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -310,7 +310,8 @@ fn qr_png(emv: &str) -> ApiResult<String> {
     responses((status = 201, body = StaticBrCodeView),
         (status = 400, body = ErrorResponse, description = "A field is invalid; the message names it"),
         (status = 404, body = ErrorResponse),
-        (status = 422, body = ErrorResponse, description = "PIX-0307: the key is not an ACTIVE key of the account")))]
+        (status = 422, body = ErrorResponse, description = "PIX-0307: the key is not an ACTIVE key of the account"),
+        (status = 502, body = ErrorResponse, description = "PIX-0021: the ledger or CRM could not be reached")))]
 async fn create_static(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -376,7 +377,8 @@ async fn create_static(
     params(("X-Account-Id" = Uuid, Header, description = "The receiving account"), PageQuery),
     security(("tenant_token" = [])),
     responses((status = 200, body = Page<StaticBrCodeView>), (status = 400, body = ErrorResponse),
-        (status = 404, body = ErrorResponse)))]
+        (status = 404, body = ErrorResponse),
+        (status = 502, body = ErrorResponse, description = "PIX-0021: the ledger or CRM could not be reached")))]
 async fn list_static(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -462,23 +464,30 @@ async fn insert_charge(
     }
 }
 
-async fn find_charge(state: &AppState, tenant: &Tenant, kind: CollectionKind, id: Uuid) -> ApiResult<Collection> {
-    state
-        .store
-        .collection(tenant.id, kind, id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::CollectionNotFound, format!("no {kind} collection {id}")))
+/// The charge `id` of `kind` if it is the account's: another account's, kind's or tenant's is 404.
+async fn find_charge(
+    state: &AppState,
+    tenant: &Tenant,
+    account: Uuid,
+    kind: CollectionKind,
+    id: Uuid,
+) -> ApiResult<Collection> {
+    match state.store.collection(tenant.id, kind, id).await? {
+        Some(c) if c.account_id == account => Ok(c),
+        _ => Err(ApiError::new(ErrorCode::CollectionNotFound, format!("no {kind} collection {id} for this account"))),
+    }
 }
 
 /// Applies `change` to an ACTIVE charge and saves it with its revision bumped.
 async fn update_charge(
     state: &AppState,
     tenant: &Tenant,
+    account: Uuid,
     kind: CollectionKind,
     id: Uuid,
     change: impl FnOnce(&mut Collection) -> ApiResult<()>,
 ) -> ApiResult<Collection> {
-    let mut c = find_charge(state, tenant, kind, id).await?;
+    let mut c = find_charge(state, tenant, account, kind, id).await?;
     if c.status != CollectionStatus::Active {
         return Err(ApiError::new(
             ErrorCode::CollectionNotUpdatable,
@@ -502,8 +511,14 @@ async fn update_charge(
 }
 
 /// DELETE: ACTIVE → REMOVED_BY_RECEIVER, with its event; anything else is refused (PIX-0104).
-async fn delete_charge(state: &AppState, tenant: &Tenant, kind: CollectionKind, id: Uuid) -> ApiResult<Collection> {
-    let mut c = find_charge(state, tenant, kind, id).await?;
+async fn delete_charge(
+    state: &AppState,
+    tenant: &Tenant,
+    account: Uuid,
+    kind: CollectionKind,
+    id: Uuid,
+) -> ApiResult<Collection> {
+    let mut c = find_charge(state, tenant, account, kind, id).await?;
     if c.status != CollectionStatus::Active {
         return Err(ApiError::new(
             ErrorCode::CollectionNotDeletable,
@@ -652,7 +667,8 @@ fn troco(amount: Money, purchase: Option<Money>, withdrawal: Option<Money>) -> A
         (status = 400, body = ErrorResponse, description = "A field is invalid; the message names it"),
         (status = 404, body = ErrorResponse),
         (status = 409, body = ErrorResponse, description = "PIX-0306: the txId is already used"),
-        (status = 422, body = ErrorResponse, description = "PIX-0307: the key is not an ACTIVE key of the account")))]
+        (status = 422, body = ErrorResponse, description = "PIX-0307: the key is not an ACTIVE key of the account"),
+        (status = 502, body = ErrorResponse, description = "PIX-0021: the ledger or CRM could not be reached")))]
 async fn create_immediate(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -686,7 +702,8 @@ async fn create_immediate(
     params(("X-Account-Id" = Uuid, Header, description = "The receiving account"), CollectionQuery),
     security(("tenant_token" = [])),
     responses((status = 200, body = Page<CollectionView>), (status = 400, body = ErrorResponse),
-        (status = 404, body = ErrorResponse)))]
+        (status = 404, body = ErrorResponse),
+        (status = 502, body = ErrorResponse, description = "PIX-0021: the ledger or CRM could not be reached")))]
 async fn list_immediate(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -698,15 +715,17 @@ async fn list_immediate(
 
 /// One immediate charge.
 #[utoipa::path(get, path = "/v1/collections/immediate/{id}", tag = "Collections",
-    params(("id" = Uuid, Path)), security(("tenant_token" = [])),
+    params(("id" = Uuid, Path), ("X-Account-Id" = Uuid, Header, description = "The receiving account")),
+    security(("tenant_token" = [])),
     responses((status = 200, body = CollectionView), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse, description = "PIX-0305")))]
 async fn get_immediate(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
+    AccountId(account): AccountId,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<Json<CollectionView>> {
-    Ok(Json(CollectionView::new(&find_charge(&state, &tenant, CollectionKind::Immediate, id).await?)))
+    Ok(Json(CollectionView::new(&find_charge(&state, &tenant, account, CollectionKind::Immediate, id).await?)))
 }
 
 /// Fields of an ACTIVE immediate charge to change; absent ones are kept.
@@ -728,17 +747,19 @@ pub struct UpdateImmediate {
 
 /// Update an ACTIVE immediate charge (its revision goes up by one).
 #[utoipa::path(patch, path = "/v1/collections/immediate/{id}", tag = "Collections", request_body = UpdateImmediate,
-    params(("id" = Uuid, Path)), security(("tenant_token" = [])),
+    params(("id" = Uuid, Path), ("X-Account-Id" = Uuid, Header, description = "The receiving account")),
+    security(("tenant_token" = [])),
     responses((status = 200, body = CollectionView), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse, description = "PIX-0305"),
         (status = 422, body = ErrorResponse, description = "PIX-0022: a CONCLUDED (or removed) collection cannot be updated")))]
 async fn update_immediate(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
+    AccountId(account): AccountId,
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<UpdateImmediate>,
 ) -> ApiResult<Json<CollectionView>> {
-    let c = update_charge(&state, &tenant, CollectionKind::Immediate, id, |c| {
+    let c = update_charge(&state, &tenant, account, CollectionKind::Immediate, id, |c| {
         if let Some(amount) = body.amount {
             c.amount = amount.money().centavos();
         }
@@ -779,16 +800,18 @@ fn apply_common(
 
 /// Delete an ACTIVE immediate charge (REMOVED_BY_RECEIVER).
 #[utoipa::path(delete, path = "/v1/collections/immediate/{id}", tag = "Collections",
-    params(("id" = Uuid, Path)), security(("tenant_token" = [])),
+    params(("id" = Uuid, Path), ("X-Account-Id" = Uuid, Header, description = "The receiving account")),
+    security(("tenant_token" = [])),
     responses((status = 200, body = CollectionView), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse, description = "PIX-0305"),
         (status = 422, body = ErrorResponse, description = "PIX-0104: a CONCLUDED (or removed) collection cannot be deleted")))]
 async fn delete_immediate(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
+    AccountId(account): AccountId,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<Json<CollectionView>> {
-    Ok(Json(CollectionView::new(&delete_charge(&state, &tenant, CollectionKind::Immediate, id).await?)))
+    Ok(Json(CollectionView::new(&delete_charge(&state, &tenant, account, CollectionKind::Immediate, id).await?)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -961,7 +984,8 @@ fn due_schedule(due_date: NaiveDate, valid_after_due: u32, rules: DueDateRules) 
         (status = 400, body = ErrorResponse, description = "A field is invalid; the message names it"),
         (status = 404, body = ErrorResponse),
         (status = 409, body = ErrorResponse, description = "PIX-0306: the txId is already used"),
-        (status = 422, body = ErrorResponse, description = "PIX-0307: the key is not an ACTIVE key of the account")))]
+        (status = 422, body = ErrorResponse, description = "PIX-0307: the key is not an ACTIVE key of the account"),
+        (status = 502, body = ErrorResponse, description = "PIX-0021: the ledger or CRM could not be reached")))]
 async fn create_due_date(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -996,7 +1020,8 @@ async fn create_due_date(
     params(("X-Account-Id" = Uuid, Header, description = "The receiving account"), CollectionQuery),
     security(("tenant_token" = [])),
     responses((status = 200, body = Page<CollectionView>), (status = 400, body = ErrorResponse),
-        (status = 404, body = ErrorResponse)))]
+        (status = 404, body = ErrorResponse),
+        (status = 502, body = ErrorResponse, description = "PIX-0021: the ledger or CRM could not be reached")))]
 async fn list_due_date(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -1008,15 +1033,17 @@ async fn list_due_date(
 
 /// One due-date charge.
 #[utoipa::path(get, path = "/v1/collections/duedate/{id}", tag = "Collections",
-    params(("id" = Uuid, Path)), security(("tenant_token" = [])),
+    params(("id" = Uuid, Path), ("X-Account-Id" = Uuid, Header, description = "The receiving account")),
+    security(("tenant_token" = [])),
     responses((status = 200, body = CollectionView), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse, description = "PIX-0305")))]
 async fn get_due_date(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
+    AccountId(account): AccountId,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<Json<CollectionView>> {
-    Ok(Json(CollectionView::new(&find_charge(&state, &tenant, CollectionKind::DueDate, id).await?)))
+    Ok(Json(CollectionView::new(&find_charge(&state, &tenant, account, CollectionKind::DueDate, id).await?)))
 }
 
 /// Fields of an ACTIVE due-date charge to change; absent ones are kept.
@@ -1037,17 +1064,19 @@ pub struct UpdateDueDate {
 
 /// Update an ACTIVE due-date charge (its revision goes up by one).
 #[utoipa::path(patch, path = "/v1/collections/duedate/{id}", tag = "Collections", request_body = UpdateDueDate,
-    params(("id" = Uuid, Path)), security(("tenant_token" = [])),
+    params(("id" = Uuid, Path), ("X-Account-Id" = Uuid, Header, description = "The receiving account")),
+    security(("tenant_token" = [])),
     responses((status = 200, body = CollectionView), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse, description = "PIX-0305"),
         (status = 422, body = ErrorResponse, description = "PIX-0022: a CONCLUDED (or removed) collection cannot be updated")))]
 async fn update_due_date(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
+    AccountId(account): AccountId,
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<UpdateDueDate>,
 ) -> ApiResult<Json<CollectionView>> {
-    let c = update_charge(&state, &tenant, CollectionKind::DueDate, id, |c| {
+    let c = update_charge(&state, &tenant, account, CollectionKind::DueDate, id, |c| {
         let Schedule::DueDate { due_date, valid_after_due, rules } = c.details.schedule.clone() else {
             return Err(ApiError::internal(format!("collection {} is not a due-date charge", c.id)));
         };
@@ -1075,14 +1104,16 @@ async fn update_due_date(
 
 /// Delete an ACTIVE due-date charge (REMOVED_BY_RECEIVER).
 #[utoipa::path(delete, path = "/v1/collections/duedate/{id}", tag = "Collections",
-    params(("id" = Uuid, Path)), security(("tenant_token" = [])),
+    params(("id" = Uuid, Path), ("X-Account-Id" = Uuid, Header, description = "The receiving account")),
+    security(("tenant_token" = [])),
     responses((status = 200, body = CollectionView), (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse, description = "PIX-0305"),
         (status = 422, body = ErrorResponse, description = "PIX-0104: a CONCLUDED (or removed) collection cannot be deleted")))]
 async fn delete_due_date(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
+    AccountId(account): AccountId,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<Json<CollectionView>> {
-    Ok(Json(CollectionView::new(&delete_charge(&state, &tenant, CollectionKind::DueDate, id).await?)))
+    Ok(Json(CollectionView::new(&delete_charge(&state, &tenant, account, CollectionKind::DueDate, id).await?)))
 }
