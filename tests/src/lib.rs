@@ -86,6 +86,9 @@ impl TestApp {
         let policies = PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &shipped_policies())
             .await
             .expect("shipped policies load");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Collections' BR Codes point at this host's own location routes.
+        config.collections.location_base = listener.local_addr().unwrap().to_string();
         let state = AppState::new(
             db.store.clone(),
             config,
@@ -94,7 +97,6 @@ impl TestApp {
             policies,
         );
         let admin_token = db.issue_token(None, "test admin", clock.now()).await.unwrap().token;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(pix_server::cli::serve_http(listener, router(state.clone()), shutdown.clone()));

@@ -18,9 +18,18 @@ dict_tests!(every_operation_refuses_missing_wrong_and_foreign_credentials);
 
 /// Routes without a bearer token, on purpose. Anything else undocumented-as-secured fails.
 /// Health and metrics, and the two signed ingresses (BTG's webhooks, this service's own
-/// intra-PSP deliveries), which authenticate by HMAC rather than by bearer token.
-const UNSECURED: &[&str] =
-    &["/health", "/readyz", "/metrics", "/v1/inbound/btg/{tenant_id}", "/v1/payment/webhooks/intra-psp/events"];
+/// intra-PSP deliveries), which authenticate by HMAC rather than by bearer token. The collection
+/// locations and their key set are fetched by any payer's PSP: the unguessable token is the secret.
+const UNSECURED: &[&str] = &[
+    "/health",
+    "/readyz",
+    "/metrics",
+    "/v1/inbound/btg/{tenant_id}",
+    "/v1/payment/webhooks/intra-psp/events",
+    "/qr/v2/cob/{token}",
+    "/qr/v2/cobv/{token}",
+    "/qr/v2/jwks",
+];
 
 /// DICT lookups read the shared directory (any participant's keys and persons), not a tenant's
 /// records.
@@ -157,6 +166,30 @@ async fn first_tenant_resources(dx: &Dx) -> Owned {
         "funds recovery",
     )
     .await;
+    let tx_id = |n: u32| format!("AUTHZMATRIX{n:010}ABCDEFGHIJ");
+    let as_maria = |path: &str, body: Value| dx.as_account(Method::POST, path, "@maria").json(&body).send();
+    let cob = created(
+        as_maria(
+            "/v1/collections/immediate",
+            json!({"amount": "5.00", "expirationSeconds": 3600, "receiverKey": entry["key"], "txId": tx_id(1)}),
+        )
+        .await
+        .unwrap(),
+        "immediate collection",
+    )
+    .await;
+    let due_date = chrono::Utc::now().date_naive() + chrono::Days::new(5);
+    let cobv = created(
+        as_maria(
+            "/v1/collections/duedate",
+            json!({"amount": {"original": "5.00"}, "dueDate": due_date, "receiverKey": entry["key"], "txId": tx_id(2),
+                "debtor": {"document": "11144477735", "name": "Fulano de Tal"}}),
+        )
+        .await
+        .unwrap(),
+        "due-date collection",
+    )
+    .await;
     let hook_url = "https://hooks.first-tenant.example/pix";
     let endpoint =
         created(post("/v1/webhooks/endpoints", json!({"url": hook_url})).await.unwrap(), "webhook endpoint").await;
@@ -172,11 +205,14 @@ async fn first_tenant_resources(dx: &Dx) -> Owned {
         ("/v1/transfers/", transfer.id.to_string()),
         ("/v1/refunds/", s(&returned["id"])),
         ("/v1/dict/funds-recoveries/", s(&recovery["id"])),
+        ("/v1/collections/immediate/", s(&cob["id"])),
+        ("/v1/collections/duedate/", s(&cobv["id"])),
     ];
     let mut secrets: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
     secrets.extend([s(&entry["key"]), hook_url.to_owned(), dx.tenant.id.to_string(), s(&report["bacenInfractionId"])]);
     secrets.push(s(&refund["bacenRefundId"]));
     secrets.push(s(&recovery["externalId"]));
+    secrets.extend([tx_id(1), tx_id(2), s(&cob["emv"]), s(&cobv["emv"])]);
     if let Some(secret) = endpoint["secret"].as_str() {
         secrets.push(secret.to_owned());
     }

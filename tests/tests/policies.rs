@@ -128,10 +128,10 @@ async fn uploads_that_break_the_contract_or_the_sandbox_are_refused(app: &TestAp
     let fs = upload(app, "hostile/hostile-fs.wasm", "fee").await;
     assert_eq!(fs.status(), 422);
     let body: Value = fs.json().await.unwrap();
-    assert_eq!(body["code"], "PIX-0022");
+    assert_eq!(body["code"], "PIX-0029");
     assert!(body["message"].as_str().unwrap().contains("wasi:filesystem"), "{body}");
     let wrong_kind = upload(app, "default-fee.wasm", "refund-split").await;
-    assert_eq!(error_code(wrong_kind).await, "PIX-0022");
+    assert_eq!(error_code(wrong_kind).await, "PIX-0029");
     let garbage = app
         .request(Method::POST, "/v1/admin/policies?kind=fee", &app.admin_token)
         .body(b"not a component".to_vec())

@@ -76,7 +76,7 @@ async fn validate_accepts_a_conforming_component_and_names_what_is_wrong_with_ho
     ];
     for (name, kind, why) in cases {
         let err = cli(None, &["validate", &file(name), "--kind", kind]).await.expect_err(name);
-        assert_eq!(err.code(), Some("PIX-0022"), "{name}: {err}");
+        assert_eq!(err.code(), Some("PIX-0029"), "{name}: {err}");
         assert!(err.to_string().contains(why), "{name}: {err}");
     }
     let missing = cli(None, &["validate", "/nonexistent.wasm", "--kind", "fee"]).await.expect_err("missing file");
@@ -179,7 +179,7 @@ async fn server_refusals_surface_as_errors_with_their_code(app: &TestApp) {
 
     let err =
         cli(Some(app), &["upload", &file("hostile/hostile-invalid.wasm"), "--kind", "fee"]).await.expect_err("bad");
-    assert_eq!(err.code(), Some("PIX-0022"), "{err}");
+    assert_eq!(err.code(), Some("PIX-0029"), "{err}");
     let err = cli(Some(app), &["rollback", "--kind", "fraud-triage"]).await.expect_err("nothing active");
     assert_eq!(err.code(), Some("PIX-0023"), "{err}");
     let err = cli(Some(app), &["activate", "not-a-sha", "--kind", "fee"]).await.expect_err("not hex");

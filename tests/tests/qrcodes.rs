@@ -20,6 +20,8 @@ api_tests!(
     unreachable_or_broken_locations_are_502,
     expired_paid_or_removed_charges_are_422,
     requests_are_validated,
+    txids_are_shown_literally_with_a_forwarding_flag,
+    a_pix_template_naming_no_one_is_refused,
 );
 
 const ANA_EMAIL: &str = "ana.pereira@example.com";
@@ -399,4 +401,36 @@ async fn requests_are_validated(app: &TestApp) {
     let decode = &doc["paths"]["/v1/qrcodes/decode"]["post"];
     assert!(decode["responses"]["422"].is_object(), "the decode endpoint is documented: {decode}");
     assert!(doc["components"]["schemas"]["DecodedQrView"].is_object());
+}
+
+/// Regression (issue 16): a hyphenated static txid was answered as `txId: null`.
+async fn txids_are_shown_literally_with_a_forwarding_flag(app: &TestApp) {
+    let qx = Qx::new(app).await;
+    // BCB's multi-arrangement example (V5): its txid has a '-', which the SPI's TxId does not take.
+    let v5 = "00020104141234567890123426580014BR.GOV.BCB.PIX0136123e4567-e12b-12d1-a456-42665544000027300012BR.COM.OUTRO011001234567895204000053039865406123.455802BR5917NOME DO RECEBEDOR6008BRASILIA61087007490062190515RP12345678-201980390012BR.COM.OUTRO01190123.ABCD.3456.WXYZ6304AD38";
+    let decoded = qx.decode_ok(json!({"emv": v5})).await;
+    assert_eq!(decoded["txId"], "RP12345678-2019", "the payer sees the literal value");
+    assert_eq!(decoded["txIdForwardable"], false, "but it is not forwarded to the SPI");
+    let plain = qx.decode_ok(json!({"emv": static_code(None, Some("PEDIDO123"))})).await;
+    assert_eq!((plain["txId"].as_str(), plain["txIdForwardable"].as_bool()), (Some("PEDIDO123"), Some(true)));
+    // An explicit *** is no txid, built and decoded alike.
+    let none = qx.decode_ok(json!({"emv": static_code(None, Some("***"))})).await;
+    assert_eq!((none["txId"].clone(), none["txIdForwardable"].as_bool()), (Value::Null, Some(false)));
+    assert_eq!(static_code(None, Some("***")), static_code(None, None));
+    let dynamic = qx.charge(immediate("10.00"));
+    let decoded = qx.decode_ok(json!({"emv": dynamic.emv})).await;
+    assert_eq!(
+        (decoded["txId"].as_str(), decoded["txIdForwardable"].as_bool()),
+        (Some(dynamic.txid.as_str()), Some(true))
+    );
+}
+
+/// Regression (issue 16): template 26 with only the GUI, and no Pix Automático template, was valid.
+async fn a_pix_template_naming_no_one_is_refused(app: &TestApp) {
+    let qx = Qx::new(app).await;
+    let gui_only =
+        with_crc("00020126180014br.gov.bcb.pix5204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***");
+    let (status, code, message) = qx.decode_err(json!({"emv": gui_only})).await;
+    assert_eq!((status, code.as_str()), (400, "PIX-0301"));
+    assert!(message.contains("field 26") && message.contains("neither a key"), "{message}");
 }

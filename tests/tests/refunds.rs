@@ -208,7 +208,7 @@ async fn a_refund_split_policy_rejection_is_a_422_with_its_code(app: &TestApp) {
     let rejected = refund(&bank, "@acme", &cash_in, "FR01", json!({"amount": "1000.82"})).await;
     assert_eq!(rejected.status(), 422);
     let body: Value = rejected.json().await.unwrap();
-    assert_eq!(body["code"], "PIX-0022");
+    assert_eq!(body["code"], "PIX-0029");
     assert!(body["message"].as_str().unwrap().starts_with("CUSTOMER_ONLY_REFUNDS"), "{body}");
     assert_eq!((bank.balance("@acme"), bank.balance("@fees_revenue")), before, "nothing held");
     assert!(bank.btg_reversals(cash_in["endToEndId"].as_str().unwrap()).await.is_empty(), "nothing sent");

@@ -3,6 +3,7 @@
 //! ports (store, upstream clients, policies, clock), so the HTTP routes, the job handlers and the
 //! BTG webhook handlers of `pix-server` are thin adapters over the same functions.
 
+pub mod collections;
 pub mod error;
 pub mod intra_psp;
 pub mod med;

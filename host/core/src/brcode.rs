@@ -249,6 +249,7 @@ impl BrCode {
             id != template.tag.id
                 && !matches!(id, ID_FORMAT | ID_INITIATION | ID_MCC | ID_CURRENCY | ID_AMOUNT | ID_COUNTRY..=ID_CRC)
         });
+        check_target_present(&account, template.tag, &other_fields)?;
         Ok(BrCode {
             initiation_method,
             account,
@@ -365,11 +366,7 @@ impl BrCode {
     /// The location of a Pix Automático recurrence (`80.25` in a template whose GUI is Pix; the
     /// first such template from 80 to 99), as in vectors V1-V3.
     pub fn recurrence_location_url(&self) -> Option<&str> {
-        self.other_fields.range(UNRESERVED_IDS).find_map(|(id, value)| {
-            let template = DataObject { tag: TagPath::root(*id), value, offset: 0 };
-            let children = template.children().ok()?;
-            has_pix_gui(&children).then(|| find(&children, SUB_URL).map(|url| url.value)).flatten()
-        })
+        recurrence_location(&self.other_fields)
     }
 
     /// Field `54`. A dynamic code should not carry one: its amount is in the location payload.
@@ -564,6 +561,8 @@ impl BrCodeBuilder {
                     reason: "a dynamic code carries *** here; its txid is in the location payload",
                 });
             }
+            // Generators write `***` for "no txid"; it is what an absent txid encodes to anyway.
+            Some(txid) if txid == NO_TXID => txid,
             Some(txid) => {
                 Text::built(txid_tag, &txid).len_within(1, MAX_TXID_LEN)?.chars_where(|c| c.is_ascii_alphanumeric())?;
                 txid
@@ -604,6 +603,7 @@ impl BrCodeBuilder {
             additional_fields: BTreeMap::new(),
             other_fields,
         };
+        check_target_present(&code.account, TagPath::root(ID_PIX), &code.other_fields)?;
         let account_len = code.account.encode().chars().count();
         if account_len > MAX_VALUE_LEN {
             return Err(BrCodeError::ValueTooLong {
@@ -769,6 +769,36 @@ fn write_sorted(mut fields: Vec<(u8, Cow<'_, str>)>) -> String {
         tlv::push(&mut out, *id, value);
     }
     out
+}
+
+/// The `25` of the first template in 80-99 whose GUI is Pix: a Pix Automático recurrence.
+fn recurrence_location(other_fields: &BTreeMap<u8, String>) -> Option<&str> {
+    other_fields.range(UNRESERVED_IDS).find_map(|(id, value)| {
+        let template = DataObject { tag: TagPath::root(*id), value, offset: 0 };
+        let children = template.children().ok()?;
+        has_pix_gui(&children).then(|| find(&children, SUB_URL).map(|url| url.value)).flatten()
+    })
+}
+
+/// A Pix template with only its GUI says whom to pay only when a Pix Automático template (80-99)
+/// carries the location, as in vector V1; otherwise the code pays no one.
+fn check_target_present(
+    account: &PixAccount,
+    tag: TagPath,
+    other_fields: &BTreeMap<u8, String>,
+) -> Result<(), BrCodeError> {
+    if account.target == PixTarget::Unspecified && recurrence_location(other_fields).is_none() {
+        return Err(no_target(tag));
+    }
+    Ok(())
+}
+
+fn no_target(tag: TagPath) -> BrCodeError {
+    BrCodeError::InvalidValue {
+        tag,
+        reason: "it carries neither a key (01) nor a location URL (25), and no Pix Automático template (80) \
+                 says whom to pay",
+    }
 }
 
 fn has_pix_gui(children: &[DataObject<'_>]) -> bool {

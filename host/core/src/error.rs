@@ -1,6 +1,6 @@
 //! The API error catalogue: stable machine codes, their HTTP status and title.
 //!
-//! Known Lerian codes (PIX-0000…0008, 0112, 0113, 0219, 0404, 0407) keep their published meaning;
+//! Known Lerian codes (PIX-0000…0008, 0022, 0104, 0112, 0113, 0219, 0404, 0407) keep their published meaning;
 //! codes from PIX-0009 upward that Lerian does not publish are ours and stay stable once shipped.
 //! Ranges follow Lerian's: 00xx middleware and validation, 01xx DICT, 02xx MED, 03xx QR codes
 //! and collections, 04xx transfers.
@@ -85,6 +85,16 @@ pub enum ErrorCode {
     QrPayloadUnavailable,
     QrChargeNotPayable,
     QrPayloadInvalid,
+    /// No such immediate or due-date collection for the tenant.
+    CollectionNotFound,
+    /// Another of the tenant's collections already has this txId.
+    CollectionTxIdInUse,
+    /// The receiver key is not an ACTIVE DICT key of the `X-Account-Id` account.
+    ReceiverKeyNotOwned,
+    /// A CONCLUDED (or removed) collection cannot be updated (Lerian's PIX-0022).
+    CollectionNotUpdatable,
+    /// A CONCLUDED collection cannot be deleted (Lerian's PIX-0104).
+    CollectionNotDeletable,
     InvalidTransferQuery,
     TransferNotFound,
     InvalidPurpose,
@@ -191,6 +201,11 @@ impl ErrorCode {
         Self::QrPayloadUnavailable,
         Self::QrChargeNotPayable,
         Self::QrPayloadInvalid,
+        Self::CollectionNotFound,
+        Self::CollectionTxIdInUse,
+        Self::ReceiverKeyNotOwned,
+        Self::CollectionNotUpdatable,
+        Self::CollectionNotDeletable,
         Self::InvalidTransferQuery,
         Self::TransferNotFound,
         Self::InvalidPurpose,
@@ -247,7 +262,8 @@ impl ErrorCode {
             Self::ResourceNotFound => ("PIX-0019", 404, "Resource Not Found"),
             Self::AccountNotFound => ("PIX-0020", 404, "Account Not Found"),
             Self::UpstreamUnavailable => ("PIX-0021", 502, "Upstream Unavailable"),
-            Self::PolicyRejected => ("PIX-0022", 422, "Policy Component Rejected"),
+            // PIX-0022 is Lerian's "a CONCLUDED collection cannot be updated".
+            Self::PolicyRejected => ("PIX-0029", 422, "Policy Component Rejected"),
             Self::PolicyNoEarlierVersion => ("PIX-0023", 409, "No Earlier Policy Version"),
             Self::TenantNotConfigured => ("PIX-0040", 409, "Tenant Upstreams Not Configured"),
             Self::TenantIdentityInUse => ("PIX-0041", 409, "Tenant Identity Already In Use"),
@@ -288,6 +304,11 @@ impl ErrorCode {
             Self::QrPayloadUnavailable => ("PIX-0302", 502, "Dynamic QR Payload Unavailable"),
             Self::QrChargeNotPayable => ("PIX-0303", 422, "QR Code Charge Not Payable"),
             Self::QrPayloadInvalid => ("PIX-0304", 502, "Dynamic QR Payload Invalid"),
+            Self::CollectionNotFound => ("PIX-0305", 404, "Collection Not Found"),
+            Self::CollectionTxIdInUse => ("PIX-0306", 409, "Collection TxId Already In Use"),
+            Self::ReceiverKeyNotOwned => ("PIX-0307", 422, "Receiver Key Not Owned By The Account"),
+            Self::CollectionNotUpdatable => ("PIX-0022", 422, "Collection Cannot Be Updated"),
+            Self::CollectionNotDeletable => ("PIX-0104", 422, "Collection Cannot Be Deleted"),
             Self::InvalidTransferQuery => ("PIX-0404", 400, "Invalid Transfer Query"),
             Self::TransferNotFound => ("PIX-0407", 404, "Transfer Not Found"),
             Self::InvalidPurpose => ("PIX-0429", 400, "Unsupported Transfer Purpose"),
@@ -393,5 +414,8 @@ mod tests {
         assert_eq!(ErrorCode::InvalidTransferQuery.status(), 400, "PIX-0404 is a validation error");
         assert_eq!(ErrorCode::TransferNotFound.status(), 404);
         assert_eq!(ErrorCode::IdempotencyKeyReuse.status(), 422);
+        assert_eq!(ErrorCode::CollectionNotUpdatable.code(), "PIX-0022", "a CONCLUDED collection cannot be updated");
+        assert_eq!(ErrorCode::CollectionNotDeletable.code(), "PIX-0104", "a CONCLUDED collection cannot be deleted");
+        assert_ne!(ErrorCode::PolicyRejected.code(), "PIX-0022", "policy rejections have their own code");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod brcode;
 pub mod clock;
+pub mod collection;
 pub mod dict;
 pub mod document;
 pub mod error;

@@ -22,6 +22,9 @@ const VECTORS: [&str; 5] = [V1, V2, V3, V4, V5];
 const EVP: &str = "123e4567-e12b-12d1-a456-426655440000";
 
 /// One data object, written by hand rather than with the crate's writer.
+/// V1's Pix Automático template 80.
+const REC_TEMPLATE: &str = "0014br.gov.bcb.pix2558pix.example.com/qr/v2/rec/2353c790eefb11eaadc10242ac120002";
+
 fn tlv(id: &str, value: &str) -> String {
     format!("{id}{:02}{value}", value.chars().count())
 }
@@ -180,6 +183,23 @@ fn v1_has_a_gui_only_pix_template_and_its_location_in_template_80() {
     assert_eq!(code.key(), None);
     assert_eq!(code.location_url(), None);
     assert_eq!(code.recurrence_location_url(), Some("pix.example.com/qr/v2/rec/2353c790eefb11eaadc10242ac120002"));
+}
+
+#[test]
+fn a_gui_only_template_without_pix_automatico_pays_no_one() {
+    // V1 without its template 80: the Pix template names neither a key nor a location.
+    let bare = with_crc(V1.split("8080").next().unwrap());
+    let err = BrCode::parse(&bare).unwrap_err();
+    assert!(matches!(err, BrCodeError::InvalidValue { tag, .. } if tag == root(26)), "{err:?}");
+    assert!(err.to_string().contains("neither a key"), "{err}");
+    // A template 80 of another arrangement does not count.
+    let foreign = with_crc(&format!("{}{}", V1.split("8080").next().unwrap(), tlv("80", "0012BR.COM.OUTRO0103abc")));
+    assert!(BrCode::parse(&foreign).is_err());
+    let unbuilt = BrCode::builder(PixTarget::Unspecified, "Fulano de Tal", "BRASILIA").build().unwrap_err();
+    assert!(unbuilt.to_string().contains("neither a key"), "{unbuilt}");
+    let built =
+        BrCode::builder(PixTarget::Unspecified, "Fulano de Tal", "BRASILIA").other_field(80, REC_TEMPLATE).build();
+    assert_eq!(built.unwrap().encode(), V1, "V1 itself is built and parsed");
 }
 
 #[test]
@@ -730,10 +750,11 @@ fn the_builder_checks_every_optional_field() {
         BrCodeError::InvalidCharacter { tag: nested(62, 5), offset: None, found: '-' }
     );
     assert_eq!(
-        err(base().txid("***")),
-        BrCodeError::InvalidCharacter { tag: nested(62, 5), offset: None, found: '*' },
-        "no txid is expressed by not setting one"
+        base().txid("***").build().unwrap(),
+        base().build().unwrap(),
+        "an explicit *** is what generators write for no txid: the same as not setting one"
     );
+    assert_eq!(err(base().txid("**")), BrCodeError::InvalidCharacter { tag: nested(62, 5), offset: None, found: '*' });
     assert_eq!(err(base().txid("a".repeat(26))), BrCodeError::ValueTooLong { tag: nested(62, 5), max: 25, found: 26 });
     assert_eq!(
         err(base().postal_code("70074-900")),
@@ -909,18 +930,24 @@ fn any_model() -> impl Strategy<Value = Model> {
         ),
     )
         .prop_map(
-            |((target, name, city, mcc, initiation, amount), (txid, description, fss, postal_code, others))| Model {
-                target,
-                name,
-                city,
-                mcc,
-                initiation,
-                amount,
-                txid,
-                description,
-                fss,
-                postal_code,
-                others: others.into_iter().collect(),
+            |((target, name, city, mcc, initiation, amount), (txid, description, fss, postal_code, mut others))| {
+                // A GUI-only Pix template is valid only next to a Pix Automático template.
+                if target == PixTarget::Unspecified {
+                    others.insert(80, REC_TEMPLATE.to_owned());
+                }
+                Model {
+                    target,
+                    name,
+                    city,
+                    mcc,
+                    initiation,
+                    amount,
+                    txid,
+                    description,
+                    fss,
+                    postal_code,
+                    others: others.into_iter().collect(),
+                }
             },
         )
 }

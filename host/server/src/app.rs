@@ -127,13 +127,14 @@ struct Areas {
 
 fn areas() -> Areas {
     Areas {
-        public: routes::health::routes(),
+        public: routes::health::routes().merge(crate::collections::location::routes()),
         inbound: OpenApiRouter::new()
             .routes(utoipa_axum::routes!(crate::inbound::receive_btg_event))
             .merge(crate::intra_psp::routes()),
         tenant: routes::webhook_endpoints::routes()
             .merge(crate::dict::routes())
             .merge(crate::qrcodes::routes())
+            .merge(crate::collections::routes())
             .merge(crate::transfers::routes())
             .merge(crate::refunds::routes())
             .merge(crate::policies::quote::routes()),

@@ -171,6 +171,11 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
             if let Some(qr) = url::Url::parse(&embedded.handle.qr_url).ok().and_then(|u| u.socket_addrs(|| None).ok()) {
                 config.outbound.allow_sockets.extend(qr);
             }
+            // The demo's collections are served by this host itself (`[collections] location_base`
+            // unset): decoding one fetches it from the listen socket.
+            if config.collections.location_base.is_empty() {
+                config.outbound.allow_sockets.push(config.server.listen);
+            }
             let integrations = embedded.integrations.clone();
             sandbox = Some(embedded);
             integrations

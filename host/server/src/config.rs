@@ -39,6 +39,36 @@ pub struct Config {
     /// The trck.002 reporter of intra-PSP settlements.
     #[serde(default)]
     pub trck002: crate::reports::ReportsConfig,
+    /// Collections (COB/COBV) and static BR Codes.
+    #[serde(default)]
+    pub collections: CollectionsConfig,
+}
+
+/// `[collections]` (docs/collections.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectionsConfig {
+    /// Where payers reach this host's location routes, without scheme (`pix.example.com/pix`),
+    /// written into every charge's BR Code (26.25, at most 77 characters with `/qr/v2/cobv/` and a
+    /// 32-character token). Empty: `server.listen` (demo and tests).
+    pub location_base: String,
+    /// Field 60 of a code whose request gives no city (CRM holders carry no address).
+    pub default_merchant_city: String,
+    /// How often the expiry job removes unpaid charges past their validity.
+    pub expiry_interval_ms: u64,
+    /// A location signing key older than this is replaced by a new one (docs/collections.md).
+    pub signing_key_rotation_days: u32,
+}
+
+impl Default for CollectionsConfig {
+    fn default() -> Self {
+        CollectionsConfig {
+            location_base: String::new(),
+            default_merchant_city: "BRASILIA".into(),
+            expiry_interval_ms: 60_000,
+            signing_key_rotation_days: 90,
+        }
+    }
 }
 
 fn default_demo() -> bool {
@@ -367,6 +397,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             security: SecurityConfig::default(),
             trck002: crate::reports::ReportsConfig::default(),
+            collections: CollectionsConfig::default(),
         }
     }
 }

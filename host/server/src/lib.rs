@@ -6,6 +6,7 @@ pub mod account;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod collections;
 pub mod config;
 pub mod dict;
 pub mod embedded;

@@ -173,7 +173,7 @@ pub enum PolicyCliError {
 }
 
 impl PolicyCliError {
-    /// The catalogue code of a refusal, e.g. `PIX-0022`.
+    /// The catalogue code of a refusal, e.g. `PIX-0029`.
     pub fn code(&self) -> Option<&str> {
         match self {
             PolicyCliError::Api { code, .. } => Some(code),

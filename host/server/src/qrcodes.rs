@@ -19,7 +19,9 @@ use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
-use pix_core::brcode::{AmountChange, BrCode, ChargeStatus, DueDateCharge, DueDateValue, ImmediateCharge, PixTarget};
+use pix_core::brcode::{
+    AmountChange, BrCode, ChargeStatus, DueDateCharge, DueDateValue, ImmediateCharge, NO_TXID, PixTarget,
+};
 use pix_core::error::ErrorCode;
 use pix_core::money::Money;
 use pix_core::pix_key::{PixKey, PixKeyType};
@@ -69,7 +71,10 @@ pub struct ResolvedQr {
     pub receiver_key: String,
     /// The amount due; `None` when a static code leaves it to the payer.
     pub amount: Option<Money>,
+    /// The txid as the code shows it (`***` is none), even one the SPI would not take.
     pub txid: Option<String>,
+    /// Whether `txid` may go into the pacs.008 `TxId` (`[A-Za-z0-9]`, pix-standards §4.2).
+    pub txid_forwardable: bool,
     pub description: Option<String>,
     pub merchant_name: String,
     pub merchant_city: String,
@@ -81,6 +86,13 @@ pub struct ResolvedQr {
     pub location: Option<String>,
     /// The fetched charge of a dynamic code.
     pub charge: Option<ChargeDetails>,
+}
+
+impl ResolvedQr {
+    /// The txid to forward to the SPI, if there is one it accepts.
+    pub fn spi_txid(&self) -> Option<&str> {
+        self.txid.as_deref().filter(|_| self.txid_forwardable)
+    }
 }
 
 /// What a dynamic code's charge says beyond the amount.
@@ -135,7 +147,10 @@ pub async fn resolve_with_city(
         kind: QrKind::Static,
         receiver_key: String::new(),
         amount: code.amount(),
-        txid: code.txid().map(str::to_owned),
+        // The payer sees a static code's 62.05 as written (`RP12345678-2019` too); only an
+        // alphanumeric one is forwarded.
+        txid: Some(code.raw_txid()).filter(|t| *t != NO_TXID).map(str::to_owned),
+        txid_forwardable: code.txid().is_some(),
         description: code.account().description().map(str::to_owned),
         merchant_name: code.merchant_name().to_owned(),
         merchant_city: code.merchant_city().to_owned(),
@@ -401,6 +416,7 @@ fn apply_charge(
             resolved.receiver_key = charge_key(&charge.key)?;
             resolved.amount = Some(charge.value.original);
             resolved.txid = Some(charge_txid(&charge.txid)?);
+            resolved.txid_forwardable = true;
             resolved.description = charge.payer_request.clone().or(resolved.description.take());
             resolved.charge = Some(ChargeDetails {
                 status: charge.status,
@@ -434,6 +450,7 @@ fn apply_charge(
             resolved.receiver_key = charge_key(&charge.key)?;
             resolved.amount = Some(charge.value.total);
             resolved.txid = Some(charge_txid(&charge.txid)?);
+            resolved.txid_forwardable = true;
             resolved.description = charge.payer_request.clone().or(resolved.description.take());
             resolved.charge = Some(ChargeDetails {
                 status: charge.status,
@@ -520,7 +537,13 @@ pub struct DecodedQrView {
     #[schema(value_type = Option<String>, example = "10.00")]
     pub amount: Option<Money>,
     pub description: Option<String>,
+    /// The txid as the code shows it: a static code's 62.05 (absent for `***`), or a dynamic
+    /// code's charge txid.
     pub tx_id: Option<String>,
+    /// Whether `txId` goes to the SPI with the payment: false when absent, and for a static txid
+    /// that is not letters and digits only (e.g. `RP12345678-2019`), which payer apps show but
+    /// do not forward.
+    pub tx_id_forwardable: bool,
     pub merchant_name: String,
     pub merchant_city: String,
     pub merchant_category_code: String,
@@ -559,6 +582,7 @@ impl From<ResolvedQr> for DecodedQrView {
             receiver_key: r.receiver_key,
             amount: r.amount,
             description: r.description,
+            tx_id_forwardable: r.txid_forwardable,
             tx_id: r.txid,
             merchant_name: r.merchant_name,
             merchant_city: r.merchant_city,

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod cautionary_blocks;
+pub mod collections;
 pub mod db;
 pub mod deliveries;
 pub mod dict;

@@ -5,6 +5,7 @@
 //! redelivered event or the sweeper resumes from it and never credits twice.
 
 use pix_core::clock::brasilia_month_start;
+use pix_core::collection::PaymentMismatch;
 use pix_core::dict::EntryStatus;
 use pix_core::document::PersonType;
 use pix_core::ids::new_id;
@@ -132,8 +133,6 @@ pub(super) async fn receive_payment(
             transfer.completed_at = Some(now);
         }
     }
-    // Hook for dynamic-QR collections: a txid here would conclude the matching charge once
-    // collections exist (issue on QR collections); today the txid is only kept on the transfer.
     let mut tx = app.store.begin().await?;
     match insert_transfer(&mut tx, &transfer).await {
         Ok(()) => tx.commit().await?,
@@ -217,6 +216,15 @@ async fn approve(
     t: &mut Transfer,
 ) -> AppResult<Result<(), Refusal>> {
     let now = app.clock.now();
+    // A txid naming one of our collections must pay it as it stood when the payment settled (it
+    // is concluded when this cash-in is credited, in `transfers::save`).
+    let settled_at = p.settled_at;
+    if let Some(tx_id) = &p.txid
+        && let Err(mismatch) = crate::collections::check_cashin(app, tenant.id, tx_id, p.amount, settled_at).await?
+    {
+        let spi_reason = if matches!(mismatch, PaymentMismatch::WrongAmount { .. }) { "AM09" } else { "AG03" };
+        return Ok(Err(Refusal::new("COLLECTION_INVALID", spi_reason, format!("txId {tx_id}: {mismatch}"))));
+    }
     let account = payee.account_id.to_string();
     let ledger = &payee.ledger;
     let payee_status = if !payee.holder.is_open_on(now.date_naive()) {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pix_core::clock::{brasilia_date, brasilia_day_start};
 use pix_core::document::PersonType;
-use pix_core::transfer::{FraudVerdict, TransferDetails};
+use pix_core::transfer::{CashinState, FraudVerdict, TransferDetails, TransferState};
 use pix_integrations::midaz::{LedgerAccount, Leg};
 use pix_integrations::{IdempotencyKey, Money as UpstreamMoney};
 use pix_store::events::{OutboundEvent, record_outbound_event};
@@ -84,6 +84,10 @@ async fn save(app: &App, t: &mut Transfer, notify: Notify) -> AppResult<bool> {
     }
     if notify == Notify::Event {
         record_event(&mut tx, t, now).await?;
+    }
+    // A credited cash-in concludes the collection its txid names, in the same transaction.
+    if let (TransferState::Cashin(CashinState::Credited { .. }), Some(tx_id)) = (&t.state, &t.details.tx_id) {
+        crate::collections::conclude_in(&mut tx, t.tenant_id, tx_id, &t.end_to_end_id, now).await?;
     }
     tx.commit().await?;
     t.version += 1;

@@ -41,6 +41,7 @@ const CATALOG: &[(&str, &[&str])] = &[
     ("REFUND", &["CASHIN", "CASHOUT"]),
     ("RECURRING", &["AUTHORIZATION_REQUEST", "AUTHORIZATION", "CHARGE", "RECURRENCE"]),
     ("SCHEDULE", &["CASHOUT"]),
+    ("COLLECTION", &["IMMEDIATE", "DUE_DATE"]),
     ("REPORT", &["TEMPOSTRANSACOES"]),
 ];
 

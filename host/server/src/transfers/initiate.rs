@@ -212,7 +212,7 @@ async fn initiate_cashout(
                     } else {
                         InitiationMethod::DynamicQrcode
                     },
-                    tx_id: qr.txid.clone(),
+                    tx_id: qr.spi_txid().map(str::to_owned),
                     ..r
                 },
                 Err(rate_limited) => return Ok(rate_limited),

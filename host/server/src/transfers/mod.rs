@@ -52,6 +52,8 @@ pub fn inbound_handlers(state: &AppState, base: &str) -> Vec<(&'static str, Arc<
 pub fn spawn_workers(state: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
     tasks.spawn(pix_app::transfers::sweeper::run(state.app.clone(), shutdown.clone()));
     crate::reports::spawn_workers(state, shutdown, tasks);
+    let every = std::time::Duration::from_millis(state.config.collections.expiry_interval_ms);
+    tasks.spawn(pix_app::collections::run_expiry(state.app.clone(), every, shutdown.clone()));
 }
 
 /// The tenant an inbound event belongs to.
