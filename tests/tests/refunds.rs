@@ -145,6 +145,9 @@ async fn a_distributed_refund_debits_each_account_to_the_centavo(app: &TestApp) 
     assert_eq!(bank.balance("@fees_revenue").0, fees_before + 100_000);
     // The customer spends all but R$ 0.82 (a legal person's cash-out pays R$ 1.50 on top).
     let spend = bank.balance("@acme").0 - 82 - 150;
+    // A spend this large at night (20:00–06:00 in Brasília) scores a fraud review; the refund
+    // is what is tested here, whatever the hour the suite runs at.
+    bank.activate_shipped("fraud-triage", json!({"review-threshold": 600})).await;
     let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
     bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
     assert_eq!(bank.balance("@acme").0, 82);
@@ -175,6 +178,9 @@ async fn the_refund_split_policy_splits_when_operations_are_absent(app: &TestApp
     wait_refund(&bank, "@acme", &first, "COMPLETED").await;
     // With R$ 0.82 left to the customer, the fee account covers the rest.
     let spend = bank.balance("@acme").0 - 82 - 150;
+    // A spend this large at night (20:00–06:00 in Brasília) scores a fraud review; the refund
+    // is what is tested here, whatever the hour the suite runs at.
+    bank.activate_shipped("fraud-triage", json!({"review-threshold": 600})).await;
     let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
     bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
     let second = refund_ok(&bank, "@acme", &cash_in, "1000.82").await;
@@ -202,6 +208,9 @@ async fn a_refund_split_policy_rejection_is_a_422_with_its_code(app: &TestApp) {
     bank.activate_file("hostile/refund-split-reject.wasm", "refund-split").await;
     let cash_in = bank.receive("@acme", "50000.00").await;
     let spend = bank.balance("@acme").0 - 82 - 150;
+    // A spend this large at night (20:00–06:00 in Brasília) scores a fraud review; the refund
+    // is what is tested here, whatever the hour the suite runs at.
+    bank.activate_shipped("fraud-triage", json!({"review-threshold": 600})).await;
     let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
     bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
     let before = (bank.balance("@acme"), bank.balance("@fees_revenue"));
