@@ -370,10 +370,15 @@ async fn create_claimed_entry(tx: &mut Tx, tenant: &Tenant, claim: &mut Claim, n
     }
 }
 
-/// Saves the claim (fenced by its version) and records its CLAIM event, in `tx`.
+/// Saves the claim (fenced by its version) and records its CLAIM event, in `tx`. `false` when
+/// another writer got there first (a newer version, or the same claim inserted): read it again.
 async fn save_with_event(tx: &mut Tx, claim: &mut Claim, insert: bool, now: DateTime<Utc>) -> ApiResult<bool> {
     if insert {
-        insert_claim(tx, claim).await?;
+        match insert_claim(tx, claim).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
     } else if !save_claim(tx, claim).await? {
         return Ok(false);
     } else {
@@ -451,28 +456,41 @@ async fn create_claim(
     };
     let btg = state.integrations.for_tenant(&tenant)?.btg.clone();
     let remote = btg.create_claim(&request).await.map_err(|e| btg_error("opening the claim", e))?;
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    // The DICT_CLAIM event of this claim may have been processed first: complete that record.
-    let claim = match state.store.dict_claim_by_btg_id(tenant.id, &remote.id).await? {
-        Some(mut existing) => {
-            existing.account_id = Some(account.id);
-            if save_claim(&mut tx, &existing).await? {
-                existing.version += 1;
-            }
-            existing
-        }
-        None => {
-            let mut claim = new_claim_row(&tenant, ClaimRole::Claimer, &remote, now)?;
-            claim.account_id = Some(account.id);
-            claim.status = remote.status.as_str().to_owned();
-            save_with_event(&mut tx, &mut claim, true, now).await?;
-            claim
-        }
-    };
-    tx.commit().await?;
+    let claim = record_opened(&state, &tenant, account.id, &remote).await?;
     tracing::info!(claim = %claim.id, claim_type = %claim_type, key = %mask_raw_key(&key), "claim opened");
     Ok((StatusCode::CREATED, Json(ClaimView::from(&claim))))
+}
+
+/// Records the claim BTG opened for `account`. Its DICT_CLAIM event may be processed first or at
+/// the same time: then that record is completed with the account, and a lost race (the event
+/// inserted or saved it meanwhile) reads it again instead of failing the request.
+async fn record_opened(state: &Dict, tenant: &Tenant, account: Uuid, remote: &btg::Claim) -> ApiResult<Claim> {
+    for _ in 0..5 {
+        let now = state.clock.now();
+        let mut tx = state.store.begin().await?;
+        let claim = match state.store.dict_claim_by_btg_id(tenant.id, &remote.id).await? {
+            Some(mut existing) => {
+                existing.account_id = Some(account);
+                if !save_claim(&mut tx, &existing).await? {
+                    continue;
+                }
+                existing.version += 1;
+                existing
+            }
+            None => {
+                let mut claim = new_claim_row(tenant, ClaimRole::Claimer, remote, now)?;
+                claim.account_id = Some(account);
+                claim.status = remote.status.as_str().to_owned();
+                if !save_with_event(&mut tx, &mut claim, true, now).await? {
+                    continue;
+                }
+                claim
+            }
+        };
+        tx.commit().await?;
+        return Ok(claim);
+    }
+    Err(ApiError::new(ErrorCode::InvalidClaimStatus, "the claim keeps changing at DICT; ask for it again"))
 }
 
 // ------------------------------------------------------------------------------------ read
@@ -741,9 +759,12 @@ async fn absorb_once(state: &Dict, tenant: &Tenant, role: ClaimRole, remote: &bt
                 claim.account_id = entry.account_id;
             }
             apply_remote(state, &mut tx, tenant, &mut claim, remote, now).await?;
-            tracing::info!(claim = %claim.id, role = %role, key = %mask_raw_key(&claim.key), "claim recorded from DICT");
-            save_with_event(&mut tx, &mut claim, true, now).await?;
-            Absorbed::Applied
+            if save_with_event(&mut tx, &mut claim, true, now).await? {
+                tracing::info!(claim = %claim.id, role = %role, key = %mask_raw_key(&claim.key), "claim recorded from DICT");
+                Absorbed::Applied
+            } else {
+                Absorbed::Raced // our create recorded it meanwhile
+            }
         }
     };
     if outcome == Absorbed::Applied {
