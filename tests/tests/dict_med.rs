@@ -6,7 +6,9 @@
 #[macro_use]
 mod dict_common;
 
-use dict_common::{Dx, at_btg, balance, cash_in, deliver, eventually, outbound_events, refund_request_against_us};
+use dict_common::{
+    Dx, at_btg, balance, cash_in, deliver, eventually, outbound_events, refund_request_against_us, settled_cash_out,
+};
 use pix_app::refunds::outgoing;
 use pix_core::refund::{OutgoingRefund, RefundReason, RefundState, RefundStatus};
 use pix_core::transfer::Direction;
@@ -677,39 +679,9 @@ fn the_close_schema_carries_the_link_fields() {
 /// the request with a return id, BTG delivers that return, and the request links the refund
 /// (type CASHIN) that received it. A second request is withdrawn while OPEN.
 async fn a_request_we_file_links_the_return_we_receive_and_can_be_cancelled(dx: &Dx) {
-    let ana = dx.app.sandbox.data.other_participant.keys[0].key.clone();
-    let initiated: Value = dx
-        .as_account(Method::POST, "/v1/transfers/cashout/initiate", "@maria")
-        .json(&json!({"type": "KEY", "key": ana, "amount": "80.00"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let processed = dx
-        .as_account(Method::POST, "/v1/transfers/cashout/process", "@maria")
-        .json(&json!({"initiationId": initiated["initiationId"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(processed.status(), 201);
-    let processed: Value = processed.json().await.unwrap();
-    let (transfer, e2e) =
-        (processed["id"].as_str().unwrap().to_owned(), processed["endToEndId"].as_str().unwrap().to_owned());
-    dx.advance(5);
-    eventually("the cash-out settles", || async {
-        let t: Value = dx
-            .as_account(Method::GET, &format!("/v1/transfers/{transfer}"), "@maria")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        t["status"] == "COMPLETED"
-    })
-    .await;
+    let e2e = settled_cash_out(dx).await;
+    let transfer =
+        dx.app.db.store.transfer_by_end_to_end_id(dx.tenant.id, Direction::Cashout, &e2e).await.unwrap().unwrap().id;
 
     let body = json!({"transactionId": e2e, "amount": "80.00", "reason": "OPERATIONAL_FLAW", "refundDetails": "sent twice by our app"});
     let request: Value = post(dx, "/v1/dict/refund-requests", body.clone()).await.json().await.unwrap();
@@ -734,7 +706,7 @@ async fn a_request_we_file_links_the_return_we_receive_and_can_be_cancelled(dx: 
         .unwrap();
     assert_eq!(received["type"], "CASHIN");
     assert_eq!(received["returnEndToEndId"], linked["refundTransactionId"], "the return DICT named");
-    assert_eq!(received["transferId"], json!(transfer));
+    assert_eq!(received["transferId"], json!(transfer.to_string()));
     let by_link =
         dx.get_json(&format!("/v1/dict/refund-requests?refund_id={}", linked["refundId"].as_str().unwrap())).await;
     assert_eq!(by_link["total"], 1);
