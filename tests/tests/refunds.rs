@@ -143,13 +143,7 @@ async fn a_distributed_refund_debits_each_account_to_the_centavo(app: &TestApp) 
     let cash_in = bank.receive("@acme", "50000.00").await;
     assert_eq!(cash_in["fee"], "1000.00");
     assert_eq!(bank.balance("@fees_revenue").0, fees_before + 100_000);
-    // The customer spends all but R$ 0.82 (a legal person's cash-out pays R$ 1.50 on top).
-    let spend = bank.balance("@acme").0 - 82 - 150;
-    // A spend this large at night (20:00–06:00 in Brasília) scores a fraud review; the refund
-    // is what is tested here, whatever the hour the suite runs at.
-    bank.activate_shipped("fraud-triage", json!({"review-threshold": 600})).await;
-    let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
-    bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
+    spend_all_but_82_centavos(&bank).await;
     assert_eq!(bank.balance("@acme").0, 82);
     let fees = bank.balance("@fees_revenue").0;
 
@@ -177,12 +171,7 @@ async fn the_refund_split_policy_splits_when_operations_are_absent(app: &TestApp
     assert_eq!(first["operations"], json!([{"accountAlias": "@acme", "amount": "100.00"}]));
     wait_refund(&bank, "@acme", &first, "COMPLETED").await;
     // With R$ 0.82 left to the customer, the fee account covers the rest.
-    let spend = bank.balance("@acme").0 - 82 - 150;
-    // A spend this large at night (20:00–06:00 in Brasília) scores a fraud review; the refund
-    // is what is tested here, whatever the hour the suite runs at.
-    bank.activate_shipped("fraud-triage", json!({"review-threshold": 600})).await;
-    let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
-    bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
+    spend_all_but_82_centavos(&bank).await;
     let second = refund_ok(&bank, "@acme", &cash_in, "1000.82").await;
     assert_eq!(
         second["operations"],
@@ -207,12 +196,7 @@ async fn a_refund_split_policy_rejection_is_a_422_with_its_code(app: &TestApp) {
     bank.activate_shipped("fee", json!({"pj-cash-in-bps": 200, "pj-cash-in-max": 100_000})).await;
     bank.activate_file("hostile/refund-split-reject.wasm", "refund-split").await;
     let cash_in = bank.receive("@acme", "50000.00").await;
-    let spend = bank.balance("@acme").0 - 82 - 150;
-    // A spend this large at night (20:00–06:00 in Brasília) scores a fraud review; the refund
-    // is what is tested here, whatever the hour the suite runs at.
-    bank.activate_shipped("fraud-triage", json!({"review-threshold": 600})).await;
-    let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
-    bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
+    spend_all_but_82_centavos(&bank).await;
     let before = (bank.balance("@acme"), bank.balance("@fees_revenue"));
     let rejected = refund(&bank, "@acme", &cash_in, "FR01", json!({"amount": "1000.82"})).await;
     assert_eq!(rejected.status(), 422);
@@ -581,4 +565,14 @@ async fn a_lost_reversal_webhook_is_finished_by_the_sweeper(app: &TestApp) {
     bank.sweep_until(&path, "@maria", "COMPLETED").await;
     assert_eq!(bank.balance("@maria"), (before - 700, 0));
     assert_eq!(centavos(&bank.get_json(&path, "@maria").await["amount"]), 700);
+}
+
+/// ACME pays away all but R$ 0.82 of its balance (a legal person's cash-out pays R$ 1.50 on top).
+/// A spend this large at night (20:00–06:00 in Brasília) scores a fraud review; the refunds are
+/// what these tests are about, whatever the hour the suite runs at, so review is raised for it.
+async fn spend_all_but_82_centavos(bank: &Bank<'_>) {
+    let spend = bank.balance("@acme").0 - 82 - 150;
+    bank.activate_shipped("fraud-triage", json!({"review-threshold": 600})).await;
+    let paid = bank.pay("@acme", &pix_core::money::Money::from_centavos(spend).to_string()).await;
+    bank.wait_transfer("@acme", paid["id"].as_str().unwrap(), "COMPLETED").await;
 }
