@@ -10,6 +10,7 @@ api_tests!(
     upload_list_activate_and_rollback_drive_the_tenants_fee,
     shadow_report_and_replay_compare_a_candidate,
     server_refusals_surface_as_errors_with_their_code,
+    recorded_decisions_become_fixtures_that_pin_todays_fees,
 );
 
 fn file(name: &str) -> String {
@@ -26,6 +27,14 @@ async fn cli(app: Option<&TestApp>, words: &[&str]) -> Result<String, PolicyCliE
     let mut out = Vec::new();
     policy_cli::execute(&args, &mut out).await?;
     Ok(String::from_utf8(out).expect("utf-8 output"))
+}
+
+/// Runs `pix-host policy <words…>` offline, returning its output whether it failed or not.
+async fn cli_report(words: &[&str]) -> (String, Result<(), PolicyCliError>) {
+    let args = policy_cli::parse(words).unwrap_or_else(|e| panic!("{words:?} does not parse: {e}"));
+    let mut out = Vec::new();
+    let result = policy_cli::execute(&args, &mut out).await;
+    (String::from_utf8(out).expect("utf-8 output"), result)
 }
 
 async fn cli_json(app: &TestApp, words: &[&str]) -> Value {
@@ -199,4 +208,103 @@ async fn server_refusals_surface_as_errors_with_their_code(app: &TestApp) {
     assert!(matches!(&err, PolicyCliError::Api { status: 401, .. }), "{err:?}");
     assert!(!err.to_string().contains("pix_wrong_secret"));
     assert!(out.is_empty(), "nothing printed on errors");
+}
+
+/// A legal person's cash-out: R$ 1,50 on top on the shipped default fee (first tier).
+fn pj_cash_out() -> Value {
+    let input = pix_policy::FeeInput {
+        payer_type: pix_policy::PersonType::Legal,
+        month_count: 3,
+        ..pix_policy::fixtures::fee().remove(0).1
+    };
+    serde_json::to_value(input).unwrap()
+}
+
+/// A fixture file with one fee case expecting `expect`.
+fn fee_fixture(dir: &std::path::Path, file_name: &str, name: &str, expect: Value) -> String {
+    let path = dir.join(file_name);
+    let file = json!({"kind": "fee", "case": [{"name": name, "input": pj_cash_out(), "expect": expect}]});
+    std::fs::write(&path, file.to_string()).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_test_passes_matching_cases_and_fails_with_the_fields_that_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = json!({"fee": 150, "feeAccount": "@fees_revenue", "charge": "ON_TOP", "label": "pj-cash-out-tier-1"});
+    let fixtures = fee_fixture(dir.path(), "fee.json", "tier 1", tier);
+    let component = file("default-fee.wasm");
+    let (out, result) = cli_report(&["test", &component, &fixtures]).await;
+    result.unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(out.contains("ok    tier 1 (fee)") && out.ends_with("1 cases: 1 passed, 0 failed\n"), "{out}");
+    assert!(out.contains("fee: pix:policy@0.1.0"), "the shipped default is a 0.1.0 component: {out}");
+    assert!(out.contains("under fuel 10000000, deadline 50 ms, memory 16 MiB"), "the engine's defaults: {out}");
+    let limits = ["--memory-mib", "24", "--fuel", "20000000", "--deadline-ms", "80"];
+    let (out, result) = cli_report(&[&["test", component.as_str(), fixtures.as_str()][..], &limits].concat()).await;
+    result.unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(
+        out.contains("under fuel 20000000, deadline 80 ms, memory 24 MiB"),
+        "the limits the cases ran under: {out}"
+    );
+
+    // A rule change the fixture did not expect: the differing fields, and a failure exit.
+    let flat = json!({"fee": 90, "feeAccount": "@fees_revenue", "charge": "ON_TOP", "label": "pj-flat"});
+    let second = fee_fixture(dir.path(), "flat.json", "flat 0,90", flat);
+    let (out, result) = cli_report(&["test", &component, &fixtures, &second]).await;
+    assert!(matches!(result, Err(PolicyCliError::CasesFailed { failed: 1, total: 2 })), "{result:?}");
+    assert!(out.contains("FAIL  flat 0,90"), "{out}");
+    assert!(out.contains("fee: expected 90, got 150"), "{out}");
+    assert!(out.contains(r#"label: expected "pj-flat", got "pj-cash-out-tier-1""#), "{out}");
+    assert!(!out.contains("feeAccount:"), "only differing fields are listed: {out}");
+    let (json, _) = cli_report(&["test", &component, &second, "--json"]).await;
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((json["passed"].as_u64(), json["failed"].as_u64()), (Some(0), Some(1)), "{json}");
+
+    // Unusable files are refused before anything runs.
+    std::fs::write(dir.path().join("empty.toml"), "kind = \"fee\"\n").unwrap();
+    let (_, result) = cli_report(&["test", &component, &dir.path().join("empty.toml").display().to_string()]).await;
+    assert!(matches!(&result, Err(PolicyCliError::Usage(m)) if m.contains("no cases")), "{result:?}");
+    let (_, result) = cli_report(&["test", &component]).await;
+    assert!(matches!(&result, Err(PolicyCliError::Usage(m)) if m.contains("at least one fixture file")), "{result:?}");
+}
+
+async fn recorded_decisions_become_fixtures_that_pin_todays_fees(app: &TestApp) {
+    let t = app.tenant("acme").await;
+    let tenant = t.id.to_string();
+    for _ in 0..3 {
+        assert_eq!(quote(app, &t.token).await["fee"], "4.95");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = dir.path().join("today.toml").display().to_string();
+    let words = ["test", "--from-decisions", "--kind", "fee", "--tenant", &tenant, "--last", "10", &pinned];
+    let out = cli(Some(app), &words).await.unwrap();
+    // The three quotes have one input (two, if a minute boundary fell between them).
+    let written: usize = out.strip_prefix("wrote ").and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!((1..=2).contains(&written), "{out}");
+    assert!(out.contains("from the last 3 fee decisions"), "{out}");
+    let text = std::fs::read_to_string(&pinned).unwrap();
+    assert!(text.contains("fee = 495") && text.contains("payeeType = \"LEGAL\""), "{text}");
+
+    // The component that took them agrees with them; the example institution (0.79 %) does not.
+    let shipped = file("default-fee.wasm");
+    let (out, result) = cli_report(&["test", &shipped, &pinned]).await;
+    result.unwrap_or_else(|e| panic!("{e}: {out}"));
+    let example = file("example-institution.wasm");
+    let (out, result) = cli_report(&["test", &example, &pinned]).await;
+    assert!(matches!(result, Err(PolicyCliError::CasesFailed { .. })), "{result:?}");
+    assert!(out.contains("fee: expected 495, got 395"), "{out}");
+
+    // An existing file is kept unless --force; a tenant without decisions is refused.
+    let again = cli(Some(app), &words).await.expect_err("exists");
+    assert!(matches!(&again, PolicyCliError::Usage(m) if m.contains("--force")), "{again:?}");
+    let mut forced = words.to_vec();
+    forced.push("--force");
+    cli(Some(app), &forced).await.unwrap();
+    let none = cli(
+        Some(app),
+        &["test", "--from-decisions", "--kind", "refund-split", "--tenant", &tenant, &pinned, "--force"],
+    )
+    .await
+    .expect_err("no decisions");
+    assert!(none.to_string().contains("no recorded refund-split decisions"), "{none}");
 }

@@ -16,8 +16,13 @@
 //! ```
 //!
 //! The export macros generate the component bindings in the calling crate (so the component
-//! exports exactly one world) from the WIT at `../../wit` relative to the crate, or from the path
-//! given as `export_fee!(FlatFee, wit = "path/to/wit")`.
+//! exports exactly one world) from the WIT at `../../wit/0.1.0` relative to the crate, or from the
+//! path given as `export_fee!(FlatFee, wit = "path/to/wit")`.
+//!
+//! The SDK speaks `pix:policy@0.1.0`, which every host keeps accepting; it keeps the shipped
+//! components on 0.1.0, and they are the proof of that. A rule that needs a 0.2.0 field
+//! (`FraudInput::account_segment`) uses wit-bindgen on `wit/policy.wit` directly, like
+//! `guests/segment-fraud-triage` and the projects `pix-host policy new` creates.
 //!
 //! The default rules of pix-host are in [`defaults`], so an institution can start from them and
 //! change only what differs.
@@ -33,7 +38,7 @@ pub use wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         inline: "package pix:sdk; world types-only { import pix:policy/types@0.1.0; }",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         world: "pix:sdk/types-only",
         generate_all,
         generate_unused_types: true,
@@ -83,7 +88,7 @@ pub trait FraudTriagePolicy {
 #[macro_export]
 macro_rules! export_fee {
     ($ty:ident) => {
-        $crate::export_fee!($ty, wit = "../../wit");
+        $crate::export_fee!($ty, wit = "../../wit/0.1.0");
     };
     ($ty:ident, wit = $wit:literal) => {
         $crate::__export_one!($ty, $wit, "fee-policy", fee, FeePolicy, FeeInput, FeeDecision);
@@ -94,7 +99,7 @@ macro_rules! export_fee {
 #[macro_export]
 macro_rules! export_refund_split {
     ($ty:ident) => {
-        $crate::export_refund_split!($ty, wit = "../../wit");
+        $crate::export_refund_split!($ty, wit = "../../wit/0.1.0");
     };
     ($ty:ident, wit = $wit:literal) => {
         $crate::__export_one!(
@@ -113,7 +118,7 @@ macro_rules! export_refund_split {
 #[macro_export]
 macro_rules! export_cashin_acceptance {
     ($ty:ident) => {
-        $crate::export_cashin_acceptance!($ty, wit = "../../wit");
+        $crate::export_cashin_acceptance!($ty, wit = "../../wit/0.1.0");
     };
     ($ty:ident, wit = $wit:literal) => {
         $crate::__export_one!(
@@ -132,7 +137,7 @@ macro_rules! export_cashin_acceptance {
 #[macro_export]
 macro_rules! export_fraud_triage {
     ($ty:ident) => {
-        $crate::export_fraud_triage!($ty, wit = "../../wit");
+        $crate::export_fraud_triage!($ty, wit = "../../wit/0.1.0");
     };
     ($ty:ident, wit = $wit:literal) => {
         $crate::__export_one!(
@@ -150,7 +155,7 @@ macro_rules! export_fraud_triage {
 /// Export a type implementing all four traits as an `institution` component.
 #[macro_export]
 macro_rules! export_institution {
-    ($ty:ident) => { $crate::export_institution!($ty, wit = "../../wit"); };
+    ($ty:ident) => { $crate::export_institution!($ty, wit = "../../wit/0.1.0"); };
     ($ty:ident, wit = $wit:literal) => {
         mod __pix_policy_bindings {
             $crate::wit_bindgen::generate!({

@@ -5,8 +5,16 @@
 //! Besides criterion's own report, every variant is timed per iteration and p50/p99/p99.9 are
 //! written to `bench/policy-latency.md` and `bench/policy-latency.json`.
 //!
+//! Then, when `guests/build-polyglot.sh` has built them, the JavaScript and Python guests against
+//! the native rule and the Rust component (`policy/polyglot.rs`, written to
+//! `bench/policy-polyglot.md` and `.json`).
+//!
 //! Run: `cargo bench -p pix-policy --bench policy` (set `PIX_BENCH_SAMPLES` to change the number of
-//! timed iterations per variant; default 20 000).
+//! timed iterations per variant; default 20 000; `PIX_BENCH_POLYGLOT_SAMPLES` for the JS/Python
+//! comparison, default 5 000; `PIX_BENCH_POLYGLOT_ONLY=1` runs only that comparison).
+
+#[path = "policy/polyglot.rs"]
+mod polyglot;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -127,7 +135,7 @@ fn policy(loaded: &[(String, LoadedPolicy)], name: &str) -> LoadedPolicy {
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, p)| p.clone())
-        .unwrap_or_else(|| panic!("{name} missing from policies/manifest.json"))
+        .unwrap_or_else(|| panic!("{name} missing from its manifest"))
 }
 
 /// Criterion benchmark plus our own per-iteration samples for one kind.
@@ -189,6 +197,10 @@ fn main() {
         .into_iter()
         .map(|(entry, policy)| (entry.name, policy))
         .collect();
+    if std::env::var_os("PIX_BENCH_POLYGLOT_ONLY").is_some() {
+        polyglot::run(&engine, &root, &loaded);
+        return;
+    }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
@@ -254,6 +266,7 @@ fn main() {
     if let Err(e) = write_report(&root.join("bench"), &stats, &load_before) {
         eprintln!("cannot write the latency report: {e}");
     }
+    polyglot::run(&engine, &root, &loaded);
 }
 
 /// The 1/5/15-minute load averages, when the OS exposes them: tail latencies on a shared 2-core
@@ -310,8 +323,8 @@ fn write_report(dir: &std::path::Path, stats: &[Stats], load_before: &str) -> st
     md += "\nVariants: `native` is the Rust rule in `pix_policy::native`; `wasm-reused` calls one \
            long-lived instance (`PolicyEngine::session`); `wasm-fresh` is the production path \
            (new store and instance from the cached `InstancePre` per decision, in a pooled slot \
-           reset in place (dirty pages found with PAGEMAP_SCAN), fuel + epoch \
-           deadline + 16 MiB cap, answer validated); `rhai` is the same fee rule as a Rhai script \
+           reset in place (dirty pages found with PAGEMAP_SCAN), copy-on-write heap image, fuel + \
+           epoch deadline + 16 MiB cap, answer validated); `rhai` is the same fee rule as a Rhai script \
            (AST compiled once, new scope per call).\n";
     std::fs::write(dir.join("policy-latency.md"), md)?;
     std::fs::write(dir.join("policy-latency.json"), serde_json::to_string_pretty(&json).unwrap_or_default() + "\n")

@@ -6,6 +6,7 @@ use crate::types::PolicyKind;
 ///
 /// Load-time variants: [`Compile`](Self::Compile), [`ForbiddenImport`](Self::ForbiddenImport),
 /// [`NoDecisionExported`](Self::NoDecisionExported), [`Link`](Self::Link),
+/// [`LimitAboveMaximum`](Self::LimitAboveMaximum),
 /// [`Conformance`](Self::Conformance), [`Manifest`](Self::Manifest).
 /// Decision-time variants: the rest. Each has a stable [`class`](Self::class) used as the
 /// `error` metric label.
@@ -40,6 +41,16 @@ pub enum PolicyError {
         fixture: &'static str,
         /// What went wrong.
         source: Box<PolicyError>,
+    },
+    /// A component asked for a limit above the host's (or its tenant's) maximum.
+    #[error("{limit} {asked} is above the maximum of {maximum}")]
+    LimitAboveMaximum {
+        /// `memoryMib`, `fuel` or `deadlineMs`.
+        limit: &'static str,
+        /// What the component declared.
+        asked: u64,
+        /// The maximum it must stay within.
+        maximum: u64,
     },
     /// The policy set or manifest is inconsistent (missing file, wrong hash, wrong kind).
     #[error("{0}")]
@@ -117,6 +128,7 @@ impl PolicyError {
             PolicyError::NoDecisionExported => "no_decision_exported",
             PolicyError::Link(_) => "link",
             PolicyError::Conformance { .. } => "conformance",
+            PolicyError::LimitAboveMaximum { .. } => "limit_above_maximum",
             PolicyError::Manifest(_) => "manifest",
             PolicyError::NotExported(_) => "not_exported",
             PolicyError::NoActivePolicy { .. } => "no_active_policy",

@@ -140,6 +140,7 @@ pub fn fraud_triage() -> Vec<(&'static str, FraudInput)> {
         account_age_days: 900,
         velocity: Velocity::default(),
         local_time: NOON,
+        account_segment: "retail".into(),
     };
     vec![
         ("clean", base.clone()),

@@ -1,8 +1,9 @@
 //! pix-policy: institution business rules as sandboxed WebAssembly components.
 //!
-//! The contract is `wit/policy.wit` (package `pix:policy@0.1.0`): four decisions (fee,
+//! The contract is `wit/policy.wit` (package `pix:policy@0.2.0`): four decisions (fee,
 //! refund-split, cashin-acceptance, fraud-triage), one world per decision plus `institution`
-//! with all four. This crate hosts such components with wasmtime:
+//! with all four. Components built against an earlier release (`wit/0.1.0/`) still load and
+//! decide: see [`ContractVersion`]. This crate hosts such components with wasmtime:
 //!
 //! - [`PolicyEngine::load`] compiles (cached by sha256), refuses forbidden imports, resolves the
 //!   exported decisions and runs the conformance [`fixtures`]; the result is a [`LoadedPolicy`].
@@ -33,26 +34,27 @@
 //! - `pix_policy_loads_total{result=ok|rejected}` — component loads.
 //! - `pix_policy_activations_total{kind, action=activate|rollback}` — registry changes.
 
-mod bindings {
-    wasmtime::component::bindgen!({ path: "../../wit", world: "institution" });
-}
-
+pub mod cases;
 mod conformance;
+mod contract;
 mod decide;
 mod engine;
 mod error;
 pub mod fixtures;
-mod limits;
+/// The contract checks on policy inputs and answers; public for the fuzz targets (fuzz/).
+pub mod limits;
 mod manifest;
 pub mod native;
 mod registry;
 mod types;
 
-pub use engine::{Check, LoadedPolicy, PolicyEngine, PolicyLimits, Session};
+pub use contract::ContractVersion;
+pub use engine::{Artifact, Check, CodeSource, LoadedPolicy, PolicyEngine, PolicyLimits, Session};
 pub use error::{Outcome, PolicyError};
 pub use limits::{
-    MAX_ALIAS, MAX_MESSAGE, MAX_OPERATIONS, MAX_PARAMS, MAX_REASONS, MAX_SHORT_TEXT, MAX_SPI_MESSAGE, PACS002_REASONS,
+    ComponentLimits, MAX_ALIAS, MAX_MESSAGE, MAX_OPERATIONS, MAX_PARAMS, MAX_REASONS, MAX_SHORT_TEXT, MAX_SPI_MESSAGE,
+    PACS002_REASONS,
 };
-pub use manifest::{ManifestEntry, load_manifest};
+pub use manifest::{ManifestEntry, load_manifest, load_manifest_where};
 pub use registry::PolicySet;
 pub use types::*;

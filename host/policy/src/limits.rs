@@ -34,6 +34,36 @@ pub const PACS002_REASONS: &[&str] = &[
 
 type Check = Result<(), String>;
 
+/// Limits a component declares when it is uploaded: a property of the component, stored with it,
+/// because an interpreter (JavaScript, Python) needs more memory and fuel than a Rust guest.
+/// `None` takes the engine's default ([`crate::PolicyLimits`]); any value must stay within the
+/// host maxima (and, for a tenant's binding, the tenant's maxima).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentLimits {
+    /// Linear-memory cap per instance, in MiB.
+    pub memory_mib: Option<u32>,
+    /// Instruction budget per decision (wasmtime fuel).
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per decision, in milliseconds.
+    pub deadline_ms: Option<u64>,
+}
+
+impl ComponentLimits {
+    /// The first limit above `max`'s (a tenant's maxima), as `(name, asked, maximum)`.
+    pub fn above(&self, max: &ComponentLimits) -> Option<(&'static str, u64, u64)> {
+        let pairs = [
+            ("memoryMib", self.memory_mib.map(u64::from), max.memory_mib.map(u64::from)),
+            ("fuel", self.fuel, max.fuel),
+            ("deadlineMs", self.deadline_ms, max.deadline_ms),
+        ];
+        pairs.into_iter().find_map(|(name, asked, max)| match (asked, max) {
+            (Some(a), Some(m)) if a > m => Some((name, a, m)),
+            _ => None,
+        })
+    }
+}
+
 fn text(field: &str, value: &str, max: usize) -> Check {
     if value.len() > max {
         return Err(format!("{field} is {} bytes, limit {max}", value.len()));
@@ -87,6 +117,11 @@ pub fn check_params(params: &Params) -> Check {
         if let ParamValue::Text(t) = value {
             text(&format!("parameter {name}"), t, MAX_MESSAGE)?;
         }
+    }
+    // The fee fail-safe charges fees to this account: one the fee output check would refuse
+    // would make the fail-safe itself invalid (found by the policy_limits fuzz target).
+    if let Some(account) = params.text("fee-account") {
+        non_empty_text("parameter fee-account", account, MAX_ALIAS)?;
     }
     Ok(())
 }
@@ -196,6 +231,7 @@ pub fn fraud_input(i: &FraudInput) -> Check {
     positive("amount", i.amount)?;
     non_negative("velocity.amount-1h", i.velocity.amount_1h)?;
     non_negative("velocity.amount-24h", i.velocity.amount_24h)?;
+    text("account-segment", &i.account_segment, MAX_SHORT_TEXT)?;
     time(&i.local_time)
 }
 
@@ -253,6 +289,22 @@ mod tests {
         for (answer, why) in cases {
             assert_eq!(refund_split_output(&input, &answer), Err(why.to_owned()));
         }
+    }
+
+    /// The fee fail-safe (the native table) charges to the `fee-account` parameter, so a value
+    /// its own answers would fail the output check with is refused when the parameters are bound.
+    #[test]
+    fn a_fee_account_parameter_the_fail_safe_could_not_use_is_refused() {
+        use crate::types::Params;
+        let input = fixtures::fee().remove(0).1;
+        for (account, refused) in [("@tarifas", false), ("", true), (&*"a".repeat(MAX_ALIAS + 1), true)] {
+            let params = Params::default().with_text("fee-account", account);
+            assert_eq!(check_params(&params).is_err(), refused, "fee-account {account:?}");
+            if !refused {
+                assert_eq!(fee_output(&input, &crate::native::fee(&input, &params)), Ok(()));
+            }
+        }
+        assert_eq!(check_params(&Params::default().with_int("fee-account", 7)), Ok(()), "not text: the default");
     }
 
     #[test]

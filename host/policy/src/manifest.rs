@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{LoadedPolicy, PolicyEngine};
 use crate::error::PolicyError;
+use crate::limits::ComponentLimits;
 use crate::types::PolicyKind;
 
 /// One shipped component.
@@ -23,6 +24,9 @@ pub struct ManifestEntry {
     pub file: String,
     /// Hex sha256 of the file.
     pub sha256: String,
+    /// The component's own limits (absent: the engine defaults).
+    #[serde(default)]
+    pub limits: ComponentLimits,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +37,16 @@ struct Manifest {
 /// Load every component listed in `dir/manifest.json`, checking each file's sha256 and that it
 /// exports exactly the kinds its entry claims.
 pub fn load_manifest(engine: &PolicyEngine, dir: &Path) -> Result<Vec<(ManifestEntry, LoadedPolicy)>, PolicyError> {
+    load_manifest_where(engine, dir, |_| true)
+}
+
+/// [`load_manifest`] for the entries `wanted` selects only (compiling an interpreter component
+/// takes seconds, so a caller that needs one loads one).
+pub fn load_manifest_where(
+    engine: &PolicyEngine,
+    dir: &Path,
+    wanted: impl Fn(&ManifestEntry) -> bool,
+) -> Result<Vec<(ManifestEntry, LoadedPolicy)>, PolicyError> {
     let path = dir.join("manifest.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| PolicyError::Manifest(format!("cannot read {}: {e}", path.display())))?;
@@ -41,6 +55,7 @@ pub fn load_manifest(engine: &PolicyEngine, dir: &Path) -> Result<Vec<(ManifestE
     manifest
         .policies
         .into_iter()
+        .filter(|entry| wanted(entry))
         .map(|entry| {
             let file = dir.join(&entry.file);
             let bytes = std::fs::read(&file)
@@ -60,7 +75,7 @@ pub fn load_manifest(engine: &PolicyEngine, dir: &Path) -> Result<Vec<(ManifestE
                         .ok_or_else(|| PolicyError::Manifest(format!("{}: unknown kind {name}", entry.name)))?,
                 ],
             };
-            let policy = engine.load(&bytes)?;
+            let policy = engine.load_with(&bytes, entry.limits)?;
             if policy.kinds() != expected.as_slice() {
                 return Err(PolicyError::Manifest(format!(
                     "{}: exports {:?}, manifest says {}",

@@ -38,16 +38,6 @@ impl PolicyKind {
         }
     }
 
-    /// Fully qualified name of the exported interface.
-    pub fn interface(self) -> &'static str {
-        match self {
-            PolicyKind::Fee => "pix:policy/fee@0.1.0",
-            PolicyKind::RefundSplit => "pix:policy/refund-split@0.1.0",
-            PolicyKind::CashinAcceptance => "pix:policy/cashin-acceptance@0.1.0",
-            PolicyKind::FraudTriage => "pix:policy/fraud-triage@0.1.0",
-        }
-    }
-
     /// Parse the kebab-case name.
     pub fn parse(name: &str) -> Option<PolicyKind> {
         PolicyKind::ALL.into_iter().find(|k| k.as_str() == name)
@@ -120,6 +110,12 @@ impl Params {
     /// True when there are no parameters.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, ParamValue)> for Params {
+    fn from_iter<I: IntoIterator<Item = (String, ParamValue)>>(iter: I) -> Self {
+        iter.into_iter().fold(Params::default(), |params, (name, value)| params.with(&name, value))
     }
 }
 
@@ -325,6 +321,10 @@ pub struct FraudInput {
     pub account_age_days: u32,
     pub velocity: Velocity,
     pub local_time: LocalTime,
+    /// New in `pix:policy@0.2.0`; empty in decisions recorded before it (and never shown to
+    /// components built against 0.1.0).
+    #[serde(default)]
+    pub account_segment: String,
 }
 
 /// Score (0..=1000), action and reasons.

@@ -458,6 +458,7 @@ fn wasm_and_native_defaults_agree_on_random_inputs() {
                 distinct_counterparties_24h: rng.below(30) as u32,
             },
             local_time: rng.time(),
+            account_segment: rng.pick(&["", "retail", "private"]).into(),
         };
         let wasm = engine.decide_fraud_triage(&s.fraud, &input).expect("fraud");
         assert_eq!(wasm, native::fraud_triage(&input, &params), "{input:?}");

@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use pix_policy::*;
 
 fn merchant_cash_in() -> FeeInput {
@@ -69,58 +66,58 @@ fn hot_swap_under_concurrent_decisions() {
     let old = common::load("default-fee.wasm").expect("old");
     let new = common::load("example-institution.wasm").expect("new");
     let input = merchant_cash_in();
-    // What each version answers, decided up front.
-    let expected = |p: &LoadedPolicy| engine.decide_fee(p, &input).expect("decides");
-    let (old_answer, new_answer) = (expected(&old), expected(&new));
-    assert_ne!(old_answer, new_answer, "versions must be distinguishable");
-
-    let set = Arc::new(PolicySet::new());
-    set.activate("t1", PolicyKind::Fee, old.clone()).expect("activate");
-    let done = Arc::new(AtomicBool::new(false));
-    let decided = Arc::new(AtomicUsize::new(0));
-    let deciders: Vec<_> = (0..3)
-        .map(|_| {
-            let (set, done, decided, engine) =
-                (Arc::clone(&set), Arc::clone(&done), Arc::clone(&decided), engine.clone());
-            let (input, old_sha, old_answer, new_answer) =
-                (input.clone(), old.sha256().to_owned(), old_answer.clone(), new_answer.clone());
-            std::thread::spawn(move || {
-                let (mut from_old, mut from_new) = (0usize, 0usize);
-                while !done.load(Ordering::Acquire) || from_old + from_new < 10 {
-                    let policy = set.require("t1", PolicyKind::Fee).expect("always active");
-                    let decision = engine.decide_fee(&policy, &input).expect("zero failures");
-                    // The answer must be the one of the version this call pinned.
-                    if policy.sha256() == old_sha {
-                        assert_eq!(decision, old_answer);
-                        from_old += 1;
-                    } else {
-                        assert_eq!(decision, new_answer);
-                        from_new += 1;
-                    }
-                    decided.fetch_add(1, Ordering::Relaxed);
-                }
-                (from_old, from_new)
-            })
-        })
-        .collect();
-    for i in 0..100 {
-        let next = if i % 2 == 0 { &new } else { &old };
-        set.activate("t1", PolicyKind::Fee, next.clone()).expect("swap");
-        // Let a few decisions start on this version before the next swap (bounded wait), so
-        // swaps land between and during decisions on a loaded machine too.
-        let before = decided.load(Ordering::Relaxed);
-        let waited = std::time::Instant::now();
-        while decided.load(Ordering::Relaxed) < before + 3 && waited.elapsed() < std::time::Duration::from_secs(2) {
-            std::thread::yield_now();
-        }
-    }
-    done.store(true, Ordering::Release);
-    let mut totals = (0, 0);
-    for d in deciders {
-        let (o, n) = d.join().expect("no decider panicked");
-        totals = (totals.0 + o, totals.1 + n);
-    }
-    assert_eq!(totals.0 + totals.1, decided.load(Ordering::Relaxed));
-    assert!(totals.0 > 0 && totals.1 > 0, "both versions served: {totals:?}");
+    let (set, served) = common::swap_under_load(PolicyKind::Fee, &old, &new, 100, 3, move |p| {
+        engine.decide_fee(p, &input).expect("zero failures")
+    });
+    assert!(served[0] > 0 && served[1] > 0, "both versions served: {served:?}");
     assert_eq!(set.history("t1", PolicyKind::Fee).len(), 101);
+}
+
+/// A component's compiled code, serialized by one engine, loads in another engine with the same
+/// configuration without compiling; the same bytes loaded again come from the process cache; an
+/// artifact wasmtime refuses (damaged, or from another configuration) falls back to compiling.
+#[test]
+fn stored_compiled_code_is_reused_and_a_refused_artifact_is_compiled_instead() {
+    let bytes = common::wasm("default-fee.wasm");
+    let writer = PolicyEngine::new(PolicyLimits::default()).expect("engine");
+    let (first, source) = writer.load_with_artifact(&bytes, None, ComponentLimits::default()).expect("loads");
+    assert_eq!(source, CodeSource::Compiled);
+    let artifact = writer.artifact(&first).expect("serializes");
+    let (_, source) = writer.load_with_artifact(&bytes, None, ComponentLimits::default()).expect("loads");
+    assert_eq!(source, CodeSource::Cached, "the same bytes are not compiled twice in one process");
+
+    // Another process (a fresh engine, same configuration) loads `component` offered `code` as the
+    // stored artifact of the first component.
+    let fresh_load = |component: &[u8], code: &[u8]| {
+        let engine = PolicyEngine::new(PolicyLimits::default()).expect("engine");
+        let (loaded, source) = engine
+            .load_with_artifact(component, Some(Artifact { sha256: first.sha256(), code }), ComponentLimits::default())
+            .expect("loads");
+        (engine, loaded, source)
+    };
+    let input = pix_policy::fixtures::fee().remove(0).1;
+    let expected = writer.decide_fee(&first, &input);
+
+    // It deserializes instead of compiling.
+    let (reader, loaded, source) = fresh_load(&bytes, &artifact);
+    assert_eq!(reader.artifact_tag(), writer.artifact_tag());
+    assert_eq!(source, CodeSource::Deserialized);
+    assert_eq!(reader.decide_fee(&loaded, &input), expected);
+
+    // A damaged artifact is refused by wasmtime's header check: compiled instead, same answer.
+    let mut damaged = artifact.clone();
+    damaged.truncate(64);
+    let (other, loaded, source) = fresh_load(&bytes, &damaged);
+    assert_eq!(source, CodeSource::Compiled);
+    assert_eq!(other.decide_fee(&loaded, &input), expected);
+
+    // The artifact of other bytes is not used, even when wasmtime would accept it.
+    let (_, _, source) = fresh_load(&common::wasm("default-cashin-acceptance.wasm"), &artifact);
+    assert_eq!(source, CodeSource::Compiled);
+
+    // Instances sized differently (pool size) share artifacts: it does not change the code.
+    let small =
+        PolicyEngine::new(PolicyLimits { max_concurrent_instances: 4, ..PolicyLimits::default() }).expect("engine");
+    assert_eq!(small.artifact_tag(), writer.artifact_tag());
+    assert_eq!(small.artifact_tag().len(), 64, "hex sha256");
 }

@@ -195,3 +195,30 @@ fn invalid_input_and_parameters_are_refused_before_the_guest_runs() {
         Err(PolicyError::InvalidInput(_))
     ));
 }
+
+/// Loading runs the conformance fixtures without the per-decision wall-clock deadline (fuel and
+/// memory still apply), so a busy host does not reject a correct component; decisions keep it.
+/// A 100 µs deadline (one tick) fires within 0–100 µs of arming, during most fresh-instance
+/// decisions: with it, loading the 4-kind institution component (dozens of fixtures) used to
+/// fail nearly every time.
+#[test]
+fn loading_is_not_failed_by_the_decision_deadline_but_decisions_are() {
+    let tick = Duration::from_micros(100);
+    let engine = PolicyEngine::new(PolicyLimits {
+        fuel: 1 << 40,
+        deadline: tick,
+        epoch_tick: tick,
+        max_concurrent_instances: 8,
+        ..PolicyLimits::default()
+    })
+    .expect("engine");
+    let institution = common::wasm("example-institution.wasm");
+    for _ in 0..10 {
+        engine.load(&institution).expect("conformance does not run under the 100 µs decision deadline");
+    }
+    // The hostile loop passes its fixtures and still meets the deadline when it spins.
+    let looping = engine.load(&common::wasm("hostile/hostile-loop.wasm")).expect("loads");
+    let started = Instant::now();
+    assert_eq!(engine.decide_fee(&looping, &fee_input("hostile")), Err(PolicyError::Deadline { millis: 0 }));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}

@@ -1,9 +1,14 @@
-//! `pix-host policy …`: the policy registry from the command line.
+//! `pix-host policy …`: write, test and manage policies from the command line.
 //!
-//! `validate` works offline with the same checks as an upload (`admin::validate_component`);
-//! every other subcommand calls a running host's admin API (`/v1/admin/policies…`). Output is a
-//! short human summary, or the server's raw JSON with `--json`. A server error becomes
-//! [`PolicyCliError::Api`] (its code and message; the process exits non-zero).
+//! `new` creates a project (`scaffold`); `validate` and `test` work offline with the same checks
+//! and sandbox as an upload (`admin::load_component`); every other subcommand (and
+//! `test --from-decisions`) calls a running host's admin API (`/v1/admin/policies…`). Output is a
+//! short human summary, or JSON with `--json`. A server error becomes [`PolicyCliError::Api`]
+//! (its code and message; the process exits non-zero), a failing case
+//! [`PolicyCliError::CasesFailed`].
+
+mod cases;
+pub mod scaffold;
 
 use std::fmt;
 use std::io::Write;
@@ -11,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::{Args, Subcommand};
-use pix_policy::{PolicyEngine, PolicyKind, PolicyLimits, fixtures};
+use pix_policy::{ComponentLimits, PolicyEngine, PolicyKind, PolicyLimits, fixtures};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::policies::admin::validate_component;
+use scaffold::{Lang, ProjectKind};
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -72,14 +78,75 @@ fn params_arg(s: &str) -> Result<Value, String> {
     Ok(value)
 }
 
+/// The component's own limits (each defaults to the engine's and may not exceed the host
+/// maximum); an interpreter (JavaScript, Python) needs more than a Rust component.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct LimitArgs {
+    /// Memory cap per instance, in MiB.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub memory_mib: Option<u32>,
+    /// Instruction budget (wasmtime fuel) per decision.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per decision, in ms.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline_ms: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> ComponentLimits {
+        ComponentLimits { memory_mib: self.memory_mib, fuel: self.fuel, deadline_ms: self.deadline_ms }
+    }
+
+    /// `&memoryMib=…&fuel=…&deadlineMs=…` for the upload URL.
+    fn query(&self) -> String {
+        [("memoryMib", self.memory_mib.map(u64::from)), ("fuel", self.fuel), ("deadlineMs", self.deadline_ms)]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| format!("&{name}={v}")))
+            .collect()
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Create a policy project in PATH (its last part names it): source, build script, README,
+    /// fixtures and the contract's WIT, ready to build into a component that passes `validate`.
+    New {
+        path: PathBuf,
+        #[arg(long, value_enum)]
+        kind: ProjectKind,
+        #[arg(long, value_enum)]
+        lang: Lang,
+    },
+    /// Run a component against fixture files (TOML or JSON) in the production sandbox and limits:
+    /// `test COMPONENT FIXTURES…`. With --from-decisions, write the tenant's recorded decisions
+    /// of KIND to a fixture file instead: `test --from-decisions --kind K --tenant T OUT`.
+    Test {
+        #[arg(required = true, value_names = ["COMPONENT", "FIXTURES"])]
+        files: Vec<PathBuf>,
+        #[arg(long, requires_all = ["kind", "tenant"])]
+        from_decisions: bool,
+        #[arg(long, value_parser = kind_arg)]
+        kind: Option<PolicyKind>,
+        #[arg(long)]
+        tenant: Option<Uuid>,
+        /// With --from-decisions: how many recent decisions to read.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        last: i64,
+        /// With --from-decisions: replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Check a component offline: it compiles, imports nothing but stdio, exports the world of
     /// KIND and passes the conformance fixtures within the limits (what an upload checks).
     Validate {
         file: PathBuf,
         #[arg(long, value_parser = kind_arg)]
         kind: PolicyKind,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Upload a component to the registry (validated again by the host), optionally activating it.
     Upload {
@@ -98,6 +165,8 @@ pub enum PolicyCommand {
         /// Make it the active KIND policy right after the upload.
         #[arg(long)]
         activate: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// The components in the registry and which one is bound to the slot (tenant or default).
     List {
@@ -170,6 +239,9 @@ pub enum PolicyCliError {
     /// A local failure: reading the file, starting the engine, an unreadable answer.
     #[error("{0}")]
     Local(String),
+    /// `test`: some cases did not decide as expected (the report says which).
+    #[error("{failed} of {total} cases failed")]
+    CasesFailed { failed: usize, total: usize },
 }
 
 impl PolicyCliError {
@@ -202,30 +274,101 @@ where
 /// Runs one subcommand, printing to stdout (what `pix-host policy …` does).
 pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
     let mut out = Vec::new();
-    execute(&args, &mut out).await?;
+    let result = execute(&args, &mut out).await;
+    // A failed `test` has a report to show too.
     std::io::stdout().write_all(&out)?;
-    Ok(())
+    Ok(result?)
 }
 
-/// Runs one subcommand, writing its output to `out`.
+/// Runs one subcommand, writing its output to `out` (for a failed `test`, before the error).
 pub async fn execute(args: &PolicyArgs, out: &mut dyn Write) -> CliResult<()> {
     let conn = &args.connection;
+    let write = |out: &mut dyn Write, text: &str| {
+        out.write_all(text.as_bytes()).map_err(|e| PolicyCliError::Local(e.to_string()))
+    };
     let text = match &args.command {
-        PolicyCommand::Validate { file, kind } => validate(file, *kind, conn.json).await?,
+        PolicyCommand::Validate { file, kind, limits } => validate(file, *kind, limits.limits(), conn.json).await?,
+        PolicyCommand::New { path, kind, lang } => new_project(path, *kind, *lang)?,
+        PolicyCommand::Test { files, from_decisions: true, kind, tenant, last, force, .. } => {
+            let [output] = files.as_slice() else {
+                return Err(PolicyCliError::Usage(
+                    "--from-decisions takes one file: where to write the fixtures".into(),
+                ));
+            };
+            let (Some(kind), Some(tenant)) = (kind, tenant) else {
+                return Err(PolicyCliError::Usage("--from-decisions needs --kind and --tenant".into()));
+            };
+            cases::from_decisions(&Client::new(conn)?, *kind, *tenant, *last, output, *force).await?
+        }
+        PolicyCommand::Test { files, limits, .. } => {
+            let [component, fixture_files @ ..] = files.as_slice() else { unreachable!("clap requires FILES") };
+            if fixture_files.is_empty() {
+                return Err(PolicyCliError::Usage("test COMPONENT FIXTURES…: give at least one fixture file".into()));
+            }
+            let files = cases::read(fixture_files)?;
+            let (engine, policy) = load(component, limits.limits()).await?;
+            let (component, json_out) = (component.clone(), conn.json);
+            let (text, failed, total) =
+                tokio::task::spawn_blocking(move || cases::run(&engine, &policy, &component, &files, json_out))
+                    .await
+                    .map_err(|e| PolicyCliError::Local(format!("the test run stopped: {e}")))?;
+            write(out, &text)?;
+            if failed > 0 {
+                return Err(PolicyCliError::CasesFailed { failed, total });
+            }
+            return Ok(());
+        }
         command => {
             let client = Client::new(conn)?;
             remote(&client, command, conn.json).await?
         }
     };
-    out.write_all(text.as_bytes()).map_err(|e| PolicyCliError::Local(e.to_string()))
+    write(out, &text)
 }
 
-async fn validate(file: &Path, kind: PolicyKind, json: bool) -> CliResult<String> {
+/// Compile and check a component file as an upload does (`PolicyEngine::load_with`: imports,
+/// exports, conformance), on the production engine with the component's own `limits`.
+async fn load(file: &Path, limits: ComponentLimits) -> CliResult<(PolicyEngine, pix_policy::LoadedPolicy)> {
     let bytes =
         std::fs::read(file).map_err(|e| PolicyCliError::Local(format!("cannot read {}: {e}", file.display())))?;
-    let limits = PolicyLimits::default();
-    let engine = PolicyEngine::new(limits.clone()).map_err(|e| PolicyCliError::Local(e.to_string()))?;
-    let policy = tokio::task::spawn_blocking(move || validate_component(&engine, kind, &bytes))
+    let engine = PolicyEngine::new(PolicyLimits::default()).map_err(|e| PolicyCliError::Local(e.to_string()))?;
+    let checker = engine.clone();
+    let policy = tokio::task::spawn_blocking(move || checker.load_with(&bytes, limits))
+        .await
+        .map_err(|e| PolicyCliError::Local(format!("validation stopped: {e}")))?
+        .map_err(|e| {
+            let code = pix_core::error::ErrorCode::PolicyRejected;
+            PolicyCliError::Api { status: code.status(), code: code.code().to_owned(), message: e.to_string() }
+        })?;
+    Ok((engine, policy))
+}
+
+fn new_project(path: &Path, kind: ProjectKind, lang: Lang) -> CliResult<String> {
+    let files = scaffold::create(path, kind, lang).map_err(PolicyCliError::Usage)?;
+    let mut text = format!(
+        "created {} ({} policy in {}):
+",
+        path.display(),
+        kind.as_str(),
+        lang.as_str()
+    );
+    for f in files {
+        text += &format!("  {}\n", f.display());
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    text += &format!(
+        "next: cd {} && ./build.sh && pix-host policy test {name}.wasm fixtures.toml{}   (see README.md)\n",
+        path.display(),
+        lang.test_flags(),
+    );
+    Ok(text)
+}
+
+async fn validate(file: &Path, kind: PolicyKind, declared: ComponentLimits, json: bool) -> CliResult<String> {
+    let bytes =
+        std::fs::read(file).map_err(|e| PolicyCliError::Local(format!("cannot read {}: {e}", file.display())))?;
+    let engine = PolicyEngine::new(PolicyLimits::default()).map_err(|e| PolicyCliError::Local(e.to_string()))?;
+    let policy = tokio::task::spawn_blocking(move || validate_component(&engine, kind, &bytes, declared))
         .await
         .map_err(|e| PolicyCliError::Local(format!("validation stopped: {e}")))?
         .map_err(|e| PolicyCliError::Api {
@@ -234,6 +377,8 @@ async fn validate(file: &Path, kind: PolicyKind, json: bool) -> CliResult<String
             message: e.0.message,
         })?;
     let kinds: Vec<&str> = policy.kinds().iter().map(|k| k.as_str()).collect();
+    let limits = policy.limits();
+    let contract: Vec<String> = policy.contract().iter().map(|(kind, version)| format!("{kind} @{version}")).collect();
     let fixtures: usize = policy
         .kinds()
         .iter()
@@ -245,19 +390,26 @@ async fn validate(file: &Path, kind: PolicyKind, json: bool) -> CliResult<String
         })
         .sum();
     if json {
-        let answer = json!({"valid": true, "sha256": policy.sha256(), "kinds": kinds, "fixturesPassed": fixtures});
+        let contract: serde_json::Map<String, Value> = policy
+            .contract()
+            .iter()
+            .map(|(kind, version)| (kind.as_str().to_owned(), json!(version.as_str())))
+            .collect();
+        let answer = json!({"valid": true, "sha256": policy.sha256(), "kinds": kinds, "contract": contract,
+                            "fixturesPassed": fixtures});
         return Ok(format!("{answer:#}\n"));
     }
     Ok(format!(
-        "valid: {} implements {} (exports {})\n  sha256    {}\n  fixtures  {fixtures} conformance fixtures passed \
-         within fuel {}, deadline {} ms, memory {} MiB\n",
+        "valid: {} implements {} (exports {})\n  sha256    {}\n  contract  pix:policy {}\n  fixtures  {fixtures} \
+         conformance fixtures passed within fuel {}, deadline {} ms, memory {} MiB\n",
         file.display(),
         kind,
         kinds.join(", "),
         policy.sha256(),
-        limits.fuel,
-        limits.deadline.as_millis(),
-        limits.memory_bytes >> 20,
+        contract.join(", "),
+        limits.fuel.unwrap_or_default(),
+        limits.deadline_ms.unwrap_or_default(),
+        limits.memory_mib.unwrap_or_default(),
     ))
 }
 
@@ -365,14 +517,16 @@ fn describe_binding(b: &Value) -> String {
 
 async fn remote(client: &Client, command: &PolicyCommand, json_out: bool) -> CliResult<String> {
     match command {
-        PolicyCommand::Validate { .. } => Err(PolicyCliError::Usage("validate runs offline".into())),
-        PolicyCommand::Upload { file, kind, name, tenant, params, activate } => {
+        PolicyCommand::Validate { .. } | PolicyCommand::New { .. } | PolicyCommand::Test { .. } => {
+            Err(PolicyCliError::Usage("runs offline".into()))
+        }
+        PolicyCommand::Upload { file, kind, name, tenant, params, activate, limits } => {
             if !activate && (tenant.is_some() || params.is_some()) {
                 return Err(PolicyCliError::Usage("--tenant and --params apply with --activate".into()));
             }
             let bytes = std::fs::read(file)
                 .map_err(|e| PolicyCliError::Local(format!("cannot read {}: {e}", file.display())))?;
-            let mut path = format!("/v1/admin/policies?kind={kind}");
+            let mut path = format!("/v1/admin/policies?kind={kind}{}", limits.query());
             if let Some(n) = name {
                 path += &format!("&name={}", url::form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>());
             }

@@ -63,7 +63,7 @@ async fn check(db: TestStore) {
         PolicyRuntime::with_default_limits(db.store.clone(), Arc::new(SystemClock), &policies_dir()).await.unwrap();
     // The shipped components are in the registry; bind the example institution to the tenant.
     let example = hex::encode(Sha256::digest(std::fs::read(policies_dir().join("example-institution.wasm")).unwrap()));
-    db.activate_policy(Some(tenant), "fee", &example, &serde_json::json!({}), now).await.unwrap();
+    db.activate_policy(Some(tenant), "fee", &example, &serde_json::json!({}), "test", now).await.unwrap();
     runtime.reload().await.unwrap();
     let default_account = runtime.default_fee_account(tenant);
     assert_eq!(default_account, "@fees_revenue");
