@@ -127,21 +127,37 @@ fn migrate_and_admin_token_work_on_the_embedded_database() {
     assert!(String::from_utf8_lossy(&out.stdout).trim().starts_with("pixadm_"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_simulators_run_standalone() {
-    let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = pix_host(dir.path()).args(["sandbox", "--base-port", &base.to_string()]).spawn().unwrap();
+/// Starts `pix-host sandbox --base-port <base>` and returns it with the demo JSON it printed, or
+/// its stderr as the error when it exited first (another test may hold one of the four ports).
+fn start_sandbox(dir: &std::path::Path, base: u16) -> Result<(Child, serde_json::Value), String> {
+    let mut child = pix_host(dir).args(["sandbox", "--base-port", &base.to_string()]).spawn().unwrap();
     let mut printed = String::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         let done = line == "}";
         printed.push_str(&line);
         if done {
-            break;
+            return Ok((child, serde_json::from_str(&printed).unwrap()));
         }
     }
-    let demo: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    let output = child.wait_with_output().unwrap();
+    Err(String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_run_standalone() {
+    let dir = tempfile::tempdir().unwrap();
+    // The base port is free when picked, but the three after it may belong to a parallel test:
+    // a bind failure is retried on another base, any other failure is reported.
+    let mut attempt = 0;
+    let (mut child, demo, base) = loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        match start_sandbox(dir.path(), base) {
+            Ok((child, demo)) => break (child, demo, base),
+            Err(stderr) if attempt < 5 && stderr.contains("in use") => attempt += 1,
+            Err(stderr) => panic!("pix-host sandbox exited before printing its URLs:\n{stderr}"),
+        }
+    };
     let control = demo["controlUrl"].as_str().unwrap().to_owned();
     assert!(control.ends_with(&format!(":{}", base + 3)), "{control}");
     let health = reqwest::get(format!("{control}/_control/health")).await.unwrap();
