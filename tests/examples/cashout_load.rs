@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         let open = [TransferStatus::Pending, TransferStatus::Processing];
         let mut waiting = 0;
         for status in open {
-            waiting += db.store.list_transfers(tenant, payer_id, &filter(status), 1, 0).await?.1;
+            waiting += db.store.list_transfers(tenant, Some(payer_id), &filter(status), 1, 0).await?.1;
         }
         if waiting == 0 {
             break;
@@ -143,8 +143,8 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(STATS_DELAY).await;
     let commits_during = commits(db).await.zip(commits_before).map(|(after, before)| after - before);
     let writes_during = writes_between(&writes_before, table_writes(db).await);
-    let completed = db.store.list_transfers(tenant, payer_id, &filter(TransferStatus::Completed), 1, 0).await?.1;
-    let failed = db.store.list_transfers(tenant, payer_id, &filter(TransferStatus::Failed), 1, 0).await?.1;
+    let completed = db.store.list_transfers(tenant, Some(payer_id), &filter(TransferStatus::Completed), 1, 0).await?.1;
+    let failed = db.store.list_transfers(tenant, Some(payer_id), &filter(TransferStatus::Failed), 1, 0).await?.1;
     let load_after = load_average();
     shutdown.cancel();
 

@@ -258,12 +258,7 @@ impl<'a> Bank<'a> {
 
     /// Activates the shipped component of `kind` for the tenant with `params`.
     pub async fn activate_shipped(&self, kind: &str, params: Value) {
-        let manifest = std::fs::read_to_string(crate::shipped_policies().join("manifest.json")).unwrap();
-        let manifest: Value = serde_json::from_str(&manifest).unwrap();
-        let sha = manifest["policies"].as_array().unwrap().iter().find(|p| p["kind"] == kind).expect("shipped kind")
-            ["sha256"]
-            .clone();
-        self.activate(sha.as_str().unwrap(), kind, params).await;
+        self.activate(&crate::shipped_sha256(kind), kind, params).await;
     }
 
     /// Uploads a component from `policies/` (e.g. `hostile/x.wasm`) and activates it for the

@@ -3,6 +3,8 @@
 
 pub mod bank;
 pub mod bench;
+pub mod cluster;
+pub mod simulation;
 
 use std::sync::Arc;
 
@@ -24,6 +26,15 @@ use pix_server::policies::PolicyRuntime;
 /// The repository's `policies/` directory (components shipped with the host).
 pub fn shipped_policies() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
+/// The SHA-256 of the shipped component of policy `kind` (`policies/manifest.json`).
+pub fn shipped_sha256(kind: &str) -> String {
+    let manifest = std::fs::read_to_string(shipped_policies().join("manifest.json")).expect("the shipped manifest");
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("the manifest is JSON");
+    let entries = manifest["policies"].as_array().expect("the manifest lists policies");
+    let entry = entries.iter().find(|p| p["kind"] == kind).expect("a shipped component of the kind");
+    entry["sha256"].as_str().expect("the entry has a hash").to_owned()
 }
 
 /// The HMAC secret the simulated BTG signs webhooks with, and the host verifies.

@@ -428,7 +428,11 @@ fn the_openapi_document_declares_auth_and_failures() {
 fn request_schemas_carry_the_handlers_limits() {
     let doc = serde_json::to_value(pix_server::app::openapi()).unwrap();
     let schemas = &doc["components"]["schemas"];
-    let e2e = json!(r"^E[0-9]{20}[A-Za-z0-9]{11}$");
+    // A real minute (days 01–28, so that every value the pattern describes is a real date).
+    let e2e = json!(concat!(
+        r"^E[0-9]{8}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])([01][0-9]|2[0-3])[0-5][0-9]",
+        r"[A-Za-z0-9]{11}$"
+    ));
     for (schema, field, rule, expected) in [
         ("CreateInfractionReport", "transactionId", "pattern", e2e.clone()),
         ("CreateInfractionReport", "reportDetails", "maxLength", json!(2000)),

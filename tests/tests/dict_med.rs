@@ -367,6 +367,7 @@ async fn refund_of(dx: &Dx, e2e: &str, centavos: i64) -> Refund {
             metadata: Default::default(),
             operations: None,
             adopt: None,
+            idempotency_key: None,
         },
     )
     .await

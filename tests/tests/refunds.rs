@@ -16,6 +16,7 @@ api_tests!(
     partial_refunds_stay_within_the_original,
     a_refund_the_account_cannot_cover_holds_nothing,
     concurrent_refunds_cannot_together_exceed_the_original,
+    a_refund_retried_after_a_crash_mid_request_is_created_once,
     a_distributed_refund_debits_each_account_to_the_centavo,
     the_refund_split_policy_splits_when_operations_are_absent,
     a_refund_split_policy_rejection_is_a_422_with_its_code,
@@ -132,6 +133,50 @@ async fn concurrent_refunds_cannot_together_exceed_the_original(app: &TestApp) {
     let (available, held) = bank.balance("@maria");
     assert_eq!(available + held, before, "only one is held or debited");
     assert_eq!(before - available, 6_000);
+}
+
+/// The first request dies after admitting the refund and before its answer is stored (the client
+/// hangs up while BTG is slow, which drops the request's future as a crash would). Once the key's
+/// lock lapses, the retry with the same key gets that refund: a partial refund leaves room for a
+/// second one, so without the key on the refund the retry would return the money twice.
+async fn a_refund_retried_after_a_crash_mid_request_is_created_once(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let cash_in = bank.receive("@maria", "100.00").await;
+    let e2e = cash_in["endToEndId"].as_str().unwrap();
+    let before = bank.balance("@maria").0;
+    let path = format!("/v1/transfers/{}/refunds", cash_in["id"].as_str().unwrap());
+    let send = |key: &'static str| {
+        bank.call(Method::POST, &path, "@maria")
+            .header("X-Reason", "MD06")
+            .header("X-Idempotency", key)
+            .json(&json!({"amount": "30.00"}))
+    };
+    let reversals = format!("/pix/payments/{e2e}/reversals");
+    bank.fault(FaultTarget::Btg, &reversals, Some("POST"), FaultKind::Latency { ms: 5_000 }, Some(1));
+    let cut = send("refund-crash-1").timeout(Duration::from_millis(700)).send().await;
+    assert!(cut.is_err(), "the first answer is lost: {cut:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = send("refund-crash-1").send().await.unwrap();
+    assert_eq!(in_flight.status(), 409, "the key is still locked by the request that died");
+    assert_eq!(error_code(in_flight).await, "PIX-0018");
+    app.clock.advance(chrono::Duration::seconds(61));
+    let retried = send("refund-crash-1").send().await.unwrap();
+    assert_eq!(retried.status(), 201, "the retry learns the outcome");
+    assert_eq!(retried.headers()["x-idempotency-replayed"], "false", "no answer was stored");
+    let retried: Value = retried.json().await.unwrap();
+    let listed = bank.get_json(&format!("/v1/refunds?end_to_end={e2e}"), "@maria").await;
+    let ids: Vec<&Value> = listed["items"].as_array().unwrap().iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids, [&retried["id"]], "one refund, the one the first request created: {listed}");
+    let done =
+        bank.sweep_until(&format!("/v1/refunds/{}", retried["id"].as_str().unwrap()), "@maria", "COMPLETED").await;
+    assert_eq!(centavos(&done["amount"]), 3_000);
+    assert_eq!(bank.balance("@maria"), (before - 3_000, 0), "returned once");
+    assert_eq!(bank.btg_reversals(e2e).await.len(), 1, "sent once");
+    // Another key is another refund of the 70.00 left.
+    let second = send("refund-crash-2").send().await.unwrap();
+    assert_eq!(second.status(), 201);
+    let second: Value = second.json().await.unwrap();
+    assert_ne!(second["id"], retried["id"]);
 }
 
 async fn a_distributed_refund_debits_each_account_to_the_centavo(app: &TestApp) {

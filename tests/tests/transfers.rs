@@ -26,6 +26,7 @@ api_tests!(
     fraud_block_fails_and_review_waits_for_an_operator,
     a_policy_swapped_mid_test_changes_only_later_transfers,
     process_is_idempotent_and_an_initiation_is_processed_once,
+    a_retry_after_a_crash_mid_request_gets_the_transfer_not_a_conflict,
     initiations_are_validated,
     a_cash_in_is_credited_net_of_the_fee_to_the_centavo,
     a_cash_in_denied_by_policy_is_refused_at_btg_and_credits_nothing,
@@ -353,22 +354,27 @@ async fn a_policy_swapped_mid_test_changes_only_later_transfers(app: &TestApp) {
     assert_eq!(unchanged, earlier, "a transfer decided before the swap is untouched");
 }
 
-async fn process_is_idempotent_and_an_initiation_is_processed_once(app: &TestApp) {
-    let bank = Bank::open(app).await;
-    let before = bank.balance("@maria").0;
+/// The `process` body of a cash-out of `amount` initiated by @maria to Ana's key.
+async fn initiated_to_ana(bank: &Bank<'_>, amount: &str) -> Value {
     let initiated: Value = bank
-        .initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": "7.00"}))
+        .initiate("@maria", json!({"type": "KEY", "key": bank.ana_key(), "amount": amount}))
         .await
         .json()
         .await
         .unwrap();
-    let body = json!({"initiationId": initiated["initiationId"]});
-    let send = |key: &str| {
-        bank.call(Method::POST, "/v1/transfers/cashout/process", "@maria")
-            .header("X-Idempotency", key)
-            .json(&body)
-            .send()
-    };
+    json!({"initiationId": initiated["initiationId"]})
+}
+
+/// @maria's `process` of `body` under the idempotency `key`.
+fn process_with_key(bank: &Bank<'_>, body: &Value, key: &str) -> reqwest::RequestBuilder {
+    bank.call(Method::POST, "/v1/transfers/cashout/process", "@maria").header("X-Idempotency", key).json(body)
+}
+
+async fn process_is_idempotent_and_an_initiation_is_processed_once(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
+    let body = initiated_to_ana(&bank, "7.00").await;
+    let send = |key: &str| process_with_key(&bank, &body, key).send();
     let first = send("pay-7").await.unwrap();
     assert_eq!(first.status(), 201);
     let first_body = first.text().await.unwrap();
@@ -382,6 +388,49 @@ async fn process_is_idempotent_and_an_initiation_is_processed_once(app: &TestApp
     let id = serde_json::from_str::<Value>(&first_body).unwrap()["id"].as_str().unwrap().to_owned();
     bank.wait_transfer("@maria", &id, "COMPLETED").await;
     assert_eq!(bank.balance("@maria").0, before - 700, "paid once");
+}
+
+/// The first `process` dies after admitting the transfer and before its answer is stored (here
+/// the client hangs up while BTG is slow, which drops the request's future as a crash would): the
+/// key's lock lapses, and the retry with the same key gets the transfer, not 409 `PIX-0410`.
+async fn a_retry_after_a_crash_mid_request_gets_the_transfer_not_a_conflict(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    let before = bank.balance("@maria").0;
+    let body = initiated_to_ana(&bank, "9.00").await;
+    let send = |key: &str| process_with_key(&bank, &body, key).send();
+    btg_payment_fault(&bank, FaultKind::Latency { ms: 5_000 }, 1);
+    let cut = process_with_key(&bank, &body, "crash-1").timeout(Duration::from_millis(700)).send().await;
+    assert!(cut.is_err(), "the first answer is lost: {cut:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = send("crash-1").await.unwrap();
+    assert_eq!(in_flight.status(), 409, "the key is still locked by the request that died");
+    assert_eq!(error_code(in_flight).await, "PIX-0018");
+    app.clock.advance(chrono::Duration::seconds(61));
+    let retried = send("crash-1").await.unwrap();
+    assert_eq!(retried.status(), 201, "the retry learns the outcome");
+    assert_eq!(
+        retried.headers()["x-idempotency-replayed"],
+        "false",
+        "the retry took the key over; no answer was stored"
+    );
+    let retried: Value = retried.json().await.unwrap();
+    assert_eq!(retried["initiationId"], body["initiationId"]);
+    let id = retried["id"].as_str().unwrap().to_owned();
+    let again = send("crash-1").await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["x-idempotency-replayed"], "true", "now the answer is stored");
+    let other_key = send("crash-2").await.unwrap();
+    assert_eq!(other_key.status(), 409, "another request for the same initiation is still refused");
+    assert_eq!(error_code(other_key).await, "PIX-0410");
+    for _ in 0..60 {
+        if bank.get_transfer("@maria", &id).await["status"] == "COMPLETED" {
+            break;
+        }
+        app.clock.advance(chrono::Duration::seconds(31));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bank.wait_transfer("@maria", &id, "COMPLETED").await;
+    assert_eq!(bank.balance("@maria").0, before - 900, "paid once");
 }
 
 async fn initiations_are_validated(app: &TestApp) {

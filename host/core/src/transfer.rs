@@ -33,6 +33,10 @@ macro_rules! text_enum {
             }
         }
 
+        impl $crate::transfer::TextEnum for $name {
+            const TEXTS: &'static [&'static str] = &[$($text),+];
+        }
+
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
@@ -68,6 +72,11 @@ macro_rules! text_enum {
 
         $crate::sqlx_text!($name);
     };
+}
+
+/// The wire texts of a [`text_enum!`], for documents that list a field's values.
+pub trait TextEnum {
+    const TEXTS: &'static [&'static str];
 }
 
 /// The TEXT-column impls of a [`text_enum!`] (only with the `sqlx` feature).
@@ -824,6 +833,10 @@ pub struct TransferDetails {
     pub spi_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentRecord>,
+    /// Cash-out: the `X-Idempotency` key of the request that admitted it, so a retry of that
+    /// request whose first answer was lost in a crash is answered with this transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_key: Option<String>,
 }
 
 impl TransferDetails {
@@ -1087,6 +1100,7 @@ mod tests {
             acceptance: None,
             spi_reason: None,
             incident: None,
+            process_key: None,
         };
         assert_eq!(details(FeeCharge::OnTop).cashout_amounts(1000, 50), Some((1050, 1000)));
         assert_eq!(details(FeeCharge::Deducted).cashout_amounts(1000, 50), Some((1000, 950)));

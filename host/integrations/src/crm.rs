@@ -204,6 +204,11 @@ impl CrmClient {
         })
     }
 
+    /// The client's circuit breaker, shared (its state is exported in `/metrics`).
+    pub fn breaker(&self) -> std::sync::Arc<crate::resilience::CircuitBreaker> {
+        self.transport.breaker.clone()
+    }
+
     /// The circuit breaker state.
     pub fn breaker_state(&self) -> crate::resilience::BreakerState {
         self.transport.breaker.state()

@@ -26,6 +26,19 @@ enum Inner {
     HalfOpen { probing: bool, successes: u32 },
 }
 
+impl BreakerState {
+    pub const ALL: [BreakerState; 3] = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+
+    /// The state as exported (`/metrics` label, console).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
 /// A consecutive-failure circuit breaker: `failure_threshold` upstream failures in a row open it;
 /// after `cooldown` one probe is let through at a time (half-open); `half_open_successes`
 /// successful probes close it, and any failed probe opens it again.
@@ -53,6 +66,11 @@ impl CircuitBreaker {
         // A poisoned lock only means another thread panicked mid-update of plain counters;
         // the state is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The upstream this breaker guards.
+    pub fn upstream(&self) -> Upstream {
+        self.upstream
     }
 
     /// Current state (an expired open state reads as half-open).

@@ -151,7 +151,7 @@ pub struct NewTransaction {
 }
 
 /// One ledger (organization + ledger pair).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ledger {
     pub accounts: BTreeMap<Uuid, Account>,
     alias_index: HashMap<String, Uuid>,

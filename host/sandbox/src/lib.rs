@@ -273,6 +273,12 @@ impl SandboxHandle {
         self.shared.webhooks.participants.lock().unwrap_or_else(|e| e.into_inner()).insert(ispb.to_owned(), target);
     }
 
+    /// BTG webhooks emitted and still on their way (queued, held for a reorder, between
+    /// retries): a harness that checks what arrived waits for none to be left.
+    pub fn webhooks_outstanding(&self) -> usize {
+        self.shared.webhooks.outstanding.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Webhook delivery log.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.webhooks.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -297,6 +303,12 @@ impl SandboxHandle {
     /// Ledger snapshot (same JSON as `GET /_control/midaz/state`).
     pub fn midaz_state(&self) -> serde_json::Value {
         self.shared.midaz_state()
+    }
+
+    /// A copy of every ledger, journal included, keyed by (organization, ledger): what an
+    /// auditor recomputes balances from.
+    pub fn ledgers(&self) -> std::collections::BTreeMap<(uuid::Uuid, uuid::Uuid), ledger::Ledger> {
+        self.shared.midaz_ledgers()
     }
 
     /// Makes BTG report another amount for a payment (a record diverging from the host's).

@@ -316,6 +316,11 @@ impl Shared {
         found
     }
 
+    /// Every ledger with its accounts and journal, keyed by (organization, ledger).
+    pub fn midaz_ledgers(&self) -> BTreeMap<(Uuid, Uuid), Ledger> {
+        self.midaz().ledgers.iter().map(|(key, rec)| (*key, rec.ledger.clone())).collect()
+    }
+
     /// Ledger snapshot for `/_control/midaz/state`.
     pub fn midaz_state(&self) -> Value {
         let st = self.midaz();

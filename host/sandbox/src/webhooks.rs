@@ -3,6 +3,7 @@
 //! (drop, duplicate, reorder).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +86,9 @@ pub struct Webhooks {
     pub participants: Arc<Mutex<HashMap<String, WebhookTarget>>>,
     /// Delivery log.
     pub log: Arc<Mutex<Vec<Delivery>>>,
+    /// Events emitted and not yet delivered, dropped or given up on (queued, held for a
+    /// reorder, or between retries).
+    pub outstanding: Arc<AtomicUsize>,
     sim: Arc<Sim>,
 }
 
@@ -95,6 +99,7 @@ impl Webhooks {
         let target = Arc::new(Mutex::new(target));
         let participants = Arc::new(Mutex::new(HashMap::new()));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let outstanding = Arc::new(AtomicUsize::new(0));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             // Below the host's header-read timeout, which also closes idle keep-alive
@@ -110,11 +115,12 @@ impl Webhooks {
                 target: target.clone(),
                 participants: participants.clone(),
                 log: log.clone(),
+                outstanding: outstanding.clone(),
                 sim: sim.clone(),
                 schedule,
             },
         ));
-        Webhooks { tx, target, participants, log, sim }
+        Webhooks { tx, target, participants, log, outstanding, sim }
     }
 
     /// Queues an event about participant `ispb` (to its own target when it has one); returns its
@@ -126,6 +132,7 @@ impl Webhooks {
         // The receiver lives as long as the runtime; a send error only happens at shutdown.
         let outgoing =
             Outgoing { ispb: ispb.map(str::to_owned), webhook_id: webhook_id.clone(), event: event.to_owned(), body };
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
         let _ = self.tx.send(outgoing);
         webhook_id
     }
@@ -137,6 +144,7 @@ struct Dispatcher {
     target: Arc<Mutex<WebhookTarget>>,
     participants: Arc<Mutex<HashMap<String, WebhookTarget>>>,
     log: Arc<Mutex<Vec<Delivery>>>,
+    outstanding: Arc<AtomicUsize>,
     sim: Arc<Sim>,
     schedule: RetrySchedule,
 }
@@ -180,6 +188,7 @@ impl Dispatcher {
             };
             if status.is_some_and(|s| (200..300).contains(&s)) {
                 self.record(&o, attempt, status, "delivered");
+                self.settled();
                 return;
             }
             self.record(&o, attempt, status, "failed");
@@ -187,6 +196,12 @@ impl Dispatcher {
             tokio::time::sleep(exp.min(self.schedule.max)).await;
         }
         tracing::warn!(webhook_id = %o.webhook_id, event = %o.event, "webhook undeliverable");
+        self.settled();
+    }
+
+    /// One event (or copy of a duplicated one) is no longer on its way.
+    fn settled(&self) {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn send(&self, o: Arc<Outgoing>) {
@@ -223,9 +238,13 @@ async fn dispatch(mut rx: mpsc::UnboundedReceiver<Outgoing>, d: Dispatcher) {
         let Some(o) = next else { return };
         let o = Arc::new(o);
         match d.sim.take_fault(FaultTarget::Webhooks, "POST", &o.event) {
-            Some(FaultKind::Drop) => d.record(&o, 0, None, "dropped"),
+            Some(FaultKind::Drop) => {
+                d.record(&o, 0, None, "dropped");
+                d.settled();
+            }
             Some(FaultKind::Duplicate) => {
                 d.record(&o, 0, None, "duplicated");
+                d.outstanding.fetch_add(1, Ordering::SeqCst);
                 d.send(o.clone());
                 d.send(o);
             }

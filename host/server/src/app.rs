@@ -53,6 +53,7 @@ impl AppState {
         integrations: Arc<crate::integrations::Integrations>,
         policies: Arc<crate::policies::PolicyRuntime>,
     ) -> AppState {
+        integrations.record_calls(crate::upstream_calls::CallLog { store: store.clone(), clock: clock.clone() });
         let app = pix_app::App {
             store: store.clone(),
             clock: clock.clone(),
@@ -91,6 +92,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[openapi(
     info(title = "pix-host", description = "Pix indirect participant through BTG, with Midaz and CRM, and WebAssembly policies."),
     modifiers(&BearerAuth),
+    components(schemas(crate::openapi::PixKeyText, crate::openapi::TaxIdText, crate::openapi::EndToEndIdText)),
     tags(
         (name = "Health", description = "Liveness, readiness and metrics"),
         (name = "Webhooks", description = "Where a tenant receives its events"),
@@ -193,6 +195,7 @@ pub fn router(state: AppState) -> Router {
     let api = api
         .merge(Scalar::with_url("/docs", doc))
         .route("/openapi.json", get(move || async move { Json(doc_json) }))
+        .nest("/console", crate::console::routes(state.clone()))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no route matches this path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept this method")
@@ -209,8 +212,10 @@ pub fn with_edge_layers<S: Clone + Send + Sync + 'static>(router: Router<S>, con
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // The route, not the path: paths carry Pix keys and CPFs (`/v1/dict/keys/{key}`),
+                // and every event of the request repeats the span's fields.
                 tracing::info_span!("http", request_id = %id, method = %req.method(),
-                        path = %req.uri().path(), tenant = tracing::field::Empty)
+                        route = %telemetry::route(req), tenant = tracing::field::Empty)
             }))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(map_response(ensure_json_errors))

@@ -202,32 +202,7 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     // Every role decides (the API on requests, workers on events), so every role follows policy changes.
     crate::policies::sync::spawn(&state, &shutdown, &mut background);
     if role != Role::Api {
-        background.spawn(worker::housekeeping(
-            store.clone(),
-            clock.clone(),
-            Duration::from_secs(600),
-            shutdown.clone(),
-        ));
-        background.spawn(
-            worker::Worker::new(store.clone(), clock.clone(), "default", state.config.workers.clone())
-                .run(shutdown.clone(), grace),
-        );
-        let mut inbound = InboundDispatcher::new(store.clone(), clock.clone());
-        for (event_type, handler) in crate::dict::inbound_handlers(&state)
-            .into_iter()
-            .chain(crate::transfers::inbound_handlers(&state, &self_url))
-        {
-            inbound = inbound.register(event_type, handler);
-        }
-        let inbound = Arc::new(inbound);
-        crate::dict::spawn_workers(&state, &shutdown, &mut background);
-        crate::transfers::spawn_workers(&state, &shutdown, &mut background);
-        crate::webhooks::spawn_workers(&state, &shutdown, &mut background);
-        background.spawn(
-            worker::Worker::new(store.clone(), clock.clone(), INBOUND_QUEUE, state.config.workers.clone())
-                .handle(PROCESS_INBOUND, inbound)
-                .run(shutdown.clone(), grace),
-        );
+        spawn_workers(&state, &self_url, &shutdown, grace, &mut background);
     }
     if role != Role::Workers
         && let Some(mtls) = &state.config.btg_webhook.mtls
@@ -257,6 +232,43 @@ pub async fn serve(mut config: Config, role: Role) -> anyhow::Result<()> {
     store.db().close().await;
     tracing::info!("pix-host stopped");
     Ok(())
+}
+
+/// What the workers role runs in the background (money, DICT, webhooks, housekeeping), each
+/// task in `background` and stopping at `shutdown` within `grace`. `self_url` is where this
+/// instance's HTTP API is reached (the intra-PSP delivery posts to it).
+pub fn spawn_workers(
+    state: &AppState,
+    self_url: &str,
+    shutdown: &CancellationToken,
+    grace: Duration,
+    background: &mut tokio::task::JoinSet<()>,
+) {
+    background.spawn(worker::housekeeping(
+        state.store.clone(),
+        state.clock.clone(),
+        Duration::from_secs(600),
+        shutdown.clone(),
+    ));
+    background.spawn(
+        worker::Worker::new(state.store.clone(), state.clock.clone(), "default", state.config.workers.clone())
+            .run(shutdown.clone(), grace),
+    );
+    let mut inbound = InboundDispatcher::new(state.store.clone(), state.clock.clone());
+    for (event_type, handler) in
+        crate::dict::inbound_handlers(state).into_iter().chain(crate::transfers::inbound_handlers(state, self_url))
+    {
+        inbound = inbound.register(event_type, handler);
+    }
+    let inbound = Arc::new(inbound);
+    crate::dict::spawn_workers(state, shutdown, background);
+    crate::transfers::spawn_workers(state, shutdown, background);
+    crate::webhooks::spawn_workers(state, shutdown, background);
+    background.spawn(
+        worker::Worker::new(state.store.clone(), state.clock.clone(), INBOUND_QUEUE, state.config.workers.clone())
+            .handle(PROCESS_INBOUND, inbound)
+            .run(shutdown.clone(), grace),
+    );
 }
 
 /// Serves `app` until `shutdown` fires, with the default transport limits (header-read timeout,
@@ -315,15 +327,51 @@ fn random_secret() -> String {
     hex::encode(bytes)
 }
 
+/// The operator console's address on the API's base URL.
+pub fn console_url(api_url: &str) -> String {
+    format!("{}/console", api_url.trim_end_matches('/'))
+}
+
+/// What the demo prints when it starts: the tenant, both tokens, where they are saved, the
+/// console's address and a first call to try.
+pub fn demo_banner(demo: &embedded::Demo, data_dir: &std::path::Path) -> String {
+    [
+        String::new(),
+        format!("  Demo tenant   {} (ISPB {})", demo.tenant_name, demo.ispb),
+        format!("  Tenant token  {}", demo.tenant_token),
+        format!("  Admin token   {}", demo.admin_token),
+        format!("  Saved in      {}", embedded::demo_file(data_dir).display()),
+        format!("  Console       {} (sign in with either token)", console_url(&demo.api_url)),
+        format!(
+            "  Try:          curl -H \"Authorization: Bearer {}\" {}/v1/webhooks/endpoints",
+            demo.tenant_token, demo.api_url
+        ),
+        String::new(),
+    ]
+    .join("\n")
+}
+
 fn print_demo(demo: &embedded::Demo, config: &Config) {
-    println!();
-    println!("  Demo tenant   {} (ISPB {})", demo.tenant_name, demo.ispb);
-    println!("  Tenant token  {}", demo.tenant_token);
-    println!("  Admin token   {}", demo.admin_token);
-    println!("  Saved in      {}", embedded::demo_file(&config.data_dir).display());
-    println!(
-        "  Try:          curl -H \"Authorization: Bearer {}\" {}/v1/webhooks/endpoints",
-        demo.tenant_token, demo.api_url
-    );
-    println!();
+    println!("{}", demo_banner(demo, &config.data_dir));
+}
+
+#[cfg(test)]
+mod banner_tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_banner_names_the_console_and_both_tokens() {
+        let demo = embedded::Demo {
+            api_url: "http://127.0.0.1:4014/".into(),
+            tenant_id: uuid::Uuid::nil(),
+            tenant_name: "Demo Institution".into(),
+            ispb: "12345678".into(),
+            tenant_token: "pix_tenant".into(),
+            admin_token: "pixadm_admin".into(),
+            sandbox: None,
+        };
+        let banner = demo_banner(&demo, std::path::Path::new("data"));
+        assert!(banner.contains("Console       http://127.0.0.1:4014/console (sign in with either token)"), "{banner}");
+        assert!(banner.contains("pix_tenant") && banner.contains("pixadm_admin"), "{banner}");
+    }
 }

@@ -221,9 +221,10 @@ fn emv_error(e: BrCodeError) -> ApiError {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateStaticBrCode {
     /// An ACTIVE DICT key of the `X-Account-Id` account.
+    #[schema(schema_with = crate::openapi::pix_key)]
     pub receiver_key: String,
     /// Absent: the payer types the amount.
-    #[schema(value_type = Option<String>, example = "25.90")]
+    #[schema(schema_with = crate::openapi::amount)]
     pub amount: Option<Amount>,
     /// Field 26.02, shown to the payer.
     pub description: Option<String>,
@@ -234,6 +235,7 @@ pub struct CreateStaticBrCode {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StaticQuery {
     /// Also return the QR code as a base64 PNG.
     #[serde(default)]
@@ -538,6 +540,7 @@ async fn delete_charge(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CollectionQuery {
     #[param(minimum = 1, default = 1)]
     pub page: Option<u32>,
@@ -593,13 +596,15 @@ async fn list_charges(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateImmediate {
-    #[schema(value_type = String, example = "150.00")]
+    #[schema(schema_with = crate::openapi::amount)]
     pub amount: Amount,
     /// Seconds after creation the charge may be paid (API Pix `calendario.expiracao`).
     #[serde(alias = "expirationInSeconds")]
     pub expiration_seconds: u32,
+    #[schema(schema_with = crate::openapi::pix_key)]
     pub receiver_key: String,
-    /// 26 to 35 letters and digits, unique across all of the tenant's collections.
+    /// Unique across all of the tenant's collections.
+    #[schema(pattern = "^[A-Za-z0-9]{26,35}$")]
     pub tx_id: String,
     pub additional_info: Option<Vec<AdditionalInfoInput>>,
     /// CPF or CNPJ; with `debtorName`, or neither.
@@ -613,10 +618,10 @@ pub struct CreateImmediate {
     pub metadata: Option<Metadata>,
     pub tags: Option<Vec<String>>,
     /// Pix Troco: the purchase part of `amount`.
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::amount)]
     pub purchase_amount: Option<Amount>,
     /// Pix Saque/Troco: the cash handed over, part of `amount`.
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::amount)]
     pub withdrawal_amount: Option<Amount>,
 }
 
@@ -732,7 +737,7 @@ async fn get_immediate(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateImmediate {
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::amount)]
     pub amount: Option<Amount>,
     #[serde(alias = "expirationInSeconds")]
     pub expiration_seconds: Option<u32>,
@@ -863,7 +868,7 @@ pub struct DiscountInput {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DueDateAmountInput {
-    #[schema(value_type = String, example = "100.00")]
+    #[schema(schema_with = crate::openapi::amount)]
     pub original: Amount,
     pub fine: Option<AmountRuleInput>,
     pub interest: Option<InterestRuleInput>,
@@ -948,7 +953,8 @@ pub struct CreateDueDate {
     /// YYYY-MM-DD, today or later.
     pub due_date: NaiveDate,
     pub receiver_key: String,
-    /// 26 to 35 letters and digits, unique across all of the tenant's collections.
+    /// Unique across all of the tenant's collections.
+    #[schema(pattern = "^[A-Za-z0-9]{26,35}$")]
     pub tx_id: String,
     /// Calendar days after the due date it may still be paid (default 30).
     pub valid_after_due: Option<u32>,

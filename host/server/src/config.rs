@@ -417,7 +417,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let figment = figment.merge(Env::prefixed("PIX_").split("__").ignore(&["test_database_url"]));
+        // The command line's own variables (`--config`, `sandbox --webhook-secret`) and the tests'
+        // share the prefix but are not configuration keys.
+        let figment = figment.merge(Env::prefixed("PIX_").split("__").ignore(&[
+            "test_database_url",
+            "config",
+            "sandbox_webhook_secret",
+        ]));
         let mut config: Config = figment.extract().map_err(|e| ConfigError(figment_message(e)))?;
         // `demo` left unset: demo mode only when no real upstream is configured.
         if figment.find_value("demo").is_err() {
@@ -753,6 +759,19 @@ mod tests {
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.outbound.allow_networks, vec!["10.1.0.0/16".parse::<ipnet::IpNet>().unwrap()]);
             assert_eq!(config.outbound.max_webhook_endpoints, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_command_lines_own_variables_are_not_configuration() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pix.toml", "[server]\nlisten = \"127.0.0.1:4999\"\n")?;
+            jail.set_env("PIX_CONFIG", "pix.toml");
+            jail.set_env("PIX_SANDBOX_WEBHOOK_SECRET", "a-sandbox-secret");
+            let config = Config::load(Some(Path::new("pix.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.listen.port(), 4999);
             Ok(())
         });
     }

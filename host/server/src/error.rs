@@ -114,9 +114,12 @@ where
     B::Error: Into<axum::BoxError>,
 {
     let status = response.status();
-    let is_json =
-        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if status.as_u16() < 400 || is_json {
+    // The console's error pages are HTML of their own; everything else answers JSON.
+    let own_body = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html"));
+    if status.as_u16() < 400 || own_body {
         return response.map(axum::body::Body::new);
     }
     let code = code_for_status(status);

@@ -176,6 +176,12 @@ fn ttl(state: &AppState, headers: &HeaderMap) -> Result<Duration, ApiError> {
     Ok(Duration::from_secs(secs.clamp(c.min_ttl_secs, c.max_ttl_secs)))
 }
 
+/// The request's `X-Idempotency` key, for handlers that record it on what they create (the
+/// layer has already refused a malformed one).
+pub fn request_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get(KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
 fn header_str(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
     headers
         .get(name)

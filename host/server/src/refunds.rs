@@ -29,6 +29,7 @@ use crate::auth::{CurrentAdmin, CurrentTenant};
 use crate::dict::decode_event;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AccountId, AppJson, AppPath, AppQuery};
+use crate::idempotency::request_key;
 use crate::inbound::InboundHandler;
 use crate::list_query::ListQuery;
 use crate::routes::ErrorResponse;
@@ -67,7 +68,7 @@ const MAX_OPERATIONS: usize = 32;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateRefund {
     /// The amount to return, > 0 with at most 2 decimals; with `operations`, their sum.
-    #[schema(value_type = String, example = "100.00", pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$")]
+    #[schema(schema_with = crate::openapi::amount)]
     pub amount: Amount,
     #[schema(max_length = 140)]
     pub description: Option<String>,
@@ -76,7 +77,7 @@ pub struct CreateRefund {
     pub metadata: Option<BTreeMap<String, Value>>,
     /// A distributed refund: debit each account for its part (BTG still receives one pacs.004
     /// for the total). Each alias once, each a credited account of the original.
-    #[schema(max_items = 32)]
+    #[schema(min_items = 1, max_items = 32)]
     pub operations: Option<Vec<RefundOperationIn>>,
 }
 
@@ -85,7 +86,7 @@ pub struct CreateRefund {
 pub struct RefundOperationIn {
     #[schema(min_length = 1, max_length = 256)]
     pub account_alias: String,
-    #[schema(value_type = String, example = "1000.00", pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$")]
+    #[schema(schema_with = crate::openapi::amount)]
     pub amount: Amount,
 }
 
@@ -109,8 +110,7 @@ fn reason(headers: &HeaderMap) -> ApiResult<RefundReason> {
 #[utoipa::path(post, path = "/v1/transfers/{transfer_id}/refunds", tag = "Refunds", request_body = CreateRefund,
     params(("transfer_id" = Uuid, Path, description = "The cash-in to return"),
            ("X-Account-Id" = Uuid, Header, description = "The account that received it"),
-           ("X-Reason" = String, Header, description = "BE08, FR01, MD06 or SL02"),
-           ("X-Idempotency" = Option<String>, Header, description = "Replays return the first answer")),
+           ("X-Reason" = String, Header, description = "The pacs.004 return reason", pattern = "^(BE08|FR01|MD06|SL02)$")),
     security(("tenant_token" = [])),
     responses((status = 201, body = RefundView), (status = 400, body = ErrorResponse),
               (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
@@ -149,6 +149,7 @@ async fn create_refund(
         metadata,
         operations,
         adopt: None,
+        idempotency_key: request_key(&headers),
     };
     let refund = create(&state.app, request).await?;
     Ok((StatusCode::CREATED, Json(RefundView::from(&refund))))
@@ -162,25 +163,31 @@ const QUERY: ListQuery = ListQuery(ErrorCode::InvalidRefundQuery);
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RefundQuery {
-    /// 1-based, default 1.
+    /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 2147483647)]
     pub page: Option<String>,
-    /// 1–100, default 10.
+    /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
-    /// `asc` or `desc` (default) by creation time.
+    /// By creation time, `desc` by default.
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
     /// The original or the return EndToEndId.
     pub end_to_end: Option<String>,
-    /// `CREATED`, `PENDING`, `PROCESSING`, `COMPLETED`, `FAILED` or `CANCELLED`.
+    #[param(schema_with = crate::openapi::one_of::<pix_core::refund::RefundStatus>)]
     pub status: Option<String>,
     /// `CASHOUT` (we returned) or `CASHIN` (returned to us).
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = crate::openapi::one_of::<pix_core::transfer::Direction>)]
     pub refund_type: Option<String>,
     /// RFC 3339; refunds updated after it.
+    #[param(format = DateTime)]
     pub modified_after: Option<String>,
     /// RFC 3339; refunds updated before it.
+    #[param(format = DateTime)]
     pub modified_before: Option<String>,
     /// `true`: only intra-PSP ones (settled inside this institution); `false`: only the others.
+    #[param(value_type = Option<bool>)]
     pub is_intra_psp: Option<String>,
 }
 
@@ -214,7 +221,7 @@ async fn list_refunds(
         is_intra_psp: QUERY.boolean("is_intra_psp", q.is_intra_psp.as_deref())?,
         descending: QUERY.descending(q.sort_order.as_deref())?,
     };
-    let (items, total) = state.store.list_refunds(tenant.id, account, &filter, limit, (page - 1) * limit).await?;
+    let (items, total) = state.store.list_refunds(tenant.id, Some(account), &filter, limit, (page - 1) * limit).await?;
     Ok(Json(RefundPage { items: items.iter().map(RefundView::from).collect(), limit, page, total }))
 }
 

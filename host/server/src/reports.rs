@@ -119,7 +119,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// `PENDING`, `SUBMITTED`, `CONFIRMED` or `ERROR`.
+    #[param(schema_with = crate::openapi::one_of::<pix_store::internal_reports::ReportState>)]
     pub status: Option<String>,
     pub tenant_id: Option<Uuid>,
     pub end_to_end_id: Option<String>,

@@ -201,13 +201,28 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation))
 }
 
-/// Notifications from PostgreSQL `LISTEN` on one channel.
+/// Notifications from PostgreSQL `LISTEN` on one channel. The listening connection is taken from
+/// the pool and kept: it counts against `max_connections`.
 pub struct Notifications(sqlx::postgres::PgListener);
 
+/// What [`Notifications::recv`] saw.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Notified {
+    /// A notification with this payload.
+    Payload(String),
+    /// The connection was lost and has been re-established: notifications sent in between are
+    /// gone, so the caller must re-read whatever they would have announced.
+    Reconnected,
+}
+
 impl Notifications {
-    /// The next notification's payload. Reconnects by itself after a dropped connection.
-    pub async fn recv(&mut self) -> Result<String, sqlx::Error> {
-        Ok(self.0.recv().await?.payload().to_owned())
+    /// The next notification, or word that the connection was replaced. An error (the database
+    /// unreachable) comes back at once: callers wait before calling again.
+    pub async fn recv(&mut self) -> Result<Notified, sqlx::Error> {
+        Ok(match self.0.try_recv().await? {
+            Some(n) => Notified::Payload(n.payload().to_owned()),
+            None => Notified::Reconnected,
+        })
     }
 }
 

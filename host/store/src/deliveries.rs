@@ -422,26 +422,34 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let locked_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-        let lock = match self.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        // Each (endpoint, entity) queue's head is its oldest pending delivery. The heads and the
+        // deliveries in flight per endpoint and tenant are computed once per claim, not once per
+        // candidate row: with a backlog of thousands that was quadratic and ran past the
+        // statement timeout, so nothing was delivered again (found by the kill -9 run).
+        // PostgreSQL gets the heads as an array so the rows are found by primary key whatever
+        // its statistics say; SQLite evaluates the uncorrelated `IN` once by itself.
+        let heads = "SELECT MIN(o.id) FROM webhook_deliveries o WHERE o.status = 'pending'
+                     GROUP BY o.endpoint_id, o.ordering_key";
+        let (is_head, lock) = match self.backend() {
+            Backend::Postgres => (format!("d.id = ANY(ARRAY({heads}))"), "FOR UPDATE OF d SKIP LOCKED"),
+            Backend::Sqlite => (format!("d.id IN ({heads})"), ""),
         };
         let sql = format!(
             "UPDATE webhook_deliveries SET locked_by = $1, locked_until = $2, updated_at = $3
              WHERE id IN (
+                 WITH busy_endpoints AS MATERIALIZED (
+                     SELECT endpoint_id, COUNT(*) AS n FROM webhook_deliveries
+                     WHERE status = 'pending' AND locked_until >= $3 GROUP BY endpoint_id
+                 ), busy_tenants AS MATERIALIZED (
+                     SELECT tenant_id, COUNT(*) AS n FROM webhook_deliveries
+                     WHERE status = 'pending' AND locked_until >= $3 GROUP BY tenant_id
+                 )
                  SELECT d.id FROM webhook_deliveries d
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= $3
+                 LEFT JOIN busy_endpoints e ON e.endpoint_id = d.endpoint_id
+                 LEFT JOIN busy_tenants t ON t.tenant_id = d.tenant_id
+                 WHERE {is_head} AND d.status = 'pending' AND d.next_attempt_at <= $3
                    AND (d.locked_until IS NULL OR d.locked_until < $3)
-                   AND NOT EXISTS (
-                        SELECT 1 FROM webhook_deliveries o
-                        WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key
-                          AND o.status = 'pending' AND o.id < d.id)
-                   AND (SELECT COUNT(*) FROM webhook_deliveries f
-                        WHERE f.endpoint_id = d.endpoint_id AND f.status = 'pending'
-                          AND f.locked_until >= $3) < $5
-                   AND (SELECT COUNT(*) FROM webhook_deliveries t
-                        WHERE t.tenant_id = d.tenant_id AND t.status = 'pending'
-                          AND t.locked_until >= $3) < $6
+                   AND COALESCE(e.n, 0) < $5 AND COALESCE(t.n, 0) < $6
                  ORDER BY d.next_attempt_at, d.id
                  LIMIT $4 {lock})
              RETURNING id"

@@ -26,12 +26,13 @@ pub mod tenants;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod transfers;
+pub mod upstream_calls;
 pub mod webhook_endpoints;
 
 /// Bearer credentials: issue (with expiry), resolve, list, expire, revoke.
 pub mod credentials;
 
-pub use db::{Backend, Db, DbOptions, Tx};
+pub use db::{Backend, Db, DbOptions, Notifications, Notified, Tx};
 pub use short_cache::DEFAULT_CREDENTIAL_TTL;
 
 /// Storage failures. Callers map `NotFound`/`Conflict` to 4xx and everything else to a logged 500.

@@ -16,7 +16,20 @@ pub struct ComponentMeta {
     pub name: String,
     pub kinds: Vec<String>,
     pub size_bytes: i64,
+    /// What the component declared at upload.
+    pub limits: PolicyLimits,
     pub uploaded_at: DateTime<Utc>,
+}
+
+/// Memory, fuel and deadline of policy decisions: what a component declared at upload (`None`:
+/// the engine default), or a tenant's maxima (`None`: the host maximum). The policy engine
+/// checks the values; this only stores them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyLimits {
+    pub memory_mib: Option<i64>,
+    pub fuel: Option<i64>,
+    pub deadline_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +46,9 @@ pub struct Binding {
     /// (it falls back to the default binding, then the shipped component); `sha256` is the
     /// component that was removed.
     pub removed: bool,
+    /// Who made the change: a non-secret label of the credential (`admin:<credential id>`, with
+    /// ` via console` when made there); `unrecorded` for changes made before it was kept.
+    pub actor: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -66,6 +82,16 @@ pub struct Decision {
     pub decided_at: DateTime<Utc>,
 }
 
+/// The columns of a new `policy_bindings` row besides who and when.
+struct NewBinding<'a> {
+    tenant: Option<Uuid>,
+    kind: &'a str,
+    sha256: &'a str,
+    params: &'a serde_json::Value,
+    action: &'a str,
+    previous_id: Option<i64>,
+}
+
 fn slot(tenant: Option<Uuid>) -> String {
     tenant.map(|t| t.to_string()).unwrap_or_default()
 }
@@ -74,7 +100,7 @@ fn tenant_of(slot: &str) -> StoreResult<Option<Uuid>> {
     if slot.is_empty() { Ok(None) } else { crate::parse_uuid(slot).map(Some) }
 }
 
-type BindingRow = (i64, String, String, String, Json<serde_json::Value>, String, Option<i64>, DateTime<Utc>);
+type BindingRow = (i64, String, String, String, Json<serde_json::Value>, String, Option<i64>, String, DateTime<Utc>);
 
 /// The `params` of a removal row. The schema has no "removed" action, and a boolean can never be
 /// a real policy parameter (the API accepts integers and strings only), so this cannot clash.
@@ -95,11 +121,33 @@ fn binding(r: BindingRow) -> StoreResult<Binding> {
         action: r.5,
         previous_id: r.6,
         removed,
-        created_at: r.7,
+        actor: r.7,
+        created_at: r.8,
     })
 }
 
-const BINDING: &str = "id, tenant_id, kind, sha256, params, action, previous_id, created_at";
+const BINDING: &str = "id, tenant_id, kind, sha256, params, action, previous_id, actor, created_at";
+
+const DECISION: &str = "id, tenant_id, kind, sha256, input_sha256, input, output, outcome, duration_us, \
+    shadow_sha256, shadow_output, shadow_agrees, decided_at";
+
+fn decision(r: DecisionRow) -> StoreResult<Decision> {
+    Ok(Decision {
+        id: r.id,
+        tenant_id: crate::parse_uuid(&r.tenant_id)?,
+        kind: r.kind,
+        sha256: r.sha256,
+        input_sha256: r.input_sha256,
+        input: r.input.0,
+        output: r.output.0,
+        outcome: r.outcome,
+        duration_us: r.duration_us,
+        shadow_sha256: r.shadow_sha256,
+        shadow_output: r.shadow_output.map(|j| j.0),
+        shadow_agrees: r.shadow_agrees,
+        decided_at: r.decided_at,
+    })
+}
 
 #[derive(sqlx::FromRow)]
 struct DecisionRow {
@@ -118,61 +166,180 @@ struct DecisionRow {
     decided_at: DateTime<Utc>,
 }
 
+#[derive(sqlx::FromRow)]
+struct ComponentRow {
+    sha256: String,
+    name: String,
+    kinds: Json<Vec<String>>,
+    size_bytes: i64,
+    #[sqlx(flatten)]
+    limits: PolicyLimits,
+    uploaded_at: DateTime<Utc>,
+}
+
+impl From<ComponentRow> for ComponentMeta {
+    fn from(r: ComponentRow) -> Self {
+        ComponentMeta {
+            sha256: r.sha256,
+            name: r.name,
+            kinds: r.kinds.0,
+            size_bytes: r.size_bytes,
+            limits: r.limits,
+            uploaded_at: r.uploaded_at,
+        }
+    }
+}
+
+const COMPONENT: &str = "sha256, name, kinds, size_bytes, memory_mib, fuel, deadline_ms, uploaded_at";
+
 impl Store {
-    /// Stores a validated component; `false` when those exact bytes were already stored.
+    /// Stores a validated component with the limits it declared; `false` when those exact bytes
+    /// were already stored with the same limits. A component's limits never change (decisions
+    /// already taken ran under them): the same bytes with other limits are a `Conflict`.
     pub async fn put_policy_component(
         &self,
         sha256: &str,
         name: &str,
         kinds: &[String],
         bytes: &[u8],
+        limits: &PolicyLimits,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let inserted = on_pool!(self.db(), pool => {
             sqlx::query(
-                "INSERT INTO policy_components (sha256, name, kinds, size_bytes, component, uploaded_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
+                "INSERT INTO policy_components
+                   (sha256, name, kinds, size_bytes, component, memory_mib, fuel, deadline_ms, uploaded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sha256) DO NOTHING",
             )
             .bind(sha256)
             .bind(name)
             .bind(Json(kinds))
             .bind(bytes.len() as i64)
             .bind(bytes)
+            .bind(limits.memory_mib)
+            .bind(limits.fuel)
+            .bind(limits.deadline_ms)
             .bind(now)
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
         })?;
-        Ok(inserted == 1)
+        if inserted == 1 {
+            return Ok(true);
+        }
+        match self.policy_component_meta(sha256).await? {
+            Some(stored) if stored.limits != *limits => Err(StoreError::Conflict(format!(
+                "this component is already stored with other limits ({:?})",
+                stored.limits
+            ))),
+            _ => Ok(false),
+        }
     }
 
     pub async fn policy_component(&self, sha256: &str) -> StoreResult<Option<(ComponentMeta, Vec<u8>)>> {
-        type Row = (String, String, Json<Vec<String>>, i64, Vec<u8>, DateTime<Utc>);
-        let row: Option<Row> = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT sha256, name, kinds, size_bytes, component, uploaded_at FROM policy_components WHERE sha256 = $1",
+        let Some(meta) = self.policy_component_meta(sha256).await? else { return Ok(None) };
+        let (bytes,): (Vec<u8>,) = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT component FROM policy_components WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(Some((meta, bytes)))
+    }
+
+    /// Stores the compiled code of a component for engines with compatibility tag `engine`
+    /// (replacing an earlier one: the caller compiled because the stored one was refused). Only
+    /// the policy runtime calls this, with what its engine serialized after a successful load.
+    pub async fn put_policy_artifact(
+        &self,
+        sha256: &str,
+        engine: &str,
+        artifact: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        on_pool!(self.db(), pool => {
+            sqlx::query(
+                "INSERT INTO policy_artifacts (sha256, engine, artifact, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (sha256, engine) DO UPDATE SET artifact = excluded.artifact,
+                   created_at = excluded.created_at",
             )
             .bind(sha256)
-            .fetch_optional(pool)
+            .bind(engine)
+            .bind(artifact)
+            .bind(now)
+            .execute(pool)
             .await
+            .map(drop)
         })?;
-        Ok(row
-            .map(|r| (ComponentMeta { sha256: r.0, name: r.1, kinds: r.2.0, size_bytes: r.3, uploaded_at: r.5 }, r.4)))
+        Ok(())
+    }
+
+    /// The compiled code stored for component `sha256` and engine tag `engine`, if any.
+    pub async fn policy_artifact(&self, sha256: &str, engine: &str) -> StoreResult<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT artifact FROM policy_artifacts WHERE sha256 = $1 AND engine = $2")
+                .bind(sha256)
+                .bind(engine)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|(artifact,)| artifact))
+    }
+
+    async fn policy_component_meta(&self, sha256: &str) -> StoreResult<Option<ComponentMeta>> {
+        let sql = format!("SELECT {COMPONENT} FROM policy_components WHERE sha256 = $1");
+        let row: Option<ComponentRow> = on_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(sha256).fetch_optional(pool).await
+        })?;
+        Ok(row.map(ComponentMeta::from))
     }
 
     pub async fn list_policy_components(&self) -> StoreResult<Vec<ComponentMeta>> {
-        type Row = (String, String, Json<Vec<String>>, i64, DateTime<Utc>);
-        let rows: Vec<Row> = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT sha256, name, kinds, size_bytes, uploaded_at FROM policy_components ORDER BY uploaded_at, sha256",
-            )
-            .fetch_all(pool)
-            .await
+        let sql = format!("SELECT {COMPONENT} FROM policy_components ORDER BY uploaded_at, sha256");
+        let rows: Vec<ComponentRow> = on_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await
         })?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ComponentMeta { sha256: r.0, name: r.1, kinds: r.2.0, size_bytes: r.3, uploaded_at: r.4 })
-            .collect())
+        Ok(rows.into_iter().map(ComponentMeta::from).collect())
+    }
+
+    /// The tenant's maxima for the limits of the components bound to it (all `None` when unset).
+    pub async fn tenant_policy_limits(&self, tenant: Uuid) -> StoreResult<PolicyLimits> {
+        let row: Option<PolicyLimits> = on_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT memory_mib, fuel, deadline_ms FROM tenant_policy_limits WHERE tenant_id = $1")
+                .bind(tenant.to_string())
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Replaces the tenant's maxima (the API checks them against the host's). Unknown tenant:
+    /// `NotFound`.
+    pub async fn set_tenant_policy_limits(
+        &self,
+        tenant: Uuid,
+        limits: &PolicyLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if self.tenant(tenant).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        on_pool!(self.db(), pool => {
+            sqlx::query(
+                "INSERT INTO tenant_policy_limits (tenant_id, memory_mib, fuel, deadline_ms, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id) DO UPDATE SET memory_mib = $2, fuel = $3, deadline_ms = $4, updated_at = $5",
+            )
+            .bind(tenant.to_string())
+            .bind(limits.memory_mib)
+            .bind(limits.fuel)
+            .bind(limits.deadline_ms)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 
     pub async fn current_policy_binding(&self, tenant: Option<Uuid>, kind: &str) -> StoreResult<Option<Binding>> {
@@ -185,24 +352,32 @@ impl Store {
         row.map(binding).transpose()
     }
 
-    /// Makes `sha256` (with `params`) the active policy of (tenant, kind).
+    /// Makes `sha256` (with `params`) the active policy of (tenant, kind); `actor` labels who.
     pub async fn activate_policy(
         &self,
         tenant: Option<Uuid>,
         kind: &str,
         sha256: &str,
         params: &serde_json::Value,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Binding> {
         // After a removal nothing is active: rolling this activation back removes it again.
         let current = self.current_policy_binding(tenant, kind).await?.filter(|b| !b.removed);
-        self.insert_binding(tenant, kind, sha256, params, "activate", current.map(|b| b.id), now).await
+        let row = NewBinding { tenant, kind, sha256, params, action: "activate", previous_id: current.map(|b| b.id) };
+        self.insert_binding(row, actor, now).await
     }
 
     /// Returns (tenant, kind) to the binding the current one replaced; rolling back the first
     /// activation removes the binding (the returned row has `removed`), so the slot falls back.
     /// `Conflict` when nothing is active.
-    pub async fn rollback_policy(&self, tenant: Option<Uuid>, kind: &str, now: DateTime<Utc>) -> StoreResult<Binding> {
+    pub async fn rollback_policy(
+        &self,
+        tenant: Option<Uuid>,
+        kind: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Binding> {
         let current = self
             .current_policy_binding(tenant, kind)
             .await?
@@ -210,31 +385,37 @@ impl Store {
             .ok_or_else(|| StoreError::Conflict("nothing is active for this tenant and kind".into()))?;
         let Some(previous_id) = current.previous_id else {
             let removal = serde_json::json!({ REMOVED: true });
-            return self.insert_binding(tenant, kind, &current.sha256, &removal, "rollback", None, now).await;
+            let row = NewBinding {
+                tenant,
+                kind,
+                sha256: &current.sha256,
+                params: &removal,
+                action: "rollback",
+                previous_id: None,
+            };
+            return self.insert_binding(row, actor, now).await;
         };
         let sql = format!("SELECT {BINDING} FROM policy_bindings WHERE id = $1");
         let previous: BindingRow = on_pool!(self.db(), pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(previous_id).fetch_one(pool).await
         })?;
         let previous = binding(previous)?;
-        self.insert_binding(tenant, kind, &previous.sha256, &previous.params, "rollback", previous.previous_id, now)
-            .await
+        let row = NewBinding {
+            tenant,
+            kind,
+            sha256: &previous.sha256,
+            params: &previous.params,
+            action: "rollback",
+            previous_id: previous.previous_id,
+        };
+        self.insert_binding(row, actor, now).await
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one row's columns")]
-    async fn insert_binding(
-        &self,
-        tenant: Option<Uuid>,
-        kind: &str,
-        sha256: &str,
-        params: &serde_json::Value,
-        action: &str,
-        previous_id: Option<i64>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Binding> {
+    async fn insert_binding(&self, row: NewBinding<'_>, actor: &str, now: DateTime<Utc>) -> StoreResult<Binding> {
+        let NewBinding { tenant, kind, sha256, params, action, previous_id } = row;
         let sql = format!(
-            "INSERT INTO policy_bindings (tenant_id, kind, sha256, params, action, previous_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {BINDING}"
+            "INSERT INTO policy_bindings (tenant_id, kind, sha256, params, action, previous_id, actor, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {BINDING}"
         );
         let mut tx = self.begin().await?;
         let row: BindingRow = on_tx!(&mut tx, conn => {
@@ -245,6 +426,7 @@ impl Store {
                 .bind(Json(params))
                 .bind(action)
                 .bind(previous_id)
+                .bind(actor)
                 .bind(now)
                 .fetch_one(conn)
                 .await
@@ -344,15 +526,18 @@ impl Store {
 
     /// A value that changes whenever bindings or shadows change (the polling fallback).
     pub async fn policy_generation(&self) -> StoreResult<String> {
-        let (bindings, shadows, latest): (Option<i64>, i64, Option<String>) = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT (SELECT MAX(id) FROM policy_bindings), (SELECT COUNT(*) FROM policy_shadows),
-                        (SELECT MAX(sha256 || tenant_id || kind) FROM policy_shadows)",
-            )
-            .fetch_one(pool)
-            .await
+        let bindings: Option<i64> = on_pool!(self.db(), pool => {
+            sqlx::query_scalar("SELECT MAX(id) FROM policy_bindings").fetch_one(pool).await
         })?;
-        Ok(format!("{}:{shadows}:{}", bindings.unwrap_or(0), latest.unwrap_or_default()))
+        // Every shadow in full: a shadow's params replaced in place, or one shadow swapped for
+        // another, must change the generation too (there are a handful at most).
+        let shadows: Vec<String> = self
+            .policy_shadows()
+            .await?
+            .iter()
+            .map(|s| format!("{}/{}/{}/{}", slot(s.tenant_id), s.kind, s.sha256, s.params))
+            .collect();
+        Ok(format!("{}:{}", bindings.unwrap_or(0), shadows.join(",")))
     }
 
     pub async fn record_policy_decision(&self, d: &Decision) -> StoreResult<()> {
@@ -392,36 +577,42 @@ impl Store {
     /// The newest `limit` decisions of (tenant, kind), newest first.
     pub async fn recent_policy_decisions(&self, tenant: Uuid, kind: &str, limit: i64) -> StoreResult<Vec<Decision>> {
         let rows: Vec<DecisionRow> = on_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT id, tenant_id, kind, sha256, input_sha256, input, output, outcome, duration_us, shadow_sha256,
-                        shadow_output, shadow_agrees, decided_at
-                 FROM policy_decisions WHERE tenant_id = $1 AND kind = $2 ORDER BY id DESC LIMIT $3",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {DECISION} FROM policy_decisions WHERE tenant_id = $1 AND kind = $2 ORDER BY id DESC LIMIT $3"
+            )))
             .bind(tenant.to_string())
             .bind(kind)
             .bind(limit)
             .fetch_all(pool)
             .await
         })?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(Decision {
-                    id: r.id,
-                    tenant_id: crate::parse_uuid(&r.tenant_id)?,
-                    kind: r.kind,
-                    sha256: r.sha256,
-                    input_sha256: r.input_sha256,
-                    input: r.input.0,
-                    output: r.output.0,
-                    outcome: r.outcome,
-                    duration_us: r.duration_us,
-                    shadow_sha256: r.shadow_sha256,
-                    shadow_output: r.shadow_output.map(|j| j.0),
-                    shadow_agrees: r.shadow_agrees,
-                    decided_at: r.decided_at,
-                })
-            })
-            .collect()
+        rows.into_iter().map(decision).collect()
+    }
+
+    /// The decisions of (tenant, kind) taken in `[from, to]`, newest first, at most `limit`.
+    pub async fn policy_decisions_between(
+        &self,
+        tenant: Uuid,
+        kind: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Decision>> {
+        let rows: Vec<DecisionRow> = on_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {DECISION} FROM policy_decisions
+                 WHERE tenant_id = $1 AND kind = $2 AND decided_at >= $3 AND decided_at <= $4
+                 ORDER BY id DESC LIMIT $5"
+            )))
+            .bind(tenant.to_string())
+            .bind(kind)
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter().map(decision).collect()
     }
 
     /// Deletes decisions older than `before` (retention).

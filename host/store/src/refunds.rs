@@ -350,17 +350,18 @@ impl Store {
         rows.into_iter().map(Refund::try_from).collect()
     }
 
-    /// One account's refunds, filtered and paged; returns the page and the total.
+    /// One account's refunds (every account's with `None`), filtered and paged; returns the page
+    /// and the total.
     pub async fn list_refunds(
         &self,
         tenant: Uuid,
-        account: Uuid,
+        account: Option<Uuid>,
         f: &RefundFilter,
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<Refund>, i64)> {
         let mut w = Where::tenant(tenant);
-        w.text("account_id = ?", Some(&account.to_string()));
+        w.text("account_id = ?", account.map(|a| a.to_string()).as_deref());
         w.text("(original_end_to_end_id = ? OR return_end_to_end_id = ?)", f.end_to_end_id.as_deref());
         w.text("status = ?", f.status.map(RefundStatus::as_str));
         w.text("kind = ?", f.kind.map(Direction::as_str));

@@ -497,17 +497,18 @@ impl Store {
         .await
     }
 
-    /// One account's transfers, filtered and paged; returns the page and the total.
+    /// One account's transfers (every account's with `None`), filtered and paged; returns the
+    /// page and the total.
     pub async fn list_transfers(
         &self,
         tenant: Uuid,
-        account: Uuid,
+        account: Option<Uuid>,
         f: &TransferFilter,
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<Transfer>, i64)> {
         let mut w = Where::tenant(tenant);
-        w.text("account_id = ?", Some(&account.to_string()));
+        w.text("account_id = ?", account.map(|a| a.to_string()).as_deref());
         w.text("end_to_end_id = ?", f.end_to_end_id.as_deref());
         w.text("status = ?", f.status.map(TransferStatus::as_str));
         w.text("direction = ?", f.direction.map(Direction::as_str));

@@ -48,6 +48,7 @@ backend_tests!(
     idempotency_claim_replay_mismatch_and_in_flight,
     idempotency_expiry_takeover_and_release,
     ten_thousand_jobs_each_processed_exactly_once,
+    a_delivery_backlog_is_claimed_head_first_within_the_limits,
 );
 
 async fn migrations_applied_and_ready(db: &TestStore) {
@@ -293,6 +294,98 @@ async fn ten_thousand_jobs_each_processed_exactly_once(db: &TestStore) {
     assert!(seen.values().all(|&n| n == 1), "a job was processed twice");
     let counts = db.queue_counts("bulk").await.unwrap();
     assert_eq!((counts.done, counts.ready, counts.running), (JOBS as i64, 0, 0));
+}
+
+/// A backlog of deliveries (the kill -9 run left 4,500 pending, and the claim that computed the
+/// heads and the in-flight counts once per candidate row never finished again): each claim takes
+/// only each entity's oldest pending delivery, stops taking an endpoint's once it has `per_endpoint`
+/// in flight and a tenant's at `per_tenant`, and draining it delivers every entity in order.
+async fn a_delivery_backlog_is_claimed_head_first_within_the_limits(db: &TestStore) {
+    use pix_store::deliveries::{AttemptOutcome, EventRouting, NewWebhookEvent, insert_webhook_event};
+    let t = tenant(db, "acme").await;
+    let endpoint = |url: &str| NewWebhookEndpoint {
+        url: url.into(),
+        flow_type: None,
+        entity_type: None,
+        enabled: true,
+        secret: "whsec_dGVzdA==".into(),
+        description: String::new(),
+    };
+    let busy = db.create_webhook_endpoint(t, &endpoint("https://a.example/hook"), t0()).await.unwrap().id;
+    let quiet = db.create_webhook_endpoint(t, &endpoint("https://b.example/hook"), t0()).await.unwrap().id;
+    const ENTITIES: usize = 300;
+    let mut tx = db.begin().await.unwrap();
+    for seq in 0..3 {
+        for entity in 0..ENTITIES {
+            let (to, entity) = if entity < 5 { (quiet, format!("q{entity}")) } else { (busy, format!("e{entity}")) };
+            let body = json!({"entity": entity, "seq": seq}).to_string();
+            let event = NewWebhookEvent {
+                id: Uuid::now_v7(),
+                tenant_id: t,
+                flow_type: "TRANSFER",
+                entity_type: "CASHOUT",
+                entity_id: &entity,
+                body: &body,
+                occurred_at: t0(),
+            };
+            insert_webhook_event(&mut tx, &event, EventRouting::Routed, &[to], t0()).await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    let lease = Duration::from_secs(60);
+    let seen = |c: &pix_store::deliveries::ClaimedDelivery| -> (String, i64) {
+        let body: serde_json::Value = serde_json::from_str(&c.body).unwrap();
+        (body["entity"].as_str().unwrap().to_owned(), body["seq"].as_i64().unwrap())
+    };
+
+    let first = db.claim_deliveries("w1", lease, 50, 10, 1_000, t0()).await.unwrap();
+    assert_eq!(first.len(), 50);
+    assert!(
+        first.iter().all(|c| seen(c).1 == 0),
+        "only each entity's oldest: {:?}",
+        first.iter().map(seen).collect::<Vec<_>>()
+    );
+    // The busy endpoint has 45 or more in flight now: only the quiet one's heads are left to take.
+    let second = db.claim_deliveries("w2", lease, 50, 10, 1_000, t0()).await.unwrap();
+    let endpoints: Vec<Uuid> = second.iter().map(|c| c.endpoint_id).collect();
+    assert!(endpoints.iter().all(|e| *e == quiet), "{endpoints:?}");
+    let in_flight = (first.len() + second.len()) as i64;
+    assert!(
+        db.claim_deliveries("w3", lease, 50, 1_000, in_flight, t0()).await.unwrap().is_empty(),
+        "the tenant is at its limit"
+    );
+
+    // Drain: deliver whatever was claimed, claim again; every entity arrives in order.
+    let mut delivered: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut claimed: Vec<(&str, _)> =
+        first.into_iter().map(|c| ("w1", c)).chain(second.into_iter().map(|c| ("w2", c))).collect();
+    let outcome = AttemptOutcome {
+        delivered: true,
+        status_code: Some(200),
+        error: None,
+        duration: Duration::from_millis(1),
+        retry_at: None,
+    };
+    for round in 0.. {
+        assert!(round < 200, "the backlog never drained");
+        if claimed.is_empty() {
+            break;
+        }
+        for (worker, c) in &claimed {
+            let (entity, seq) = seen(c);
+            delivered.entry(entity).or_default().push(seq);
+            db.finish_delivery_attempt(c.id, worker, &outcome, t0()).await.unwrap();
+        }
+        claimed = db
+            .claim_deliveries("w4", lease, 50, 10, 1_000, t0())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| ("w4", c))
+            .collect();
+    }
+    assert_eq!(delivered.len(), ENTITIES);
+    assert!(delivered.values().all(|seqs| *seqs == [0, 1, 2]), "each entity in order");
 }
 
 #[tokio::test]

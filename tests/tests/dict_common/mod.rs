@@ -168,16 +168,11 @@ impl Dx {
     }
 }
 
-/// A COMPLETED cash-out of 80.00 from Maria to the other participant; its EndToEndId.
-pub async fn settled_cash_out(dx: &Dx) -> String {
-    let key = dx.app.sandbox.data.other_participant.keys[0].key.clone();
-    let initiated = dx
-        .as_account(Method::POST, "/v1/transfers/cashout/initiate", "@maria")
-        .json(&json!({"type": "KEY", "key": key, "amount": "80.00"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(initiated.status(), 201);
+/// A cash-out initiated with `body` and processed, as Maria: the 201 body of the process call.
+pub async fn cash_out(dx: &Dx, body: Value) -> Value {
+    let initiated =
+        dx.as_account(Method::POST, "/v1/transfers/cashout/initiate", "@maria").json(&body).send().await.unwrap();
+    assert_eq!(initiated.status(), 201, "initiating {body}");
     let initiated: Value = initiated.json().await.unwrap();
     let processed = dx
         .as_account(Method::POST, "/v1/transfers/cashout/process", "@maria")
@@ -185,8 +180,14 @@ pub async fn settled_cash_out(dx: &Dx) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(processed.status(), 201);
-    let processed: Value = processed.json().await.unwrap();
+    assert_eq!(processed.status(), 201, "processing {body}");
+    processed.json().await.unwrap()
+}
+
+/// A COMPLETED cash-out of 80.00 from Maria to the other participant; its EndToEndId.
+pub async fn settled_cash_out(dx: &Dx) -> String {
+    let key = dx.app.sandbox.data.other_participant.keys[0].key.clone();
+    let processed = cash_out(dx, json!({"type": "KEY", "key": key, "amount": "80.00"})).await;
     let path = format!("/v1/transfers/{}", processed["id"].as_str().unwrap());
     eventually("the cash-out COMPLETED", || async {
         let t: Value = dx.as_account(Method::GET, &path, "@maria").send().await.unwrap().json().await.unwrap();

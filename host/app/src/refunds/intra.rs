@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::outgoing::{apply, outgoing};
 use super::{incoming, record_event, reload, save};
 use crate::intra_psp::{Delivery, Settlement};
-use crate::transfers::ledger_key;
+use crate::transfers::{ledger_key, ledger_refusal};
 use crate::{App, AppError, AppResult, TenantClients};
 
 /// Moves an intra-PSP refund until its delivery is queued (PROCESSING) or it failed.
@@ -34,10 +34,7 @@ pub(super) async fn advance(app: &App, clients: &TenantClients, tenant: &Tenant,
             OutgoingRefund::New => match post_debit(clients, &r).await {
                 Ok(debit) => apply(&mut r, OutgoingEvent::HoldPlaced(debit))?,
                 Err(AppError::Upstream { source, .. }) if source.is_definite() => {
-                    let failure = match source.code() {
-                        Some("0018") => Failure::new("INSUFFICIENT_BALANCE", "insufficient balance"),
-                        _ => Failure::new("LEDGER_REJECTED", source.to_string()),
-                    };
+                    let failure = ledger_refusal(&source);
                     apply(&mut r, OutgoingEvent::HoldRefused(failure))?;
                 }
                 Err(e) => return Err(e),

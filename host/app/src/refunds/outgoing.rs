@@ -21,7 +21,7 @@ use pix_store::transfers::Transfer;
 use uuid::Uuid;
 
 use super::{REFUND_WINDOW_DAYS, record_event, reload, save};
-use crate::transfers::{ASSET, EXTERNAL, ledger_key, leg};
+use crate::transfers::{ASSET, EXTERNAL, ledger_key, ledger_refusal, leg, refuse_short_balance};
 use crate::{App, AppError, AppResult, TenantClients};
 
 /// A request to return (part of) a received Pix.
@@ -42,14 +42,35 @@ pub struct RefundRequest<'a> {
     /// over (debiting the blocked account only) instead of placing one, and the block is marked
     /// RETURNED in the refund's insert transaction (see `crate::med::adoptable`).
     pub adopt: Option<&'a CautionaryBlock>,
+    /// The request's `X-Idempotency` key. The refund's id is derived from it, so a retry of that
+    /// request after a crash (the key's lock lapsed before its answer was stored) gets the refund
+    /// back instead of returning the same money a second time.
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// Admits a refund and runs its money steps inline. Returns it as it stands: PROCESSING once BTG
 /// accepted the reversal, PENDING while a step's outcome is unknown (the sweeper finishes it),
 /// or FAILED. Every refusal happens before anything is held or sent.
 pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
-    let RefundRequest { tenant, account_id, transfer_id, reason, amount, description, metadata, operations, adopt } =
-        req;
+    let RefundRequest {
+        tenant,
+        account_id,
+        transfer_id,
+        reason,
+        amount,
+        description,
+        metadata,
+        operations,
+        adopt,
+        idempotency_key,
+    } = req;
+    let id = idempotency_key.map_or_else(new_id, |key| keyed_id(tenant.id, transfer_id, key));
+    if idempotency_key.is_some()
+        && let Some(retried) = app.store.refund(tenant.id, id).await?
+        && retried.account_id == account_id
+    {
+        return answer(retried);
+    }
     let now = app.clock.now();
     let original =
         app.store.transfer(tenant.id, transfer_id).await?.filter(|t| t.account_id == account_id).ok_or_else(|| {
@@ -79,7 +100,7 @@ pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
         (None, None) => policy_split(app, &clients, tenant, &original, amount, credits).await?,
     };
     let mut refund = Refund {
-        id: new_id(),
+        id,
         tenant_id: tenant.id,
         account_id,
         transfer_id: original.id,
@@ -140,16 +161,32 @@ pub async fn create(app: &App, req: RefundRequest<'_>) -> AppResult<Refund> {
         }
         Err(e) => return Err(e),
     };
-    if refund.state.failure().is_some_and(|f| f.code == INSUFFICIENT_BALANCE) {
-        return Err(AppError::refused(
-            ErrorCode::InsufficientBalance,
-            "the debited accounts' available balance does not cover the refund; nothing was held",
-        ));
-    }
-    Ok(refund)
+    answer(refund)
 }
 
-const INSUFFICIENT_BALANCE: &str = "INSUFFICIENT_BALANCE";
+/// The id of a refund created by a request with an `X-Idempotency` key: the same tenant, transfer
+/// and key always name the same refund. Keys are per tenant, so nothing here is guessable by
+/// another tenant, and refunds are listed by creation time, never by id.
+fn keyed_id(tenant: Uuid, transfer: Uuid, key: &str) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"pix-host refund\0")
+        .chain_update(tenant.as_bytes())
+        .chain_update(transfer.as_bytes())
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// What `create` answers for a refund it admitted: the refund, or the refusal a hold that found
+/// too little balance stands for.
+fn answer(refund: Refund) -> AppResult<Refund> {
+    let short = "the debited accounts' available balance does not cover the refund; nothing was held";
+    refuse_short_balance(refund.state.failure(), short)?;
+    Ok(refund)
+}
 
 /// The Midaz credit of `t` if it is a cash-in that may still be refunded.
 fn refundable(t: &Transfer, now: DateTime<Utc>) -> AppResult<&LedgerTxId> {
@@ -335,10 +372,7 @@ pub async fn advance(app: &App, clients: &TenantClients, mut r: Refund) -> AppRe
             OutgoingRefund::New => match place_hold(clients, &r).await {
                 Ok(hold) => apply(&mut r, OutgoingEvent::HoldPlaced(hold))?,
                 Err(AppError::Upstream { source, .. }) if source.is_definite() => {
-                    let failure = match source.code() {
-                        Some("0018") => Failure::new(INSUFFICIENT_BALANCE, "insufficient balance"),
-                        _ => Failure::new("LEDGER_REJECTED", source.to_string()),
-                    };
+                    let failure = ledger_refusal(&source);
                     apply(&mut r, OutgoingEvent::HoldRefused(failure))?;
                 }
                 Err(e) => return Err(e),

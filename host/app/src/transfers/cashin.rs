@@ -115,6 +115,7 @@ pub(super) async fn receive_payment(
             acceptance: None,
             spi_reason: None,
             incident: None,
+            process_key: None,
         },
         version: 0,
         created_at: now,
@@ -282,6 +283,7 @@ async fn approve(
         account_age_days: days_since(payee.holder.opening_date.as_deref(), now).unwrap_or(0),
         velocity: velocity(&hour, &day),
         local_time,
+        account_segment: account_segment(ledger),
     };
     let fraud = app.policies.fraud(tenant.id, &fraud_input).await;
     t.details.fraud = Some(fraud_verdict(&fraud.output, &fraud.policy_sha256));

@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::limits::TenantLimits;
 use super::{
     EXTERNAL, Notify, account_segment, days_since, fee_account, fraud_verdict, ledger_alias, ledger_blocked,
-    ledger_key, leg, policy_person, record_event, reload, sat, save, velocity,
+    ledger_key, ledger_refusal, leg, policy_person, record_event, refuse_short_balance, reload, sat, save, velocity,
 };
 use crate::ports::FeeCheck;
 use crate::{App, AppError, AppResult, CustomerAccount, TenantClients};
@@ -41,13 +41,43 @@ pub struct ProcessCashout<'a> {
     pub account: &'a CustomerAccount,
     pub initiation_id: Uuid,
     pub purpose: Purpose,
+    /// The request's `X-Idempotency` key, recorded on the transfer: a retry of that request after
+    /// a crash (the key's lock lapsed before its answer was stored) gets the transfer back.
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// Admits an initiated cash-out (guards, fraud triage, fee) and runs its money steps inline.
 /// Returns the transfer as it stands: PROCESSING once BTG accepted it, PENDING while a step's
 /// outcome is unknown (the sweeper finishes it), IN_REVIEW, or FAILED.
 pub async fn process(app: &App, req: ProcessCashout<'_>) -> AppResult<Transfer> {
-    let ProcessCashout { tenant, account, initiation_id, purpose } = req;
+    match admit_and_send(app, &req).await {
+        Err(refusal) if refusal.is_permanent() => match retried(app, &req).await? {
+            Some(transfer) => answer(transfer),
+            None => Err(refusal),
+        },
+        other => other,
+    }
+}
+
+/// The transfer this very request (same initiation, same `X-Idempotency` key) created before its
+/// answer was lost in a crash. Looked up only once admission refused (already processed, expired
+/// since, ...), so the fast path pays nothing for it.
+async fn retried(app: &App, req: &ProcessCashout<'_>) -> AppResult<Option<Transfer>> {
+    let Some(key) = req.idempotency_key else { return Ok(None) };
+    let existing = app.store.transfer_by_initiation(req.tenant.id, req.initiation_id).await?;
+    Ok(existing.filter(|t| t.account_id == req.account.id && t.details.process_key.as_deref() == Some(key)))
+}
+
+/// What `process` answers for a transfer it admitted: the transfer, or the refusal a hold that
+/// found too little balance stands for.
+fn answer(transfer: Transfer) -> AppResult<Transfer> {
+    let short = "the account's available balance does not cover the amount and fee; nothing was held";
+    refuse_short_balance(transfer.state.failure(), short)?;
+    Ok(transfer)
+}
+
+async fn admit_and_send(app: &App, req: &ProcessCashout<'_>) -> AppResult<Transfer> {
+    let &ProcessCashout { tenant, account, initiation_id, .. } = req;
     let now = app.clock.now();
     // One transaction, and first the account's turn: concurrent admissions of one account wait
     // here for each other, so the activity triage reads includes every cash-out admitted before
@@ -66,7 +96,7 @@ pub async fn process(app: &App, req: ProcessCashout<'_>) -> AppResult<Transfer> 
     let activity =
         account_activity(&mut tx, tenant.id, account.id, Direction::Cashout, activity_windows(now), Some(counterparty))
             .await?;
-    let transfer = admit(app, tenant, account, &initiation, purpose, &activity, &fee_check).await?;
+    let transfer = admit(app, req, &initiation, &activity, &fee_check).await?;
     match insert_transfer(&mut tx, &transfer).await {
         Err(pix_store::StoreError::Conflict(_)) => return Err(already_processed()),
         other => other?,
@@ -86,13 +116,7 @@ pub async fn process(app: &App, req: ProcessCashout<'_>) -> AppResult<Transfer> 
         }
         Err(e) => return Err(e),
     };
-    if transfer.state.failure().is_some_and(|f| f.code == INSUFFICIENT_BALANCE) {
-        return Err(AppError::refused(
-            ErrorCode::InsufficientBalance,
-            "the account's available balance does not cover the amount and fee; nothing was held",
-        ));
-    }
-    Ok(transfer)
+    answer(transfer)
 }
 
 /// What must hold before anything is decided or held.
@@ -119,13 +143,12 @@ fn activity_windows(now: DateTime<Utc>) -> [DateTime<Utc>; 3] {
 /// Fraud triage and fee over the account's current activity: the transfer to insert.
 async fn admit(
     app: &App,
-    tenant: &Tenant,
-    account: &CustomerAccount,
+    req: &ProcessCashout<'_>,
     initiation: &Initiation,
-    purpose: Purpose,
     activity: &[Activity; 3],
     fee_check: &FeeCheck<'_>,
 ) -> AppResult<Transfer> {
+    let &ProcessCashout { tenant, account, purpose, idempotency_key, .. } = req;
     let now = app.clock.now();
     let [hour, day, month] = activity;
     let destination = &initiation.details.destination;
@@ -144,6 +167,7 @@ async fn admit(
         account_age_days: days_since(account.holder.opening_date.as_deref(), now).unwrap_or(0),
         velocity: velocity(hour, day),
         local_time,
+        account_segment: account_segment(&account.ledger),
     };
     let fraud = app.policies.fraud(tenant.id, &fraud_input).await;
     let intra_psp = initiation.is_intra_psp;
@@ -201,6 +225,7 @@ async fn admit(
         acceptance: None,
         spi_reason: None,
         incident: None,
+        process_key: idempotency_key.map(str::to_owned),
     };
     if details.cashout_amounts(initiation.amount, fee_amount).is_none() {
         return Err(AppError::refused(ErrorCode::InvalidField, "the fee would take the whole amount"));
@@ -239,8 +264,6 @@ async fn admit(
 fn already_processed() -> AppError {
     AppError::refused(ErrorCode::InitiationAlreadyProcessed, "this initiation was already processed")
 }
-
-const INSUFFICIENT_BALANCE: &str = "INSUFFICIENT_BALANCE";
 
 fn policy_key_type(t: &str) -> Option<KeyType> {
     Some(match t {
@@ -288,10 +311,7 @@ pub async fn advance(app: &App, clients: &TenantClients, mut t: Transfer) -> App
                     continue;
                 }
                 Err(AppError::Upstream { source, .. }) if source.is_definite() => {
-                    let failure = match source.code() {
-                        Some("0018") => Failure::new(INSUFFICIENT_BALANCE, "insufficient balance"),
-                        _ => Failure::new("LEDGER_REJECTED", source.to_string()),
-                    };
+                    let failure = ledger_refusal(&source);
                     apply(&mut t, CashoutEvent::HoldRefused(failure), now)?;
                     Notify::Event
                 }

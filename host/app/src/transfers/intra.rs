@@ -10,8 +10,7 @@
 use chrono::{DateTime, Utc};
 use pix_core::error::ErrorCode;
 use pix_core::transfer::{
-    CashinState, CashoutEvent, CashoutState, Direction, Failure, IncidentKind, IncidentRecord, LedgerTxId,
-    TransferState,
+    CashinState, CashoutEvent, CashoutState, Direction, IncidentKind, IncidentRecord, LedgerTxId, TransferState,
 };
 use pix_integrations::btg::InboundPayment;
 use pix_store::internal_reports::{InternalKind, InternalSettlement, record_internal_settlement};
@@ -20,7 +19,7 @@ use pix_store::transfers::{Transfer, save_transfer};
 use uuid::Uuid;
 
 use super::cashout::{apply, cashout_legs, cashout_state, payment_order};
-use super::{Notify, cashin, ledger_key, record_event, reload, save};
+use super::{Notify, cashin, ledger_key, ledger_refusal, record_event, reload, save};
 use crate::intra_psp::{Delivery, Settlement};
 use crate::{App, AppError, AppResult, TenantClients};
 
@@ -34,10 +33,7 @@ pub(super) async fn advance(app: &App, clients: &TenantClients, mut t: Transfer)
                 // Not saved: posting it again with the same key returns the same transaction.
                 Ok(debit) => apply(&mut t, CashoutEvent::Debited(debit), now)?,
                 Err(AppError::Upstream { source, .. }) if source.is_definite() => {
-                    let failure = match source.code() {
-                        Some("0018") => Failure::new("INSUFFICIENT_BALANCE", "insufficient balance"),
-                        _ => Failure::new("LEDGER_REJECTED", source.to_string()),
-                    };
+                    let failure = ledger_refusal(&source);
                     apply(&mut t, CashoutEvent::HoldRefused(failure), now)?;
                     if !save(app, &mut t, Notify::Event).await? {
                         t = reload(app, &t).await?;

@@ -21,9 +21,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pix_core::clock::{brasilia_date, brasilia_day_start};
 use pix_core::document::PersonType;
-use pix_core::transfer::{CashinState, FraudVerdict, TransferDetails, TransferState};
+use pix_core::error::ErrorCode;
+use pix_core::transfer::{CashinState, Failure, FraudVerdict, TransferDetails, TransferState};
 use pix_integrations::midaz::{LedgerAccount, Leg};
-use pix_integrations::{IdempotencyKey, Money as UpstreamMoney};
+use pix_integrations::{IdempotencyKey, IntegrationError, Money as UpstreamMoney};
 use pix_store::events::{OutboundEvent, record_outbound_event};
 use pix_store::transfers::{Activity, StaleAfter, Transfer, save_transfer};
 use pix_store::{StoreError, Tx};
@@ -191,6 +192,26 @@ fn sat(n: i64) -> u32 {
 /// Midaz's default of 300 s, a step resumed after an outage could post the same hold twice.
 pub(crate) fn ledger_key(key: String) -> IdempotencyKey {
     IdempotencyKey::new(key).with_ttl(Duration::from_secs(7 * 24 * 3600))
+}
+
+/// The failure a hold or debit Midaz definitely refused stands for (its code 0018: the balance
+/// is too low). Cash-outs, refunds and their intra-PSP forms record the same codes.
+pub(crate) fn ledger_refusal(source: &IntegrationError) -> Failure {
+    match source.code() {
+        Some("0018") => Failure::new(INSUFFICIENT_BALANCE, "insufficient balance"),
+        _ => Failure::new("LEDGER_REJECTED", source.to_string()),
+    }
+}
+
+const INSUFFICIENT_BALANCE: &str = "INSUFFICIENT_BALANCE";
+
+/// A request that admitted an operation answers its hold's balance refusal as a 422 (nothing
+/// was held) rather than as the failed operation.
+pub(crate) fn refuse_short_balance(failure: Option<&Failure>, message: &'static str) -> AppResult<()> {
+    if failure.is_some_and(|f| f.code == INSUFFICIENT_BALANCE) {
+        return Err(AppError::refused(ErrorCode::InsufficientBalance, message));
+    }
+    Ok(())
 }
 
 pub(crate) fn leg(alias: &str, centavos: i64) -> Leg {

@@ -1151,7 +1151,8 @@ pub fn verify_webhook(
         .and_then(|s| s.trim().strip_prefix("sha256="))
         .ok_or(SignatureError::Malformed(HEADER_SIGNATURE))?;
     let given = hex::decode(hex_sig).map_err(|_| SignatureError::Malformed(HEADER_SIGNATURE))?;
-    if (now.timestamp() - timestamp).abs() > tolerance_secs {
+    // abs_diff: a timestamp near i64::MIN or MAX must be stale, not an overflow.
+    if !u64::try_from(tolerance_secs).is_ok_and(|tolerance| now.timestamp().abs_diff(timestamp) <= tolerance) {
         return Err(SignatureError::Stale);
     }
     // `verify_slice` compares in constant time.
@@ -1184,6 +1185,24 @@ mod tests {
             verify_webhook(b"s3cret", None, Some(&sig), body, now, 300),
             Err(SignatureError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_stale_not_an_overflow() {
+        let now = Utc::now();
+        let body = b"{}";
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let sig = sign_webhook(b"s3cret", ts, body);
+            let header = ts.to_string();
+            assert_eq!(
+                verify_webhook(b"s3cret", Some(&header), Some(&sig), body, now, 300),
+                Err(SignatureError::Stale)
+            );
+        }
+        let ts = now.timestamp().to_string();
+        let sig = sign_webhook(b"s3cret", now.timestamp(), body);
+        assert_eq!(verify_webhook(b"s3cret", Some(&ts), Some(&sig), body, now, 0), Ok(()), "a zero tolerance is exact");
+        assert_eq!(verify_webhook(b"s3cret", Some(&ts), Some(&sig), body, now, -1), Err(SignatureError::Stale));
     }
 
     #[test]

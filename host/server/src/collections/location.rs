@@ -107,6 +107,7 @@ async fn sign(state: &AppState, payload: &Value) -> ApiResult<String> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LocationQuery {
     /// COBV: the payment date the amounts are computed for (default today in Brasília).
     #[serde(rename = "DPP")]

@@ -130,17 +130,23 @@ impl From<&Claim> for ClaimView {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ClaimQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     #[serde(rename = "type")]
+    #[param(schema_with = crate::openapi::one_of::<pix_core::dict::ClaimType>)]
     pub claim_type: Option<String>,
+    #[param(schema_with = crate::openapi::one_of::<pix_core::dict::ClaimStatus>)]
     pub status: Option<String>,
     pub key_value: Option<String>,
-    /// `CLAIMER` or `DONOR`.
+    #[param(schema_with = crate::openapi::one_of::<pix_core::dict::ClaimRole>)]
     pub role: Option<String>,
     pub bacen_claim_id: Option<String>,
-    /// `asc` or `desc` (default).
+    /// `desc` by default.
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
 }
 
@@ -392,7 +398,7 @@ async fn save_with_event(tx: &mut Tx, claim: &mut Claim, insert: bool, now: Date
 
 /// Open a claim for a key held at another participant, for the account in `X-Account-Id`.
 #[utoipa::path(post, path = "/v1/dict/claims", tag = "DICT", request_body = CreateClaim,
-    params(("X-Account-Id" = Uuid, Header), ("X-Idempotency" = Option<String>, Header)),
+    params(("X-Account-Id" = Uuid, Header)),
     security(("tenant_token" = [])),
     responses((status = 201, body = ClaimView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
                (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
@@ -594,7 +600,8 @@ const CONFIRM_REASONS: [(&str, ClaimReason); 5] = [
 
 /// Donor: release the key (WAITING_RESOLUTION → CONFIRMED); our entry becomes INACTIVE.
 #[utoipa::path(post, path = "/v1/dict/claims/{claim_id}/confirm", tag = "DICT",
-    params(("claim_id" = Uuid, Path), ("X-Account-Id" = Uuid, Header), ("X-Reason" = String, Header)),
+    params(("claim_id" = Uuid, Path), ("X-Account-Id" = Uuid, Header),
+           ("X-Reason" = String, Header, pattern = "^(USER_REQUESTED|ACCOUNT_CLOSURE|DEFAULT_OPERATION|FRAUD|RECONCILIATION)$")),
     security(("tenant_token" = [])),
     responses((status = 200, body = ClaimView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
                (status = 422, body = ErrorResponse)))]

@@ -176,13 +176,17 @@ impl From<Entry> for EntryView {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EntryQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^(CPF|CNPJ|EMAIL|PHONE|EVP)$")]
     pub key_type: Option<String>,
     pub key_value: Option<String>,
     pub entry_id: Option<Uuid>,
-    /// `ACTIVE` or `INACTIVE`.
+    #[param(pattern = "^(ACTIVE|INACTIVE)$")]
     pub status: Option<String>,
 }
 
@@ -342,8 +346,7 @@ async fn ensure_no_claim_lock(state: &Dict, tenant: &Tenant, key: &str) -> ApiRe
 
 /// Register a key for the account in `X-Account-Id`.
 #[utoipa::path(post, path = "/v1/dict/entries", tag = "DICT", request_body = CreateEntry,
-    params(("X-Account-Id" = Uuid, Header, description = "Midaz account"),
-           ("X-Idempotency" = Option<String>, Header, description = "Idempotency key")),
+    params(("X-Account-Id" = Uuid, Header, description = "Midaz account")),
     security(("tenant_token" = [])),
     responses((status = 201, body = EntryView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
                (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 502, body = ErrorResponse),
@@ -580,7 +583,8 @@ fn validate_update(body: &UpdateEntry, entry: &Entry) -> ApiResult<()> {
 /// Change the account or names of an entry (`X-Reason`: USER_REQUESTED, BRANCH_TRANSFER,
 /// RECONCILIATION).
 #[utoipa::path(patch, path = "/v1/dict/entries/{entry_id}", tag = "DICT", request_body = UpdateEntry,
-    params(("entry_id" = Uuid, Path), ("X-Account-Id" = Uuid, Header), ("X-Reason" = String, Header)),
+    params(("entry_id" = Uuid, Path), ("X-Account-Id" = Uuid, Header),
+           ("X-Reason" = String, Header, pattern = "^(USER_REQUESTED|BRANCH_TRANSFER|RECONCILIATION)$")),
     security(("tenant_token" = [])),
     responses((status = 200, body = EntryView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
                (status = 409, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
@@ -684,7 +688,8 @@ const DELETE_REASONS: [(&str, Reason); 5] = [
 
 /// Remove an entry from DICT; the record stays, INACTIVE (`X-Reason` required).
 #[utoipa::path(delete, path = "/v1/dict/entries/{entry_id}", tag = "DICT",
-    params(("entry_id" = Uuid, Path), ("X-Account-Id" = Uuid, Header), ("X-Reason" = String, Header)),
+    params(("entry_id" = Uuid, Path), ("X-Account-Id" = Uuid, Header),
+           ("X-Reason" = String, Header, pattern = "^(USER_REQUESTED|ACCOUNT_CLOSURE|RECONCILIATION|FRAUD|RFB_VALIDATION)$")),
     security(("tenant_token" = [])),
     responses((status = 204), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
                (status = 409, body = ErrorResponse), (status = 502, body = ErrorResponse)))]

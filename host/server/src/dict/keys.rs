@@ -126,8 +126,8 @@ fn rate_limited_with(message: &str, retry_after: i64) -> Response {
 /// Resolve a key for a payment: owner and account. Unknown keys, and keys whose claim is
 /// CONFIRMED, are "not found".
 #[utoipa::path(get, path = "/v1/dict/keys/{key}", tag = "DICT",
-    params(("key" = String, Path), ("X-Account-Id" = uuid::Uuid, Header, description = "The paying account (its anti-scan bucket)"),
-           ("X-EndToEnd-Id" = Option<String>, Header, description = "EndToEndId of the payment being prepared")),
+    params(("key" = inline(crate::openapi::PixKeyText), Path), ("X-Account-Id" = uuid::Uuid, Header, description = "The paying account (its anti-scan bucket)"),
+           ("X-EndToEnd-Id" = Option<crate::openapi::EndToEndIdText>, Header, description = "EndToEndId of the payment being prepared")),
     security(("tenant_token" = [])),
     responses((status = 200, body = KeyView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
                (status = 429, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
@@ -216,13 +216,14 @@ pub async fn lookup_for_payment(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRef {
+    #[schema(schema_with = crate::openapi::pix_key)]
     pub key: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckKeys {
-    /// 1 to 200 keys.
+    #[schema(min_items = 1, max_items = 200)]
     pub keys: Vec<KeyRef>,
 }
 
@@ -372,7 +373,7 @@ fn statistics_view(key: Option<String>, tax_id_number: Option<String>, s: Statis
 
 /// Key-level and owner-level statistics, passed through from DICT. Each call spends 1 token of
 /// the tenant's participant-scope statistics bucket.
-#[utoipa::path(get, path = "/v1/dict/statistics/keys/{key}", tag = "DICT", params(("key" = String, Path)),
+#[utoipa::path(get, path = "/v1/dict/statistics/keys/{key}", tag = "DICT", params(("key" = inline(crate::openapi::PixKeyText), Path)),
     security(("tenant_token" = [])),
     responses((status = 200, body = StatisticsView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
               (status = 429, body = ErrorResponse, description = "PIX-0116: the tenant's statistics budget is exhausted (see Retry-After)")))]
@@ -395,7 +396,7 @@ async fn key_statistics(
 
 /// Person-level statistics (settlements, fraud markers, infraction reports of every key and
 /// account of a CPF/CNPJ), passed through from DICT. Spends the same budget as key statistics.
-#[utoipa::path(get, path = "/v1/dict/statistics/persons/{taxId}", tag = "DICT", params(("taxId" = String, Path, description = "CPF (11 digits) or CNPJ (14 characters)")),
+#[utoipa::path(get, path = "/v1/dict/statistics/persons/{taxId}", tag = "DICT", params(("taxId" = inline(crate::openapi::TaxIdText), Path)),
     security(("tenant_token" = [])),
     responses((status = 200, body = StatisticsView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
               (status = 429, body = ErrorResponse, description = "PIX-0116: the tenant's statistics budget is exhausted (see Retry-After)")))]

@@ -106,7 +106,7 @@ pub struct CreateFraudMarker {
     #[schema(pattern = "^(APPLICATION_FRAUD|MULE_ACCOUNT|SCAMMER_ACCOUNT|OTHER)$")]
     pub fraud_type: String,
     /// The key involved, if any.
-    #[schema(min_length = 1, max_length = 77)]
+    #[schema(schema_with = crate::openapi::pix_key)]
     pub key: Option<String>,
 }
 
@@ -200,6 +200,7 @@ async fn create_fraud_marker(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FraudMarkerQuery {
     /// CPF/CNPJ whose markers to list (required).
     #[param(required = true, pattern = r"^([0-9]{11}|[A-Za-z0-9]{12}[0-9]{2})$")]
@@ -208,7 +209,9 @@ pub struct FraudMarkerQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Cursor: the `updatedAt` of the last item of the previous page.
+    #[param(format = DateTime)]
     pub modified_after: Option<String>,
+    #[param(format = DateTime)]
     pub modified_before: Option<String>,
     pub key: Option<String>,
     #[param(pattern = "^(REGISTERED|CANCELLED)$")]
@@ -298,7 +301,7 @@ async fn cancel_fraud_marker(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateInfractionReport {
     /// EndToEndId of one of the tenant's payments (see `PIX-0035`).
-    #[schema(pattern = r"^E[0-9]{20}[A-Za-z0-9]{11}$", example = "E12345678202601011200abcdefghijk")]
+    #[schema(schema_with = crate::openapi::end_to_end_id)]
     pub transaction_id: String,
     /// `REFUND_REQUEST` (payer's PSP) or `REFUND_CANCELLED` (payee's PSP; needs `OTHER`).
     #[schema(pattern = "^(REFUND_REQUEST|REFUND_CANCELLED)$")]
@@ -491,6 +494,7 @@ async fn create_infraction_report(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InfractionQuery {
     #[param(minimum = 1)]
     pub page: Option<u32>,
@@ -507,7 +511,9 @@ pub struct InfractionQuery {
     pub analysis_result: Option<String>,
     /// The reports of this funds recovery (our id, or DICT's for one we do not have).
     pub fund_recovery_id: Option<String>,
+    #[param(format = DateTime)]
     pub modified_after: Option<String>,
+    #[param(format = DateTime)]
     pub modified_before: Option<String>,
 }
 
@@ -734,7 +740,7 @@ impl InboundHandler for InfractionEvents {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateRefundRequest {
     /// EndToEndId of one of the tenant's payments (see `PIX-0035`).
-    #[schema(pattern = r"^E[0-9]{20}[A-Za-z0-9]{11}$", example = "E12345678202601011200abcdefghijk")]
+    #[schema(schema_with = crate::openapi::end_to_end_id)]
     pub transaction_id: String,
     /// Decimal string with two places.
     #[schema(example = "100.00", pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$")]
@@ -915,6 +921,7 @@ async fn create_refund_request(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RefundQuery {
     #[param(minimum = 1)]
     pub page: Option<u32>,
@@ -922,7 +929,7 @@ pub struct RefundQuery {
     pub limit: Option<u32>,
     #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
-    #[param(min_length = 32, max_length = 32)]
+    #[param(pattern = "^[A-Za-z0-9]{32}$")]
     pub transaction_id: Option<String>,
     #[param(pattern = "^(OPEN|CLOSED|CANCELLED)$")]
     pub status: Option<String>,
@@ -931,13 +938,16 @@ pub struct RefundQuery {
     #[param(min_length = 8, max_length = 8)]
     pub contested_participant: Option<String>,
     pub infraction_id: Option<String>,
+    #[param(schema_with = crate::openapi::one_of::<pix_core::med::RefundAnalysisResult>)]
     pub analysis_result: Option<String>,
     pub refund_transaction_id: Option<String>,
     /// The requests linked to this refund of ours (`refundId`).
     pub refund_id: Option<Uuid>,
     /// The requests of this funds recovery (our id, or DICT's for one we do not have).
     pub fund_recovery_id: Option<String>,
+    #[param(format = DateTime)]
     pub modified_after: Option<String>,
+    #[param(format = DateTime)]
     pub modified_before: Option<String>,
 }
 
@@ -1238,6 +1248,7 @@ async fn create_med_refund(
                 metadata,
                 operations: None,
                 adopt: block.as_ref(),
+                idempotency_key: None,
             },
         )
         .await;

@@ -280,16 +280,23 @@ async fn start_full_reconciliation(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct JobQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^(CPF|CNPJ|EMAIL|PHONE|EVP)$")]
     pub key_type: Option<String>,
-    /// `EVENT_SYNC` or `FULL_RECONCILIATION`.
+    #[param(pattern = "^(EVENT_SYNC|FULL_RECONCILIATION)$")]
     pub job_type: Option<String>,
     pub status: Option<String>,
-    /// `asc` or `desc` (default).
+    /// `desc` by default.
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
+    #[param(format = DateTime)]
     pub start_date: Option<String>,
+    #[param(format = DateTime)]
     pub end_date: Option<String>,
 }
 
@@ -326,13 +333,19 @@ async fn list_reconciliation_jobs(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VSyncQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Default 5 (one page holds every key type).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = "^(CPF|CNPJ|EMAIL|PHONE|EVP)$")]
     pub key_type: Option<String>,
-    /// `SYNCED`, `OUT_OF_SYNC`, `RECONCILING` or `ERROR`.
+    #[param(pattern = "^(SYNCED|OUT_OF_SYNC|RECONCILING|ERROR)$")]
     pub status: Option<String>,
+    /// `asc` by default.
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
 }
 

@@ -387,7 +387,7 @@ pub(super) async fn local_recovery_id(
 
 /// Open a funds recovery of a settled cash-out of the account (MED 2.0).
 #[utoipa::path(post, path = "/v1/dict/funds-recoveries", tag = "MED", request_body = CreateFundsRecovery,
-    params(("X-Account-Id" = Uuid, Header), ("X-Idempotency" = Option<String>, Header)),
+    params(("X-Account-Id" = Uuid, Header)),
     security(("tenant_token" = [])),
     responses((status = 201, body = FundsRecoveryView), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
                (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 502, body = ErrorResponse)))]
@@ -464,6 +464,7 @@ async fn create_funds_recovery(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FundsRecoveryQuery {
     #[param(minimum = 1)]
     pub page: Option<u32>,
@@ -475,11 +476,13 @@ pub struct FundsRecoveryQuery {
     pub status: Option<String>,
     #[param(pattern = "^(SCAM|ACCOUNT_TAKEOVER|COERCION|FRAUDULENT_ACCESS|OTHER|UNKNOWN)$")]
     pub situation_type: Option<String>,
-    #[param(min_length = 32, max_length = 32)]
+    #[param(pattern = "^[A-Za-z0-9]{32}$")]
     pub root_transaction_id: Option<String>,
     /// RFC 3339; recoveries changed after it.
+    #[param(format = DateTime)]
     pub modified_after: Option<String>,
     /// RFC 3339; recoveries changed before it.
+    #[param(format = DateTime)]
     pub modified_before: Option<String>,
 }
 

@@ -33,7 +33,7 @@ pub struct FeeQuoteRequest {
     /// `TRANSFER` (default), `CHANGE`, `WITHDRAWAL`, …
     #[schema(value_type = Option<String>)]
     pub purpose: Option<Purpose>,
-    #[schema(value_type = String, example = "1000.00")]
+    #[schema(schema_with = crate::openapi::amount)]
     pub amount: Amount,
     /// `NATURAL` (default) or `LEGAL`.
     #[schema(value_type = Option<String>)]
@@ -67,7 +67,7 @@ pub struct FeeQuote {
 #[utoipa::path(post, path = "/v1/fees/quote", tag = "Policies", request_body = FeeQuoteRequest,
     security(("tenant_token" = [])),
     responses((status = 200, body = FeeQuote), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)))]
-async fn quote_fee(
+pub(crate) async fn quote_fee(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
     AppJson(body): AppJson<FeeQuoteRequest>,

@@ -14,8 +14,8 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use pix_core::clock::Clock;
 use pix_policy::{
-    CashinDecision, CashinInput, Check, FeeDecision, FeeInput, FraudDecision, FraudInput, LoadedPolicy, Outcome,
-    PolicyEngine, PolicyError, PolicyKind, PolicySet, RefundSplitDecision, RefundSplitInput,
+    Artifact, CashinDecision, CashinInput, Check, CodeSource, FeeDecision, FeeInput, FraudDecision, FraudInput,
+    LoadedPolicy, Outcome, PolicyEngine, PolicyError, PolicyKind, PolicySet, RefundSplitDecision, RefundSplitInput,
 };
 use pix_store::Store;
 use pix_store::policies::Decision;
@@ -40,6 +40,9 @@ pub struct PolicyRuntime {
     shadows: ArcSwap<HashMap<(String, PolicyKind), LoadedPolicy>>,
     /// What `reload` last applied, so an unchanged binding is not swapped again.
     applied: Mutex<HashMap<(String, PolicyKind), (String, serde_json::Value)>>,
+    /// One `reload` at a time (the activation handler and the change follower both call it): an
+    /// older read applied after a newer one would leave this instance on a superseded version.
+    reloading: tokio::sync::Mutex<()>,
     /// Where `decide` records its decisions (written in batches).
     decisions: DecisionLog,
 }
@@ -129,6 +132,7 @@ impl PolicyRuntime {
             shipped: ArcSwap::default(),
             shadows: ArcSwap::default(),
             applied: Mutex::default(),
+            reloading: tokio::sync::Mutex::default(),
             decisions: DecisionLog::spawn(store.clone()),
             store,
         };
@@ -155,7 +159,10 @@ impl PolicyRuntime {
         for (entry, policy) in entries {
             let bytes = std::fs::read(dir.join(&entry.file))?;
             let kinds: Vec<String> = policy.kinds().iter().map(|k| k.as_str().to_owned()).collect();
-            self.store.put_policy_component(policy.sha256(), &entry.name, &kinds, &bytes, self.clock.now()).await?;
+            let limits = super::admin::stored_limits(&entry.limits);
+            self.store
+                .put_policy_component(policy.sha256(), &entry.name, &kinds, &bytes, &limits, self.clock.now())
+                .await?;
             // A single-kind component is that kind's fallback; `institution` bundles don't override them.
             if let [kind] = policy.kinds() {
                 shipped.insert(*kind, policy);
@@ -172,6 +179,7 @@ impl PolicyRuntime {
 
     /// Applies the bindings and shadows stored in the database.
     pub async fn reload(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.reloading.lock().await;
         let bindings = self.store.active_policy_bindings().await?;
         let bound: HashSet<(String, PolicyKind)> =
             bindings.iter().filter_map(|b| Some((slot(b.tenant_id), PolicyKind::parse(&b.kind)?))).collect();
@@ -191,9 +199,11 @@ impl PolicyRuntime {
             if self.applied.lock().unwrap_or_else(|p| p.into_inner()).get(&key) == Some(&wanted) {
                 continue;
             }
+            let started = Instant::now();
             let policy = self.load_stored(&binding.sha256, &binding.params).await?;
             self.active.activate(&key.0, kind, policy)?;
-            tracing::info!(tenant = %key.0, %kind, sha256 = %binding.sha256, "policy active");
+            let load_ms = started.elapsed().as_secs_f64() * 1e3;
+            tracing::info!(tenant = %key.0, %kind, sha256 = %binding.sha256, load_ms, "policy active");
             self.applied.lock().unwrap_or_else(|p| p.into_inner()).insert(key, wanted);
         }
         let mut shadows = HashMap::new();
@@ -205,16 +215,55 @@ impl PolicyRuntime {
         Ok(())
     }
 
-    /// A stored component with parameters, validated (compiles, conforms) by the engine.
+    /// A stored component with parameters, validated (conforms, within the limits it declared at
+    /// upload) by the engine. Its compiled code comes from this process's cache, else from the
+    /// artifact stored for it and this engine (milliseconds), else it is compiled (tens of
+    /// milliseconds for Rust, seconds for an interpreter) and the artifact stored for the next
+    /// instance. The engine work runs on a blocking thread, off the request workers.
     pub async fn load_stored(&self, sha256: &str, params: &serde_json::Value) -> anyhow::Result<LoadedPolicy> {
-        let (_, bytes) = self
+        let (meta, bytes) = self
             .store
             .policy_component(sha256)
             .await?
             .with_context(|| format!("policy component {sha256} is not in the registry"))?;
-        let policy = self.engine.load(&bytes)?;
         let params = super::params_from_json(params).map_err(|e| anyhow::anyhow!("policy params: {}", e.0.message))?;
-        Ok(if params.is_empty() { policy } else { self.engine.with_params(&policy, params)? })
+        let tag = self.engine.artifact_tag().to_owned();
+        let stored = match self.store.policy_artifact(sha256, &tag).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(%sha256, error = %e, "reading the compiled policy failed; compiling it");
+                None
+            }
+        };
+        let engine = self.engine.clone();
+        let owned_sha = sha256.to_owned();
+        let limits = super::admin::component_limits(&meta.limits);
+        let (policy, fresh) = tokio::task::spawn_blocking(move || -> Result<_, PolicyError> {
+            let artifact = stored.as_deref().map(|code| Artifact { sha256: &owned_sha, code });
+            let (policy, source) = engine.load_with_artifact(&bytes, artifact, limits)?;
+            // Compiled here: store the code for the other instances (and this one's restarts).
+            let fresh = match source {
+                CodeSource::Compiled => engine.artifact(&policy).ok(),
+                CodeSource::Cached | CodeSource::Deserialized => None,
+            };
+            let policy = if params.is_empty() { policy } else { engine.with_params(&policy, params)? };
+            Ok((policy, fresh))
+        })
+        .await
+        .context("loading a policy component panicked")??;
+        if let Some(artifact) = fresh {
+            self.store_artifact(sha256, &artifact).await;
+        }
+        Ok(policy)
+    }
+
+    /// Stores the compiled code of a component this engine loaded (a failure only costs the other
+    /// instances a compile).
+    pub async fn store_artifact(&self, sha256: &str, artifact: &[u8]) {
+        let tag = self.engine.artifact_tag();
+        if let Err(e) = self.store.put_policy_artifact(sha256, tag, artifact, self.clock.now()).await {
+            tracing::warn!(%sha256, error = %e, "storing the compiled policy failed");
+        }
     }
 
     /// The policy deciding `kind` for `tenant` right now.
@@ -222,6 +271,15 @@ impl PolicyRuntime {
         self.active
             .active(&slot(Some(tenant)), kind)
             .or_else(|| self.active.active("", kind))
+            .or_else(|| self.shipped.load().get(&kind).cloned())
+            .expect("load_shipped guarantees a fallback for every kind")
+    }
+
+    /// The policy deciding `kind` for tenants without a binding of their own: the default
+    /// binding's, else the shipped component.
+    pub fn default_policy(&self, kind: PolicyKind) -> LoadedPolicy {
+        self.active
+            .active("", kind)
             .or_else(|| self.shipped.load().get(&kind).cloned())
             .expect("load_shipped guarantees a fallback for every kind")
     }

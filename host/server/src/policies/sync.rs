@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use pix_store::{Notifications, Notified};
+
 use crate::app::AppState;
 
 pub const CHANNEL: &str = "pix_policy_changes";
@@ -13,37 +15,52 @@ pub const CHANNEL: &str = "pix_policy_changes";
 /// Reloads bindings whenever another instance changes them.
 pub async fn follow_changes(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.policies.poll_interval_ms);
-    let mut listener = state.store.db().listen(CHANNEL).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "LISTEN failed; polling only");
-        None
-    });
-    let mut seen = state.store.policy_generation().await.ok();
+    let mut listener = listen(&state).await;
+    // Unknown at first: the runtime loaded the bindings before LISTEN began, so a change committed
+    // in between would otherwise be missed; the first check reloads (unchanged bindings are skipped).
+    let mut seen: Option<String> = None;
     loop {
+        match state.store.policy_generation().await {
+            Ok(current) if seen.as_ref() != Some(&current) => match state.policies.reload().await {
+                Ok(()) => seen = Some(current),
+                Err(e) => tracing::error!(error = %e, "reloading policies failed; keeping the current versions"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading policy generation failed"),
+        }
         let notified = async {
             match listener.as_mut() {
-                Some(l) => l.recv().await.is_ok(),
+                Some(l) => Some(l.recv().await),
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let woke = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = notified => {}
-            _ = tokio::time::sleep(poll) => {}
-        }
-        let current = match state.store.policy_generation().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading policy generation failed");
-                continue;
-            }
+            woke = notified => woke,
+            _ = tokio::time::sleep(poll) => None,
         };
-        if seen.as_ref() != Some(&current) {
-            match state.policies.reload().await {
-                Ok(()) => seen = Some(current),
-                Err(e) => tracing::error!(error = %e, "reloading policies failed; keeping the current versions"),
+        match woke {
+            Some(Ok(Notified::Payload(_))) => {}
+            // Notifications sent while the connection was down are lost: the next check catches up.
+            Some(Ok(Notified::Reconnected)) => tracing::info!("policy change listener reconnected"),
+            // The database is unreachable: poll (and LISTEN again) instead of spinning on the error.
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "policy change listener failed; polling until LISTEN works again");
+                listener = None;
             }
+            None if listener.is_none() => listener = listen(&state).await,
+            None => {}
         }
     }
+}
+
+/// `LISTEN` on the policy channel; `None` on SQLite, or while PostgreSQL refuses (then polling
+/// carries on alone and the next poll tries again).
+async fn listen(state: &AppState) -> Option<Notifications> {
+    state.store.db().listen(CHANNEL).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "LISTEN failed; polling only for now");
+        None
+    })
 }
 
 /// Development mode: reload the shipped components when `policies/manifest.json` changes.
@@ -67,7 +84,7 @@ pub async fn watch_directory(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// Deletes decision records past the retention period, daily.
+/// Deletes decision records (and the payments' BTG call records) past the retention period, daily.
 pub async fn retention(state: AppState, shutdown: CancellationToken) {
     let keep = chrono::Duration::days(i64::from(state.config.policies.decision_retention_days));
     loop {
@@ -75,6 +92,12 @@ pub async fn retention(state: AppState, shutdown: CancellationToken) {
             Ok(n) if n > 0 => tracing::info!(purged = n, "old policy decisions removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging policy decisions failed"),
+        }
+        // The payments' BTG call records (console timeline) share the decision log's retention.
+        match state.store.purge_upstream_calls(state.clock.now() - keep).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "old upstream call records removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging upstream call records failed"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -151,8 +151,9 @@ async fn list_tenants(State(state): State<AppState>, _: CurrentAdmin) -> ApiResu
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InboundQuery {
-    /// `pending`, `processed`, `unhandled` or `failed`.
+    #[param(pattern = "^(pending|processed|unhandled|failed)$")]
     pub status: Option<String>,
     #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,

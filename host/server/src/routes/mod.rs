@@ -25,6 +25,7 @@ pub struct ErrorResponse {
 /// `page` (≥ 1) and `limit` (1–100), the paging of every list but transfers.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     #[param(minimum = 1, default = 1)]
     pub page: Option<u32>,

@@ -164,8 +164,6 @@ fn new_secret() -> String {
 
 /// Register an endpoint for the tenant's events.
 #[utoipa::path(post, path = "/v1/webhooks/endpoints", tag = "Webhooks", request_body = CreateEndpoint,
-    params(("X-Idempotency" = Option<String>, Header, description = "Idempotency key"),
-           ("X-TTL" = Option<u64>, Header, description = "Idempotency retention in seconds")),
     security(("tenant_token" = [])),
     responses((status = 201, body = CreatedEndpoint), (status = 400, body = ErrorResponse),
                (status = 401, body = ErrorResponse),

@@ -22,6 +22,7 @@ use crate::auth::CurrentTenant;
 use crate::dict::decode_event;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppJson;
+use crate::idempotency::request_key;
 use crate::inbound::InboundHandler;
 use crate::routes::ErrorResponse;
 use crate::worker::{JobError, JobFuture};
@@ -62,8 +63,7 @@ fn purpose(headers: &HeaderMap) -> ApiResult<Purpose> {
 /// closed paying account is 422 `PIX-0414`.
 #[utoipa::path(post, path = "/v1/transfers/cashout/process", tag = "Transfers", request_body = ProcessCashout,
     params(("X-Account-Id" = Uuid, Header, description = "The paying account (the one that initiated)"),
-           ("X-Purpose" = Option<String>, Header, description = "TRANSFER (default) or INSTANT_PAYMENT_REFUND"),
-           ("X-Idempotency" = Option<String>, Header, description = "Replays return the first answer")),
+           ("X-Purpose" = Option<String>, Header, description = "TRANSFER (default) or INSTANT_PAYMENT_REFUND")),
     security(("tenant_token" = [])),
     responses((status = 201, body = TransferView), (status = 400, body = ErrorResponse),
               (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
@@ -77,7 +77,9 @@ async fn process_cashout(
 ) -> ApiResult<(StatusCode, Json<TransferView>)> {
     let purpose = purpose(&headers)?;
     let account = account.into();
-    let request = Process { tenant: &tenant, account: &account, initiation_id: body.initiation_id, purpose };
+    let idempotency_key = request_key(&headers);
+    let request =
+        Process { tenant: &tenant, account: &account, initiation_id: body.initiation_id, purpose, idempotency_key };
     let transfer = process(&state.app, request).await?;
     Ok((StatusCode::CREATED, Json(TransferView::from(&transfer))))
 }

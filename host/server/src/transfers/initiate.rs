@@ -48,10 +48,10 @@ pub struct InitiateCashout {
     #[schema(example = "KEY", pattern = "^(KEY|QR_CODE|MANUAL)$")]
     pub initiation_type: String,
     /// Required, except for a QR code that fixes the amount (then it must match if sent).
-    #[schema(value_type = Option<String>, example = "100.00", pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$")]
+    #[schema(schema_with = crate::openapi::amount)]
     pub amount: Option<Amount>,
     /// KEY: the Pix key to pay.
-    #[schema(min_length = 1, max_length = 77)]
+    #[schema(schema_with = crate::openapi::pix_key)]
     pub key: Option<String>,
     /// QR_CODE: the BR Code payload (static or dynamic).
     #[schema(min_length = 1, max_length = 512)]
@@ -165,8 +165,7 @@ struct Resolved {
 
 /// Prepare a cash-out: validate and resolve the destination, fix the amount. Moves no money.
 #[utoipa::path(post, path = "/v1/transfers/cashout/initiate", tag = "Transfers", request_body = InitiateCashout,
-    params(("X-Account-Id" = Uuid, Header, description = "The paying account"),
-           ("X-Idempotency" = Option<String>, Header, description = "Replays return the first answer")),
+    params(("X-Account-Id" = Uuid, Header, description = "The paying account")),
     security(("tenant_token" = [])),
     responses((status = 201, body = InitiationView), (status = 400, body = ErrorResponse),
               (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse),
@@ -300,7 +299,10 @@ async fn resolve_key(
         KeyLookupOutcome::RateLimited(response) => return Ok(Err(response)),
     };
     let btg = state.integrations.for_tenant(tenant)?.btg.clone();
-    let key_statistics = match btg.key_statistics(key.value()).await {
+    let started = state.integrations.call_started();
+    let statistics = btg.key_statistics(key.value()).await;
+    state.integrations.record_call(tenant.id, end_to_end_id, "key_statistics", started, &statistics).await;
+    let key_statistics = match statistics {
         Ok(stats) => Some(policy_statistics(&stats)),
         Err(e) => {
             // Triage still runs without them; the decision log shows they were missing.

@@ -28,25 +28,29 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TransferQuery {
-    /// 1–100, default 10.
+    /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// Default 0.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 2147483647)]
     pub offset: Option<String>,
-    /// `asc` or `desc` (default) by creation time.
+    /// By creation time, `desc` by default.
+    #[param(pattern = "^(asc|desc)$")]
     pub sort_order: Option<String>,
     pub end_to_end: Option<String>,
-    /// `PENDING`, `IN_REVIEW`, `PROCESSING`, `COMPLETED`, `FAILED`, `CANCELLED` or
-    /// `RECONCILIATION_REQUIRED`.
+    #[param(schema_with = crate::openapi::one_of::<pix_core::transfer::TransferStatus>)]
     pub status: Option<String>,
-    /// `CASHOUT` or `CASHIN`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = crate::openapi::one_of::<pix_core::transfer::Direction>)]
     pub transfer_type: Option<String>,
     /// RFC 3339; transfers updated after it.
+    #[param(format = DateTime)]
     pub modified_after: Option<String>,
     /// RFC 3339; transfers updated before it.
+    #[param(format = DateTime)]
     pub modified_before: Option<String>,
     /// `true`: only intra-PSP ones (settled inside this institution); `false`: only the others.
+    #[param(value_type = Option<bool>)]
     pub is_intra_psp: Option<String>,
 }
 
@@ -85,7 +89,7 @@ async fn list_transfers(
         is_intra_psp: QUERY.boolean("is_intra_psp", q.is_intra_psp.as_deref())?,
         descending,
     };
-    let (items, total) = state.store.list_transfers(tenant.id, account, &filter, limit, offset).await?;
+    let (items, total) = state.store.list_transfers(tenant.id, Some(account), &filter, limit, offset).await?;
     let items = with_blocks(&state, tenant.id, &items).await?;
     Ok(Json(TransferPage { items, limit, offset, total }))
 }

@@ -26,7 +26,7 @@ pub fn admin_routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReviewDecision {
     /// `RELEASE` (process it) or `REJECT` (fail it).
-    #[schema(example = "RELEASE")]
+    #[schema(example = "RELEASE", pattern = "^(RELEASE|REJECT)$")]
     pub decision: String,
     /// Kept on the transfer with the decision.
     pub note: Option<String>,

@@ -115,7 +115,8 @@ pub struct DeliveryDetail {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// `failed` (the dead letters, default), `pending` or `delivered`.
+    /// `failed` (the dead letters) by default.
+    #[param(pattern = "^(failed|pending|delivered)$")]
     pub status: Option<String>,
     pub tenant_id: Option<Uuid>,
     pub endpoint_id: Option<Uuid>,
@@ -138,7 +139,7 @@ fn paging(page: Option<u32>, limit: Option<u32>) -> ApiResult<(i64, i64, u32, u3
     security(("admin_token" = [])),
     responses((status = 200, body = Page<DeliveryView>), (status = 400, body = ErrorResponse),
                (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
-async fn list_deliveries(
+pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
     _: CurrentAdmin,
     AppQuery(query): AppQuery<DeliveryQuery>,
@@ -189,7 +190,7 @@ async fn get_delivery(
     params(("id" = i64, Path)), security(("admin_token" = [])),
     responses((status = 202, body = DeliveryView), (status = 400, body = ErrorResponse),
                (status = 404, body = ErrorResponse)))]
-async fn redeliver_one(
+pub(crate) async fn redeliver_one(
     State(state): State<AppState>,
     admin: CurrentAdmin,
     AppPath(id): AppPath<i64>,
@@ -273,7 +274,7 @@ impl From<WebhookEvent> for EventView {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     pub tenant_id: Option<Uuid>,
-    /// `routed`, `not_routed` or `disabled`.
+    #[param(pattern = "^(routed|not_routed|disabled)$")]
     pub routing: Option<String>,
     #[param(minimum = 1, default = 1)]
     pub page: Option<u32>,
