@@ -53,6 +53,10 @@ fn args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
+    // The host's own log, to follow one seed's transfers: RUST_LOG=pix_app=info, say.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let sim = Arc::new(Simulation::new()?);
     let total = args.seeds.len();
     let (first, last) = (args.seeds.first().copied().unwrap_or(0), args.seeds.last().copied().unwrap_or(0));

@@ -22,6 +22,7 @@ api_tests!(
     btg_404_keeps_the_hold_unless_the_release_is_allowed,
     a_cash_out_that_never_held_is_failed_without_leaving_a_hold,
     btg_answering_404_for_a_payment_it_has_is_strict_by_default,
+    a_release_on_a_wrong_404_is_watched_and_btg_s_confirmation_re_debits,
     a_diverging_btg_record_aborts_and_changes_nothing,
     a_btg_outage_is_502_and_changes_nothing,
     only_the_account_s_pending_or_processing_cash_outs_can_be_unblocked,
@@ -248,6 +249,42 @@ async fn btg_answering_404_for_a_payment_it_has_is_strict_by_default(app: &TestA
     let done = unblocked(&bank, "@maria", id, None).await;
     assert_eq!(done["transfer"]["status"], "COMPLETED");
     assert_eq!(bank.balance("@maria"), (before - 2_500, 0));
+}
+
+/// Regression of simulation seed 4130: BTG answered 404 for a payment it had, an operator
+/// released the hold with the opt-in, and BTG's confirming webhook was lost too. The sweeper
+/// keeps reading BTG_NOT_FOUND releases back, so BTG's CONFIRMED opens the incident that
+/// re-debits the customer instead of leaving money paid out without a debit.
+async fn a_release_on_a_wrong_404_is_watched_and_btg_s_confirmation_re_debits(app: &TestApp) {
+    let bank = setup(app).await;
+    let sweep = || pix_app::transfers::sweeper::sweep_once(&app.state.app);
+    let before = bank.balance("@maria").0;
+    let t = stuck_cash_out(&bank, "@maria", "26.00", "CONFIRMED").await;
+    let (id, e2e) = (t["id"].as_str().unwrap(), t["endToEndId"].as_str().unwrap());
+    fault(&bank, FaultTarget::Btg, "GET", format!("/pix/payments/{e2e}"), FaultKind::NotFound);
+    app.clock.advance(chrono::Duration::seconds(121));
+    let done = unblocked(&bank, "@maria", id, Some(json!({"allowNotFoundUnblock": true}))).await;
+    assert_eq!(done["transfer"]["failureCode"], "BTG_NOT_FOUND");
+    assert_eq!(bank.balance("@maria"), (before, 0), "released on the operator's word");
+
+    // While BTG still answers 404, the watch reads it back and changes nothing.
+    let report = sweep().await.unwrap();
+    assert_eq!(report.outcomes.get("still_not_found"), Some(&1), "{report:?}");
+    assert_eq!(bank.get_transfer("@maria", id).await["status"], "FAILED");
+    // Read again only after `stale_sent` (10 minutes): the claim leases it.
+    clear_faults(&bank);
+    assert!(sweep().await.unwrap().outcomes.is_empty(), "leased until the next read");
+    app.clock.advance(chrono::Duration::minutes(11));
+    let report = sweep().await.unwrap();
+    assert_eq!(report.outcomes.get("paid_after_not_found"), Some(&1), "{report:?}");
+    let after = bank.get_transfer("@maria", id).await;
+    assert_eq!(after["status"], "RECONCILIATION_REQUIRED", "{after}");
+    assert_eq!(after["incident"]["kind"], "CONFIRMED_AFTER_FAILED");
+    assert_eq!(bank.balance("@maria"), (before - 2_600, 0), "the customer is re-debited what BTG paid");
+    assert_eq!(bank.pending_ledger_transactions(), 0);
+    // An incident is no longer a BTG_NOT_FOUND release: the watch is over for it.
+    app.clock.advance(chrono::Duration::minutes(11));
+    assert!(sweep().await.unwrap().outcomes.is_empty());
 }
 
 // ------------------------------------------------------------------------- guard and outages

@@ -270,6 +270,10 @@ impl fmt::Display for LedgerTxId {
     }
 }
 
+/// The failure code of a cash-out (or refund) released because BTG had no record of it. Such a
+/// release stays watched: BTG confirming the payment later opens an incident.
+pub const BTG_NOT_FOUND: &str = "BTG_NOT_FOUND";
+
 /// Why a transfer failed: a catalogued code (ours, or SPI's pacs.002 reason) and a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {

@@ -98,6 +98,9 @@ impl std::fmt::Debug for SecurityConfig {
 pub struct TransfersConfig {
     /// BTG's "no such payment" releases a hold only once the cash-out is this old.
     pub btg_not_found_grace_secs: u64,
+    /// After a release on BTG's "not found", the sweeper reads the payment back this long (every
+    /// `stale_sent_secs`): a CONFIRMED then opens a CONFIRMED_AFTER_FAILED incident.
+    pub not_found_watch_secs: u64,
     /// The sweeper reads back a cash-out left at NEW or HELD (or a cash-in not finished) this long.
     pub stale_pending_secs: u64,
     /// … one at SENT whose verdict has not arrived.
@@ -115,6 +118,7 @@ impl TransfersConfig {
         let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
         pix_app::TransferSettings {
             btg_not_found_grace: secs(self.btg_not_found_grace_secs),
+            not_found_watch: secs(self.not_found_watch_secs),
             stale_after: pix_store::transfers::StaleAfter {
                 pending: secs(self.stale_pending_secs),
                 sent: secs(self.stale_sent_secs),
@@ -133,6 +137,7 @@ impl Default for TransfersConfig {
         let secs = |d: chrono::Duration| u64::try_from(d.num_seconds()).unwrap_or(0);
         TransfersConfig {
             btg_not_found_grace_secs: secs(d.btg_not_found_grace),
+            not_found_watch_secs: secs(d.not_found_watch),
             stale_pending_secs: secs(d.stale_after.pending),
             stale_sent_secs: secs(d.stale_after.sent),
             stale_review_secs: secs(d.stale_after.review),

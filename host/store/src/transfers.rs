@@ -392,6 +392,46 @@ pub async fn claim_stale_transfers(
     rows.into_iter().map(Transfer::try_from).collect()
 }
 
+/// Claims up to `limit` cash-outs released because BTG had no record of them
+/// (`BTG_NOT_FOUND`) since `since`, not looked at since `now`, and leaves them to this caller
+/// until `retry_at`: BTG's "not found" may have been wrong, so the sweeper reads each back until
+/// the watch ends. Across tenants, like `claim_stale_transfers`.
+pub async fn claim_not_found_releases(
+    store: &Store,
+    since: DateTime<Utc>,
+    limit: i64,
+    now: DateTime<Utc>,
+    retry_at: DateTime<Utc>,
+) -> StoreResult<Vec<Transfer>> {
+    let lock = match store.backend() {
+        crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        crate::Backend::Sqlite => "",
+    };
+    // The step and code are written into the statement, not bound, so the partial index
+    // `transfers_not_found_watch` applies to every plan.
+    let (released, not_found) = (Step::Released.as_str(), pix_core::transfer::BTG_NOT_FOUND);
+    let sql = format!(
+        "UPDATE transfers SET sweep_after = $1
+         WHERE id IN (
+             SELECT id FROM transfers
+             WHERE step = '{released}' AND failure_code = '{not_found}' AND updated_at >= $2
+               AND (sweep_after IS NULL OR sweep_after <= $3)
+             ORDER BY updated_at, id
+             LIMIT $4 {lock})
+         RETURNING {TRANSFER_COLUMNS}"
+    );
+    let rows: Vec<TransferRow> = on_pool!(store.db(), pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(retry_at)
+            .bind(since)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })?;
+    rows.into_iter().map(Transfer::try_from).collect()
+}
+
 /// What `account` did in `direction` within each window (transfers created since each
 /// instant), not counting failed or cancelled transfers, in one query; `counterparty` also
 /// counts its transfers with that CPF/CNPJ at any time (`with_counterparty` of every window).

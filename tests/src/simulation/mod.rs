@@ -132,9 +132,7 @@ impl Simulation {
                         ops::run(&host, &mut memory, &op, None),
                         ops::run(&host, &mut second, &other, None)
                     );
-                    memory.sent.extend(second.sent);
-                    memory.keys.extend(second.keys);
-                    memory.violations.extend(second.violations);
+                    memory.absorb(second);
                     a || b
                 }
                 None => ops::run(&host, &mut memory, &op, crash).await,

@@ -3,6 +3,8 @@
 //! and other banks would. Targets (which transfer to refund, which cash-out to unblock) are
 //! drawn as numbers and resolved against what the database holds when the operation runs.
 
+use std::collections::HashSet;
+
 use axum::http::Method;
 use pix_core::brcode::BrCode;
 use pix_core::money::Money;
@@ -177,6 +179,9 @@ pub struct Memory {
     pub sent: Vec<Sent>,
     /// Keys registered by customers: (entry id, owner, key).
     pub keys: Vec<(String, usize, String)>,
+    /// Cash-outs an operator asked to release on BTG's 404 (`allowNotFoundUnblock`), whether or
+    /// not the request got through.
+    pub not_found_overrides: HashSet<Uuid>,
     /// Answers the host must never give (500s), as violations.
     pub violations: Vec<String>,
 }
@@ -190,6 +195,15 @@ pub fn is_kept(answer: &Answer) -> bool {
 }
 
 impl Memory {
+    /// Takes in what a second client remembered while it ran beside this one.
+    pub fn absorb(&mut self, other: Memory) {
+        let Memory { sent, keys, not_found_overrides, violations } = other;
+        self.sent.extend(sent);
+        self.keys.extend(keys);
+        self.not_found_overrides.extend(not_found_overrides);
+        self.violations.extend(violations);
+    }
+
     /// A fresh idempotency key (random: keys of concurrent clients must not collide).
     fn key(&self) -> String {
         format!("sim-{}", Uuid::new_v4())
@@ -296,6 +310,9 @@ pub async fn run(host: &SimHost, memory: &mut Memory, op: &Op, crash: Option<u32
         }
         Op::Unblock { pick, allow_not_found } => {
             let Some(t) = pick_transfer(host, *pick, Direction::Cashout, |t| !t.is_final()).await else { return false };
+            if *allow_not_found {
+                memory.not_found_overrides.insert(t.id);
+            }
             let call = Call::new(Method::POST, format!("/v1/transfers/{}/unblock", t.id))
                 .header("X-Account-Id", t.account_id.to_string())
                 .json(json!({"allowNotFoundUnblock": allow_not_found}));

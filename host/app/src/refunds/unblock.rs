@@ -82,7 +82,8 @@ pub async fn unblock(
                 ),
             ));
         }
-        let failure = Failure::new("BTG_NOT_FOUND", "BTG has no record of the reversal; released on request");
+        let failure =
+            Failure::new(pix_core::transfer::BTG_NOT_FOUND, "BTG has no record of the reversal; released on request");
         let refund = on_verdict(app, &clients, refund, Verdict::Refused(failure)).await?;
         tracing::warn!(refund = %refund.id, "refund released by unblock after BTG answered not found");
         return Ok(Unblocked {

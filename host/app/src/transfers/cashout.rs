@@ -476,7 +476,10 @@ pub(super) async fn read_back(
     match clients.btg.payment(&t.end_to_end_id).await {
         Ok(payment) => BtgSays::Verdict(Verdict::of(&payment)),
         Err(IntegrationError::NotFound { .. }) if refused && now - t.created_at >= app.settings.btg_not_found_grace => {
-            BtgSays::Verdict(Verdict::Refused(Failure::new("BTG_NOT_FOUND", "BTG has no record of the payment")))
+            BtgSays::Verdict(Verdict::Refused(Failure::new(
+                pix_core::transfer::BTG_NOT_FOUND,
+                "BTG has no record of the payment",
+            )))
         }
         Err(IntegrationError::NotFound { .. }) => BtgSays::Unknown("BTG has no record of it (yet)".into()),
         Err(e) => BtgSays::Unknown(e.to_string()),

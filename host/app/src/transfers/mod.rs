@@ -44,6 +44,9 @@ pub struct TransferSettings {
     /// BTG saying "no such payment" releases a hold only once the cash-out is this old: a
     /// payment accepted a moment ago may not be readable yet.
     pub btg_not_found_grace: chrono::Duration,
+    /// How long after a release on BTG's "not found" the sweeper keeps reading the payment back
+    /// (every `stale_after.sent`), in case BTG confirms it after all.
+    pub not_found_watch: chrono::Duration,
     /// How long each in-flight step may stay untouched before the sweeper reads it back.
     pub stale_after: StaleAfter,
     /// How often the sweeper looks, and how many transfers it takes at a time.
@@ -55,6 +58,7 @@ impl Default for TransferSettings {
     fn default() -> Self {
         TransferSettings {
             btg_not_found_grace: chrono::Duration::minutes(2),
+            not_found_watch: chrono::Duration::hours(24),
             stale_after: StaleAfter {
                 pending: chrono::Duration::minutes(2),
                 sent: chrono::Duration::minutes(10),

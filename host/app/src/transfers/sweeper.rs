@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use pix_core::transfer::{CashinState, CashoutState, TransferState};
 use pix_integrations::IntegrationError;
-use pix_store::transfers::{Transfer, claim_stale_transfers};
+use pix_store::transfers::{Transfer, claim_not_found_releases, claim_stale_transfers};
 use tokio_util::sync::CancellationToken;
 
 use super::cashout::{BtgSays, Verdict, advance, on_verdict, read_back};
@@ -61,6 +61,9 @@ pub async fn sweep_once(app: &App) -> AppResult<SweepReport> {
         metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
         *report.outcomes.entry(outcome).or_default() += 1;
     }
+    if let Err(e) = watch_not_found_releases(app, &mut report).await {
+        tracing::error!(error = %e, "re-reading BTG_NOT_FOUND releases failed");
+    }
     if let Err(e) = crate::refunds::sweeper::sweep_once(app, &mut report).await {
         tracing::error!(error = %e, "refund sweep failed");
     }
@@ -98,6 +101,58 @@ async fn sweep(app: &App, t: Transfer) -> AppResult<&'static str> {
         _ => return Ok("already_final"),
     };
     Ok(if after.is_final() { "finished" } else { "moved" })
+}
+
+/// Cash-outs released because BTG had no record of them (an operator's `allowNotFoundUnblock`,
+/// or a refused send past the grace) are read back until `not_found_watch` ends: a 404 may have
+/// been wrong. BTG confirming one opens a CONFIRMED_AFTER_FAILED incident through `on_verdict`,
+/// which re-debits the customer; a rejection or another 404 changes nothing.
+async fn watch_not_found_releases(app: &App, report: &mut SweepReport) -> AppResult<()> {
+    let now = app.clock.now();
+    let settings = &app.settings;
+    let released = claim_not_found_releases(
+        &app.store,
+        now - settings.not_found_watch,
+        settings.sweep_batch,
+        now,
+        now + settings.stale_after.sent,
+    )
+    .await?;
+    report.claimed += released.len();
+    for t in released {
+        let id = t.id;
+        let outcome = match reread_release(app, t).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(transfer = %id, error = %e, "reading a BTG_NOT_FOUND release back failed; retried later");
+                "unknown"
+            }
+        };
+        metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
+        *report.outcomes.entry(outcome).or_default() += 1;
+    }
+    Ok(())
+}
+
+async fn reread_release(app: &App, t: Transfer) -> AppResult<&'static str> {
+    let Some(tenant) = app.store.tenant(t.tenant_id).await? else {
+        return Ok("tenant_gone");
+    };
+    let clients = app.upstreams.for_tenant(&tenant)?;
+    let payment = match clients.btg.payment(&t.end_to_end_id).await {
+        Ok(payment) => payment,
+        Err(IntegrationError::NotFound { .. }) => return Ok("still_not_found"),
+        Err(e) => {
+            return Err(crate::AppError::Upstream { what: "reading a released payment back from BTG", source: e });
+        }
+    };
+    let id = t.id;
+    let after = on_verdict(app, &clients, t, Verdict::of(&payment)).await?;
+    if after.is_final() && matches!(after.state, TransferState::Cashout(CashoutState::Released { .. })) {
+        return Ok("still_released");
+    }
+    tracing::error!(transfer = %id, status = %after.status(), "BTG paid a cash-out released on its \"not found\"");
+    Ok("paid_after_not_found")
 }
 
 /// BTG's verdict on a payment it accepted. "Not found" is never read as a refusal here: BTG

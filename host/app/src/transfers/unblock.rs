@@ -9,7 +9,7 @@
 //! not be readable yet). Any other failure to read BTG leaves everything as it was.
 
 use pix_core::error::ErrorCode;
-use pix_core::transfer::{BtgStatus, CashoutState, Failure, TransferState, TransferStatus};
+use pix_core::transfer::{BTG_NOT_FOUND, BtgStatus, CashoutState, Failure, TransferState, TransferStatus};
 use pix_integrations::IntegrationError;
 use pix_integrations::btg::Payment;
 use pix_store::tenants::Tenant;
@@ -18,9 +18,6 @@ use uuid::Uuid;
 
 use super::cashout::{Verdict, on_verdict};
 use crate::{App, AppError, AppResult};
-
-/// The failure code of a cash-out released because BTG has no record of it.
-pub const BTG_NOT_FOUND: &str = "BTG_NOT_FOUND";
 
 /// The outcome of an unblock.
 #[derive(Debug, Clone)]
@@ -151,6 +148,8 @@ fn consistent(t: &Transfer, payment: &Payment) -> AppResult<()> {
 /// the opt-in, once the cash-out is older than the grace: BTG's "never received" is applied as a
 /// refusal (`BTG_NOT_FOUND`) by `on_verdict`, which releases the hold (placing it first, with
 /// its idempotent key, if the cash-out never got past NEW) and records the transfer's event.
+/// BTG's 404 may be wrong: the sweeper keeps reading the payment back for
+/// `not_found_watch`, and a CONFIRMED then opens a CONFIRMED_AFTER_FAILED incident.
 async fn not_found(
     app: &App,
     clients: &crate::TenantClients,
