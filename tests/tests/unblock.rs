@@ -23,6 +23,7 @@ api_tests!(
     a_cash_out_that_never_held_is_failed_without_leaving_a_hold,
     btg_answering_404_for_a_payment_it_has_is_strict_by_default,
     a_release_on_a_wrong_404_is_watched_and_btg_s_confirmation_re_debits,
+    a_paid_cash_out_whose_hold_a_crashed_release_cancelled_is_re_debited,
     a_diverging_btg_record_aborts_and_changes_nothing,
     a_btg_outage_is_502_and_changes_nothing,
     only_the_account_s_pending_or_processing_cash_outs_can_be_unblocked,
@@ -285,6 +286,42 @@ async fn a_release_on_a_wrong_404_is_watched_and_btg_s_confirmation_re_debits(ap
     // An incident is no longer a BTG_NOT_FOUND release: the watch is over for it.
     app.clock.advance(chrono::Duration::minutes(11));
     assert!(sweep().await.unwrap().outcomes.is_empty());
+}
+
+/// Regression of simulation seed 8761: a release (an unblock on a wrong BTG 404) cancelled the
+/// hold in Midaz and crashed before saving FAILED; BTG had in fact paid. Committing finds the hold
+/// cancelled, read back from Midaz: the cash-out becomes the CONFIRMED_AFTER_FAILED incident that
+/// re-debits the customer, instead of a commit retried until its job dies with the money out.
+async fn a_paid_cash_out_whose_hold_a_crashed_release_cancelled_is_re_debited(app: &TestApp) {
+    let bank = setup(app).await;
+    let before = bank.balance("@maria").0;
+    let t = stuck_cash_out(&bank, "@maria", "27.00", "CONFIRMED").await;
+    let id = t["id"].as_str().unwrap();
+    let holds: Vec<uuid::Uuid> = app
+        .sandbox
+        .handle
+        .ledgers()
+        .values()
+        .flat_map(|l| l.transactions.values())
+        .filter(|tx| tx.status == pix_sandbox::ledger::Status::Pending)
+        .map(|tx| tx.id)
+        .collect();
+    let [hold] = holds.as_slice() else { panic!("one hold expected: {holds:?}") };
+    let data = &app.sandbox.data;
+    let cancel = format!(
+        "{}/v1/organizations/{}/ledgers/{}/transactions/{hold}/cancel",
+        app.sandbox.handle.midaz_url, data.organization_id, data.ledger_id
+    );
+    let cancelled = reqwest::Client::new().post(cancel).send().await.unwrap();
+    assert!(cancelled.status().is_success(), "{}", cancelled.text().await.unwrap());
+    assert_eq!(bank.balance("@maria"), (before, 0), "what the crashed release left");
+
+    let done = unblocked(&bank, "@maria", id, None).await;
+    assert_eq!(done["btgStatus"], "CONFIRMED");
+    assert_eq!(done["transfer"]["status"], "RECONCILIATION_REQUIRED", "{done}");
+    assert_eq!(done["transfer"]["incident"]["kind"], "CONFIRMED_AFTER_FAILED");
+    assert_eq!(bank.balance("@maria"), (before - 2_700, 0), "the customer is re-debited what BTG paid");
+    assert_eq!(bank.pending_ledger_transactions(), 0);
 }
 
 // ------------------------------------------------------------------------- guard and outages

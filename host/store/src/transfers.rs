@@ -359,37 +359,14 @@ pub async fn claim_stale_transfers(
     now: DateTime<Utc>,
     retry_at: DateTime<Utc>,
 ) -> StoreResult<Vec<Transfer>> {
-    let lock = match store.backend() {
-        crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        crate::Backend::Sqlite => "",
-    };
-    let sql = format!(
-        "UPDATE transfers SET sweep_after = $1
-         WHERE id IN (
-             SELECT id FROM transfers
-             WHERE step IN ('NEW', 'HELD', 'SENT', 'INCIDENT_OPEN', 'DEBITED', 'DELIVERING')
+    let due = "step IN ('NEW', 'HELD', 'SENT', 'INCIDENT_OPEN', 'DEBITED', 'DELIVERING')
                AND (sweep_after IS NULL OR sweep_after <= $2)
                AND ((status = 'IN_REVIEW' AND updated_at < $5)
                  OR (status <> 'IN_REVIEW' AND step IN ('NEW', 'HELD', 'DEBITED', 'DELIVERING') AND updated_at < $3)
                  OR (step = 'SENT' AND updated_at < $4)
-                 OR (step = 'INCIDENT_OPEN' AND updated_at < $6))
-             ORDER BY updated_at, id
-             LIMIT $7 {lock})
-         RETURNING {TRANSFER_COLUMNS}"
-    );
-    let rows: Vec<TransferRow> = on_pool!(store.db(), pool => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(retry_at)
-            .bind(now)
-            .bind(now - stale.pending)
-            .bind(now - stale.sent)
-            .bind(now - stale.review)
-            .bind(now - stale.incident)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-    })?;
-    rows.into_iter().map(Transfer::try_from).collect()
+                 OR (step = 'INCIDENT_OPEN' AND updated_at < $6))";
+    let times = [now, now - stale.pending, now - stale.sent, now - stale.review, now - stale.incident];
+    lease_for_sweep(store, due, &times, limit, retry_at).await
 }
 
 /// Claims up to `limit` cash-outs released because BTG had no record of them
@@ -403,31 +380,41 @@ pub async fn claim_not_found_releases(
     now: DateTime<Utc>,
     retry_at: DateTime<Utc>,
 ) -> StoreResult<Vec<Transfer>> {
+    // The step and code are written into the statement, not bound, so the partial index
+    // `transfers_not_found_watch` applies to every plan.
+    let due = format!(
+        "step = '{}' AND failure_code = '{}' AND updated_at >= $3 AND (sweep_after IS NULL OR sweep_after <= $2)",
+        Step::Released.as_str(),
+        pix_core::transfer::BTG_NOT_FOUND
+    );
+    lease_for_sweep(store, &due, &[now, since], limit, retry_at).await
+}
+
+/// Sets `sweep_after = retry_at` on the oldest `limit` transfers matching `due` and returns them.
+/// `due` refers to `times` as `$2`, `$3`, …; rows another sweeper holds are skipped.
+async fn lease_for_sweep(
+    store: &Store,
+    due: &str,
+    times: &[DateTime<Utc>],
+    limit: i64,
+    retry_at: DateTime<Utc>,
+) -> StoreResult<Vec<Transfer>> {
     let lock = match store.backend() {
         crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         crate::Backend::Sqlite => "",
     };
-    // The step and code are written into the statement, not bound, so the partial index
-    // `transfers_not_found_watch` applies to every plan.
-    let (released, not_found) = (Step::Released.as_str(), pix_core::transfer::BTG_NOT_FOUND);
+    let limit_param = times.len() + 2;
     let sql = format!(
         "UPDATE transfers SET sweep_after = $1
-         WHERE id IN (
-             SELECT id FROM transfers
-             WHERE step = '{released}' AND failure_code = '{not_found}' AND updated_at >= $2
-               AND (sweep_after IS NULL OR sweep_after <= $3)
-             ORDER BY updated_at, id
-             LIMIT $4 {lock})
+         WHERE id IN (SELECT id FROM transfers WHERE {due} ORDER BY updated_at, id LIMIT ${limit_param} {lock})
          RETURNING {TRANSFER_COLUMNS}"
     );
     let rows: Vec<TransferRow> = on_pool!(store.db(), pool => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(retry_at)
-            .bind(since)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(retry_at);
+        for time in times {
+            query = query.bind(*time);
+        }
+        query.bind(limit).fetch_all(pool).await
     })?;
     rows.into_iter().map(Transfer::try_from).collect()
 }

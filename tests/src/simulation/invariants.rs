@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pix_core::money::Money;
 use pix_core::refund::RefundStatus;
-use pix_core::transfer::{BTG_NOT_FOUND, CashoutState, Direction, IncidentKind, TransferState, TransferStatus};
+use pix_core::transfer::{BTG_NOT_FOUND, CashoutState, Direction, IncidentKind, Step, TransferState, TransferStatus};
 use pix_sandbox::ledger::{Ledger, Status};
 use pix_store::deliveries::{DeliveryFilter, DeliveryStatus};
 use pix_store::inbound::INBOUND_QUEUE;
@@ -56,8 +56,13 @@ pub async fn settle(host: &SimHost) -> Option<u32> {
 /// records, jobs, deliveries.
 pub async fn in_flight(host: &SimHost) -> Vec<String> {
     let mut open = Vec::new();
-    for t in all_transfers(host).await.iter().filter(|t| !t.is_final()) {
+    let transfers = all_transfers(host).await;
+    for t in transfers.iter().filter(|t| !t.is_final()) {
         open.push(format!("transfer {} {:?} {}", t.id, t.direction(), t.status()));
+    }
+    // An incident whose ledger correction is not posted yet: the sweeper retries it.
+    for t in transfers.iter().filter(|t| t.state.step() == Step::IncidentOpen) {
+        open.push(format!("transfer {} incident without its correction", t.id));
     }
     for r in all_refunds(host).await.iter().filter(|r| !r.is_final()) {
         open.push(format!("refund {} {:?} {}", r.id, r.kind(), r.status()));
@@ -76,7 +81,7 @@ pub async fn in_flight(host: &SimHost) -> Vec<String> {
         .filter(|p| p["direction"] == "OUTBOUND" && p["status"] == "CONFIRMED")
         .filter_map(|p| p["endToEndId"].as_str())
         .collect();
-    for t in all_transfers(host).await.iter().filter(|t| confirmed.contains(t.end_to_end_id.as_str())) {
+    for t in transfers.iter().filter(|t| confirmed.contains(t.end_to_end_id.as_str())) {
         if t.state.failure().is_some_and(|f| f.code == BTG_NOT_FOUND) {
             open.push(format!("cash-out {} released on BTG_NOT_FOUND but BTG confirmed it", t.id));
         }

@@ -35,8 +35,7 @@ pub async fn sweep_once(app: &App, report: &mut SweepReport) -> AppResult<()> {
             }
         };
         tracing::info!(refund = %id, from = %from, outcome, "sweeper decision");
-        metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
-        *report.outcomes.entry(outcome).or_default() += 1;
+        report.record(outcome);
     }
     Ok(())
 }

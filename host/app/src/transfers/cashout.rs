@@ -18,7 +18,7 @@ use pix_integrations::btg::{
     AccountType, Creditor, Debtor as BtgDebtor, InitiationType as BtgInitiation, Payment, PaymentOrder, PaymentStatus,
     TransactionType,
 };
-use pix_integrations::midaz::TransactionRequest;
+use pix_integrations::midaz::{TransactionRequest, TransactionStatus};
 use pix_integrations::{IntegrationError, Money as UpstreamMoney};
 use pix_policy::{FeeInput, FraudInput, Initiation as PolicyInitiation, KeyType, Operation};
 use pix_store::tenants::Tenant;
@@ -501,7 +501,15 @@ pub async fn on_verdict(app: &App, clients: &TenantClients, mut t: Transfer, ver
                 continue;
             }
             (CashoutState::Held { hold } | CashoutState::Sent { hold }, Verdict::Paid { settled_at }) => {
-                clients.ledger.commit(&hold.0).await.map_err(AppError::upstream("committing the hold"))?;
+                if let Err(e) = clients.ledger.commit(&hold.0).await {
+                    if hold_cancelled(clients, hold, &e).await {
+                        // A release cancelled the hold and crashed before saving FAILED (an
+                        // unblock on a wrong BTG 404, seed 8761), yet BTG paid: re-debit.
+                        return super::incidents::contradicted(app, clients, t, IncidentKind::ConfirmedAfterFailed)
+                            .await;
+                    }
+                    return Err(AppError::upstream("committing the hold")(e));
+                }
                 apply(&mut t, CashoutEvent::Confirmed, now)?;
                 t.completed_at = Some(settled_at.unwrap_or(now));
                 None
@@ -533,6 +541,13 @@ pub async fn on_verdict(app: &App, clients: &TenantClients, mut t: Transfer, ver
         }
         t = reload(app, &t).await?;
     }
+}
+
+/// Whether a commit failed because the hold is already cancelled in Midaz (read back, not
+/// guessed from the error): a refusal of that kind (`0099`) is the only one that can mean it.
+async fn hold_cancelled(clients: &TenantClients, hold: &LedgerTxId, commit: &IntegrationError) -> bool {
+    commit.code() == Some("0099")
+        && clients.ledger.transaction(&hold.0).await.is_ok_and(|tx| tx.status() == TransactionStatus::Canceled)
 }
 
 /// A `PIX_PAYMENT` webhook: BTG's verdict on one of the tenant's cash-outs.

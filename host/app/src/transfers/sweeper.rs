@@ -24,6 +24,14 @@ pub struct SweepReport {
     pub outcomes: HashMap<&'static str, usize>,
 }
 
+impl SweepReport {
+    /// Counts one sweeper decision here and in `pix_sweeper_decisions_total`.
+    pub(crate) fn record(&mut self, outcome: &'static str) {
+        metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
+        *self.outcomes.entry(outcome).or_default() += 1;
+    }
+}
+
 /// Sweeps until nothing stale is left (or `shutdown`), then every `sweep_every`.
 pub async fn run(app: App, shutdown: CancellationToken) {
     tracing::info!(every = ?app.settings.sweep_every, "transfer sweeper started");
@@ -58,8 +66,7 @@ pub async fn sweep_once(app: &App) -> AppResult<SweepReport> {
             }
         };
         tracing::info!(transfer = %id, from = %from, outcome, "sweeper decision");
-        metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
-        *report.outcomes.entry(outcome).or_default() += 1;
+        report.record(outcome);
     }
     if let Err(e) = watch_not_found_releases(app, &mut report).await {
         tracing::error!(error = %e, "re-reading BTG_NOT_FOUND releases failed");
@@ -128,8 +135,7 @@ async fn watch_not_found_releases(app: &App, report: &mut SweepReport) -> AppRes
                 "unknown"
             }
         };
-        metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
-        *report.outcomes.entry(outcome).or_default() += 1;
+        report.record(outcome);
     }
     Ok(())
 }
@@ -140,15 +146,12 @@ async fn reread_release(app: &App, t: Transfer) -> AppResult<&'static str> {
     };
     let clients = app.upstreams.for_tenant(&tenant)?;
     let payment = match clients.btg.payment(&t.end_to_end_id).await {
-        Ok(payment) => payment,
         Err(IntegrationError::NotFound { .. }) => return Ok("still_not_found"),
-        Err(e) => {
-            return Err(crate::AppError::Upstream { what: "reading a released payment back from BTG", source: e });
-        }
+        read => read.map_err(crate::AppError::upstream("reading a released payment back from BTG"))?,
     };
     let id = t.id;
     let after = on_verdict(app, &clients, t, Verdict::of(&payment)).await?;
-    if after.is_final() && matches!(after.state, TransferState::Cashout(CashoutState::Released { .. })) {
+    if matches!(after.state, TransferState::Cashout(CashoutState::Released { .. })) {
         return Ok("still_released");
     }
     tracing::error!(transfer = %id, status = %after.status(), "BTG paid a cash-out released on its \"not found\"");
