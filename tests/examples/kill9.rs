@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pix_e2e::bench::load_average;
-use pix_e2e::cluster::{self, Cluster, ClusterOptions, Load, LoadCounts, Verdict, WebhookReceiver};
+use pix_e2e::cluster::{self, Cluster, ClusterOptions, Load, LoadCounts, Verdict};
 use rand::{Rng, SeedableRng};
 
 #[tokio::main]
@@ -28,18 +28,12 @@ async fn main() -> anyhow::Result<()> {
     let Some(mut cluster) = Cluster::create("pix_kill9", &["all"], &ClusterOptions::default()).await? else {
         anyhow::bail!("set {} to a PostgreSQL server: the kill test runs on PostgreSQL", pix_e2e::PG_ENV);
     };
-    cluster.start_all().await?;
-    let admin = cluster.admin_token()?;
-    let receiver = WebhookReceiver::default();
-    let receiver_url = receiver.start(&cluster).await?;
-    let host_url = cluster.hosts[0].url.clone();
-    let tenant = cluster.tenant(&admin, &host_url, &receiver_url).await?;
-    let initial = cluster.balances().await?;
-    let load = Load::new(&cluster, &tenant, cluster.api_urls());
+    let setup = cluster.start_with_tenant(0).await?;
+    let load = Load::new(&cluster, &setup.tenant, cluster.api_urls());
     let load_before = load_average();
     println!("kill -9: {kills} kills, {clients} clients, seed {seed}");
     let started = Instant::now();
-    let mut clients_tasks = load.spawn(clients, 5);
+    let clients_tasks = load.spawn(clients, 5);
 
     let mut downtime = Duration::ZERO;
     for k in 1..=kills {
@@ -52,13 +46,10 @@ async fn main() -> anyhow::Result<()> {
         println!("kill {k}/{kills}: down {:.2} s", down.elapsed().as_secs_f64());
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    load.stop.store(true, Ordering::Relaxed);
-    while clients_tasks.join_next().await.is_some() {}
+    load.stop(clients_tasks).await;
     let load_seconds = started.elapsed();
     let settle_started = Instant::now();
-    let mut verdict =
-        cluster::settle_and_check(&cluster, &tenant, &receiver, &initial, Duration::from_secs(300)).await?;
-    verdict.check_retries(&load.counts);
+    let verdict = setup.settle_and_check(&cluster, &load, Duration::from_secs(300)).await?;
     let settle = settle_started.elapsed();
 
     let report = report(kills, clients, seed, &load.counts, &verdict, load_seconds, downtime, settle, &load_before);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use pix_e2e::bench::load_average;
-use pix_e2e::cluster::{self, Cluster, ClusterOptions, Load, WebhookReceiver};
+use pix_e2e::cluster::{self, Cluster, ClusterOptions, Load};
 use serde_json::json;
 
 #[tokio::main]
@@ -29,19 +29,15 @@ async fn main() -> anyhow::Result<()> {
     let Some(mut cluster) = Cluster::create("pix_multi", &roles, &ClusterOptions::default()).await? else {
         anyhow::bail!("set {} to a PostgreSQL server: instances share a PostgreSQL database", pix_e2e::PG_ENV);
     };
-    cluster.start_all().await?;
-    let admin = cluster.admin_token()?;
-    let receiver = WebhookReceiver::default();
-    let receiver_url = receiver.start(&cluster).await?;
+    // BTG posts its webhooks to the `api` instance (the first), which is never killed.
+    let setup = cluster.start_with_tenant(0).await?;
+    let (admin, tenant, receiver) = (&setup.admin, &setup.tenant, &setup.receiver);
     let api = cluster.api_urls();
-    // BTG posts its webhooks to the `api` instance, which is never killed.
-    let tenant = cluster.tenant(&admin, &api[0], &receiver_url).await?;
-    let initial = cluster.balances().await?;
-    let load = Load::new(&cluster, &tenant, api.clone());
+    let load = Load::new(&cluster, tenant, api.clone());
     let load_before = load_average();
     println!("{} instances ({}), {clients} clients, {activations} activations", roles.len(), roles.join(", "));
     let started = Instant::now();
-    let mut tasks = load.spawn(clients, 5);
+    let tasks = load.spawn(clients, 5);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Activations during the load, alternating two fee components, each through another API instance.
@@ -54,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         let sha = &shas[round % 2];
         let via = &api[round % api.len()];
         let t0 = Utc::now();
-        cluster::activate_fee(via, &admin, sha, &tenant.id).await?;
+        cluster::activate_fee(via, admin, sha, &tenant.id).await?;
         // Every API instance quotes with it…
         let deadline = Instant::now() + Duration::from_secs(10);
         for url in &api {
@@ -98,13 +94,10 @@ async fn main() -> anyhow::Result<()> {
     cluster.hosts[2].kill9();
     let killed_at = started.elapsed();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    load.stop.store(true, Ordering::Relaxed);
-    while tasks.join_next().await.is_some() {}
+    load.stop(tasks).await;
     let load_seconds = started.elapsed();
     let settle_started = Instant::now();
-    let mut verdict =
-        cluster::settle_and_check(&cluster, &tenant, &receiver, &initial, Duration::from_secs(300)).await?;
-    verdict.check_retries(&load.counts);
+    let verdict = setup.settle_and_check(&cluster, &load, Duration::from_secs(300)).await?;
     let settle = settle_started.elapsed();
 
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);

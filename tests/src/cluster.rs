@@ -330,6 +330,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts every instance and sets up what a load run needs: an admin credential, the webhook
+    /// receiver, the tenant (BTG's webhooks sent to host `webhook_host`) and the balances before.
+    pub async fn start_with_tenant(&mut self, webhook_host: usize) -> anyhow::Result<LoadSetup> {
+        self.start_all().await?;
+        let admin = self.admin_token()?;
+        let receiver = WebhookReceiver::default();
+        let receiver_url = receiver.start(self).await?;
+        let tenant = self.tenant(&admin, &self.hosts[webhook_host].url, &receiver_url).await?;
+        let initial = self.balances().await?;
+        Ok(LoadSetup { admin, receiver, tenant, initial })
+    }
+
     /// The instances serving the API (`api` or `all`).
     pub fn api_urls(&self) -> Vec<String> {
         self.hosts.iter().filter(|h| h.role != "workers").map(|h| h.url.clone()).collect()
@@ -548,6 +560,29 @@ pub struct ClusterTenant {
     pub token: String,
 }
 
+/// What `Cluster::start_with_tenant` set up.
+pub struct LoadSetup {
+    pub admin: String,
+    pub receiver: WebhookReceiver,
+    pub tenant: ClusterTenant,
+    /// Every account's balance before the load.
+    pub initial: HashMap<String, i64>,
+}
+
+impl LoadSetup {
+    /// Settles (within `patience`) and checks every invariant once `load` has stopped.
+    pub async fn settle_and_check(
+        &self,
+        cluster: &Cluster,
+        load: &Load,
+        patience: Duration,
+    ) -> anyhow::Result<Verdict> {
+        let mut verdict = settle_and_check(cluster, &self.tenant, &self.receiver, &self.initial, patience).await?;
+        verdict.check_retries(&load.counts);
+        Ok(verdict)
+    }
+}
+
 /// Receives the host's outbound webhooks: every `webhook-id` and how often it came.
 #[derive(Clone, Default)]
 pub struct WebhookReceiver {
@@ -645,6 +680,12 @@ impl Load {
             counts: Arc::new(LoadCounts::default()),
             stop: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Tells the clients `spawn` started to stop, and waits until they have.
+    pub async fn stop(&self, mut clients: tokio::task::JoinSet<()>) {
+        self.stop.store(true, Ordering::Relaxed);
+        while clients.join_next().await.is_some() {}
     }
 
     pub fn spawn(self: &Arc<Self>, clients: usize, cashins_per_second: u64) -> tokio::task::JoinSet<()> {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pix_e2e::PG_ENV;
-use pix_e2e::cluster::{self, Cluster, ClusterOptions, Load, WebhookReceiver};
+use pix_e2e::cluster::{self, Cluster, ClusterOptions, Load};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_follow_an_activation_by_notify_and_run_each_job_once() {
@@ -19,18 +19,14 @@ async fn two_instances_follow_an_activation_by_notify_and_run_each_job_once() {
         eprintln!("skipped: {PG_ENV} is not set (several instances need PostgreSQL)");
         return;
     };
-    cluster.start_all().await.unwrap();
-    let admin = cluster.admin_token().unwrap();
-    let receiver = WebhookReceiver::default();
-    let receiver_url = receiver.start(&cluster).await.unwrap();
+    let setup = cluster.start_with_tenant(0).await.unwrap();
+    let (admin, tenant) = (&setup.admin, &setup.tenant);
     let api = cluster.hosts[0].url.clone();
-    let tenant = cluster.tenant(&admin, &api, &receiver_url).await.unwrap();
-    let initial = cluster.balances().await.unwrap();
 
     // The activation reaches the workers instance, which only NOTIFY can tell within the deadline.
     let sha = cluster::shipped_sha256("example-institution").unwrap();
     assert!(cluster.policy_applied(1, &sha).is_empty(), "not active anywhere before the activation");
-    cluster::activate_fee(&api, &admin, &sha, &tenant.id).await.unwrap();
+    cluster::activate_fee(&api, admin, &sha, &tenant.id).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while cluster.policy_applied(1, &sha).is_empty() {
         assert!(Instant::now() < deadline, "the workers instance never applied the activation made on the other");
@@ -38,13 +34,11 @@ async fn two_instances_follow_an_activation_by_notify_and_run_each_job_once() {
     }
 
     // A short load, both instances' workers claiming from the same queues.
-    let load = Load::new(&cluster, &tenant, vec![api.clone()]);
-    let mut tasks = load.spawn(2, 4);
+    let load = Load::new(&cluster, tenant, vec![api.clone()]);
+    let tasks = load.spawn(2, 4);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    load.stop.store(true, Ordering::Relaxed);
-    while tasks.join_next().await.is_some() {}
-    let verdict =
-        cluster::settle_and_check(&cluster, &tenant, &receiver, &initial, Duration::from_secs(60)).await.unwrap();
+    load.stop(tasks).await;
+    let verdict = setup.settle_and_check(&cluster, &load, Duration::from_secs(60)).await.unwrap();
 
     assert!(verdict.violations.is_empty(), "{:#?}", verdict.violations);
     assert!(load.counts.cashouts_accepted.load(Ordering::Relaxed) > 0, "the load paid nothing");

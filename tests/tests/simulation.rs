@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pix_e2e::simulation::{Backend, DEFAULT_OPS, Simulation, Summary, describe_failure, run_seeds};
 
 /// SQLite seeds per run; each history is short and several run at once.
-const SQLITE_SEEDS: u64 = 80;
+const SQLITE_SEEDS: u64 = 250;
 const POSTGRES_SEEDS: u64 = 20;
 const JOBS: usize = 6;
 /// Seeds that found a defect, kept after its fix: 16 (settling before a held BTG webhook

@@ -27,15 +27,7 @@ pub async fn sweep_once(app: &App, report: &mut SweepReport) -> AppResult<()> {
     report.claimed += stale_refunds.len();
     for r in stale_refunds {
         let (id, from) = (r.id, r.state.step());
-        let outcome = match sweep(app, r).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(refund = %id, error = %e, "sweeper could not move the refund; retried later");
-                "unknown"
-            }
-        };
-        tracing::info!(refund = %id, from = %from, outcome, "sweeper decision");
-        report.record(outcome);
+        report.record("refund", id, from, sweep(app, r).await);
     }
     Ok(())
 }

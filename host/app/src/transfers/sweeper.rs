@@ -12,6 +12,7 @@ use pix_core::transfer::{CashinState, CashoutState, TransferState};
 use pix_integrations::IntegrationError;
 use pix_store::transfers::{Transfer, claim_not_found_releases, claim_stale_transfers};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::cashout::{BtgSays, Verdict, advance, on_verdict, read_back};
 use super::{cashin, incidents, intra, review};
@@ -25,8 +26,20 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
-    /// Counts one sweeper decision here and in `pix_sweeper_decisions_total`.
-    pub(crate) fn record(&mut self, outcome: &'static str) {
+    /// Logs and counts (here and in `pix_sweeper_decisions_total`) what the sweeper did with
+    /// one `entity` ("transfer", "refund") that was at `from`; a failure is retried later.
+    pub(crate) fn record(
+        &mut self,
+        entity: &'static str,
+        id: Uuid,
+        from: impl std::fmt::Display,
+        result: AppResult<&'static str>,
+    ) {
+        let outcome = result.unwrap_or_else(|e| {
+            tracing::warn!(entity, %id, error = %e, "sweeper could not move it; retried later");
+            "unknown"
+        });
+        tracing::info!(entity, %id, %from, outcome, "sweeper decision");
         metrics::counter!("pix_sweeper_decisions_total", "outcome" => outcome).increment(1);
         *self.outcomes.entry(outcome).or_default() += 1;
     }
@@ -58,15 +71,7 @@ pub async fn sweep_once(app: &App) -> AppResult<SweepReport> {
     let mut report = SweepReport { claimed: stale.len(), ..SweepReport::default() };
     for t in stale {
         let (id, from) = (t.id, t.state.step());
-        let outcome = match sweep(app, t).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(transfer = %id, error = %e, "sweeper could not move the transfer; retried later");
-                "unknown"
-            }
-        };
-        tracing::info!(transfer = %id, from = %from, outcome, "sweeper decision");
-        report.record(outcome);
+        report.record("transfer", id, from, sweep(app, t).await);
     }
     if let Err(e) = watch_not_found_releases(app, &mut report).await {
         tracing::error!(error = %e, "re-reading BTG_NOT_FOUND releases failed");
@@ -128,14 +133,7 @@ async fn watch_not_found_releases(app: &App, report: &mut SweepReport) -> AppRes
     report.claimed += released.len();
     for t in released {
         let id = t.id;
-        let outcome = match reread_release(app, t).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(transfer = %id, error = %e, "reading a BTG_NOT_FOUND release back failed; retried later");
-                "unknown"
-            }
-        };
-        report.record(outcome);
+        report.record("transfer", id, pix_core::transfer::BTG_NOT_FOUND, reread_release(app, t).await);
     }
     Ok(())
 }
