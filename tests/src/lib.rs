@@ -164,6 +164,20 @@ impl TestApp {
         self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token)
     }
 
+    /// `POST /v1/fees/quote` for a merchant receiving R$ 500.00 (where the shipped fee policy,
+    /// 4.95, and the example institution's, 3.95, differ); asserts 200 and returns the quote.
+    pub async fn merchant_quote(&self, token: &str) -> serde_json::Value {
+        let response = self
+            .request(Method::POST, "/v1/fees/quote", token)
+            .json(&serde_json::json!({"operation": "CASH_IN", "amount": "500.00", "payeeType": "LEGAL",
+                                      "accountSegment": "merchant"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     /// Creates a tenant through the admin API. The first gets the seeded institution's ledger
     /// (with its accounts); each later one a new, empty ledger of its own (one tenant per ledger).
     /// They all use the simulators' BTG identity, as in demo mode.

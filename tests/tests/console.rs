@@ -301,15 +301,7 @@ async fn admin_credential(app: &TestApp, token: &str) -> String {
 const EXAMPLE: &str = "fc7cdde51ec292dbbe0bfceb6cb2687b1119146a0f3bdf4599c623109eaf6c01";
 
 async fn quote_fee(app: &TestApp, token: &str) -> String {
-    let quote: serde_json::Value = app
-        .request(reqwest::Method::POST, "/v1/fees/quote", token)
-        .json(&json!({"operation": "CASH_IN", "amount": "500.00", "payeeType": "LEGAL", "accountSegment": "merchant"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quote = app.merchant_quote(token).await;
     quote["fee"].as_str().unwrap_or_else(|| panic!("a quote: {quote}")).to_owned()
 }
 

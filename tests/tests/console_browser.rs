@@ -209,15 +209,7 @@ async fn an_operator_runs_the_tested_flows_in_a_browser(app: &TestApp) {
     act(&b, candidate, "fee", "", "shadow").await;
     assert_eq!(text(&b, "#compared").await, "0");
     for _ in 0..2 {
-        let quote: Value = app
-            .request(Method::POST, "/v1/fees/quote", &bank.tenant.token)
-            .json(&json!({"operation": "CASH_IN", "amount": "500.00", "payeeType": "LEGAL", "accountSegment": "merchant"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let quote = app.merchant_quote(&bank.tenant.token).await;
         assert_eq!(quote["fee"], "4.95", "a shadow never changes the answer");
     }
     b.refresh().await.unwrap();

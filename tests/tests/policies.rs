@@ -24,17 +24,6 @@ fn wasm(name: &str) -> Vec<u8> {
     std::fs::read(shipped_policies().join(name)).unwrap()
 }
 
-async fn quote(app: &TestApp, token: &str) -> Value {
-    let response = app
-        .request(Method::POST, "/v1/fees/quote", token)
-        .json(&json!({"operation": "CASH_IN", "amount": "500.00", "payeeType": "LEGAL", "accountSegment": "merchant"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
 async fn upload(app: &TestApp, name: &str, kind: &str) -> reqwest::Response {
     app.request(Method::POST, &format!("/v1/admin/policies?kind={kind}"), &app.admin_token)
         .header("content-type", "application/wasm")
@@ -54,7 +43,7 @@ async fn activate(app: &TestApp, sha: &str, body: Value) -> reqwest::Response {
 
 async fn the_shipped_fee_policy_quotes_by_default(app: &TestApp) {
     let t = app.tenant("acme").await;
-    let q = quote(app, &t.token).await;
+    let q = app.merchant_quote(&t.token).await;
     assert_eq!(q["fee"], "4.95", "0.99% of R$ 500 for a legal payee");
     assert_eq!(q["charge"], "DEDUCTED");
     assert_eq!(q["feeAccount"], "@fees_revenue");
@@ -92,14 +81,14 @@ async fn a_component_activated_for_one_tenant_changes_only_its_fees_and_rolls_ba
 
     let activated = activate(app, &sha, json!({"kind": "fee", "tenantId": a.id})).await;
     assert_eq!(activated.status(), 200);
-    let qa = quote(app, &a.token).await;
+    let qa = app.merchant_quote(&a.token).await;
     assert_eq!(qa["fee"], "3.95", "the example institution charges merchants 0.79%");
     assert_eq!(qa["policySha256"], sha);
-    assert_eq!(quote(app, &b.token).await["fee"], "4.95", "tenant B keeps the shipped policy");
+    assert_eq!(app.merchant_quote(&b.token).await["fee"], "4.95", "tenant B keeps the shipped policy");
 
-    let shipped_sha = quote(app, &b.token).await["policySha256"].as_str().unwrap().to_owned();
+    let shipped_sha = app.merchant_quote(&b.token).await["policySha256"].as_str().unwrap().to_owned();
     assert_eq!(activate(app, &shipped_sha, json!({"kind": "fee", "tenantId": a.id})).await.status(), 200);
-    assert_eq!(quote(app, &a.token).await["fee"], "4.95");
+    assert_eq!(app.merchant_quote(&a.token).await["fee"], "4.95");
     let rollback = app
         .request(Method::POST, "/v1/admin/policy-bindings/rollback", &app.admin_token)
         .json(&json!({"kind": "fee", "tenantId": a.id}))
@@ -107,7 +96,7 @@ async fn a_component_activated_for_one_tenant_changes_only_its_fees_and_rolls_ba
         .await
         .unwrap();
     assert_eq!(rollback.status(), 200);
-    assert_eq!(quote(app, &a.token).await["fee"], "3.95", "rolled back to the example institution");
+    assert_eq!(app.merchant_quote(&a.token).await["fee"], "3.95", "rolled back to the example institution");
     let history: Value = app
         .request(Method::GET, &format!("/v1/admin/policy-bindings?kind=fee&tenantId={}", a.id), &app.admin_token)
         .send()
@@ -153,11 +142,11 @@ async fn uploads_that_break_the_contract_or_the_sandbox_are_refused(app: &TestAp
 
 async fn activation_parameters_reach_the_policy(app: &TestApp) {
     let t = app.tenant("acme").await;
-    let sha = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+    let sha = app.merchant_quote(&t.token).await["policySha256"].as_str().unwrap().to_owned();
     let activated =
         activate(app, &sha, json!({"kind": "fee", "tenantId": t.id, "params": {"fee-account": "@tarifas"}})).await;
     assert_eq!(activated.status(), 200);
-    assert_eq!(quote(app, &t.token).await["feeAccount"], "@tarifas");
+    assert_eq!(app.merchant_quote(&t.token).await["feeAccount"], "@tarifas");
     let bad = activate(app, &sha, json!({"kind": "fee", "params": {"fee-account": [1]}})).await;
     assert_eq!(error_code(bad).await, "PIX-0004");
 }
@@ -176,7 +165,7 @@ async fn a_shadow_candidate_is_compared_without_changing_answers(app: &TestApp) 
         .unwrap();
     assert_eq!(started.status(), 204);
     for _ in 0..3 {
-        assert_eq!(quote(app, &t.token).await["fee"], "4.95", "the shadow never changes the answer");
+        assert_eq!(app.merchant_quote(&t.token).await["fee"], "4.95", "the shadow never changes the answer");
     }
     let summary: Value = app
         .request(Method::GET, &format!("/v1/admin/policy-shadows/summary?kind=fee&tenantId={}", t.id), &app.admin_token)
@@ -203,7 +192,7 @@ async fn a_shadow_candidate_is_compared_without_changing_answers(app: &TestApp) 
 async fn replay_reports_how_a_candidate_would_have_decided(app: &TestApp) {
     let t = app.tenant("acme").await;
     for _ in 0..4 {
-        quote(app, &t.token).await;
+        app.merchant_quote(&t.token).await;
     }
     let sha = upload(app, "example-institution.wasm", "fee").await.json::<Value>().await.unwrap()["sha256"]
         .as_str()
@@ -224,7 +213,7 @@ async fn replay_reports_how_a_candidate_would_have_decided(app: &TestApp) {
     assert_eq!((report["replayed"].as_u64(), report["different"].as_u64()), (Some(4), Some(4)), "{report}");
     assert_eq!(report["differences"][0]["candidate"]["fee"], 395);
     assert_eq!(report["differences"][0]["recorded"]["fee"], 495);
-    let shipped = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+    let shipped = app.merchant_quote(&t.token).await["policySha256"].as_str().unwrap().to_owned();
     let same: Value = app
         .request(
             Method::POST,
@@ -283,7 +272,7 @@ async fn rollback(app: &TestApp, body: Value) -> reqwest::Response {
 
 async fn rolling_back_a_first_activation_removes_the_binding_and_falls_back(app: &TestApp) {
     let t = app.tenant("acme").await;
-    let shipped = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+    let shipped = app.merchant_quote(&t.token).await["policySha256"].as_str().unwrap().to_owned();
     let example = upload(app, "example-institution.wasm", "fee").await.json::<Value>().await.unwrap()["sha256"]
         .as_str()
         .unwrap()
@@ -294,10 +283,10 @@ async fn rolling_back_a_first_activation_removes_the_binding_and_falls_back(app:
 
     // The default binding (every tenant without its own) and the tenant's own, each a first activation.
     assert_eq!(activate(app, &example, json!({"kind": "fee"})).await.status(), 200);
-    assert_eq!(quote(app, &t.token).await["fee"], "3.95", "the default binding applies to the tenant");
+    assert_eq!(app.merchant_quote(&t.token).await["fee"], "3.95", "the default binding applies to the tenant");
     let own = json!({"kind": "fee", "tenantId": t.id, "params": {"fee-account": "@tarifas"}});
     assert_eq!(activate(app, &shipped, own).await.status(), 200);
-    let q = quote(app, &t.token).await;
+    let q = app.merchant_quote(&t.token).await;
     assert_eq!((q["fee"].as_str(), q["feeAccount"].as_str()), (Some("4.95"), Some("@tarifas")));
 
     // Tenant → default binding.
@@ -305,7 +294,7 @@ async fn rolling_back_a_first_activation_removes_the_binding_and_falls_back(app:
     assert_eq!(removed.status(), 200);
     let removed: Value = removed.json().await.unwrap();
     assert_eq!((removed["removed"].as_bool(), removed["sha256"].as_str()), (Some(true), Some(shipped.as_str())));
-    let q = quote(app, &t.token).await;
+    let q = app.merchant_quote(&t.token).await;
     assert_eq!((q["fee"].as_str(), q["policySha256"].as_str()), (Some("3.95"), Some(example.as_str())));
     let again = rollback(app, json!({"kind": "fee", "tenantId": t.id})).await;
     assert_eq!(error_code(again).await, "PIX-0023", "a removed binding has nothing left to roll back");
@@ -313,15 +302,15 @@ async fn rolling_back_a_first_activation_removes_the_binding_and_falls_back(app:
     // Default binding → shipped component.
     let removed: Value = rollback(app, json!({"kind": "fee"})).await.json().await.unwrap();
     assert_eq!(removed["removed"], true);
-    let q = quote(app, &t.token).await;
+    let q = app.merchant_quote(&t.token).await;
     assert_eq!((q["fee"].as_str(), q["policySha256"].as_str()), (Some("4.95"), Some(shipped.as_str())));
     assert_eq!(q["feeAccount"], "@fees_revenue", "the tenant's params went with its binding");
 
     // Activating after a removal is a first activation again; the history keeps every step.
     assert_eq!(activate(app, &example, json!({"kind": "fee", "tenantId": t.id})).await.status(), 200);
-    assert_eq!(quote(app, &t.token).await["fee"], "3.95");
+    assert_eq!(app.merchant_quote(&t.token).await["fee"], "3.95");
     assert_eq!(rollback(app, json!({"kind": "fee", "tenantId": t.id})).await.status(), 200);
-    assert_eq!(quote(app, &t.token).await["fee"], "4.95");
+    assert_eq!(app.merchant_quote(&t.token).await["fee"], "4.95");
     let history: Value = app
         .request(Method::GET, &format!("/v1/admin/policy-bindings?kind=fee&tenantId={}", t.id), &app.admin_token)
         .send()
@@ -345,7 +334,7 @@ async fn rolling_back_a_first_activation_removes_the_binding_and_falls_back(app:
 /// components are activated in turn; every answer must be one of the two components' answers.
 async fn quotes_never_fail_while_activations_alternate(app: &TestApp) {
     let t = app.tenant("acme").await;
-    let shipped = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+    let shipped = app.merchant_quote(&t.token).await["policySha256"].as_str().unwrap().to_owned();
     let example = upload(app, "example-institution.wasm", "fee").await.json::<Value>().await.unwrap()["sha256"]
         .as_str()
         .unwrap()

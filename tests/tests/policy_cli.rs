@@ -3,7 +3,6 @@
 
 use pix_e2e::{TestApp, api_tests, shipped_policies};
 use pix_server::policy_cli::{self, PolicyCliError};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 api_tests!(
@@ -42,17 +41,6 @@ async fn cli_json(app: &TestApp, words: &[&str]) -> Value {
     words.push("--json");
     let out = cli(Some(app), &words).await.unwrap_or_else(|e| panic!("{words:?}: {e}"));
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{words:?} printed non-JSON ({e}): {out}"))
-}
-
-async fn quote(app: &TestApp, token: &str) -> Value {
-    let response = app
-        .request(Method::POST, "/v1/fees/quote", token)
-        .json(&json!({"operation": "CASH_IN", "amount": "500.00", "payeeType": "LEGAL", "accountSegment": "merchant"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +84,7 @@ async fn validate_accepts_a_conforming_component_and_names_what_is_wrong_with_ho
 async fn upload_list_activate_and_rollback_drive_the_tenants_fee(app: &TestApp) {
     let t = app.tenant("acme").await;
     let tenant = t.id.to_string();
-    let shipped = quote(app, &t.token).await["policySha256"].as_str().unwrap().to_owned();
+    let shipped = app.merchant_quote(&t.token).await["policySha256"].as_str().unwrap().to_owned();
 
     // A new component is stored; a shipped one is already there (registered at start).
     let out = cli(Some(app), &["upload", &file("hostile/hostile-counter.wasm"), "--kind", "fee"]).await.unwrap();
@@ -121,7 +109,7 @@ async fn upload_list_activate_and_rollback_drive_the_tenants_fee(app: &TestApp) 
     )
     .await;
     assert_eq!(both["binding"]["sha256"], example.as_str());
-    assert_eq!(quote(app, &t.token).await["fee"], "3.95", "the example institution charges merchants 0.79%");
+    assert_eq!(app.merchant_quote(&t.token).await["fee"], "3.95", "the example institution charges merchants 0.79%");
     let out = cli(
         Some(app),
         &["activate", &shipped, "--kind", "fee", "--tenant", &tenant, "--params", r#"{"fee-account": "@tarifas"}"#],
@@ -129,17 +117,17 @@ async fn upload_list_activate_and_rollback_drive_the_tenants_fee(app: &TestApp) 
     .await
     .unwrap();
     assert!(out.starts_with(&format!("activated for fee of tenant {tenant}: {shipped}")), "{out}");
-    assert_eq!(quote(app, &t.token).await["feeAccount"], "@tarifas");
+    assert_eq!(app.merchant_quote(&t.token).await["feeAccount"], "@tarifas");
     let list = cli_json(app, &["list", "--kind", "fee", "--tenant", &tenant]).await;
     assert_eq!(list["bindings"]["fee"]["sha256"], shipped.as_str());
 
     // Roll back to the example, then past the first activation: the binding goes away.
     let out = cli(Some(app), &["rollback", "--kind", "fee", "--tenant", &tenant]).await.unwrap();
     assert!(out.contains(&format!("now {example}")), "{out}");
-    assert_eq!(quote(app, &t.token).await["fee"], "3.95");
+    assert_eq!(app.merchant_quote(&t.token).await["fee"], "3.95");
     let out = cli(Some(app), &["rollback", "--kind", "fee", "--tenant", &tenant]).await.unwrap();
     assert!(out.contains("first activation") && out.contains("falls back"), "{out}");
-    let q = quote(app, &t.token).await;
+    let q = app.merchant_quote(&t.token).await;
     assert_eq!((q["fee"].as_str(), q["policySha256"].as_str()), (Some("4.95"), Some(shipped.as_str())));
     let err = cli(Some(app), &["rollback", "--kind", "fee", "--tenant", &tenant]).await.expect_err("nothing left");
     assert_eq!(err.code(), Some("PIX-0023"), "{err}");
@@ -155,7 +143,7 @@ async fn shadow_report_and_replay_compare_a_candidate(app: &TestApp) {
     let out = cli(Some(app), &["shadow", &example, "--kind", "fee", "--tenant", &tenant]).await.unwrap();
     assert!(out.starts_with("shadow running: "), "{out}");
     for _ in 0..3 {
-        assert_eq!(quote(app, &t.token).await["fee"], "4.95", "the shadow never changes the answer");
+        assert_eq!(app.merchant_quote(&t.token).await["fee"], "4.95", "the shadow never changes the answer");
     }
     let report = cli_json(app, &["shadow", "--report", "--kind", "fee", "--tenant", &tenant]).await;
     assert_eq!((report["compared"].as_u64(), report["disagreed"].as_u64()), (Some(3), Some(3)), "{report}");
@@ -165,7 +153,7 @@ async fn shadow_report_and_replay_compare_a_candidate(app: &TestApp) {
     assert!(text.contains(r#""fee":395"#) && text.contains(r#""fee":495"#), "both answers are shown: {text}");
     let out = cli(Some(app), &["shadow", "--clear", "--kind", "fee", "--tenant", &tenant]).await.unwrap();
     assert!(out.starts_with("shadow stopped"), "{out}");
-    quote(app, &t.token).await;
+    app.merchant_quote(&t.token).await;
     let after = cli_json(app, &["shadow", "--report", "--kind", "fee", "--tenant", &tenant, "--last", "1"]).await;
     assert_eq!(after["compared"], 0, "no shadow after --clear: {after}");
     let again = cli(Some(app), &["shadow", "--clear", "--kind", "fee", "--tenant", &tenant]).await.expect_err("none");
@@ -272,7 +260,7 @@ async fn recorded_decisions_become_fixtures_that_pin_todays_fees(app: &TestApp) 
     let t = app.tenant("acme").await;
     let tenant = t.id.to_string();
     for _ in 0..3 {
-        assert_eq!(quote(app, &t.token).await["fee"], "4.95");
+        assert_eq!(app.merchant_quote(&t.token).await["fee"], "4.95");
     }
     let dir = tempfile::tempdir().unwrap();
     let pinned = dir.path().join("today.toml").display().to_string();

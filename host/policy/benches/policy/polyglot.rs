@@ -31,6 +31,30 @@ struct Row {
     limits: String,
 }
 
+impl Row {
+    /// A component's row: its fresh and reused decisions, and what `instances` measured.
+    fn guest(
+        kind: PolicyKind,
+        guest: &'static str,
+        policy: &LoadedPolicy,
+        fresh: Stats,
+        reused: Stats,
+        (instantiate, linear, private, fuel): (Stats, usize, Option<usize>, (u64, u64)),
+    ) -> Row {
+        Row {
+            kind,
+            guest,
+            fresh,
+            reused: Some(reused),
+            instantiate: Some(instantiate),
+            linear_bytes: Some(linear),
+            private_bytes: private,
+            fuel: Some(fuel),
+            limits: limits_text(policy),
+        }
+    }
+}
+
 fn polyglot_dir(root: &Path) -> PathBuf {
     std::env::var_os("PIX_POLYGLOT_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target/polyglot"))
 }
@@ -150,20 +174,10 @@ pub fn run(engine: &PolicyEngine, root: &Path, shipped: &[(String, LoadedPolicy)
         let reused = measure(PolicyKind::Fee, "reused", n, |i| {
             black_box(session.decide_fee(black_box(&fee_inputs[i % fee_inputs.len()])).ok());
         });
-        let (instantiate, linear, private, fuel) = instances(engine, &p, n, |s| {
+        let figures = instances(engine, &p, n, |s| {
             s.decide_fee(&fee_inputs[0]).expect("decides");
         });
-        rows.push(Row {
-            kind: PolicyKind::Fee,
-            guest,
-            fresh,
-            reused: Some(reused),
-            instantiate: Some(instantiate),
-            linear_bytes: Some(linear),
-            private_bytes: private,
-            fuel: Some(fuel),
-            limits: limits_text(&p),
-        });
+        rows.push(Row::guest(PolicyKind::Fee, guest, &p, fresh, reused, figures));
     }
 
     let fraud_inputs: Vec<FraudInput> = pix_policy::fixtures::fraud_triage().into_iter().map(|(_, i)| i).collect();
@@ -186,20 +200,10 @@ pub fn run(engine: &PolicyEngine, root: &Path, shipped: &[(String, LoadedPolicy)
         let reused = measure(PolicyKind::FraudTriage, "reused", n, |i| {
             black_box(session.decide_fraud_triage(black_box(&fraud_inputs[i % fraud_inputs.len()])).ok());
         });
-        let (instantiate, linear, private, fuel) = instances(engine, &p, n, |s| {
+        let figures = instances(engine, &p, n, |s| {
             s.decide_fraud_triage(&fraud_inputs[0]).expect("decides");
         });
-        rows.push(Row {
-            kind: PolicyKind::FraudTriage,
-            guest,
-            fresh,
-            reused: Some(reused),
-            instantiate: Some(instantiate),
-            linear_bytes: Some(linear),
-            private_bytes: private,
-            fuel: Some(fuel),
-            limits: limits_text(&p),
-        });
+        rows.push(Row::guest(PolicyKind::FraudTriage, guest, &p, fresh, reused, figures));
     }
     if let Err(e) = write_report(&root.join("bench"), &rows, n, load_seconds, &load_before) {
         eprintln!("cannot write the polyglot report: {e}");
