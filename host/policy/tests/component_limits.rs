@@ -56,11 +56,17 @@ fn fuel_and_memory_are_the_components_own() {
 
 #[test]
 fn the_deadline_is_the_components_own() {
-    let engine =
-        PolicyEngine::new(PolicyLimits { max_concurrent_instances: 8, ..PolicyLimits::default() }).expect("engine");
+    // The fuel budget is far beyond the deadline (100 G fuel is seconds of compute), so only the
+    // deadline can stop the loop, even when a loaded machine delays the epoch ticker's thread
+    // (CI once saw 100 M fuel run out before a starved ticker reached 5 ticks).
+    let engine = PolicyEngine::new(PolicyLimits {
+        max_concurrent_instances: 8,
+        max_fuel: 100_000_000_000,
+        ..PolicyLimits::default()
+    })
+    .expect("engine");
     let limits = ComponentLimits { fuel: Some(engine.limits().max_fuel), deadline_ms: Some(5), memory_mib: None };
     let lp = engine.load_with(&common::wasm("hostile/hostile-loop.wasm"), limits).expect("loads");
-    // 100 M fuel is ≥ 15 ms of compute even at 7 G fuel/s: the 5 ms deadline fires first.
     assert_eq!(engine.decide_fee(&lp, &hostile()), Err(PolicyError::Deadline { millis: 5 }));
 }
 
