@@ -89,11 +89,22 @@ impl TestApp {
     }
 
     /// The host with `config` as given: no outbound allowlist unless it sets one (SSRF tests).
-    pub async fn start_with(db: TestStore, mut config: Config) -> TestApp {
+    pub async fn start_with(db: TestStore, config: Config) -> TestApp {
+        Self::start_with_upstreams(db, config, |_| {}).await
+    }
+
+    /// The host with `config`, its clients of the simulators adjusted by `upstreams` (timeouts,
+    /// retries, circuit breakers).
+    pub async fn start_with_upstreams(
+        db: TestStore,
+        mut config: Config,
+        upstreams: impl FnOnce(&mut pix_server::config::IntegrationsConfig),
+    ) -> TestApp {
         // Starts at the real time: the simulators sign webhooks with the wall clock.
         let clock = Arc::new(ManualClock::new(Utc::now()));
         config.btg_webhook.hmac_secret = Some(WEBHOOK_SECRET.into());
-        let sandbox = start_sandbox(42, None, WEBHOOK_SECRET).await.expect("simulators start");
+        let mut sandbox = start_sandbox(42, None, WEBHOOK_SECRET).await.expect("simulators start");
+        upstreams(&mut sandbox.integrations);
         let policies = PolicyRuntime::with_default_limits(db.store.clone(), clock.clone(), &shipped_policies())
             .await
             .expect("shipped policies load");

@@ -11,6 +11,7 @@ use pix_core::pix_key::PixKey;
 use pix_e2e::bank::Bank;
 use pix_e2e::{TestApp, api_tests, error_code};
 use pix_sandbox::{FaultKind, FaultTarget, QrChargeKind, QrChargeRequest};
+use pix_server::config::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -787,4 +788,45 @@ async fn an_idempotency_key_reused_with_another_account_is_refused(app: &TestApp
         .unwrap();
     assert_eq!(other.status(), 422);
     assert_eq!(error_code(other).await, "IDEMPOTENCY_KEY_REUSE");
+}
+
+/// CRM stays down for more job retries than a job's attempt budget while its circuit breaker is
+/// open: the cash-in waits for CRM instead of going dead, and is credited once CRM is back
+/// (simulation seed 6576, where the simulated clock ran retries faster than the breaker cooled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cash_in_waits_out_a_crm_outage_longer_than_its_attempt_budget() {
+    let cooldown = Duration::from_secs(5);
+    let app = TestApp::start_with_upstreams(pix_store::testing::TestStore::sqlite().await, Config::default(), |u| {
+        u.crm.http.breaker.cooldown_ms = cooldown.as_millis() as u64;
+    })
+    .await;
+    let bank = Bank::with_inbound_worker_only(&app).await;
+    let acme = bank.balance("@acme").0;
+    bank.fault(FaultTarget::Crm, "/", None, FaultKind::Status { status: 503 }, None);
+    let started = std::time::Instant::now();
+    let pix = bank.send_pix_to("@acme", "345.67");
+    // The webhook is stored (signed on the wall clock, so before the test clock moves).
+    let inbound = pix_store::inbound::INBOUND_QUEUE;
+    for _ in 0..100 {
+        if app.db.store.queue_counts(inbound).await.unwrap() != Default::default() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Fifteen retries fall due (each past the 15-minute backoff cap) well within one cooldown:
+    // the first runs call CRM and open its breaker, the rest are short-circuited.
+    for _ in 0..15 {
+        app.clock.advance(chrono::Duration::minutes(16));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert!(started.elapsed() < cooldown, "the rounds must fit in one cooldown: {:?}", started.elapsed());
+    let jobs = app.db.store.queue_counts(inbound).await.unwrap();
+    assert_eq!((jobs.ready + jobs.running, jobs.dead, jobs.done), (1, 0, 0), "the cash-in is still waiting: {jobs:?}");
+
+    app.sandbox.handle.clear_faults();
+    tokio::time::sleep(cooldown).await;
+    app.clock.advance(chrono::Duration::minutes(16));
+    let t = bank.wait_cash_in("@acme", pix["endToEndId"].as_str().unwrap()).await;
+    assert_eq!(t["status"], "COMPLETED");
+    assert_eq!(bank.balance("@acme").0, acme + 34_225, "credited once, net of the fee");
 }

@@ -46,6 +46,12 @@ impl AppError {
         move |source| AppError::Upstream { what, source }
     }
 
+    /// An upstream's circuit breaker refused the call: nothing was sent, so the step has not
+    /// been tried yet.
+    pub fn is_short_circuit(&self) -> bool {
+        matches!(self, AppError::Upstream { source: IntegrationError::CircuitOpen { .. }, .. })
+    }
+
     /// Retrying cannot change the answer.
     pub fn is_permanent(&self) -> bool {
         matches!(

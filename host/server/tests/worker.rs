@@ -1,5 +1,6 @@
-//! The job worker: retries with backoff, dead-letters what keeps failing, never loses a job, and
-//! stops a handler that runs past its timeout.
+//! The job worker: retries with backoff, dead-letters what keeps failing, never loses a job,
+//! defers without spending attempts while an upstream's circuit is open, and stops a handler
+//! that runs past its timeout.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,21 @@ impl JobHandler for Flaky {
         Box::pin(async move {
             let n = self.attempts.fetch_add(1, Ordering::SeqCst);
             if n < self.failures { Err(JobError::Retry(format!("upstream 503 #{n}"))) } else { Ok(()) }
+        })
+    }
+}
+
+/// Finds its upstream's circuit open `short_circuits` times (no call made), then succeeds.
+struct BehindOpenCircuit {
+    short_circuits: usize,
+    attempts: AtomicUsize,
+}
+
+impl JobHandler for BehindOpenCircuit {
+    fn handle<'a>(&'a self, _job: &'a Job) -> JobFuture<'a> {
+        Box::pin(async move {
+            let n = self.attempts.fetch_add(1, Ordering::SeqCst);
+            if n < self.short_circuits { Err(JobError::Deferred(format!("circuit open #{n}"))) } else { Ok(()) }
         })
     }
 }
@@ -73,11 +89,19 @@ async fn check(db: TestStore) {
         .unwrap()
         .unwrap();
     let orphan = db.enqueue_job(&NewJob::new("q", "unknown-kind", serde_json::json!({})), now).await.unwrap().unwrap();
+    // An outage that outlasts the attempt budget: short-circuited runs do not spend it.
+    let waiting = Arc::new(BehindOpenCircuit { short_circuits: 6, attempts: AtomicUsize::new(0) });
+    let waits = db
+        .enqueue_job(&NewJob::new("q", "waiting", serde_json::json!({})).with_max_attempts(2), now)
+        .await
+        .unwrap()
+        .unwrap();
 
     let shutdown = CancellationToken::new();
     let worker = Worker::new(db.store.clone(), Arc::new(SystemClock), "q", config)
         .handle("flaky", flaky.clone())
-        .handle("hopeless", hopeless.clone());
+        .handle("hopeless", hopeless.clone())
+        .handle("waiting", waiting.clone());
     let running = tokio::spawn(worker.run(shutdown.clone(), Duration::from_secs(5)));
 
     let done = wait_for(&db, recovers, JobStatus::Done).await;
@@ -88,6 +112,10 @@ async fn check(db: TestStore) {
     assert!(dead.last_error.unwrap().contains("upstream 503"));
     let orphan = wait_for(&db, orphan, JobStatus::Dead).await;
     assert!(orphan.last_error.unwrap().contains("no handler"), "unknown kinds are dead-lettered, not dropped");
+    let waited = wait_for(&db, waits, JobStatus::Done).await;
+    assert_eq!(waiting.attempts.load(Ordering::SeqCst), 7, "six deferrals past a budget of two, then success");
+    assert_eq!(waited.attempts, 1, "only the run that called spent an attempt");
+    assert_eq!(waited.last_error.as_deref(), Some("circuit open #5"));
     shutdown.cancel();
     running.await.unwrap();
 }

@@ -298,6 +298,35 @@ impl Store {
         status.as_deref().map(JobStatus::parse).transpose()
     }
 
+    /// Gives a claimed job back, ready at `run_at`, without spending the attempt its claim
+    /// counted (the handler could not try: an upstream's circuit was open). `false` means the
+    /// claim was lost.
+    pub async fn defer_job(
+        &self,
+        id: i64,
+        worker: &str,
+        reason: &str,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let deferred = on_pool!(self.db(), pool => {
+            sqlx::query(
+                "UPDATE jobs SET status = 'ready', attempts = attempts - 1, run_at = $4, last_error = $3,
+                    locked_by = NULL, locked_until = NULL, updated_at = $5
+                 WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+            )
+            .bind(id)
+            .bind(worker)
+            .bind(reason)
+            .bind(run_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(deferred == 1)
+    }
+
     /// Puts a dead job back in the queue with a fresh attempt budget (operator action).
     pub async fn requeue_dead_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
         let done = on_pool!(self.db(), pool => {
