@@ -47,9 +47,12 @@ impl AppError {
     }
 
     /// An upstream's circuit breaker refused the call: nothing was sent, so the step has not
-    /// been tried yet.
-    pub fn is_short_circuit(&self) -> bool {
-        matches!(self, AppError::Upstream { source: IntegrationError::CircuitOpen { .. }, .. })
+    /// been tried yet; it may be tried after the returned wait.
+    pub fn short_circuited(&self) -> Option<std::time::Duration> {
+        match self {
+            AppError::Upstream { source: IntegrationError::CircuitOpen { retry_after, .. }, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 
     /// Retrying cannot change the answer.

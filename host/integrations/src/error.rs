@@ -48,10 +48,13 @@ pub enum IntegrationError {
         message: String,
     },
     /// The circuit breaker for this upstream is open; no call was made.
-    #[error("{upstream} circuit open; calls are short-circuited until the cooldown ends")]
+    #[error("{upstream} circuit open; calls are short-circuited for {retry_after:?}")]
     CircuitOpen {
         /// The upstream.
         upstream: Upstream,
+        /// When a call may be admitted again: the rest of the cooldown, or while another call
+        /// probes the upstream, a short wait for its outcome.
+        retry_after: std::time::Duration,
     },
     /// The entity does not exist upstream (HTTP 404).
     #[error("{upstream}: not found ({code}): {message}")]
@@ -127,7 +130,7 @@ impl IntegrationError {
         match self {
             IntegrationError::Timeout { upstream, .. }
             | IntegrationError::Unavailable { upstream, .. }
-            | IntegrationError::CircuitOpen { upstream }
+            | IntegrationError::CircuitOpen { upstream, .. }
             | IntegrationError::NotFound { upstream, .. }
             | IntegrationError::Conflict { upstream, .. }
             | IntegrationError::InFlight { upstream }

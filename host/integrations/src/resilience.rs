@@ -19,6 +19,9 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+/// How long a call refused while another probes should wait: a probe ends within one call.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 enum Inner {
     Closed { failures: u32 },
@@ -88,13 +91,16 @@ impl CircuitBreaker {
         match *inner {
             Inner::Closed { .. } => Ok(Permit { probe: false }),
             Inner::Open { until } if Instant::now() < until => {
-                Err(IntegrationError::CircuitOpen { upstream: self.upstream })
+                Err(IntegrationError::CircuitOpen { upstream: self.upstream, retry_after: until - Instant::now() })
             }
             Inner::Open { .. } => {
                 *inner = Inner::HalfOpen { probing: true, successes: 0 };
                 Ok(Permit { probe: true })
             }
-            Inner::HalfOpen { probing: true, .. } => Err(IntegrationError::CircuitOpen { upstream: self.upstream }),
+            Inner::HalfOpen { probing: true, .. } => Err(IntegrationError::CircuitOpen {
+                upstream: self.upstream,
+                retry_after: Duration::from_millis(self.config.cooldown_ms).min(PROBE_WAIT),
+            }),
             Inner::HalfOpen { probing: false, successes } => {
                 *inner = Inner::HalfOpen { probing: true, successes };
                 Ok(Permit { probe: true })
@@ -164,11 +170,21 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed);
         b.record(b.acquire().unwrap(), true);
         assert_eq!(b.state(), BreakerState::Open);
-        assert!(matches!(b.acquire(), Err(IntegrationError::CircuitOpen { .. })));
+        // A refused call is told how much of the cooldown is left.
+        match b.acquire() {
+            Err(IntegrationError::CircuitOpen { retry_after, .. }) => {
+                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_millis(30), "{retry_after:?}")
+            }
+            other => panic!("expected a short circuit, got {other:?}"),
+        }
         std::thread::sleep(Duration::from_millis(40));
         let probe = b.acquire().unwrap();
-        // Only one probe at a time while half-open.
-        assert!(b.acquire().is_err());
+        // Only one probe at a time while half-open; the others wait for its outcome, at most a
+        // cooldown.
+        assert!(matches!(
+            b.acquire(),
+            Err(IntegrationError::CircuitOpen { retry_after, .. }) if retry_after == Duration::from_millis(30)
+        ));
         b.record(probe, false);
         assert_eq!(b.state(), BreakerState::Closed);
     }

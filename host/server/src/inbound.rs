@@ -242,7 +242,7 @@ impl InboundDispatcher {
             }
             Some(handler) => match handler.handle(&event).await {
                 Ok(()) => (InboundStatus::Processed, None, Ok(())),
-                Err(e @ (JobError::Retry(_) | JobError::Deferred(_))) => return Err(e),
+                Err(e @ (JobError::Retry(_) | JobError::Deferred { .. })) => return Err(e),
                 Err(JobError::Permanent(e)) => (InboundStatus::Failed, Some(e.clone()), Err(JobError::Permanent(e))),
             },
         };

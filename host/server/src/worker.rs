@@ -30,8 +30,8 @@ pub enum JobError {
     /// Try again later without spending an attempt: an upstream's circuit breaker refused the
     /// call, so nothing was tried. A long outage makes jobs wait for the upstream instead of
     /// dying; the breaker's probes, which do call, still count.
-    #[error("deferred: {0}")]
-    Deferred(String),
+    #[error("deferred for {retry_after:?}: {reason}")]
+    Deferred { reason: String, retry_after: Duration },
     /// Retrying cannot help (bad payload, business rejection).
     #[error("permanent: {0}")]
     Permanent(String),
@@ -43,8 +43,8 @@ impl From<pix_app::AppError> for JobError {
     fn from(e: pix_app::AppError) -> JobError {
         if e.is_permanent() {
             JobError::Permanent(e.to_string())
-        } else if e.is_short_circuit() {
-            JobError::Deferred(e.to_string())
+        } else if let Some(retry_after) = e.short_circuited() {
+            JobError::Deferred { reason: e.to_string(), retry_after }
         } else {
             JobError::Retry(e.to_string())
         }
@@ -136,12 +136,18 @@ impl Worker {
         let result = match &outcome {
             Ok(()) => self.store.complete_job(job.id, &self.id, now).await.map(|ok| ok.then_some("done")),
             Err(JobError::Retry(e)) => {
-                let retry_at = self.retry_at(&job, now);
+                let base = Duration::from_millis(self.config.retry_base_ms);
+                let cap = Duration::from_millis(self.config.retry_cap_ms);
+                let delay = retry_delay(job.attempts, base, cap, &mut rand::rng());
+                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                 self.store.fail_job(job.id, &self.id, e, Some(retry_at), now).await.map(|s| s.map(status_label))
             }
-            Err(JobError::Deferred(e)) => {
-                let retry_at = self.retry_at(&job, now);
-                self.store.defer_job(job.id, &self.id, e, retry_at, now).await.map(|ok| ok.then_some("deferred"))
+            Err(JobError::Deferred { reason, retry_after }) => {
+                // Jittered up to half again, so the jobs an outage held back do not all come
+                // back at the instant the breaker lets one probe through.
+                let delay = retry_after.mul_f64(1.0 + rand::random::<f64>() / 2.0);
+                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                self.store.defer_job(job.id, &self.id, reason, retry_at, now).await.map(|ok| ok.then_some("deferred"))
             }
             Err(JobError::Permanent(e)) => {
                 self.store.fail_job(job.id, &self.id, e, None, now).await.map(|s| s.map(status_label))
@@ -160,14 +166,6 @@ impl Worker {
         }
         metrics::counter!("jobs_processed_total", "queue" => self.queue.clone(), "kind" => job.kind.clone(), "outcome" => label)
             .increment(1);
-    }
-
-    /// When a failed attempt runs again: exponential in the attempts spent, with jitter.
-    fn retry_at(&self, job: &Job, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
-        let base = Duration::from_millis(self.config.retry_base_ms);
-        let cap = Duration::from_millis(self.config.retry_cap_ms);
-        let delay = retry_delay(job.attempts, base, cap, &mut rand::rng());
-        now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
     }
 
     /// The handler's outcome, or a retryable failure once `job_timeout_ms` passes. The timeout is

@@ -41,7 +41,11 @@ impl JobHandler for BehindOpenCircuit {
     fn handle<'a>(&'a self, _job: &'a Job) -> JobFuture<'a> {
         Box::pin(async move {
             let n = self.attempts.fetch_add(1, Ordering::SeqCst);
-            if n < self.short_circuits { Err(JobError::Deferred(format!("circuit open #{n}"))) } else { Ok(()) }
+            if n < self.short_circuits {
+                Err(JobError::Deferred { reason: format!("circuit open #{n}"), retry_after: Duration::from_millis(5) })
+            } else {
+                Ok(())
+            }
         })
     }
 }
