@@ -16,36 +16,32 @@ use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Fails `failures` times with a retryable error, then succeeds; counts every attempt.
+/// Fails `failures` times with `error(n)`, then succeeds; counts every attempt.
 struct Flaky {
     failures: usize,
+    error: fn(usize) -> JobError,
     attempts: AtomicUsize,
+}
+
+impl Flaky {
+    /// An upstream answering 503: each run spends an attempt.
+    fn upstream_503(failures: usize) -> Arc<Flaky> {
+        Arc::new(Flaky { failures, error: |n| JobError::Retry(format!("upstream 503 #{n}")), attempts: 0.into() })
+    }
+
+    /// An upstream whose circuit is open: nothing is called, so no attempt is spent.
+    fn behind_open_circuit(failures: usize) -> Arc<Flaky> {
+        let error =
+            |n| JobError::Deferred { reason: format!("circuit open #{n}"), retry_after: Duration::from_millis(5) };
+        Arc::new(Flaky { failures, error, attempts: 0.into() })
+    }
 }
 
 impl JobHandler for Flaky {
     fn handle<'a>(&'a self, _job: &'a Job) -> JobFuture<'a> {
         Box::pin(async move {
             let n = self.attempts.fetch_add(1, Ordering::SeqCst);
-            if n < self.failures { Err(JobError::Retry(format!("upstream 503 #{n}"))) } else { Ok(()) }
-        })
-    }
-}
-
-/// Finds its upstream's circuit open `short_circuits` times (no call made), then succeeds.
-struct BehindOpenCircuit {
-    short_circuits: usize,
-    attempts: AtomicUsize,
-}
-
-impl JobHandler for BehindOpenCircuit {
-    fn handle<'a>(&'a self, _job: &'a Job) -> JobFuture<'a> {
-        Box::pin(async move {
-            let n = self.attempts.fetch_add(1, Ordering::SeqCst);
-            if n < self.short_circuits {
-                Err(JobError::Deferred { reason: format!("circuit open #{n}"), retry_after: Duration::from_millis(5) })
-            } else {
-                Ok(())
-            }
+            if n < self.failures { Err((self.error)(n)) } else { Ok(()) }
         })
     }
 }
@@ -83,8 +79,8 @@ async fn check(db: TestStore) {
     config.poll_interval_ms = 10;
     config.retry_base_ms = 10;
     config.retry_cap_ms = 40;
-    let flaky = Arc::new(Flaky { failures: 3, attempts: AtomicUsize::new(0) });
-    let hopeless = Arc::new(Flaky { failures: usize::MAX, attempts: AtomicUsize::new(0) });
+    let flaky = Flaky::upstream_503(3);
+    let hopeless = Flaky::upstream_503(usize::MAX);
     let now = chrono::Utc::now();
     let recovers = db.enqueue_job(&NewJob::new("q", "flaky", serde_json::json!({})), now).await.unwrap().unwrap();
     let dies = db
@@ -94,7 +90,7 @@ async fn check(db: TestStore) {
         .unwrap();
     let orphan = db.enqueue_job(&NewJob::new("q", "unknown-kind", serde_json::json!({})), now).await.unwrap().unwrap();
     // An outage that outlasts the attempt budget: short-circuited runs do not spend it.
-    let waiting = Arc::new(BehindOpenCircuit { short_circuits: 6, attempts: AtomicUsize::new(0) });
+    let waiting = Flaky::behind_open_circuit(6);
     let waits = db
         .enqueue_job(&NewJob::new("q", "waiting", serde_json::json!({})).with_max_attempts(2), now)
         .await
