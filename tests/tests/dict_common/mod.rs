@@ -197,13 +197,13 @@ pub async fn settled_cash_out(dx: &Dx) -> String {
     processed["endToEndId"].as_str().unwrap().to_owned()
 }
 
-/// Polls `check` every 20 ms for up to 6 s.
+/// Polls `check` every 20 ms for up to 20 s (a loaded 2-core CI machine once needed more than 6).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..300 {
+    for _ in 0..1000 {
         if check().await {
             return;
         }
