@@ -1,7 +1,8 @@
 //! Intra-PSP transfers end to end: KEY, QR_CODE and MANUAL cash-outs between two accounts of the
 //! institution settle internally (both Midaz legs, both events, nothing at BTG), refusals revert
 //! the debit, the signed endpoint settles once, a lost debit answer loses nothing, a revert
-//! Midaz refuses is an incident, and unblock drives stuck ones from the local records.
+//! Midaz refuses is an incident, unblock drives stuck ones from the local records, and a refund
+//! whose cash-out is not concluded yet waits for it.
 
 use std::time::Duration;
 
@@ -9,9 +10,11 @@ use pix_core::brcode::BrCode;
 use pix_core::clock::Clock;
 use pix_core::money::Money;
 use pix_core::pix_key::PixKey;
+use pix_core::transfer::{CashoutState, TransferState};
 use pix_e2e::bank::Bank;
 use pix_e2e::{TestApp, api_tests, error_code};
 use pix_sandbox::{FaultKind, FaultTarget};
+use pix_store::transfers::save_transfer;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -26,6 +29,7 @@ api_tests!(
     unblock_drives_a_stuck_intra_psp_cash_out_from_local_records,
     an_intra_psp_refund_returns_the_money_internally,
     unblock_drives_a_stuck_intra_psp_refund_from_local_records,
+    a_refund_before_its_cash_out_concluded_waits_and_loses_nothing,
 );
 
 // ------------------------------------------------------------------------------- harness
@@ -425,4 +429,49 @@ async fn unblock_drives_a_stuck_intra_psp_refund_from_local_records(app: &TestAp
     assert_eq!(bank.balance("@maria").0, maria + 500);
     let again = bank.call(Method::POST, &format!("{path}/unblock"), "@joao").send().await.unwrap();
     assert_eq!((again.status().as_u16(), error_code(again).await), (422, "PIX-0445".into()));
+}
+
+async fn a_refund_before_its_cash_out_concluded_waits_and_loses_nothing(app: &TestApp) {
+    // No workers: every step runs when the test unblocks it.
+    let tenant = app.tenant("Banco Exemplo").await;
+    let bank = Bank { app, tenant };
+    let processed =
+        send(&bank, "@maria", json!({"type": "MANUAL", "amount": "30.00", "destination": joao(&bank)})).await;
+    let unblock = |path: String, alias: &'static str| bank.call(Method::POST, &format!("{path}/unblock"), alias).send();
+    assert_eq!(unblock(transfer_path(&processed), "@maria").await.unwrap().status(), 200);
+    // The host crashed after the internal cash-in was credited and before the cash-out was
+    // concluded: its record is still DELIVERING, while João already sees the money.
+    let id = processed["id"].as_str().unwrap().parse().unwrap();
+    let mut cash_out = app.state.store.transfer(bank.tenant.id, id).await.unwrap().unwrap();
+    let TransferState::Cashout(CashoutState::Settled { hold }) = cash_out.state.clone() else { panic!("settled") };
+    cash_out.state = TransferState::Cashout(CashoutState::Delivering { debit: hold });
+    cash_out.completed_at = None;
+    let mut tx = app.state.store.begin().await.unwrap();
+    assert!(save_transfer(&mut tx, &cash_out).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(bank.get_json(&transfer_path(&processed), "@maria").await["status"], "PROCESSING");
+
+    let cash_in = cash_in_of(&bank, "@joao", &processed).await;
+    assert_eq!(cash_in["status"], "COMPLETED");
+    let (maria, joao_before) = (bank.balance("@maria").0, bank.balance("@joao").0);
+    let created: Value = refund(&bank, "@joao", &cash_in, json!({"amount": "5.00"})).await.json().await.unwrap();
+    assert_eq!(created["status"], "PROCESSING", "debited and queued: {created}");
+    let path = format!("/v1/refunds/{}", created["id"].as_str().unwrap());
+    // Were the return taken as "credited to nobody", the debit would be reverted; any answer
+    // about that revert is lost (as if the host died), so a retry would find the refund as it is.
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::TimeoutAfterEffect, Some(1));
+    bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::Status { status: 503 }, Some(50));
+    let early = unblock(path.clone(), "@joao").await.unwrap();
+    assert_eq!((early.status().as_u16(), error_code(early).await), (502, "PIX-0021".into()), "not known yet");
+    app.sandbox.handle.clear_faults();
+    assert_eq!(bank.get_json(&path, "@joao").await["status"], "PROCESSING", "it waits for the cash-out");
+    assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria, joao_before - 500), "still debited");
+    assert!(app.state.store.unmatched_returns(10).await.unwrap().is_empty(), "the return is not given up");
+
+    // The cash-out concludes; the refund then returns the money once.
+    let concluded: Value = unblock(transfer_path(&processed), "@maria").await.unwrap().json().await.unwrap();
+    assert_eq!(concluded["transfer"]["status"], "COMPLETED", "{concluded}");
+    let settled: Value = unblock(path.clone(), "@joao").await.unwrap().json().await.unwrap();
+    assert_eq!(settled["refund"]["status"], "COMPLETED", "{settled}");
+    assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria + 500, joao_before - 500));
 }

@@ -14,10 +14,13 @@ const JOBS: usize = 6;
 /// Seeds that found a defect, kept after its fix: 16 (settling before a held BTG webhook
 /// arrived), 4130 (a cash-out released on a wrong BTG 404 stayed FAILED after BTG paid it),
 /// 878, 5432, 7411, 8761, 9520 (an operator's `allowNotFoundUnblock` on a payment BTG had; the
-/// re-debit incident it leads to is the documented outcome, see docs/reliability.md), and 6576
+/// re-debit incident it leads to is the documented outcome, see docs/reliability.md), 6576
 /// (inbound jobs spent their attempts on CRM's open circuit and went dead; timing-dependent, so
-/// `transfers::a_cash_in_waits_out_a_crm_outage_longer_than_its_attempt_budget` pins it).
-const REGRESSION_SEEDS: [u64; 8] = [16, 878, 4130, 5432, 6576, 7411, 8761, 9520];
+/// `transfers::a_cash_in_waits_out_a_crm_outage_longer_than_its_attempt_budget` pins it), and
+/// 6480 (an intra-PSP refund of a cash-in whose cash-out was not concluded reverted its debit
+/// and was credited on a retry; also timing-dependent, pinned by
+/// `intra_psp::a_refund_before_its_cash_out_concluded_waits_and_loses_nothing`).
+const REGRESSION_SEEDS: [u64; 9] = [16, 878, 4130, 5432, 6480, 6576, 7411, 8761, 9520];
 
 async fn run(seeds: Vec<u64>, backend: Backend) -> Summary {
     let sim = Arc::new(Simulation::new().expect("the policy engine starts"));

@@ -2,7 +2,8 @@
 //! returned (part of) one of our cash-outs, money recovered through MED included. The original
 //! payer's account is credited from `@external/BRL`, once per return EndToEndId. A return whose
 //! original is not a completed cash-out of this tenant (unknown, another institution's, or more
-//! than was sent) is recorded for operators and credited to nobody.
+//! than was sent) is recorded for operators and credited to nobody; one whose original has no
+//! final outcome yet waits for it (the caller retries).
 
 use pix_core::ids::new_id;
 use pix_core::refund::{IncomingRefund, RefundOperation, RefundReason, RefundState, SplitSource};
@@ -31,14 +32,23 @@ pub async fn receive(app: &App, tenant: &Tenant, reversal: &Reversal) -> AppResu
         return Ok(());
     }
     let now = app.clock.now();
-    let original = app
-        .store
-        .transfer_by_end_to_end_id(tenant.id, Direction::Cashout, &reversal.original_end_to_end_id)
-        .await?
-        .filter(|t| matches!(t.state, TransferState::Cashout(CashoutState::Settled { .. })));
+    let original =
+        app.store.transfer_by_end_to_end_id(tenant.id, Direction::Cashout, &reversal.original_end_to_end_id).await?;
     let amount = reversal.amount.centavos();
-    let Some(original) = original else {
-        return unmatched(app, tenant, reversal, "the original is not a completed cash-out of this institution").await;
+    let original = match original {
+        // Its outcome is not recorded yet (BTG's verdict not applied, or an intra-PSP cash-out
+        // whose internal cash-in is credited but not concluded): decide once it is. A decision
+        // taken now could differ from a retry's, and an intra-PSP refund reverts its debit on
+        // "credited to nobody".
+        Some(t) if !t.is_final() => {
+            return Err(AppError::Unknown(format!("the original cash-out {} has no final outcome yet", t.id)));
+        }
+        // Only a pending cash-out becomes COMPLETED, so "not completed" below is for good.
+        Some(t) if matches!(t.state, TransferState::Cashout(CashoutState::Settled { .. })) => t,
+        _ => {
+            return unmatched(app, tenant, reversal, "the original is not a completed cash-out of this institution")
+                .await;
+        }
     };
     let Some(alias) = original.details.ledger_alias.clone() else {
         return unmatched(app, tenant, reversal, "the original cash-out has no ledger account").await;

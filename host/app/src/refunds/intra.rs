@@ -125,7 +125,8 @@ pub async fn settle(app: &App, tenant: &Tenant, refund_id: Uuid) -> AppResult<Re
             }
             Some(_) => return Err(AppError::Unknown(format!("the return of refund {} is not credited yet", r.id))),
             None => {
-                // The original payer's side did not take it (kept for operators): give it back.
+                // The original payer's side did not take it (kept for operators), for good: a
+                // return waits while the original cash-out is pending. Give the debit back.
                 clients
                     .ledger
                     .revert(&hold.0, &ledger_key(format!("refund-revert-{}", r.id)))
