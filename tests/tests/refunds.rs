@@ -1,7 +1,8 @@
 //! Refunds end to end over HTTP against the simulators: returning a received Pix in full and in
 //! parts, concurrent refunds of one transfer, distributed refunds (the spec's Cappta example to
-//! the centavo), the refund-split policy, every validation code, returns we receive, unblock in
-//! each BTG state, and lost BTG answers and webhooks finished by the sweeper.
+//! the centavo), the refund-split policy, every validation code, returns we receive (one before
+//! its cash-out's verdict included), unblock in each BTG state, and lost BTG answers and webhooks
+//! finished by the sweeper.
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ api_tests!(
     refunds_are_listed_filtered_and_scoped,
     a_return_we_receive_is_credited_once_under_redelivery,
     a_return_of_an_unknown_original_is_kept_for_operators,
+    a_return_before_its_cash_out_s_verdict_waits_for_it,
     unblock_settles_a_refund_from_each_btg_state,
     unblock_aborts_when_btg_s_record_diverges,
     unblock_of_a_reversal_btg_does_not_know,
@@ -442,6 +444,42 @@ async fn a_return_of_an_unknown_original_is_kept_for_operators(app: &TestApp) {
     assert!(listed.iter().all(|u| u["tenantId"] == json!(bank.tenant.id.to_string())));
     assert_eq!(bank.balance("@maria").0, before, "credited to nobody");
     assert_eq!(bank.get_json("/v1/refunds?type=CASHIN", "@maria").await["total"], 0);
+}
+
+async fn a_return_before_its_cash_out_s_verdict_waits_for_it(app: &TestApp) {
+    let bank = Bank::open(app).await;
+    // The simulator never settles amounts ending in .66: BTG's webhooks are ours to send.
+    let processed = bank.pay("@maria", "20.66").await;
+    let (id, e2e) = (processed["id"].as_str().unwrap(), processed["endToEndId"].clone());
+    bank.wait_transfer("@maria", id, "PROCESSING").await;
+    let before = bank.balance("@maria").0;
+    // Reordered webhooks: the return arrives before the payment's confirmation.
+    let return_id = "D12345678202612061200inflight000";
+    let reversal = json!({"id": "btg-r1", "returnEndToEndId": return_id, "originalEndToEndId": e2e, "amount": "5.00",
+        "reason": "MD06", "status": "CONFIRMED", "settledAt": chrono::Utc::now()});
+    bank.post_btg_event("PIX_REVERSAL_INBOUND", reversal).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let path = format!("/v1/refunds?type=CASHIN&end_to_end={return_id}");
+    assert_eq!(bank.get_json(&path, "@maria").await["total"], 0, "not recorded while the cash-out is in flight");
+    assert!(app.state.store.unmatched_returns(10).await.unwrap().is_empty(), "and not given up either");
+    assert_eq!(bank.balance("@maria").0, before);
+
+    let confirmed = json!({"id": "btg-1", "endToEndId": e2e, "status": "CONFIRMED", "amount": "20.66",
+        "settledAt": chrono::Utc::now()});
+    bank.post_btg_event("PIX_PAYMENT", confirmed).await;
+    bank.wait_transfer("@maria", id, "COMPLETED").await;
+    // The return's job comes back on its retry schedule: let the clock run it.
+    let mut page = Value::Null;
+    for _ in 0..100 {
+        app.clock.advance(chrono::Duration::seconds(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = bank.get_json(&path, "@maria").await;
+        if page["items"][0]["status"] == "COMPLETED" {
+            break;
+        }
+    }
+    assert_eq!((&page["total"], &page["items"][0]["status"]), (&json!(1), &json!("COMPLETED")), "{page}");
+    assert_eq!(bank.balance("@maria").0, before + 500, "credited once");
 }
 
 // --------------------------------------------------------------------------- unblock
