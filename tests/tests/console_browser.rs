@@ -91,8 +91,18 @@ async fn text(b: &Client, css: &str) -> String {
     b.wait().for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
 }
 
+/// Clicks the form button at `css` and waits for the page it loads: an element found right after
+/// the click could still be the old page's and go stale while it is read.
 async fn click(b: &Client, css: &str) {
+    let old_page = b.find(Locator::Css("html")).await.unwrap();
     b.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    for _ in 0..200 {
+        match old_page.tag_name().await {
+            Err(e) if e.is_stale_element_reference() => return,
+            _ => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    panic!("{css}: no page loaded within 5 s");
 }
 
 async fn sign_in(b: &Client, app: &TestApp, token: &str) {
