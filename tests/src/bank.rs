@@ -172,16 +172,22 @@ impl<'a> Bank<'a> {
     /// Advances the host clock past the sweeper's thresholds (61 s at a time) until `path` (a GET
     /// returning an object with `status`) reads `status`.
     pub async fn sweep_until(&self, path: &str, alias: &str, status: &str) -> Value {
+        self.sweep_until_it(path, alias, |v| v["status"] == status).await
+    }
+
+    /// Advances the host clock 61 s at a time (past the sweeper's thresholds and the jobs' retry
+    /// delays) until the GET of `path` satisfies `done`.
+    pub async fn sweep_until_it(&self, path: &str, alias: &str, done: impl Fn(&Value) -> bool) -> Value {
         let mut last = Value::Null;
         for _ in 0..40 {
             self.app.clock.advance(chrono::Duration::seconds(61));
             tokio::time::sleep(Duration::from_millis(100)).await;
             last = self.get_json(path, alias).await;
-            if last["status"] == status {
+            if done(&last) {
                 return last;
             }
         }
-        panic!("{path} never reached {status}: {last}");
+        panic!("{path} never got there: {last}");
     }
 
     /// What the simulated BTG holds (payments, reversals, DICT).

@@ -94,6 +94,11 @@ async fn reported(bank: &Bank<'_>, e2e: &str, rows: usize) -> Vec<Value> {
     panic!("{e2e} not reported and confirmed: {listed:?}");
 }
 
+/// `POST {path}/unblock` as `alias`, `path` being a transfer's or a refund's.
+async fn unblock(bank: &Bank<'_>, path: &str, alias: &str) -> reqwest::Response {
+    bank.call(Method::POST, &format!("{path}/unblock"), alias).send().await.unwrap()
+}
+
 async fn never_at_btg(bank: &Bank<'_>, t: &Value) {
     let state = bank.btg_state().await;
     let at_btg = state["payments"].as_array().unwrap().iter().any(|p| p["endToEndId"] == t["endToEndId"]);
@@ -341,14 +346,14 @@ async fn unblock_drives_a_stuck_intra_psp_cash_out_from_local_records(app: &Test
     assert_eq!(processed["status"], "PROCESSING");
     assert_eq!(bank.balance("@maria").0, maria - 250, "debited");
     assert_eq!(bank.balance("@joao").0, joao_before, "not credited yet");
-    let path = format!("{}/unblock", transfer_path(&processed));
-    let response = bank.call(Method::POST, &path, "@maria").send().await.unwrap();
+    let path = transfer_path(&processed);
+    let response = unblock(&bank, &path, "@maria").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["transfer"]["status"], "COMPLETED", "{body}");
     assert!(body["btgStatus"].is_null(), "BTG has no part in it");
     assert_eq!(bank.balance("@joao").0, joao_before + 250);
-    let again = bank.call(Method::POST, &path, "@maria").send().await.unwrap();
+    let again = unblock(&bank, &path, "@maria").await;
     assert_eq!((again.status().as_u16(), error_code(again).await), (422, "PIX-0417".into()), "final now");
 }
 
@@ -413,21 +418,20 @@ async fn unblock_drives_a_stuck_intra_psp_refund_from_local_records(app: &TestAp
     let bank = Bank { app, tenant };
     let processed =
         send(&bank, "@maria", json!({"type": "MANUAL", "amount": "30.00", "destination": joao(&bank)})).await;
-    let unblock = |path: String| bank.call(Method::POST, &format!("{path}/unblock"), "@maria").send();
-    assert_eq!(unblock(transfer_path(&processed)).await.unwrap().status(), 200);
+    assert_eq!(unblock(&bank, &transfer_path(&processed), "@maria").await.status(), 200);
     let cash_in = cash_in_of(&bank, "@joao", &processed).await;
     let maria = bank.balance("@maria").0;
     let created: Value = refund(&bank, "@joao", &cash_in, json!({"amount": "5.00"})).await.json().await.unwrap();
     assert_eq!(created["status"], "PROCESSING", "debited and queued: {created}");
     assert_eq!(bank.balance("@maria").0, maria, "not returned yet");
     let path = format!("/v1/refunds/{}", created["id"].as_str().unwrap());
-    let unblocked = bank.call(Method::POST, &format!("{path}/unblock"), "@joao").send().await.unwrap();
+    let unblocked = unblock(&bank, &path, "@joao").await;
     assert_eq!(unblocked.status(), 200);
     let body: Value = unblocked.json().await.unwrap();
     assert!(body["btgStatus"].is_null(), "{body}");
     assert_eq!(body["refund"]["status"], "COMPLETED", "{body}");
     assert_eq!(bank.balance("@maria").0, maria + 500);
-    let again = bank.call(Method::POST, &format!("{path}/unblock"), "@joao").send().await.unwrap();
+    let again = unblock(&bank, &path, "@joao").await;
     assert_eq!((again.status().as_u16(), error_code(again).await), (422, "PIX-0445".into()));
 }
 
@@ -437,8 +441,7 @@ async fn a_refund_before_its_cash_out_concluded_waits_and_loses_nothing(app: &Te
     let bank = Bank { app, tenant };
     let processed =
         send(&bank, "@maria", json!({"type": "MANUAL", "amount": "30.00", "destination": joao(&bank)})).await;
-    let unblock = |path: String, alias: &'static str| bank.call(Method::POST, &format!("{path}/unblock"), alias).send();
-    assert_eq!(unblock(transfer_path(&processed), "@maria").await.unwrap().status(), 200);
+    assert_eq!(unblock(&bank, &transfer_path(&processed), "@maria").await.status(), 200);
     // The host crashed after the internal cash-in was credited and before the cash-out was
     // concluded: its record is still DELIVERING, while João already sees the money.
     let id = processed["id"].as_str().unwrap().parse().unwrap();
@@ -461,7 +464,7 @@ async fn a_refund_before_its_cash_out_concluded_waits_and_loses_nothing(app: &Te
     // about that revert is lost (as if the host died), so a retry would find the refund as it is.
     bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::TimeoutAfterEffect, Some(1));
     bank.fault(FaultTarget::Midaz, "/v1/organizations", Some("POST"), FaultKind::Status { status: 503 }, Some(50));
-    let early = unblock(path.clone(), "@joao").await.unwrap();
+    let early = unblock(&bank, &path, "@joao").await;
     assert_eq!((early.status().as_u16(), error_code(early).await), (502, "PIX-0021".into()), "not known yet");
     app.sandbox.handle.clear_faults();
     assert_eq!(bank.get_json(&path, "@joao").await["status"], "PROCESSING", "it waits for the cash-out");
@@ -469,9 +472,9 @@ async fn a_refund_before_its_cash_out_concluded_waits_and_loses_nothing(app: &Te
     assert!(app.state.store.unmatched_returns(10).await.unwrap().is_empty(), "the return is not given up");
 
     // The cash-out concludes; the refund then returns the money once.
-    let concluded: Value = unblock(transfer_path(&processed), "@maria").await.unwrap().json().await.unwrap();
+    let concluded: Value = unblock(&bank, &transfer_path(&processed), "@maria").await.json().await.unwrap();
     assert_eq!(concluded["transfer"]["status"], "COMPLETED", "{concluded}");
-    let settled: Value = unblock(path.clone(), "@joao").await.unwrap().json().await.unwrap();
+    let settled: Value = unblock(&bank, &path, "@joao").await.json().await.unwrap();
     assert_eq!(settled["refund"]["status"], "COMPLETED", "{settled}");
     assert_eq!((bank.balance("@maria").0, bank.balance("@joao").0), (maria + 500, joao_before - 500));
 }

@@ -469,15 +469,7 @@ async fn a_return_before_its_cash_out_s_verdict_waits_for_it(app: &TestApp) {
     bank.post_btg_event("PIX_PAYMENT", confirmed).await;
     bank.wait_transfer("@maria", id, "COMPLETED").await;
     // The return's job comes back on its retry schedule: let the clock run it.
-    let mut page = Value::Null;
-    for _ in 0..100 {
-        app.clock.advance(chrono::Duration::seconds(30));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        page = bank.get_json(&path, "@maria").await;
-        if page["items"][0]["status"] == "COMPLETED" {
-            break;
-        }
-    }
+    let page = bank.sweep_until_it(&path, "@maria", |page| page["items"][0]["status"] == "COMPLETED").await;
     assert_eq!((&page["total"], &page["items"][0]["status"]), (&json!(1), &json!("COMPLETED")), "{page}");
     assert_eq!(bank.balance("@maria").0, before + 500, "credited once");
 }
